@@ -1,0 +1,5 @@
+import sys
+
+from hmore.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Benchmark helpers: tables and measurements."""

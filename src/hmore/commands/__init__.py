@@ -1,0 +1,1 @@
+"""Subcommands of the ``hmore`` command line (one module each, see ``hmore.cli``)."""

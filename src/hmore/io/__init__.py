@@ -1,0 +1,1 @@
+"""Reading and writing: video, keypoint files, BVH motion capture, atomic file output."""

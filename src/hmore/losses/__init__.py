@@ -1,0 +1,1 @@
+"""Losses, each in its own module."""

@@ -1,0 +1,1 @@
+"""Metrics, each in its own module."""

@@ -1,0 +1,1 @@
+"""H-MoRe world/local flow models."""

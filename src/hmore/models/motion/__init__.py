@@ -1,0 +1,1 @@
+"""Skeleton motion encoders (DSTformer) and their heads."""

@@ -1,0 +1,1 @@
+"""Pose and person-mask priors from video, tracking, boundaries."""

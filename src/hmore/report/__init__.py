@@ -1,0 +1,1 @@
+"""Reports and pictures: flow colours, overlays, previews, HTML."""
