@@ -1,0 +1,137 @@
+"""Optical flow as colour: the Middlebury colour wheel (Baker et al., "A Database and Evaluation Methodology for
+Optical Flow", ICCV 2007), the coding that flow papers and tools (RAFT, torchvision, H-MoRe) show.
+
+Direction is hue, magnitude is saturation: zero flow is white, flow at the normalising magnitude is the fully
+saturated wheel colour. With the image convention x right / y down, flow (+1, 0) (to the right) is red, (-1, 0)
+cyan-blue, (0, +1) (down) orange-yellow, (0, -1) blue-violet. The 55 hues are interpolated evenly around the circle.
+Every frame of a video should share one magnitude scale: pass ``max_mag`` computed once with
+:func:`robust_max_magnitude` over the whole clip (or give the whole clip at once).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Number of hues between the six primary and secondary colours of the wheel, chosen by Baker et al. to make the
+# perceived colour change roughly even (red-yellow, yellow-green, green-cyan, cyan-blue, blue-magenta, magenta-red).
+_SEGMENTS: tuple[int, ...] = (15, 6, 4, 11, 13, 6)
+# The channel that ramps up (+) or down (-) in each segment, the others held at their start value.
+_SEGMENT_START: tuple[tuple[int, int, int], ...] = (
+    (255, 0, 0),  # red -> yellow: G rises
+    (255, 255, 0),  # yellow -> green: R falls
+    (0, 255, 0),  # green -> cyan: B rises
+    (0, 255, 255),  # cyan -> blue: G falls
+    (0, 0, 255),  # blue -> magenta: R rises
+    (255, 0, 255),  # magenta -> red: B falls
+)
+_SEGMENT_RAMP: tuple[tuple[int, int], ...] = ((1, +1), (0, -1), (2, +1), (1, -1), (0, +1), (2, -1))
+
+NUM_HUES = sum(_SEGMENTS)  # 55
+
+
+def wheel_colors() -> np.ndarray:
+    """The 55 hues of the Middlebury wheel, in order of increasing angle index: ``(55, 3)`` float64 in [0, 255].
+
+    Index 0 is pure red (the colour of flow pointing along +x); the hues run red, yellow, green, cyan, blue, magenta.
+    """
+    rows = []
+    for n, start, (channel, sign) in zip(_SEGMENTS, _SEGMENT_START, _SEGMENT_RAMP):
+        seg = np.tile(np.asarray(start, dtype=np.float64), (n, 1))  # (n, 3)
+        ramp = np.floor(255.0 * np.arange(n) / n)
+        seg[:, channel] = ramp if sign > 0 else 255.0 - ramp
+        rows.append(seg)
+    return np.concatenate(rows, axis=0)
+
+
+def robust_max_magnitude(flow: np.ndarray, *, percentile: float = 99.0, floor: float = 1e-6) -> float:
+    """A robust normalising magnitude for colour coding: the ``percentile`` of finite flow magnitudes.
+
+    Args:
+        flow: ``(..., 2)`` flow (x, y) in pixels; any leading axes (a whole clip ``(T, H, W, 2)`` gives one scale
+            shared by all its frames). NaN and inf vectors are ignored.
+        percentile: which percentile of the magnitudes; 99 keeps a few outliers from washing out the picture.
+        floor: the smallest value returned (all-zero or all-NaN flow gives ``floor``), so dividing by it is safe.
+
+    Returns:
+        The magnitude in pixels that maps to full saturation.
+    """
+    flow = np.asarray(flow)
+    if flow.ndim < 1 or flow.shape[-1] != 2:
+        raise ValueError(f"flow must have shape (..., 2), got {flow.shape}")
+    mag = np.hypot(flow[..., 0], flow[..., 1]).ravel()
+    mag = mag[np.isfinite(mag)]
+    if mag.size == 0:
+        return float(floor)
+    return float(max(np.percentile(mag, percentile), floor))
+
+
+def flow_to_color(
+    flow: np.ndarray,
+    *,
+    max_mag: float | None = None,
+    percentile: float = 99.0,
+    nan_color: tuple[int, int, int] = (0, 0, 0),
+) -> np.ndarray:
+    """Colour-code a flow field with the Middlebury wheel.
+
+    Args:
+        flow: ``(H, W, 2)`` flow (x right, y down) in pixels, or ``(T, H, W, 2)`` for a clip (one shared scale).
+        max_mag: the magnitude in pixels shown fully saturated; longer vectors are clipped to it. None: the
+            ``percentile`` of this field's finite magnitudes (:func:`robust_max_magnitude`). For a video give the same
+            value to every frame.
+        percentile: used when ``max_mag`` is None.
+        nan_color: RGB colour of pixels whose flow is NaN or inf (black by default; zero flow is white).
+
+    Returns:
+        ``flow.shape[:-1] + (3,)`` uint8 RGB.
+    """
+    flow = np.asarray(flow)
+    if flow.ndim not in (3, 4) or flow.shape[-1] != 2:
+        raise ValueError(f"flow must have shape (H, W, 2) or (T, H, W, 2), got {flow.shape}")
+    if max_mag is None:
+        max_mag = robust_max_magnitude(flow, percentile=percentile)
+    if not np.isfinite(max_mag) or max_mag <= 0:
+        raise ValueError(f"max_mag must be a positive finite number, got {max_mag}")
+    u = flow[..., 0].astype(np.float64)
+    v = flow[..., 1].astype(np.float64)
+    bad = ~(np.isfinite(u) & np.isfinite(v))
+    u = np.where(bad, 0.0, u)
+    v = np.where(bad, 0.0, v)
+
+    rad = np.minimum(np.hypot(u, v) / max_mag, 1.0)  # (..., H, W) saturation in [0, 1]
+    # Angle measured so that +x maps to wheel index 0 (red) and the index grows clockwise on screen (y down):
+    # +y (down) lands a quarter of the way round, in the red-yellow segment, -x half way, in cyan-blue.
+    frac = np.mod(np.arctan2(v, u), 2.0 * np.pi) / (2.0 * np.pi) * NUM_HUES  # (..., H, W) in [0, 55)
+    k0 = np.floor(frac).astype(np.int64) % NUM_HUES
+    k1 = (k0 + 1) % NUM_HUES
+    f = (frac - np.floor(frac))[..., None]  # (..., H, W, 1) interpolation weight
+    wheel = wheel_colors() / 255.0  # (55, 3)
+    hue = (1.0 - f) * wheel[k0] + f * wheel[k1]  # (..., H, W, 3) in [0, 1]
+    col = 1.0 - rad[..., None] * (1.0 - hue)  # white at rad 0, the hue at rad 1
+    out = np.floor(255.0 * col + 0.5).clip(0, 255).astype(np.uint8)
+    out[bad] = np.asarray(nan_color, dtype=np.uint8)
+    return out
+
+
+def color_wheel(size: int = 128, *, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """The legend: a disc whose pixel at offset (dx, dy) from the centre shows the colour of flow (dx, dy).
+
+    The rim is the colour of flow at the normalising magnitude (``max_mag``), the centre is zero flow.
+
+    Args:
+        size: side of the square image in pixels (at least 8).
+        background: RGB outside the disc.
+
+    Returns:
+        ``(size, size, 3)`` uint8 RGB.
+    """
+    if size < 8:
+        raise ValueError(f"color_wheel size must be at least 8 pixels, got {size}")
+    c = (size - 1) / 2.0
+    r = c - 0.5  # a half-pixel margin keeps the rim inside the image
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)  # (size, size) pixel centres, y down
+    flow = np.stack([(xx - c) / r, (yy - c) / r], axis=-1)  # (size, size, 2)
+    img = flow_to_color(flow, max_mag=1.0)
+    outside = np.hypot(flow[..., 0], flow[..., 1]) > 1.0
+    img[outside] = np.asarray(background, dtype=np.uint8)
+    return img
