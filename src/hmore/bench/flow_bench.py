@@ -1,0 +1,812 @@
+"""``hmore bench flow``: every flow method on the same frame pairs, every metric, one table, one report.
+
+Pipeline: clips (:func:`generated_clips` for ``synth-heldout`` / ``robustness`` sets, :func:`real_clips` for videos)
+-> :func:`run_flow_bench` (each method's forward flow on the first
+``pairs`` consecutive pairs of every clip, one shared DIS forward-backward occlusion check per pair; the metrics of
+:mod:`hmore.metrics.flow`) -> :func:`measure_cost`
+(pairs/s and peak memory per method at 128x96, 256x192 and 512x384) -> :func:`write_outputs` (``results.json``,
+``report.html`` with bar charts, robustness curves and thumbnails).
+
+``results.json`` holds no NaN: a value that cannot be computed is ``null`` and the metric entry says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from hmore.bench.flow_methods import FlowMethod, MethodFlow, MethodUnavailable, create_method
+from hmore.errors import InputError, UsageError
+from hmore.metrics import flow as fm
+
+log = logging.getLogger(__name__)
+
+GENERATED_SETS = ("synth-heldout", "robustness", "robustness:overlap", "robustness:background",
+                  "robustness:clothing", "robustness:small")
+COST_SIZES = ((96, 128), (192, 256), (384, 512))  # (H, W): 128x96, 256x192, 512x384
+MIN_PRIOR_FRAMES = 8  # hmore.priors drops tracks shorter than 3 frames: look at a few more frames than the pairs
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A column of the benchmark.
+
+    Attributes:
+        name: key in ``results.json``.
+        label: short column title.
+        description: what it measures, with its unit.
+        higher_is_better: the direction of "better".
+        ground_truth: needs ground-truth flow (generated clips only).
+    """
+
+    name: str
+    label: str
+    description: str
+    higher_is_better: bool = False
+    ground_truth: bool = False
+
+
+METRICS: tuple[MetricInfo, ...] = (
+    MetricInfo("epe_mask", "EPE in masks", "end-point error inside the person masks (px)", ground_truth=True),
+    MetricInfo("local_epe", "local EPE", "local-flow error inside masks, local = flow - v_s (px); methods without a "
+               "subject network use each subject's median flow as v_s", ground_truth=True),
+    MetricInfo("leakage", "leakage", "mean |flow| outside masks dilated by 5 px / mean |flow| inside (0 = none)"),
+    MetricInfo("leakage_px", "bg |flow|", "mean |flow| outside masks dilated by 5 px (px)"),
+    MetricInfo("photo_l1", "photo L1", "L1 between frame t and frame t+1 warped back, in masks, occlusions "
+               "removed (intensity 0-1)"),
+    MetricInfo("photo_census", "census", "census (7x7) Hamming distance after warping, in masks (fraction of bits)"),
+    MetricInfo("photo_ssim", "1-SSIM", "(1 - SSIM) / 2 after warping, in masks"),
+    MetricInfo("skeleton", "skeleton ok", "share of body pixels whose flow is within 15 deg and 0.8-1.2x of the "
+               "nearest bone point's displacement", higher_is_better=True),
+    MetricInfo("chamfer", "chamfer", "exact symmetric Chamfer distance flow edges <-> person boundary (px)"),
+    MetricInfo("stability", "stability", "change of the subject-compensated flow between consecutive pairs (px)"),
+)
+METRIC_NAMES = tuple(m.name for m in METRICS)
+
+
+# ---- clips ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchClip:
+    """Frames with masks (and pose, and ground truth when generated) for ``pairs`` consecutive pairs.
+
+    Attributes:
+        name: unique clip name.
+        set_name: ``real``, ``synth-heldout`` or a robustness set.
+        level: level label inside the set; level_value: its number for curves.
+        frames: (N+1, H, W, 3) uint8 RGB.
+        masks: (N+1, H, W) uint8 subject labels (zeros when no person prior exists).
+        kp2d: (N+1, P, 17, 3) COCO-17 x, y, confidence in the frames' pixels, or None.
+        flow: (N, H, W, 2) ground-truth flow, or None.
+        subject_velocity: (N, P, 2) ground-truth v_s, or None.
+        notes: why parts are missing (no priors, ...).
+    """
+
+    name: str
+    set_name: str
+    level: str
+    level_value: float
+    frames: np.ndarray
+    masks: np.ndarray
+    kp2d: np.ndarray | None = None
+    flow: np.ndarray | None = None
+    subject_velocity: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def num_pairs(self) -> int:
+        return int(self.frames.shape[0]) - 1
+
+
+def generated_clips(name: str = "synth-heldout", *, clips: int = 2, pairs: int = 2, size: tuple[int, int] = (192, 256),
+                    progress: bool | None = None) -> list[BenchClip]:
+    """Render a generated held-out set (see :mod:`hmore.bench.robustness`) with ``pairs`` pairs per clip."""
+    from hmore.bench.robustness import iter_set
+
+    if pairs < 1:
+        raise UsageError(f"pairs must be >= 1, got {pairs}")
+    specs = list(iter_set(name, clips=clips, size=size))
+    out = []
+    for spec in tqdm(specs, desc="render", unit="clip", disable=not _show(progress), leave=False):
+        c = spec.render(num_frames=pairs + 1)
+        out.append(BenchClip(name=spec.name, set_name=spec.set_name, level=spec.level, level_value=spec.level_value,
+                             frames=c.frames, masks=c.masks, kp2d=c.kp2d, flow=c.flow,
+                             subject_velocity=c.subject_velocity))
+    return out
+
+
+def _priors_file(video: Path) -> Path | None:
+    cands = [video.with_name(video.name + ".priors.npz"), video.with_name(video.stem + ".priors.npz"),
+             video.parent / video.stem / "priors.npz"]
+    if video.is_dir():
+        cands.insert(0, video / "priors.npz")
+    for cand in cands:
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _priors_for(video: Path, frames: np.ndarray, *, priors_side: int,
+                start: int = 0) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(masks (T, H, W), kp2d (T, P, 17, 3) or None, note) for the T frames of ``video`` from ``start``."""
+    import cv2
+
+    from hmore.priors.pipeline import extract_priors, load_priors
+
+    t, h, w = frames.shape[:3]
+    path = _priors_file(video)
+    try:
+        if path is not None:
+            pri = load_priors(path)
+            note = f"priors from {path.name}"
+        else:
+            from hmore.priors.pose import create_estimator
+
+            pri = extract_priors(video, estimator=create_estimator("mediapipe"), max_side=priors_side,
+                                 start=start, end=start + max(t, MIN_PRIOR_FRAMES), progress=False)
+            note = f"priors from hmore.priors ({pri.backend})"
+    except (ImportError, InputError, OSError, RuntimeError) as exc:
+        log.warning("%s: no person priors (%s): metrics that need masks or pose are null", video.name, exc)
+        return np.zeros((t, h, w), np.uint8), None, f"no priors: {exc}"
+    rows = {int(f): i for i, f in enumerate(pri.frame_index)}
+    masks = np.zeros((t, h, w), np.uint8)
+    kp = np.zeros((t, pri.num_people, 17, 3), np.float32)
+    sx, sy = w / pri.size[0], h / pri.size[1]
+    for k in range(t):
+        r = rows.get(start + k)
+        if r is None:
+            continue
+        masks[k] = cv2.resize(pri.masks[r], (w, h), interpolation=cv2.INTER_NEAREST)
+        kp[k] = pri.kp2d[r]
+        kp[k, :, :, 0] *= sx
+        kp[k, :, :, 1] *= sy
+        kp[k, ~pri.valid[r], :, 2] = 0.0  # a person not tracked in this frame has no usable joints
+    return masks, kp, note
+
+
+def real_clips(path: str | Path, *, pairs: int = 4, max_side: int = 256, priors_side: int = 640,
+               start: int = 0) -> list[BenchClip]:
+    """Clips from a video, a folder of videos, or an image folder (images as one sequence), no ground truth.
+
+    Person masks and keypoints come from ``<video>.priors.npz`` / ``<stem>.priors.npz`` / ``<stem>/priors.npz``
+    beside the video, or ``priors.npz`` inside an image folder (``hmore priors`` output), or else from
+    :mod:`hmore.priors` (MediaPipe) on the frames used; without either the metrics that need them are null.
+
+    Args:
+        path: video file, image folder, or folder holding videos (and possibly images).
+        pairs: consecutive pairs per clip (from frame ``start``).
+        max_side: frames are scaled so their longer side is at most this.
+        priors_side: longer side at which hmore.priors looks for people (small people need more pixels); its
+            masks and keypoints are then scaled to the frames.
+        start: first frame.
+    """
+    from hmore.io.video import VIDEO_SUFFIXES, find_videos, iter_frames, list_images
+
+    if pairs < 1:
+        raise UsageError(f"pairs must be >= 1, got {pairs}")
+    root = Path(path)
+    if not root.exists():
+        raise InputError(f"no such file or folder: {root}")
+    sources: list[Path] = []
+    if root.is_dir():
+        sources = find_videos(root, recursive=False)
+        if len(list_images(root)) >= 2:
+            sources.append(root)
+    elif root.suffix.lower() in VIDEO_SUFFIXES:
+        sources = [root]
+    if not sources:
+        raise InputError(f"{root}: no video or image sequence found")
+    out = []
+    for src in sources:
+        frames = np.stack(list(iter_frames(src, start=start, end=start + pairs + 1, max_side=max_side)))
+        if len(frames) < 2:
+            log.warning("%s: fewer than 2 frames, skipped", src)
+            continue
+        masks, kp, note = _priors_for(src, frames, priors_side=max(priors_side, max_side), start=start)
+        name = f"{src.name} (image sequence)" if src.is_dir() else src.name
+        out.append(BenchClip(name=name, set_name="real", level=name, level_value=float(len(out)),
+                             frames=frames, masks=masks, kp2d=kp, notes=(note,)))
+    if not out:
+        raise InputError(f"{root}: no clip with at least 2 frames")
+    return out
+
+
+# ---- running ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MethodSpec:
+    """A method to benchmark, or the reason it cannot run."""
+
+    spec: str
+    method: FlowMethod | None
+    reason: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.method.name if self.method is not None else self.spec.partition("=")[0]
+
+
+def build_methods(specs: Sequence[str], *, weights: str | None = None, device: str = "cpu") -> list[MethodSpec]:
+    """Create each method; methods that cannot run here (no weights) are kept with their reason."""
+    out = []
+    for s in specs:
+        try:
+            out.append(MethodSpec(spec=s, method=create_method(s, weights=weights, device=device)))
+        except MethodUnavailable as exc:
+            log.warning("method %s unavailable: %s", s, exc)
+            out.append(MethodSpec(spec=s, method=None, reason=str(exc)))
+    names = [m.name for m in out]
+    if len(set(names)) != len(names):
+        raise UsageError(f"methods given twice: {', '.join(sorted({n for n in names if names.count(n) > 1}))}")
+    return out
+
+
+def _pair_metrics(clip: BenchClip, t: int, out: MethodFlow, backward: np.ndarray | None,
+                  occluded: np.ndarray | None = None) -> dict[str, float]:
+    """Every per-pair metric of one method's flow (nan where undefined)."""
+    mask = clip.masks[t]
+    world = out.world
+    vals: dict[str, float] = dict.fromkeys(METRIC_NAMES, math.nan)
+    if not (mask > 0).any():
+        return vals
+    if clip.flow is not None:
+        gt = clip.flow[t]
+        vals["epe_mask"] = fm.epe(world, gt, mask)
+        if clip.subject_velocity is not None:
+            local = out.local if out.local is not None else fm.local_from_world(world, mask)
+            vals["local_epe"] = fm.local_flow_epe(local, gt, mask, clip.subject_velocity[t])
+    leak = fm.background_leakage(world, mask)
+    vals["leakage"], vals["leakage_px"] = leak.ratio, leak.outside
+    pe = fm.photometric_error(clip.frames[t], clip.frames[t + 1], world, mask, flow_backward=backward,
+                              occluded=occluded)
+    vals["photo_l1"], vals["photo_census"], vals["photo_ssim"] = pe.l1, pe.census, pe.ssim
+    if clip.kp2d is not None and clip.kp2d.shape[1] > 0:
+        vals["skeleton"] = fm.skeleton_consistency(world, mask, clip.kp2d[t], clip.kp2d[t + 1]).consistency
+    vals["chamfer"] = fm.boundary_chamfer(world, mask).chamfer
+    return vals
+
+
+@dataclass
+class BenchResults:
+    """Per-pair metric values of every method on every clip, and the cost measurements.
+
+    Attributes:
+        clips: the clips (without their arrays' ownership: kept for thumbnails).
+        methods: the method specs, in order.
+        values: method -> clip name -> metric -> list of per-pair values (nan where undefined).
+        thumbs: method -> clip name -> first pair's world flow (H, W, 2).
+        seconds: method -> seconds spent computing forward flows.
+        cost: method -> list of cost rows (see :func:`measure_cost`).
+        notes: free-form lines for the report.
+    """
+
+    clips: list[BenchClip]
+    methods: list[MethodSpec]
+    values: dict[str, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
+    thumbs: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    cost: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _show(progress: bool | None) -> bool:
+    return sys.stderr.isatty() if progress is None else bool(progress)
+
+
+OCCLUSION_MODES = ("reference", "own", "none")
+
+
+def reference_occlusions(clip: BenchClip) -> np.ndarray:
+    """(N, H, W) bool occluded pixels of each pair: the forward-backward check of OpenCV DIS (medium).
+
+    One occlusion mask per pair, shared by every method, so the photometric errors of all methods average over the
+    same pixels (a method's own check would let it drop the pixels it finds hard, e.g. DIS x mask at the boundary).
+    """
+    dis = create_method("dis")
+    out = np.zeros((clip.num_pairs, *clip.frames.shape[1:3]), bool)  # (N, H, W)
+    for t in range(clip.num_pairs):
+        a, b = clip.frames[t], clip.frames[t + 1]
+        out[t] = ~fm.forward_backward_valid(dis(a, b).world, dis(b, a).world)
+    return out
+
+
+def run_flow_bench(clips: Sequence[BenchClip], methods: Sequence[MethodSpec], *, occlusion: str = "reference",
+                   progress: bool | None = None) -> BenchResults:
+    """Run every available method on every pair of every clip and compute the metrics.
+
+    Args:
+        clips: the clips (all pairs of each are used).
+        methods: from :func:`build_methods`.
+        occlusion: how occluded pixels leave the photometric error: ``reference`` (one DIS forward-backward check
+            per pair for all methods, see :func:`reference_occlusions`), ``own`` (each method's own backward flow;
+            file methods have none and are scored without a check) or ``none``.
+        progress: progress bar (None: only on a terminal).
+
+    Returns:
+        :class:`BenchResults`.
+    """
+    if not clips:
+        raise UsageError("no clips to benchmark")
+    if occlusion not in OCCLUSION_MODES:
+        raise UsageError(f"occlusion must be one of {', '.join(OCCLUSION_MODES)}, got {occlusion!r}")
+    occluded = {c.name: reference_occlusions(c) for c in clips} if occlusion == "reference" else {}
+    res = BenchResults(clips=list(clips), methods=list(methods))
+    todo = [(m, c) for m in methods if m.method is not None for c in clips]
+    bar = tqdm(total=sum(c.num_pairs for _, c in todo), desc="bench flow", unit="pair", disable=not _show(progress))
+    for spec in methods:
+        res.values[spec.name] = {}
+        res.thumbs[spec.name] = {}
+        res.seconds[spec.name] = 0.0
+    for spec, clip in todo:
+        method = spec.method
+        assert method is not None
+        per: dict[str, list[float]] = {k: [] for k in METRIC_NAMES}
+        worlds = []
+        for t in range(clip.num_pairs):
+            a, b = clip.frames[t], clip.frames[t + 1]
+            t0 = time.perf_counter()
+            out = method(a, b, clip.masks[t])
+            res.seconds[spec.name] += time.perf_counter() - t0
+            backward = None
+            if occlusion == "own" and not method.sequential:
+                backward = method(b, a, clip.masks[t + 1]).world
+            occ = occluded[clip.name][t] if occluded else None
+            for k, v in _pair_metrics(clip, t, out, backward, occ).items():
+                per[k].append(float(v))
+            worlds.append(out.world)
+            bar.update(1)
+        per["stability"] = [fm.temporal_stability(worlds[t], worlds[t + 1], clip.masks[t])
+                            if (clip.masks[t] > 0).any() else math.nan for t in range(len(worlds) - 1)]
+        res.values[spec.name][clip.name] = per
+        res.thumbs[spec.name][clip.name] = worlds[0]
+    bar.close()
+    return res
+
+
+# ---- cost -------------------------------------------------------------------------------------------------------
+
+
+def set_threads(threads: int | None) -> dict[str, int]:
+    """Set torch's and OpenCV's CPU threads (None: leave them); returns the counts in use."""
+    import cv2
+    import torch
+
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(int(threads))
+        cv2.setNumThreads(int(threads))
+    return {"torch": int(torch.get_num_threads()), "opencv": int(cv2.getNumThreads())}
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+class _PeakRss:
+    """Samples the resident set size in a thread; ``peak - start`` is the run's peak memory increase."""
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self.interval = interval
+        self.start = self.peak = _rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes())
+            time.sleep(self.interval)
+
+    def __enter__(self) -> _PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+
+
+def measure_cost(methods: Sequence[MethodSpec], *, sizes: Sequence[tuple[int, int]] = COST_SIZES, pairs: int = 3,
+                 progress: bool | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Pairs per second and peak memory of each method's forward flow at each (H, W) size.
+
+    Frames are a generated held-out clip of that size. Per method and size: one warm-up pair, then ``pairs`` timed
+    pairs (pairs/s), then the same pairs again under ``tracemalloc`` (peak Python/numpy allocation) while a thread
+    samples the process's resident memory (peak increase over the start: covers torch and OpenCV buffers, but
+    memory the process already holds from earlier work is reused and not counted).
+
+    Returns:
+        method -> rows ``{"size": "WxH", "pairs_per_s", "peak_tracemalloc_mb", "peak_rss_increase_mb",
+        "reason"}`` (values null with a reason for unavailable or file methods).
+    """
+    from hmore.bench.robustness import bench_seed
+    from hmore.synth.clip import render_clip
+
+    out: dict[str, list[dict[str, Any]]] = {m.name: [] for m in methods}
+    for h, w in tqdm(sizes, desc="cost", unit="size", disable=not _show(progress), leave=False):
+        clip = render_clip(size=(h, w), num_frames=pairs + 1, seed=bench_seed("synth-heldout", 0), subjects=1,
+                           distractors=2)
+        for spec in methods:
+            row: dict[str, Any] = {"size": f"{w}x{h}", "pairs_per_s": None, "peak_tracemalloc_mb": None,
+                                   "peak_rss_increase_mb": None, "threads": set_threads(None), "reason": None}
+            m = spec.method
+            if m is None or m.sequential:
+                row["reason"] = spec.reason if m is None else "flow read from files: no compute to measure"
+                out[spec.name].append(row)
+                continue
+            m(clip.frames[0], clip.frames[1], clip.masks[0])  # warm-up (lazy initialisation, caches)
+            t0 = time.perf_counter()
+            for t in range(pairs):
+                m(clip.frames[t], clip.frames[t + 1], clip.masks[t])
+            row["pairs_per_s"] = pairs / max(time.perf_counter() - t0, 1e-9)
+            tracemalloc.start()
+            try:
+                with _PeakRss() as rss:
+                    for t in range(pairs):
+                        m(clip.frames[t], clip.frames[t + 1], clip.masks[t])
+                row["peak_tracemalloc_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+            finally:
+                tracemalloc.stop()
+            row["peak_rss_increase_mb"] = (rss.peak - rss.start) / 2**20
+            out[spec.name].append(row)
+    return out
+
+
+# ---- summaries --------------------------------------------------------------------------------------------------
+
+
+def _finite_mean(values: Sequence[float]) -> tuple[float | None, int]:
+    v = [x for x in values if x is not None and math.isfinite(x)]
+    return (float(np.mean(v)) if v else None), len(v)
+
+
+def _missing_reason(metric: MetricInfo, res: BenchResults, spec: MethodSpec, clips: Sequence[BenchClip]) -> str:
+    if spec.method is None:
+        return f"method unavailable: {spec.reason}"
+    if metric.ground_truth and all(c.flow is None for c in clips):
+        return "no ground-truth flow (real video)"
+    if all(not (c.masks > 0).any() for c in clips):
+        return "no person masks (no priors)"
+    if metric.name == "skeleton" and all(c.kp2d is None or c.kp2d.shape[1] == 0 for c in clips):
+        return "no pose prior"
+    if metric.name == "stability" and all(c.num_pairs < 2 for c in clips):
+        return "needs at least 2 consecutive pairs per clip"
+    if metric.name == "leakage":
+        return "undefined (no background or no person pixel, or only the background moves)"
+    if metric.name == "chamfer":
+        return "no flow edge (flow constant) or no person boundary"
+    return "no pixel could be scored (all occluded or outside the image)"
+
+
+def summarise(res: BenchResults) -> dict[str, Any]:
+    """The ``results.json`` content (JSON types only, no NaN)."""
+    from hmore import __version__
+    from hmore.bench.robustness import BENCH_SEED_BASE
+
+    methods: dict[str, Any] = {}
+    for spec in res.methods:
+        vals = res.values.get(spec.name, {})
+        entry: dict[str, Any] = {
+            "spec": spec.spec, "available": spec.method is not None, "reason": spec.reason,
+            "info": {} if spec.method is None else dict(spec.method.info),
+            "human_centric": bool(spec.method is not None and spec.method.human_centric),
+            "metrics": {}, "by_level": {}, "per_clip": {}, "cost": res.cost.get(spec.name, []),
+            "seconds_forward": res.seconds.get(spec.name),
+        }
+        for metric in METRICS:
+            allv = [x for c in vals.values() for x in c.get(metric.name, [])]
+            value, n = _finite_mean(allv)
+            entry["metrics"][metric.name] = {
+                "value": value, "n": n,
+                "reason": None if value is not None else _missing_reason(metric, res, spec, res.clips),
+            }
+        groups: dict[str, dict[str, list[BenchClip]]] = {}
+        for c in res.clips:
+            groups.setdefault(c.set_name, {}).setdefault(c.level, []).append(c)
+        for set_name, levels in groups.items():
+            entry["by_level"][set_name] = {
+                level: {m.name: _finite_mean([x for c in cl for x in vals.get(c.name, {}).get(m.name, [])])[0]
+                        for m in METRICS}
+                for level, cl in levels.items()
+            }
+        for c in res.clips:
+            entry["per_clip"][c.name] = {m.name: _finite_mean(vals.get(c.name, {}).get(m.name, []))[0]
+                                         for m in METRICS}
+        methods[spec.name] = entry
+    return _json_clean({
+        "hmore_version": __version__,
+        "seed_base": BENCH_SEED_BASE,
+        "metrics": {m.name: {"label": m.label, "description": m.description,
+                             "better": "higher" if m.higher_is_better else "lower", "ground_truth": m.ground_truth}
+                    for m in METRICS},
+        "clips": [{"name": c.name, "set": c.set_name, "level": c.level, "level_value": c.level_value,
+                   "pairs": c.num_pairs, "size": [int(c.frames.shape[1]), int(c.frames.shape[2])],
+                   "subjects": int(c.masks.max()) if c.masks.size else 0, "notes": list(c.notes)}
+                  for c in res.clips],
+        "methods": methods,
+        "notes": list(res.notes),
+    })
+
+
+def _json_clean(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_clean(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(float(obj)) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def format_table(summary: dict[str, Any], metrics: Sequence[str] | None = None) -> str:
+    """A plain-text table: one row per method, one column per metric (``-`` for null), the best marked ``*``."""
+    names = list(metrics or summary["metrics"])
+    info = summary["metrics"]
+    rows = list(summary["methods"].items())
+    best: dict[str, float] = {}
+    for m in names:
+        vals = [e["metrics"][m]["value"] for _, e in rows if e["metrics"][m]["value"] is not None]
+        if vals:
+            best[m] = max(vals) if info[m]["better"] == "higher" else min(vals)
+    header = ["method", *[info[m]["label"] for m in names]]
+    body = []
+    for name, e in rows:
+        cells = [name if e["available"] else f"{name} (unavailable)"]
+        for m in names:
+            v = e["metrics"][m]["value"]
+            cells.append("-" if v is None else f"{v:.4g}{'*' if best.get(m) == v else ''}")
+        body.append(cells)
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    out = [line, "-" * len(line)]
+    out += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in body]
+    return "\n".join(out)
+
+
+def winners(summary: dict[str, Any]) -> list[list[Any]]:
+    """Per metric: the best method(s) and value, and the next best (``-`` when fewer than two methods scored)."""
+    rows = []
+    for m, info in summary["metrics"].items():
+        vals = {n: e["metrics"][m]["value"] for n, e in summary["methods"].items()
+                if e["metrics"][m]["value"] is not None}
+        if not vals:
+            rows.append([m, "-", "-", "-", "-"])
+            continue
+        ranked = sorted(set(vals.values()), reverse=info["better"] == "higher")
+        best = [n for n, v in vals.items() if v == ranked[0]]
+        nxt = [n for n, v in vals.items() if len(ranked) > 1 and v == ranked[1]]
+        rows.append([m, ", ".join(best), round(ranked[0], 4), ", ".join(nxt) or "-",
+                     round(ranked[1], 4) if len(ranked) > 1 else "-"])
+    return rows
+
+
+def format_cost_table(summary: dict[str, Any]) -> str:
+    """pairs/s and peak memory per method and size, as text."""
+    lines = [f"{'method':<22}{'size':>9}{'pairs/s':>10}{'tracemalloc MB':>16}{'RSS+ MB':>10}"]
+    for name, e in summary["methods"].items():
+        for row in e["cost"]:
+            def f(v: float | None, fmt: str) -> str:
+                return "-" if v is None else format(v, fmt)
+
+            lines.append(f"{name:<22}{row['size']:>9}{f(row['pairs_per_s'], '.2f'):>10}"
+                         f"{f(row['peak_tracemalloc_mb'], '.1f'):>16}{f(row['peak_rss_increase_mb'], '.1f'):>10}")
+    return "\n".join(lines)
+
+
+# ---- report -----------------------------------------------------------------------------------------------------
+
+
+def _save_png(path: Path, draw: Callable[[Any], None], *, figsize: tuple[float, float]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hmore.io.atomic import atomic_path
+
+    fig = plt.figure(figsize=figsize, dpi=90)
+    try:
+        draw(fig)
+        fig.tight_layout()
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", metadata={"Software": None})
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _bar_chart(path: Path, summary: dict[str, Any]) -> Path:
+    metrics = list(summary["metrics"])
+    names = list(summary["methods"])
+    cols = 4
+    rows = math.ceil(len(metrics) / cols)
+
+    def draw(fig: Any) -> None:
+        for i, m in enumerate(metrics):
+            ax = fig.add_subplot(rows, cols, i + 1)
+            vals = [summary["methods"][n]["metrics"][m]["value"] for n in names]
+            ax.bar(range(len(names)), [0.0 if v is None else v for v in vals],
+                   color=[f"C{j}" for j in range(len(names))])
+            for j, v in enumerate(vals):
+                if v is None:
+                    ax.text(j, 0, "n/a", ha="center", va="bottom", fontsize=7)
+            ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=7)
+            better = "higher" if summary["metrics"][m]["better"] == "higher" else "lower"
+            ax.set_title(f"{summary['metrics'][m]['label']} ({better} is better)", fontsize=8)
+            ax.tick_params(axis="y", labelsize=7)
+
+    return _save_png(path, draw, figsize=(3.0 * cols, 2.6 * rows))
+
+
+def _curves(path: Path, summary: dict[str, Any], set_name: str) -> Path:
+    metrics = [m for m in summary["metrics"]
+               if any(summary["methods"][n]["by_level"].get(set_name, {}).get(lv, {}).get(m) is not None
+                      for n in summary["methods"] for lv in summary["methods"][n]["by_level"].get(set_name, {}))]
+    levels = list(dict.fromkeys(c["level"] for c in summary["clips"] if c["set"] == set_name))
+    cols = 4
+    rows = max(1, math.ceil(len(metrics) / cols))
+
+    def draw(fig: Any) -> None:
+        for i, m in enumerate(metrics):
+            ax = fig.add_subplot(rows, cols, i + 1)
+            for j, (n, e) in enumerate(summary["methods"].items()):
+                ys = [e["by_level"].get(set_name, {}).get(lv, {}).get(m) for lv in levels]
+                if all(y is None for y in ys):
+                    continue
+                ax.plot(range(len(levels)), [math.nan if y is None else y for y in ys], color=f"C{j}", label=n,
+                        marker="osd^v<>"[j % 7], linestyle=("-", "--", ":", "-.")[j % 4], markersize=4 - 0.5 * (j % 3))
+            ax.set_xticks(range(len(levels)), levels, fontsize=7, rotation=20)
+            ax.set_title(summary["metrics"][m]["label"], fontsize=8)
+            ax.tick_params(axis="y", labelsize=7)
+            if i == 0:
+                ax.legend(fontsize=6)
+
+    return _save_png(path, draw, figsize=(3.0 * cols, 2.5 * rows))
+
+
+def _thumbnail(path: Path, res: BenchResults, clip: BenchClip) -> Path | None:
+    import cv2
+
+    from hmore.io.atomic import atomic_path
+    from hmore.report.draw import hstack_panels
+    from hmore.report.flowviz import flow_to_color, robust_max_magnitude
+
+    flows = [(s.name, res.thumbs[s.name][clip.name]) for s in res.methods if clip.name in res.thumbs.get(s.name, {})]
+    if not flows:
+        return None
+    if clip.flow is not None:
+        flows.insert(0, ("ground truth", clip.flow[0]))
+    inside = clip.masks[0] > 0
+    ref = np.concatenate([f[inside] if inside.any() else f.reshape(-1, 2) for _, f in flows])
+    scale = robust_max_magnitude(ref[None], percentile=95.0, floor=0.5)
+    panels = [clip.frames[0], *[flow_to_color(f, max_mag=scale) for _, f in flows]]
+    titles = ["frame", *[n for n, _ in flows]]
+    img = hstack_panels(panels, titles, height=max(96, min(192, clip.frames.shape[1])))
+    with atomic_path(path, suffix=".png") as tmp:
+        cv2.imwrite(str(tmp), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def write_outputs(out_dir: str | Path, res: BenchResults, *, title: str = "hmore bench flow", command: str = "",
+                  max_thumbnails: int = 12) -> dict[str, Any]:
+    """Write ``results.json`` and ``report.html`` (with ``figures/``) into ``out_dir``; returns the summary."""
+    from hmore.io.atomic import write_json_atomic
+    from hmore.report.html import Report
+
+    out = Path(out_dir)
+    figs = out / "figures"
+    figs.mkdir(parents=True, exist_ok=True)
+    summary = summarise(res)
+    write_json_atomic(out / "results.json", summary)
+
+    report = Report(title, intro="Every method ran on the same frame pairs. Lower is better except for "
+                    "'skeleton ok'. Missing values (n/a) are explained in results.json.")
+    if command:
+        report.add_code(command)
+    report.add_section("Results", "Means over all pairs.")
+    metric_names = list(summary["metrics"])
+    header = ["method", *[summary["metrics"][m]["label"] for m in metric_names]]
+    rows = [[n, *[("-" if e["metrics"][m]["value"] is None else round(e["metrics"][m]["value"], 4))
+                  for m in metric_names]] for n, e in summary["methods"].items()]
+    report.add_table(rows, header=header)
+    report.add_table(winners(summary), header=["metric", "best method(s)", "value", "next best", "value"])
+    report.add_table([[n, e["spec"], "; ".join(f"{k}: {v}" for k, v in e["info"].items()) or "-"]
+                      for n, e in summary["methods"].items()], header=["method", "spec", "details"])
+    report.add_table([[m, summary["metrics"][m]["description"], summary["metrics"][m]["better"]]
+                      for m in metric_names], header=["metric", "definition", "better"])
+    report.add_figure(_bar_chart(figs / "bars.png", summary), "one bar per method and metric")
+    unavailable = [(n, e["reason"]) for n, e in summary["methods"].items() if not e["available"]]
+    if unavailable:
+        report.add_table([list(u) for u in unavailable], header=["unavailable method", "reason"])
+
+    sets = list(dict.fromkeys(c.set_name for c in res.clips))
+    curve_sets = [s for s in sets if s not in ("real", "synth-heldout")]
+    if curve_sets:
+        report.add_section("Robustness", "The same scenes at each level of one knob; one line per method.")
+        for s in curve_sets:
+            report.add_figure(_curves(figs / f"curves_{s}.png", summary, s),
+                              f"set '{s}': metric per level (methods with equal values overlap, e.g. DIS and DIS x "
+                              "mask inside the masks)")
+
+    cost_rows = [[n, r["size"], r["pairs_per_s"] if r["pairs_per_s"] is not None else "-",
+                  r["peak_tracemalloc_mb"] if r["peak_tracemalloc_mb"] is not None else "-",
+                  r["peak_rss_increase_mb"] if r["peak_rss_increase_mb"] is not None else "-"]
+                 for n, e in summary["methods"].items() for r in e["cost"]]
+    if cost_rows:
+        report.add_section("Cost", "Forward flow only, on this machine; memory: peak tracemalloc (Python and numpy "
+                           "allocations) and peak increase of the resident set during the run.")
+        report.add_table(cost_rows, header=["method", "size", "pairs/s", "peak tracemalloc MB", "peak RSS+ MB"])
+
+    report.add_section("Clips", "First pair of each clip: frame | flow per method (one colour scale per clip).")
+    for i, clip in enumerate(res.clips[:max_thumbnails]):
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in clip.name)
+        p = _thumbnail(figs / f"clip_{i:03d}_{safe}.png", res, clip)
+        if p is not None:
+            report.add_figure(p, f"{clip.name}" + (f" ({'; '.join(clip.notes)})" if clip.notes else ""))
+    for note in res.notes:
+        report.add_text(note)
+    report.save(out / "report.html")
+    return summary
+
+
+def run(data: str, *, methods: Sequence[str], out_dir: str | Path, pairs: int = 2, clips: int = 2,
+        size: tuple[int, int] = (192, 256), weights: str | None = None, device: str = "cpu",
+        cost_sizes: Sequence[tuple[int, int]] | None = COST_SIZES, cost_pairs: int = 3,
+        occlusion: str = "reference", threads: int | None = None, progress: bool | None = None,
+        command: str = "") -> dict[str, Any]:
+    """The whole benchmark: clips, methods, metrics, cost, outputs. Returns the summary (``results.json``).
+
+    Args:
+        data: a generated set name (:data:`GENERATED_SETS`) or a video / folder path.
+        methods: method specs (see :mod:`hmore.bench.flow_methods`).
+        out_dir: output folder.
+        pairs: consecutive pairs per clip.
+        clips: clips per level of a generated set.
+        size: (H, W) of generated clips; real frames are scaled to a longer side of max(size).
+        weights: weights for hmore models given without ``=PATH``.
+        device: torch device for hmore models.
+        cost_sizes: sizes for :func:`measure_cost` (None or empty: skip).
+        cost_pairs: pairs per size for the cost.
+        occlusion: occlusion handling of the photometric error (see :func:`run_flow_bench`).
+        threads: CPU threads for torch and OpenCV (None: their defaults). On a shared, loaded machine torch's
+            default (one thread per core) can be many times slower than 1 thread (busy-waiting threads).
+        progress: progress bars (None: on a terminal).
+        command: the command line, shown in the report.
+    """
+    used_threads = set_threads(threads)
+    specs = build_methods(methods, weights=weights, device=device)
+    if data in GENERATED_SETS or data.startswith("robustness:"):
+        bench_clips = generated_clips(data, clips=clips, pairs=pairs, size=size, progress=progress)
+    else:
+        bench_clips = real_clips(data, pairs=pairs, max_side=max(size))
+    res = run_flow_bench(bench_clips, specs, occlusion=occlusion, progress=progress)
+    res.notes.append(f"Photometric errors: occlusions removed by the '{occlusion}' forward-backward check.")
+    res.notes.append(f"CPU threads: torch {used_threads['torch']}, OpenCV {used_threads['opencv']}.")
+    if cost_sizes:
+        res.cost = measure_cost(specs, sizes=cost_sizes, pairs=cost_pairs, progress=progress)
+    return write_outputs(out_dir, res, command=command)

@@ -1,0 +1,85 @@
+"""Benchmarks. ``hmore bench flow`` runs flow methods on the same frame pairs and writes a table and a report.
+
+Data (``--data``): a generated held-out set (``synth-heldout``, ``robustness`` or ``robustness:SET`` with SET one of
+overlap, background, clothing, small; seeds never used in training) with ground truth, or a video / folder of videos
+(then only the ground-truth-free metrics; masks and pose from a ``priors.npz`` beside the video or hmore.priors).
+Methods (``--methods``): dis, farneback, dis_mask, a registered hmore flow model (``hmore_flow_cpu``, with shipped
+weights, ``--weights`` or ``NAME=WEIGHTS``), ``file:PATH`` (.flo / .npy flows, one per pair in order).
+Writes OUT/results.json and OUT/report.html.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from hmore.errors import UsageError
+
+HELP = "benchmark flow methods on generated or real clips (table, results.json, report.html)"
+
+DEFAULT_METHODS = ("hmore_flow_cpu", "dis", "farneback", "dis_mask")
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``WxH`` -> (H, W)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WxH, e.g. 128x96, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise argparse.ArgumentTypeError(f"size must be at least 16x16, got {text!r}")
+    return h, w
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench_target", metavar="TARGET")
+    p = sub.add_parser("flow", help="flow methods: accuracy, leakage, robustness, cost", description=__doc__)
+    p.add_argument("--data", default="synth-heldout",
+                   help="synth-heldout | robustness | robustness:SET | a video or folder (default synth-heldout)")
+    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), metavar="METHOD",
+                   help=f"methods to compare (default: {' '.join(DEFAULT_METHODS)})")
+    p.add_argument("--pairs", type=int, default=2, help="consecutive frame pairs per clip (default 2)")
+    p.add_argument("--clips", type=int, default=2, help="generated clips per set level (default 2)")
+    p.add_argument("--size", type=_size, default=(192, 256), metavar="WxH",
+                   help="generated clip size; real frames are scaled to this longer side (default 256x192)")
+    p.add_argument("--weights", default=None, help="weights (.safetensors) for hmore models without shipped weights")
+    p.add_argument("--device", default="cpu", help="torch device for hmore models (default cpu)")
+    p.add_argument("--cost-sizes", type=_size, nargs="*", default=None, metavar="WxH",
+                   help="sizes for pairs/s and memory (default 128x96 256x192 512x384; none given: skip)")
+    p.add_argument("--cost-pairs", type=int, default=3, help="timed pairs per method and size (default 3)")
+    p.add_argument("--occlusion", choices=("reference", "own", "none"), default="reference",
+                   help="occluded pixels left out of the photometric error: one DIS forward-backward check shared by "
+                        "all methods (reference, default), each method's own backward flow (own), or none")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch and OpenCV (default: theirs; 1 is often faster on a loaded machine)")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    from hmore.bench import flow_bench
+
+    if getattr(args, "bench_target", None) != "flow":
+        raise UsageError("choose a benchmark: hmore bench flow ...")
+    if args.pairs < 1:
+        raise UsageError(f"--pairs must be >= 1, got {args.pairs}")
+    if args.clips < 1:
+        raise UsageError(f"--clips must be >= 1, got {args.clips}")
+    if args.cost_pairs < 1:
+        raise UsageError(f"--cost-pairs must be >= 1, got {args.cost_pairs}")
+    cost = flow_bench.COST_SIZES if args.cost_sizes is None else tuple(args.cost_sizes)
+    summary = flow_bench.run(
+        args.data, methods=args.methods, out_dir=args.out, pairs=args.pairs, clips=args.clips, size=args.size,
+        weights=args.weights, device=args.device, cost_sizes=cost, cost_pairs=args.cost_pairs,
+        occlusion=args.occlusion, threads=args.threads,
+        command="hmore " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    print(flow_bench.format_table(summary))
+    if any(e["cost"] for e in summary["methods"].values()):
+        print()
+        print(flow_bench.format_cost_table(summary))
+    for name, e in summary["methods"].items():
+        if not e["available"]:
+            print(f"{name}: unavailable: {e['reason']}")
+    print(f"\nwrote {args.out}/results.json and {args.out}/report.html")
+    return 0

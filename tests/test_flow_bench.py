@@ -1,0 +1,225 @@
+"""hmore bench flow: methods, flow files, robustness sets, a tiny run end to end, the command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hmore.bench import flow_bench
+from hmore.bench.flow_methods import FLO_MAGIC, MethodUnavailable, create_method, read_flo, read_flow_file, write_flo
+from hmore.bench.robustness import BENCH_SEED_BASE, OVERLAP_LEVELS, set_specs
+from hmore.cli import main
+from hmore.errors import InputError, UsageError
+
+TINY = (48, 64)
+
+
+def _no_nan(text: str) -> dict:
+    def bad(const: str) -> None:
+        raise AssertionError(f"results.json holds {const}")
+
+    return json.loads(text, parse_constant=bad)
+
+
+# ---- flow files -------------------------------------------------------------------------------------------------
+
+
+def test_flo_round_trip(tmp_path: Path):
+    flow = np.random.default_rng(0).normal(size=(7, 11, 2)).astype(np.float32)
+    path = write_flo(tmp_path / "a.flo", flow)
+    raw = path.read_bytes()
+    assert np.frombuffer(raw[:4], "<f4")[0] == np.float32(FLO_MAGIC) and len(raw) == 12 + 8 * 7 * 11
+    assert np.frombuffer(raw[4:12], "<i4").tolist() == [11, 7]  # width first
+    assert np.array_equal(read_flo(path), flow)
+    np.save(tmp_path / "b.npy", flow)
+    assert np.array_equal(read_flow_file(tmp_path / "b.npy"), flow)
+
+
+def test_flo_reader_rejects_bad_files(tmp_path: Path):
+    good = write_flo(tmp_path / "a.flo", np.zeros((4, 5, 2), np.float32)).read_bytes()
+    (tmp_path / "magic.flo").write_bytes(b"PIEX" + good[4:])
+    with pytest.raises(InputError, match="magic"):
+        read_flo(tmp_path / "magic.flo")
+    (tmp_path / "short.flo").write_bytes(good[:-8])
+    with pytest.raises(InputError, match="truncated"):
+        read_flo(tmp_path / "short.flo")
+    with pytest.raises(InputError, match="not found"):
+        read_flo(tmp_path / "missing.flo")
+    np.save(tmp_path / "bad.npy", np.zeros((4, 5, 3)))
+    with pytest.raises(InputError, match=r"\(H, W, 2\)"):
+        read_flow_file(tmp_path / "bad.npy")
+
+
+# ---- methods ----------------------------------------------------------------------------------------------------
+
+
+def test_baselines_recover_a_translation_and_mask_the_background():
+    rng = np.random.default_rng(1)
+    import cv2
+
+    base = cv2.GaussianBlur(rng.uniform(0, 255, (80, 96, 3)).astype(np.float32), (0, 0), 2.0)
+    f0 = np.clip((base - 127) * 3 + 127, 0, 255).astype(np.uint8)
+    f1 = np.roll(f0, 2, axis=1)  # everything moves 2 px right
+    mask = np.zeros((80, 96), np.uint8)
+    mask[20:60, 30:70] = 1
+    for name in ("dis", "farneback"):
+        out = create_method(name)(f0, f1, mask)
+        assert out.world.shape == (80, 96, 2) and out.local is None
+        assert np.median(out.world[20:60, 30:70, 0]) == pytest.approx(2.0, abs=0.25)
+    masked = create_method("dis_mask")(f0, f1, mask).world
+    assert np.all(masked[mask == 0] == 0) and np.median(masked[mask > 0, 0]) == pytest.approx(2.0, abs=0.25)
+
+
+def test_hmore_model_without_weights_is_unavailable_not_random(tmp_path: Path):
+    with pytest.raises(MethodUnavailable, match="no trained weights"):
+        create_method("hmore_flow_test")
+    with pytest.raises(UsageError, match="unknown flow method"):
+        create_method("raft_large")
+    with pytest.raises(InputError, match="not found"):
+        create_method(f"hmore_flow_test={tmp_path / 'none.safetensors'}")
+
+
+def test_hmore_model_with_given_weights_gives_world_and_local(tmp_path: Path):
+    import torch
+
+    from hmore.registry import create_model
+    from hmore.train.checkpoint import save_weights
+
+    torch.manual_seed(0)
+    path = save_weights(tmp_path / "w.safetensors", create_model("hmore_flow_test"), metadata={"test": True})
+    method = create_method(f"hmore_flow_test={path}")
+    frames = np.random.default_rng(0).integers(0, 255, (2, 40, 52, 3), dtype=np.uint8)
+    mask = np.zeros((40, 52), np.uint8)
+    mask[10:30, 10:30] = 1
+    out = method(frames[0], frames[1], mask)
+    assert out.world.shape == out.local.shape == (40, 52, 2) and out.subject_velocity.shape == (1, 2)
+    inside = mask > 0
+    assert np.allclose(out.local[inside], out.world[inside] - out.subject_velocity[0], atol=1e-4)
+    assert np.all(out.local[~inside] == 0)
+
+
+# ---- robustness sets --------------------------------------------------------------------------------------------
+
+
+def test_robustness_levels_share_held_out_seeds():
+    specs = set_specs("overlap", clips=2, size=TINY)
+    assert len(specs) == 2 * len(OVERLAP_LEVELS)
+    assert sorted({s.level_value for s in specs}) == list(OVERLAP_LEVELS)
+    assert {s.seed for s in specs} == {BENCH_SEED_BASE + 10_000, BENCH_SEED_BASE + 10_001}
+    assert all(2**31 <= s.seed < 2**32 for s in specs)  # above every training seed, inside render_clip's range
+    assert {s.kwargs["overlap"] for s in specs if s.level == "30%"} == {0.3}
+    small = set_specs("small", clips=1, size=(192, 256))
+    assert [s.kwargs["size"] for s in small] == [(192, 256), (128, 170), (96, 128), (64, 86)]
+    with pytest.raises(UsageError, match="unknown generated set"):
+        set_specs("fog")
+
+
+# ---- the benchmark ----------------------------------------------------------------------------------------------
+
+
+def test_tiny_bench_writes_every_method_and_metric_without_nan(tmp_path: Path):
+    summary = flow_bench.run("synth-heldout", methods=["dis", "farneback", "hmore_flow_test"], out_dir=tmp_path,
+                             pairs=2, clips=1, size=TINY, cost_sizes=((32, 48),), cost_pairs=1, progress=False)
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "figures" / "bars.png").is_file()
+    data = _no_nan((tmp_path / "results.json").read_text())
+    assert data == json.loads(json.dumps(summary))
+    assert set(data["methods"]) == {"dis", "farneback", "hmore_flow_test"}
+    for name in ("dis", "farneback"):
+        entry = data["methods"][name]
+        assert set(entry["metrics"]) == set(flow_bench.METRIC_NAMES)
+        for metric in ("epe_mask", "local_epe", "leakage", "photo_l1", "photo_census", "skeleton", "stability"):
+            assert entry["metrics"][metric]["value"] is not None, (name, metric, entry["metrics"][metric])
+        assert entry["cost"][0]["size"] == "48x32" and entry["cost"][0]["pairs_per_s"] > 0
+    hm = data["methods"]["hmore_flow_test"]
+    assert not hm["available"] and "no trained weights" in hm["reason"]
+    assert all(v["value"] is None and v["reason"].startswith("method unavailable") for v in hm["metrics"].values())
+    html = (tmp_path / "report.html").read_text()
+    assert "farneback" in html and "clip_000" in html
+    table = flow_bench.format_table(summary)
+    assert "dis" in table and "EPE in masks" in table
+
+
+def test_ground_truth_flow_files_score_zero_error(tmp_path: Path):
+    clips = flow_bench.generated_clips("synth-heldout", clips=1, pairs=2, size=TINY, progress=False)
+    for t in range(clips[0].num_pairs):
+        write_flo(tmp_path / "gt" / f"pair_{t}.flo", clips[0].flow[t])
+    methods = flow_bench.build_methods([f"file:{tmp_path / 'gt'}", "dis"])
+    res = flow_bench.run_flow_bench(clips, methods, occlusion="own", progress=False)
+    summary = flow_bench.summarise(res)
+    gt = summary["methods"]["file:gt"]["metrics"]
+    assert gt["epe_mask"]["value"] == 0.0 and gt["epe_mask"]["n"] == 2
+    assert summary["methods"]["dis"]["metrics"]["epe_mask"]["value"] > 0.0
+
+
+def _image_folder(root: Path, n: int = 3) -> Path:
+    import cv2
+
+    root.mkdir(parents=True, exist_ok=True)
+    base = np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)
+    for i in range(n):
+        cv2.imwrite(str(root / f"f{i}.png"), np.roll(base, i, axis=1))
+    return root
+
+
+def test_real_clips_without_priors_have_null_metrics_with_reasons(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import hmore.priors.pose
+
+    def no_backend(name: str, **kw: object) -> None:
+        raise ImportError("no pose backend in this test")
+
+    monkeypatch.setattr(hmore.priors.pose, "create_estimator", no_backend)
+    clips = flow_bench.real_clips(_image_folder(tmp_path / "seq"), pairs=2, max_side=50)
+    assert len(clips) == 1 and clips[0].num_pairs == 2 and clips[0].flow is None
+    assert not clips[0].masks.any() and "no priors" in clips[0].notes[0]
+    res = flow_bench.run_flow_bench(clips, flow_bench.build_methods(["dis"]), progress=False)
+    m = flow_bench.summarise(res)["methods"]["dis"]["metrics"]
+    assert m["epe_mask"]["value"] is None and "no ground-truth" in m["epe_mask"]["reason"]
+    assert m["photo_l1"]["value"] is None and "no person masks" in m["photo_l1"]["reason"]
+
+
+def test_real_clips_take_masks_and_pose_from_a_priors_file(tmp_path: Path):
+    from hmore.priors.pipeline import Priors, save_priors
+
+    seq = _image_folder(tmp_path / "seq")
+    masks = np.zeros((3, 20, 25), np.uint8)  # priors at half the frame size
+    masks[:, 5:15, 5:15] = 1
+    kp = np.zeros((3, 1, 17, 3), np.float32)
+    kp[..., 0], kp[..., 1], kp[..., 2] = 20.0, 20.0, 0.9
+    kp[:, 0, ::2, 1] = 10.0  # two rows of joints: bones with length
+    kp[:, 0, :, 0] += np.arange(3, dtype=np.float32)[:, None]  # moving 1 px right per frame
+    save_priors(seq / "priors.npz", Priors(
+        kp2d=kp, valid=np.ones((3, 1), bool), interpolated=np.zeros((3, 1), bool), track_ids=np.array([1]),
+        masks=masks, boundaries=np.zeros_like(masks), fps=30.0, size=(50, 40), mask_size=(25, 20),
+        frame_index=np.arange(3), backend="test", backend_version="0", source="seq"))
+    clips = flow_bench.real_clips(seq, pairs=2, max_side=50)
+    c = clips[0]
+    assert c.masks.shape == (3, 40, 50) and c.masks[0, 10:30, 10:30].all() and c.masks.sum() == 3 * 400
+    assert np.allclose(c.kp2d, kp) and "priors.npz" in c.notes[0]
+    res = flow_bench.run_flow_bench(clips, flow_bench.build_methods(["dis_mask"]), progress=False)
+    m = flow_bench.summarise(res)["methods"]["dis_mask"]["metrics"]
+    assert m["photo_l1"]["value"] is not None and m["skeleton"]["value"] is not None
+    assert m["leakage"]["value"] == 0.0
+
+
+def test_command_robustness_run_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    out = tmp_path / "out"
+    code = main(["bench", "flow", "--data", "robustness:clothing", "--methods", "dis", "dis_mask", "--pairs", "1",
+                 "--clips", "1", "--size", "64x48", "--cost-sizes", "-o", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "dis_mask" in printed and "results.json" in printed
+    data = _no_nan((out / "results.json").read_text())
+    assert set(data["methods"]["dis"]["by_level"]["clothing"]) == {"normal", "bag", "coat"}
+    assert data["methods"]["dis_mask"]["metrics"]["leakage"]["value"] == 0.0
+    best = {row[0]: row[1] for row in flow_bench.winners(data)}
+    assert list(best) == list(flow_bench.METRIC_NAMES)
+    assert best["leakage"] == "dis_mask" and best["epe_mask"] == "dis, dis_mask"  # equal inside the masks
+    assert (out / "figures" / "curves_clothing.png").is_file()
+    assert main(["bench", "flow", "--pairs", "0", "-o", str(out)]) == 2
+    assert main(["bench", "flow", "--methods", "nope", "-o", str(out)]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "flow", "--size", "big", "-o", str(out)])
+    assert exc.value.code == 2
