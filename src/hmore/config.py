@@ -7,6 +7,7 @@ Unknown keys are errors (with the key's dotted path), values are type-checked an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import types
@@ -117,6 +118,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return dict(value)
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)

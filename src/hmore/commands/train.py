@@ -1,0 +1,85 @@
+"""Train a model: ``hmore train TASK --config FILE [--out DIR] [--resume/--no-resume] [--set key=value ...]``.
+
+The config is a strict YAML/JSON file (unknown keys are errors, ``base:`` inherits from another file) with ``model``,
+``data`` and ``train`` sections; ``--set train.steps=100`` overrides single values. The run folder gets the resolved
+config, checkpoints, TensorBoard logs and ``metrics.jsonl``; running the same command again resumes from the last
+checkpoint. Under ``torchrun --nproc_per_node N -m hmore train ...`` the processes train together with DDP.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "train a model (tasks: flow, lift, action, toy) with checkpoints, exact resume and DDP"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("task", help="training task name: flow, lift, action or toy")
+    p.add_argument("--config", type=Path, default=None, help="YAML/JSON run config (default: the task's defaults)")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<task>/<config name>)")
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="continue from the run folder's last checkpoint (default) or start over")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set train.steps=100 (repeatable)")
+    p.add_argument("--export", metavar="NAME", default=None,
+                   help="then export the last checkpoint as shipped weights NAME (fp16 safetensors + JSON metadata)")
+    p.add_argument("--export-dir", type=Path, default=None,
+                   help="folder for --export (default: the package's hmore/assets/weights)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from hmore.config import to_dict
+    from hmore.train.distributed import env_int
+    from hmore.train.engine import train
+    from hmore.train.tasks import build_task, load_task_config
+
+    cfg = load_task_config(args.task, args.config, args.overrides)
+    out = args.out or Path("runs") / args.task / (args.config.stem if args.config else "default")
+    task = build_task(args.task, cfg)
+    summary = train(task, cfg.train, out, resume=args.resume, run_config=to_dict(cfg))
+    if env_int("RANK", 0) == 0:
+        if summary.step == summary.start_step:
+            print(f"{args.task}: {out} is already at step {summary.step}; nothing to do")
+        else:
+            loss = summary.last_log.get("loss", float("nan"))
+            print(f"{args.task}: steps {summary.start_step}->{summary.step} in {summary.seconds:.1f} s "
+                  f"({summary.seconds_per_step:.3f} s/step), last loss {loss:.4g}; checkpoint {summary.checkpoint}")
+            for k, v in summary.eval_metrics.items():
+                print(f"  eval {k}: {v:.4g}")
+        if args.export:
+            from hmore.weights import export_weights
+
+            run_cfg = to_dict(cfg)
+            metadata = {
+                "training_data": run_cfg.get("data"),
+                "seeds": {"train": cfg.train.seed, "data": (run_cfg.get("data") or {}).get("seed")},
+                "metrics": summary.eval_metrics or _last_eval(out),
+                "recipe_command": _command(args),
+            }
+            st, js = export_weights(out, args.export, metadata=metadata, out_dir=args.export_dir)
+            print(f"exported {st} ({st.stat().st_size / 1e6:.2f} MB) and {js}")
+    return 0
+
+
+def _last_eval(run_dir: Path) -> dict[str, float]:
+    """The last ``eval/`` record of a run's ``metrics.jsonl`` (without the prefix), or {}."""
+    import json
+
+    path = run_dir / "metrics.jsonl"
+    found: dict[str, float] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            evals = {k[len("eval/"):]: v for k, v in rec.items() if k.startswith("eval/")}
+            if evals:
+                found = dict(evals, step=rec["step"])
+    return found
+
+
+def _command(args: argparse.Namespace) -> str:
+    parts = ["hmore", "train", args.task]
+    if args.config:
+        parts += ["--config", str(args.config)]
+    parts += [f"--set {o}" for o in args.overrides]
+    return " ".join(parts)

@@ -1,0 +1,139 @@
+"""Shipped weights: export from a checkpoint, offline loading with hash, name and shape checks, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import hmore
+from hmore import registry
+from hmore.config import to_dict
+from hmore.errors import InputError, UsageError
+from hmore.train.engine import train
+from hmore.train.tasks import build_task, load_task_config
+from hmore.weights import build_model_from_config, export_weights, list_weights, load_model, sha256_file
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    train_cfg = {"steps": 3, "tensorboard": False, "device": "cpu", "log_every": 1}
+    cfg = load_task_config("toy", {"model": {"hidden": 64}, "train": train_cfg})
+    run = tmp_path_factory.mktemp("run")
+    train(build_task("toy", cfg), cfg.train, run, run_config=to_dict(cfg))
+    return run
+
+
+def _reference(run):
+    from hmore.train.checkpoint import last_checkpoint, load_weights_into, read_metadata
+
+    path = last_checkpoint(run)
+    model = build_model_from_config(read_metadata(path)["model_config"])
+    load_weights_into(model, path)
+    return model.eval()
+
+
+def test_export_and_load_roundtrip_float32(toy_run, tmp_path):
+    st, js = export_weights(toy_run, "toy_mlp", metadata={"training_data": "toy", "metrics": {"mse": 1.0}},
+                            out_dir=tmp_path, dtype="float32")
+    meta = json.loads(js.read_text())
+    assert meta["sha256"] == sha256_file(st) and meta["step"] == 3 and meta["task"] == "toy"
+    assert meta["training_data"] == "toy" and meta["recipe"]["train"]["steps"] == 3 and "licence" in meta
+    assert list_weights(tmp_path) == ["toy_mlp"]
+    model = load_model("toy_mlp", weights_dir=tmp_path)
+    assert not model.training
+    x = torch.randn(5, 4)
+    torch.testing.assert_close(model(x), _reference(toy_run)(x), rtol=0, atol=0)
+    via_package = hmore.load_model("toy_mlp", weights_dir=tmp_path)
+    torch.testing.assert_close(via_package(x), model(x), rtol=0, atol=0)
+
+
+def test_float16_storage_is_half_size_and_close(toy_run, tmp_path):
+    st32, _ = export_weights(toy_run, "w32", metadata={}, out_dir=tmp_path, dtype="float32")
+    st16, _ = export_weights(toy_run, "w16", metadata={}, out_dir=tmp_path, dtype="float16")
+    assert st16.stat().st_size < 0.75 * st32.stat().st_size
+    model = load_model("w16", weights_dir=tmp_path)
+    assert next(model.parameters()).dtype == torch.float32  # stored half, computed in float
+    x = torch.randn(5, 4)
+    torch.testing.assert_close(model(x), _reference(toy_run)(x), rtol=1e-2, atol=1e-2)
+
+
+def test_export_is_deterministic(toy_run, tmp_path):
+    a, _ = export_weights(toy_run, "a", metadata={}, out_dir=tmp_path / "1")
+    b, _ = export_weights(toy_run, "a", metadata={}, out_dir=tmp_path / "2")
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_corrupt_file_is_named(toy_run, tmp_path):
+    st, _ = export_weights(toy_run, "bad", metadata={}, out_dir=tmp_path)
+    data = bytearray(st.read_bytes())
+    data[-1] ^= 0xFF
+    st.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"corrupt weights file .*bad\.safetensors.*sha256"):
+        load_model("bad", weights_dir=tmp_path)
+
+
+def test_missing_files_are_named(toy_run, tmp_path):
+    with pytest.raises(InputError, match=r"nothing\.json"):
+        load_model("nothing", weights_dir=tmp_path)
+    st, js = export_weights(toy_run, "gone", metadata={}, out_dir=tmp_path)
+    st.unlink()
+    with pytest.raises(InputError, match=r"weights file not found: .*gone\.safetensors"):
+        load_model("gone", weights_dir=tmp_path)
+    js.write_text("{not json")
+    with pytest.raises(InputError, match=r"corrupt weights metadata file .*gone\.json"):
+        load_model("gone", weights_dir=tmp_path)
+
+
+def test_shape_mismatch_is_reported(toy_run, tmp_path):
+    _, js = export_weights(toy_run, "shapes", metadata={}, out_dir=tmp_path)
+    meta = json.loads(js.read_text())
+    meta["model"]["kwargs"]["hidden"] = 8  # the file holds hidden=16 tensors
+    js.write_text(json.dumps(meta))
+    with pytest.raises(InputError, match=r"shape mismatch.*\(64, 4\) vs model \(8, 4\)"):
+        load_model("shapes", weights_dir=tmp_path)
+
+
+def test_builders_outside_hmore_are_refused():
+    with pytest.raises(InputError, match="must be a 'hmore.module:function'"):
+        build_model_from_config({"builder": "os:system", "kwargs": {"command": "true"}})
+    with pytest.raises(InputError, match="names neither"):
+        build_model_from_config({"kwargs": {}})
+
+
+def test_registry_names_build_models(monkeypatch):
+    def tiny(*, width: int = 3) -> torch.nn.Module:
+        return torch.nn.Linear(width, 1)
+
+    registry._load_builtin_models()
+    monkeypatch.setitem(registry._REGISTRY, "weights_test_tiny", tiny)
+    model = build_model_from_config({"name": "weights_test_tiny", "kwargs": {"width": 5}})
+    assert model.weight.shape == (1, 5)
+    with pytest.raises(InputError, match="unknown model"):
+        build_model_from_config({"name": "no_such_model_xyz"})
+
+
+def test_reserved_metadata_keys_and_bad_dtype(toy_run, tmp_path):
+    with pytest.raises(UsageError, match="sha256"):
+        export_weights(toy_run, "x", metadata={"sha256": "abc"}, out_dir=tmp_path)
+    with pytest.raises(UsageError, match="dtype"):
+        export_weights(toy_run, "x", metadata={}, out_dir=tmp_path, dtype="int8")
+    with pytest.raises(InputError, match="no complete checkpoint"):
+        export_weights(tmp_path, "x", metadata={}, out_dir=tmp_path)
+
+
+def test_cli_train_then_export(tmp_path, capsys):
+    from hmore.cli import main
+
+    out, wdir = tmp_path / "run", tmp_path / "weights"
+    args = ["train", "toy", "--out", str(out), "--set", "train.steps=2", "--set", "train.tensorboard=false",
+            "--set", "train.device=cpu", "--export", "toy_cli", "--export-dir", str(wdir)]
+    assert main(args) == 0
+    assert "exported" in capsys.readouterr().out
+    meta = json.loads((wdir / "toy_cli.json").read_text())
+    assert meta["metrics"]["mse"] > 0 and meta["seeds"] == {"train": 0, "data": 0}
+    assert meta["recipe_command"].startswith("hmore train toy --set train.steps=2")
+    assert load_model("toy_cli", weights_dir=wdir)(torch.zeros(1, 4)).shape == (1, 2)
+    assert main(args) == 0  # the run is done: exporting again reads the metrics from metrics.jsonl
+    assert json.loads((wdir / "toy_cli.json").read_text())["metrics"]["step"] == 2
