@@ -1,0 +1,241 @@
+"""H-MoRe flow model: RAFT-small with self-attention on the 1/8 features (Phi) and the subject network (Psi).
+
+World flow M_w comes from Phi; Psi gives one velocity v_s per subject; local flow M_l = M_w - v_s inside subject s's
+mask and 0 outside every mask (H-MoRe, CVPR 2025, arXiv 2504.10676; defaults that the paper leaves open are hmore's,
+see docs/hmore.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hmore.config import from_dict, to_dict
+from hmore.models.flow.attention import FeatureSelfAttention
+from hmore.models.flow.config import FlowConfig
+from hmore.models.flow.corr import CorrPyramid
+from hmore.models.flow.encoders import ResidualEncoder
+from hmore.models.flow.subject import SubjectNet, subject_one_hot
+from hmore.models.flow.update import UpdateBlock, upsample_bilinear8, upsample_convex8
+from hmore.registry import register_model
+
+
+@dataclass(frozen=True)
+class FlowOutput:
+    """What :class:`HMoReFlow` returns, whatever the flags.
+
+    Attributes:
+        world: (B, 2, H, W) world flow (dx, dy) in pixels, the last iteration.
+        local: (B, 2, H, W) local flow: world - v_s inside subject s's mask, 0 outside every mask; equal to
+            ``world`` when no masks were given.
+        subject_velocity: (B, P, 2) v_s in pixels (P = 0 without masks; 0 for a subject absent from an image).
+        iterations: (N, B, 2, H, W) the world flow after each of the N refinement iterations.
+    """
+
+    world: torch.Tensor
+    local: torch.Tensor
+    subject_velocity: torch.Tensor
+    iterations: torch.Tensor
+
+
+def coords_grid(b: int, h: int, w: int, *, device: torch.device) -> torch.Tensor:
+    """(B, 2, h, w) pixel coordinates (x, y) of every cell."""
+    ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
+                            torch.arange(w, device=device, dtype=torch.float32), indexing="ij")
+    return torch.stack([xs, ys])[None].expand(b, 2, h, w)
+
+
+def _check_inputs(image1: torch.Tensor, image2: torch.Tensor, masks: torch.Tensor | None,
+                  flow_init: torch.Tensor | None, iters: int, num_subjects: int | None) -> None:
+    if image1.ndim != 4 or image1.shape[1] != 3:
+        raise ValueError(f"image1 must be (B, 3, H, W), got {tuple(image1.shape)}")
+    if image2.shape != image1.shape:
+        raise ValueError(f"image2 must have image1's shape {tuple(image1.shape)}, got {tuple(image2.shape)}")
+    b, _, h, w = image1.shape
+    if h < 1 or w < 1 or b < 1:
+        raise ValueError(f"images must be non-empty, got {tuple(image1.shape)}")
+    if masks is not None:
+        if masks.shape != (b, h, w):
+            raise ValueError(f"masks must be (B, H, W) = {(b, h, w)}, got {tuple(masks.shape)}")
+        if masks.dtype.is_floating_point or masks.dtype.is_complex:
+            raise ValueError(f"masks must hold integer labels 0 (background) or 1..P, got dtype {masks.dtype}")
+    if flow_init is not None and flow_init.shape != (b, 2, h, w):
+        raise ValueError(f"flow_init must be (B, 2, H, W) = {(b, 2, h, w)}, got {tuple(flow_init.shape)}")
+    if iters < 1:
+        raise ValueError(f"iters must be >= 1, got {iters}")
+    if num_subjects is not None and num_subjects < 0:
+        raise ValueError(f"num_subjects must be >= 0, got {num_subjects}")
+
+
+class HMoReFlow(nn.Module):
+    """World and local flow of people from two frames, composed from injectable parts.
+
+    Images are (B, 3, H, W) RGB with values in [0, 255] (float or uint8; converted to float32 and normalised to
+    [-1, 1] inside). Any H and W: the inputs are padded (replicate) to multiples of 8 and the outputs cropped back.
+
+    Args:
+        config: the resolved configuration (kept for checkpoints; parts are built from it by the builders).
+        feature_encoder: image -> matching features (B, feature_dim, H/8, W/8), run on both frames at once.
+        context_encoder: image -> (B, hidden_dim + context_dim, H/8, W/8) for the GRU state and context.
+        feature_attention: self-attention on the 1/8 matching features of each frame, before the correlation.
+        corr_block: the correlation pyramid and its lookup.
+        update_block: the recurrent update (motion encoder, ConvGRU, flow head, optional convex mask).
+        subject_net: Psi, subject velocities from the world flow, frame features and masks.
+    """
+
+    def __init__(self, *, config: FlowConfig, feature_encoder: nn.Module, context_encoder: nn.Module,
+                 feature_attention: nn.Module, corr_block: CorrPyramid, update_block: UpdateBlock,
+                 subject_net: SubjectNet) -> None:
+        super().__init__()
+        self.config = config
+        self.feature_encoder = feature_encoder
+        self.context_encoder = context_encoder
+        self.feature_attention = feature_attention
+        self.corr_block = corr_block
+        self.update_block = update_block
+        self.subject_net = subject_net
+
+    def forward_features(self, image1: torch.Tensor,
+                         image2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalised padded images -> (fmap1, fmap2, hidden state, context), all at 1/8 resolution."""
+        b = image1.shape[0]
+        fmaps = self.feature_attention(self.feature_encoder(torch.cat([image1, image2], dim=0)))  # (2B, C, h, w)
+        fmap1, fmap2 = fmaps[:b], fmaps[b:]
+        ctx = self.context_encoder(image1)  # (B, hidden + context, h, w)
+        net, inp = torch.split(ctx, [self.config.hidden_dim, self.config.context_dim], dim=1)
+        return fmap1, fmap2, torch.tanh(net), torch.relu(inp)
+
+    def forward(self, image1: torch.Tensor, image2: torch.Tensor, *, masks: torch.Tensor | None = None,
+                num_subjects: int | None = None, iters: int | None = None,
+                flow_init: torch.Tensor | None = None) -> FlowOutput:
+        """World flow, local flow and subject velocities from frame 1 to frame 2.
+
+        Args:
+            image1: (B, 3, H, W) frame t, values in [0, 255].
+            image2: (B, 3, H, W) frame t+1, values in [0, 255].
+            masks: (B, H, W) integer subject labels of frame t: 0 background, k = 1..P subject k. None: no subjects.
+            num_subjects: P; default the largest label in ``masks`` (labels above P are treated as background).
+            iters: refinement iterations (default ``config.iters``).
+            flow_init: (B, 2, H, W) initial world flow in pixels (e.g. the previous pair's), or None for zero.
+
+        Returns:
+            A :class:`FlowOutput`; ``iterations`` holds ``iters`` flows.
+
+        Raises:
+            ValueError: on inputs of the wrong shape or type (the shapes are in the message).
+        """
+        iters = self.config.iters if iters is None else int(iters)
+        _check_inputs(image1, image2, masks, flow_init, iters, num_subjects)
+        b, _, h, w = image1.shape
+        pad_h, pad_w = (-h) % 8, (-w) % 8
+
+        def prep(img: torch.Tensor) -> torch.Tensor:
+            x = img.to(torch.float32) * (2.0 / 255.0) - 1.0
+            return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+
+        x1, x2 = prep(image1), prep(image2)
+        fmap1, fmap2, net, inp = self.forward_features(x1, x2)
+        pyramid = self.corr_block.build(fmap1, fmap2)
+
+        hc, wc = fmap1.shape[-2:]
+        coords0 = coords_grid(b, hc, wc, device=x1.device)
+        coords1 = coords0
+        if flow_init is not None:
+            init = F.pad(flow_init.to(torch.float32), (0, pad_w, 0, pad_h), mode="replicate")
+            coords1 = coords0 + F.avg_pool2d(init, 8) / 8.0
+
+        predictions = []
+        flow_up = x1.new_zeros(b, 2, h + pad_h, w + pad_w)
+        for _ in range(iters):
+            coords1 = coords1.detach()
+            corr = self.corr_block.lookup(pyramid, coords1)
+            flow = coords1 - coords0
+            net, delta, up_mask = self.update_block(net, inp, corr, flow)
+            coords1 = coords1 + delta.float()
+            flow = coords1 - coords0
+            flow_up = upsample_bilinear8(flow) if up_mask is None else upsample_convex8(flow, up_mask.float())
+            predictions.append(flow_up[:, :, :h, :w])
+        iterations = torch.stack(predictions)  # (N, B, 2, H, W)
+        world = iterations[-1]
+
+        if masks is None:
+            return FlowOutput(world=world, local=world, subject_velocity=world.new_zeros(b, 0, 2),
+                              iterations=iterations)
+        if num_subjects is None:
+            num_subjects = int(masks.max()) if masks.numel() else 0
+            num_subjects = max(num_subjects, 0)
+        masks_pad = F.pad(masks, (0, pad_w, 0, pad_h)) if pad_h or pad_w else masks  # padding is background
+        one_hot = subject_one_hot(masks_pad, num_subjects, flow_up.dtype)  # (B, P, Hp, Wp)
+        psi_flow = flow_up.detach() if self.config.subject_detach_flow else flow_up
+        velocity = self.subject_net(psi_flow, fmap1, one_hot)  # (B, P, 2)
+        local = local_from_world(world, velocity, one_hot[:, :, :h, :w])
+        return FlowOutput(world=world, local=local, subject_velocity=velocity, iterations=iterations)
+
+
+def local_from_world(world: torch.Tensor, velocity: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
+    """Local flow (B, 2, H, W): ``world - v_s`` inside subject s's mask (one-hot (B, P, H, W)), 0 outside all masks."""
+    one_hot = one_hot.to(world.dtype)
+    v_map = torch.einsum("bphw,bpc->bchw", one_hot, velocity.to(world.dtype))  # (B, 2, H, W)
+    inside = one_hot.sum(dim=1, keepdim=True).clamp(max=1.0)  # (B, 1, H, W)
+    return (world - v_map) * inside
+
+
+def build_hmore_flow_model(config: FlowConfig) -> HMoReFlow:
+    """Assemble :class:`HMoReFlow` from its parts as ``config`` sizes them."""
+    c = config
+    corr = CorrPyramid(levels=c.corr_levels, radius=c.corr_radius)
+    return HMoReFlow(
+        config=c,
+        feature_encoder=ResidualEncoder(dims=c.encoder_dims, out_dim=c.feature_dim, norm="instance"),
+        context_encoder=ResidualEncoder(dims=c.encoder_dims, out_dim=c.hidden_dim + c.context_dim, norm="none"),
+        feature_attention=FeatureSelfAttention(channels=c.feature_dim, dim=c.attn_dim, heads=c.attn_heads,
+                                               blocks=c.attn_blocks, mlp_ratio=c.mlp_ratio),
+        corr_block=corr,
+        update_block=UpdateBlock(corr_dim=corr.out_channels, hidden_dim=c.hidden_dim, context_dim=c.context_dim,
+                                 motion_dim=c.motion_dim, convex=c.upsample == "convex"),
+        subject_net=SubjectNet(feature_dim=c.feature_dim, dim=c.subject_dim, heads=c.subject_heads,
+                               layers=c.subject_layers, max_subjects=c.max_subjects, mlp_ratio=c.mlp_ratio),
+    )
+
+
+def _config(base: FlowConfig, overrides: dict[str, Any]) -> FlowConfig:
+    """``base`` with ``overrides`` (strict: unknown keys and wrong types raise ConfigError)."""
+    return from_dict(FlowConfig, {**to_dict(base), **overrides})
+
+
+# Paper size: RAFT-small widths, two self-attention blocks of width 256 and Psi of width 256 (docs/hmore.md).
+HMORE_FLOW = FlowConfig()
+# Narrower and fewer iterations for 2 CPU cores (goal: >= 8 pairs/s at 192x256, docs/offline.md).
+HMORE_FLOW_CPU = FlowConfig(
+    encoder_dims=(24, 48, 64), feature_dim=64, hidden_dim=64, context_dim=32, corr_levels=4, corr_radius=3,
+    motion_dim=64, attn_dim=64, attn_heads=4, attn_blocks=2, subject_dim=64, subject_heads=4, subject_layers=4,
+    max_subjects=16, iters=6,
+)
+# Tiny, for tests.
+HMORE_FLOW_TEST = FlowConfig(
+    encoder_dims=(8, 12, 16), feature_dim=16, hidden_dim=16, context_dim=16, corr_levels=3, corr_radius=2,
+    motion_dim=16, attn_dim=16, attn_heads=2, attn_blocks=2, mlp_ratio=2.0, subject_dim=16, subject_heads=2,
+    subject_layers=4, max_subjects=4, iters=3,
+)
+
+
+@register_model
+def hmore_flow(**overrides: Any) -> HMoReFlow:
+    """H-MoRe at the paper's size (5.57 M parameters in the paper)."""
+    return build_hmore_flow_model(_config(HMORE_FLOW, overrides))
+
+
+@register_model
+def hmore_flow_cpu(**overrides: Any) -> HMoReFlow:
+    """H-MoRe narrowed for CPUs: fewer channels, 6 iterations."""
+    return build_hmore_flow_model(_config(HMORE_FLOW_CPU, overrides))
+
+
+@register_model
+def hmore_flow_test(**overrides: Any) -> HMoReFlow:
+    """A tiny H-MoRe for tests."""
+    return build_hmore_flow_model(_config(HMORE_FLOW_TEST, overrides))
