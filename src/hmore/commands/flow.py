@@ -1,0 +1,168 @@
+"""H-MoRe world and local flow of a video, an image folder, a generated clip (.npz, with its exact masks) or a folder
+of videos: writes flow.npz (world, local, subject_velocity, masks), preview.mp4 (frame | world | local) and index.html
+per clip. Streams: memory does not grow with the clip's length. In folder mode, clips whose flow.npz exists are
+skipped (resume)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from hmore.errors import UsageError
+
+HELP = "world/local flow (H-MoRe) of a video or a folder of videos"
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", type=Path, help="video file, folder of frames, or folder of videos")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument("--model", default="hmore_flow_cpu", help="registered flow model (default hmore_flow_cpu)")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="a .safetensors file for --model (default: the shipped weights)")
+    p.add_argument("--size", type=int, default=None, help="longer side of the processing size (default 512)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--stride", type=int, default=1, help="use every n-th frame")
+    p.add_argument("--iters", type=int, default=None, help="refinement iterations (default: the model's)")
+    p.add_argument("--masks", default="auto",
+                   help="auto (person masks from hmore.priors, else the whole frame), priors, whole, "
+                        "or a priors.npz from `hmore priors`")
+    p.add_argument("--float16", action="store_true", help="store world/local flow as float16")
+    p.add_argument("--no-preview", action="store_true", help="skip preview.mp4 and index.html")
+    p.add_argument("--shard", default=None, metavar="I/N", help="folder mode: process videos k with k %% N == I")
+    p.add_argument("--force", action="store_true", help="recompute clips whose flow.npz exists")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: PyTorch's choice; 1 is faster on a busy machine)")
+
+
+def _preview_frame(pair: object) -> np.ndarray:
+    from hmore.report.flowviz import flow_to_color, robust_max_magnitude
+
+    world = pair.world.transpose(1, 2, 0)  # (H, W, 2)
+    local = pair.local.transpose(1, 2, 0)
+    scale = max(robust_max_magnitude(world), 1.0)  # one scale per pair, shared by world and local
+    return np.concatenate([pair.frame, flow_to_color(world, max_mag=scale), flow_to_color(local, max_mag=scale)],
+                          axis=1)  # (H, 3W, 3)
+
+
+def process_clip(src: Path, out_dir: Path, args: argparse.Namespace) -> dict:
+    """Flow of one clip into ``out_dir``; returns the summary written to ``meta.json``."""
+    from hmore.inference import iter_flow, source_fps, write_flow_npz
+    from hmore.io.atomic import write_json_atomic
+
+    masks = args.masks if args.masks in ("auto", "priors", "whole") else Path(args.masks)
+    info: dict = {}
+    pairs = iter_flow(src, model=args.model, size=args.size, device=args.device, stride=args.stride, masks=masks,
+                      weights=args.weights, iters=args.iters, info=info)
+    fps = source_fps(src, args.stride)
+    t0 = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dtype = "float16" if args.float16 else "float32"
+    if args.no_preview:
+        n = write_flow_npz(out_dir / "flow.npz", pairs, dtype=dtype, meta={"fps": fps})
+    else:
+        from hmore.io.video import write_video
+
+        n = _write_both(out_dir, pairs, dtype, fps, write_video)
+    elapsed = time.perf_counter() - t0
+    meta = {"source": str(src), "pairs": n, "fps": fps, "seconds": round(elapsed, 2),
+            "pairs_per_second": round(n / max(elapsed, 1e-9), 3), "dtype": dtype, "stride": args.stride,
+            "size": args.size, **info}
+    write_json_atomic(out_dir / "meta.json", meta)
+    if not args.no_preview:
+        _write_index(out_dir, meta)
+    return meta
+
+
+def _write_both(out_dir: Path, pairs: object, dtype: str, fps: float, write_video: object) -> int:
+    """Write flow.npz and preview.mp4 from one pass over ``pairs``: the video writer pulls preview frames from a
+    generator that also appends each pair to the npz writer, so nothing is held beyond one pair."""
+    from hmore.errors import InputError
+    from hmore.inference import StreamingNpzWriter
+
+    writer = StreamingNpzWriter(out_dir / "flow.npz")
+    count = {"n": 0}
+
+    def preview_frames() -> object:
+        for pair in pairs:
+            writer.append("world", pair.world.astype(dtype))
+            writer.append("local", pair.local.astype(dtype))
+            writer.append("subject_velocity", pair.subject_velocity.astype(np.float32))
+            writer.append("masks", pair.mask.astype(np.uint8))
+            count["n"] += 1
+            yield _preview_frame(pair)
+
+    try:
+        write_video(out_dir / "preview.mp4", preview_frames(), fps)
+    except ValueError:
+        writer.discard()
+        if count["n"] == 0:
+            raise InputError("fewer than 2 frames selected: no frame pair to compute flow on") from None
+        raise
+    except BaseException:
+        writer.discard()
+        raise
+    writer.close(fps=np.float64(fps))
+    return count["n"]
+
+
+def _write_index(out_dir: Path, meta: dict) -> None:
+    try:
+        from hmore.report.html import Report
+    except ImportError:  # pragma: no cover - the report module ships with the package
+        return
+    report = Report(f"hmore flow: {Path(meta['source']).name}",
+                    intro="World flow (motion relative to the scene) and local flow (motion relative to each "
+                          "subject) from H-MoRe. Colours: Middlebury wheel, white = no motion, one scale per frame "
+                          "shared by world and local.")
+    report.add_figure(out_dir / "preview.mp4", "frame | world flow | local flow")
+    rows = [[k, v] for k, v in meta.items() if not isinstance(v, (dict, list))]
+    report.add_table(rows, header=["", "value"])
+    if meta.get("weights") == "random":
+        report.add_text("WARNING: no trained weights were available; the model was randomly initialised and its "
+                        "flow is meaningless.")
+    if meta.get("mask_source") == "whole":
+        report.add_text("No person masks: one subject = the whole frame (local flow is relative to the frame's "
+                        "overall motion).")
+    report.add_code(" ".join(["hmore", *sys.argv[1:]]) if sys.argv[1:] else "hmore flow ...")
+    report.save(out_dir / "index.html")
+
+
+def run(args: argparse.Namespace) -> int:
+    from hmore.priors.batch import collect_inputs, parse_shard
+
+    if args.stride < 1:
+        raise UsageError(f"--stride must be >= 1, got {args.stride}")
+    if args.size is not None and args.size < 16:
+        raise UsageError(f"--size must be >= 16, got {args.size}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    shard_i, shard_n = parse_shard(args.shard)
+    inputs, folder = collect_inputs(args.input)
+    if not folder:
+        meta = process_clip(inputs[0], args.out, args)
+        print(f"{meta['pairs']} pairs -> {args.out / 'flow.npz'} ({meta['pairs_per_second']} pairs/s, "
+              f"masks: {meta['mask_source']}, weights: {meta['weights']})")
+        return 0
+    mine = [v for k, v in enumerate(inputs) if k % shard_n == shard_i]
+    done = skipped = 0
+    for video in tqdm(mine, disable=not sys.stderr.isatty(), desc="videos", unit="video"):
+        rel = video.relative_to(args.input).with_suffix("")
+        out_dir = args.out / rel
+        if (out_dir / "flow.npz").is_file() and not args.force:
+            skipped += 1
+            continue
+        process_clip(video, out_dir, args)
+        done += 1
+    print(f"{done} videos processed, {skipped} skipped (done before) -> {args.out}")
+    return 0

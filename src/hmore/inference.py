@@ -1,0 +1,454 @@
+"""H-MoRe inference on a video: world flow, local flow and subject velocities, streamed pair by pair.
+
+:func:`iter_flow` decodes one frame at a time and yields one :class:`FlowPair` per consecutive pair of selected
+frames, so memory does not grow with the video's length; :func:`flow` (exported as ``hmore.flow``) collects them into a
+:class:`FlowRepresentation`; :func:`write_flow_npz` streams them into ``flow.npz`` without holding the clip.
+
+Subject masks (``masks=``):
+
+* ``"auto"`` (default): person masks from ``hmore.priors`` (MediaPipe pose with segmentation, tracked ids) when that
+  backend can run; otherwise the whole-frame fallback, with a warning.
+* ``"priors"``: ``hmore.priors`` or an error.
+* ``"whole"``: the fallback: one subject covering the whole frame. Its v_s is then the frame's overall motion
+  (camera pan plus the average of everything moving) and the local flow is the world flow relative to it.
+* a ``priors.npz`` path (``hmore priors`` output) or an array ``(T, h, w)`` of labels (0 background, k subject k)
+  for the selected frames, at any resolution (resized to the processing size with nearest neighbours).
+
+Memory: flow is computed and written one pair at a time; only the priors pass (``"auto"``/``"priors"``) keeps the
+clip's uint8 label masks (T x h x w bytes), and a generated clip (``.npz``) is read whole.
+
+Track ids can exceed the model's subject queries (``max_subjects``): each pair is relabelled to the ids present, so
+only more people at once than queries is a limit (the smallest masks then become background, with a warning).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hmore.errors import InputError, UsageError
+from hmore.io.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "hmore_flow_cpu"
+DEFAULT_MAX_SIDE = 512  # longer side of the processing size when ``size`` is None
+MASK_MODES = ("auto", "priors", "whole")
+
+
+@dataclass(frozen=True)
+class FlowPair:
+    """The representation of one frame pair (t, t+1), at the processing size.
+
+    Attributes:
+        index: pair number t (0-based, in selected frames).
+        frame: (H, W, 3) uint8 RGB frame t.
+        world: (2, H, W) float32 world flow (dx, dy) in pixels.
+        local: (2, H, W) float32 local flow (world - v_s inside subject s, 0 outside every subject).
+        subject_velocity: (P, 2) float32 v_s in pixels for the video's subjects 1..P (0 where absent).
+        mask: (H, W) uint8 subject labels of frame t that were used.
+    """
+
+    index: int
+    frame: np.ndarray
+    world: np.ndarray
+    local: np.ndarray
+    subject_velocity: np.ndarray
+    mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class FlowRepresentation:
+    """H-MoRe's representation of a clip: 4 float channels per frame pair, plus the subject motion.
+
+    Attributes:
+        world: (T-1, 2, H, W) world flow in pixels.
+        local: (T-1, 2, H, W) local flow in pixels.
+        subject_velocity: (T-1, P, 2) v_s per pair and subject.
+        masks: (T-1, H, W) uint8 subject labels used (frame t of each pair).
+        fps: frame rate of the selected frames.
+        model: model name.
+        weights: where the weights came from (a file, the shipped name, or ``"random"``).
+        mask_source: ``"priors"``, ``"whole"``, ``"file"``, ``"array"`` or ``"clip"`` (a generated clip's masks).
+    """
+
+    world: np.ndarray
+    local: np.ndarray
+    subject_velocity: np.ndarray
+    masks: np.ndarray
+    fps: float
+    model: str
+    weights: str
+    mask_source: str
+
+    @property
+    def num_pairs(self) -> int:
+        return int(self.world.shape[0])
+
+    def channels(self) -> np.ndarray:
+        """(T-1, 4, H, W) world and local flow stacked, the "plug and play" input of downstream networks."""
+        return np.concatenate([self.world, self.local], axis=1)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise UsageError(f"unknown device {device!r}: {exc}") from None
+
+
+def load_flow_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = None,
+                    device: str | torch.device = "cpu") -> tuple[torch.nn.Module, str]:
+    """The flow model ``name`` with weights, in eval mode; returns ``(model, weights description)``.
+
+    ``weights`` is a ``.safetensors`` file (checkpoint or exported weights, names and shapes checked). Without it,
+    the weights shipped as ``name`` (``hmore.weights.load_model``); when none ship, a randomly initialised model
+    (seed 0) with a loud warning: its flow is meaningless, which is only good for tests.
+    """
+    from hmore.registry import create_model
+
+    dev = resolve_device(device)
+    if weights is not None:
+        from hmore.train.checkpoint import load_weights_into
+
+        path = Path(weights)
+        if not path.is_file():
+            raise InputError(f"weights file not found: {path}")
+        model = create_model(name)
+        load_weights_into(model, path, strict=True)
+        return model.to(dev).eval(), str(path)
+    try:
+        from hmore.weights import load_model
+    except ImportError:  # pragma: no cover - the weights module ships with the package
+        load_model = None
+    if load_model is not None:
+        try:
+            return load_model(name, device=dev), name
+        except InputError as exc:
+            if "not found" not in str(exc):
+                raise  # a corrupt file is an error, not a reason to fall back
+            reason = str(exc)
+    else:  # pragma: no cover
+        reason = "hmore.weights is not available"
+    log.warning("NO TRAINED WEIGHTS for %s (%s): using a RANDOMLY INITIALISED model; its flow is meaningless. "
+                "Pass --weights PATH or ship weights.", name, reason)
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    try:
+        model = create_model(name)
+    finally:
+        torch.random.set_rng_state(gen_state)
+    return model.to(dev).eval(), "random"
+
+
+def _frames(video_or_frames: Any, *, size: int | None, stride: int) -> Iterator[np.ndarray]:
+    """Stream (H, W, 3) uint8 frames from a path (video, image folder) or an array/list of frames."""
+    max_side = DEFAULT_MAX_SIDE if size is None else size
+    if isinstance(video_or_frames, (str, Path)):
+        from hmore.io.video import iter_frames
+
+        yield from iter_frames(video_or_frames, stride=stride, max_side=max_side)
+        return
+    for i, frame in enumerate(video_or_frames):
+        if i % stride:
+            continue
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise InputError(f"frame {i} must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
+        h, w = frame.shape[:2]
+        if max(h, w) > max_side:
+            s = max_side / max(h, w)
+            frame = cv2.resize(frame, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        yield frame
+
+
+MaskFn = Callable[[int, tuple[int, int]], np.ndarray]
+
+
+def _resize_labels(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    if labels.shape == hw:
+        return labels.astype(np.uint8, copy=False)
+    return cv2.resize(labels.astype(np.uint8), (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def _whole(_: int, hw: tuple[int, int]) -> np.ndarray:
+    return np.ones(hw, np.uint8)
+
+
+def resolve_masks(masks: Any, video_or_frames: Any, *, stride: int, size: int | None) -> tuple[MaskFn, str, int]:
+    """``masks`` (see the module docstring) -> (function (pair index, (H, W)) -> labels, source name, P)."""
+    if masks is None:
+        masks = "auto"
+    if isinstance(masks, str) and masks in MASK_MODES:
+        if masks == "whole":
+            return _whole, "whole", 1
+        try:
+            if not isinstance(video_or_frames, (str, Path)):
+                raise InputError("person-mask priors need a video path")
+            from hmore.priors.pipeline import extract_priors
+            from hmore.priors.pose import create_estimator
+
+            estimator = create_estimator("mediapipe")
+        except (ImportError, InputError, OSError, RuntimeError) as exc:
+            if masks == "priors":
+                raise InputError(f"cannot compute person-mask priors: {exc}") from None
+            log.warning("no person-mask priors (%s); falling back to one subject = the whole frame", exc)
+            return _whole, "whole", 1
+        priors = extract_priors(video_or_frames, estimator=estimator, stride=stride,
+                                max_side=DEFAULT_MAX_SIDE if size is None else size)
+        labels = priors.masks
+        source = "priors"
+    elif isinstance(masks, (str, Path)):
+        from hmore.priors.pipeline import load_priors
+
+        priors = load_priors(masks)
+        # Row of the priors for each selected frame k (source frame stride * k); frames it lacks get no subjects.
+        rows = {int(f): i for i, f in enumerate(priors.frame_index)}
+        total = int(priors.frame_index.max()) // stride + 1 if len(priors.frame_index) else 0
+        pick = [rows.get(stride * k, -1) for k in range(total)]
+        empty = np.zeros((1, *priors.masks.shape[1:]), np.uint8)
+        labels = np.concatenate([priors.masks, empty])[pick]  # row -1 is the empty mask
+        source = "file"
+    else:
+        labels = np.asarray(masks)
+        if labels.ndim != 3:
+            raise UsageError(f"masks must be 'auto', 'priors', 'whole', a priors.npz path or (T, H, W) labels; "
+                             f"got an array of shape {labels.shape}")
+        if labels.dtype.kind not in "iub" or (labels.size and (labels.min() < 0 or labels.max() > 255)):
+            raise InputError(f"mask labels must be integers in 0..255, got dtype {labels.dtype}")
+        source = "array"
+    num = int(labels.max()) if labels.size else 0
+
+    def from_labels(t: int, hw: tuple[int, int]) -> np.ndarray:
+        if t >= labels.shape[0]:
+            return np.zeros(hw, np.uint8)  # no mask for this frame: no subjects
+        return _resize_labels(labels[t], hw)
+
+    return from_labels, source, num
+
+
+def _compact(mask: np.ndarray, max_subjects: int) -> tuple[np.ndarray, np.ndarray]:
+    """Relabel the ids present in ``mask`` to 1..k (k <= max_subjects); returns (compact mask, original ids)."""
+    ids, counts = np.unique(mask[mask > 0], return_counts=True)
+    if len(ids) > max_subjects:
+        keep = np.sort(ids[np.argsort(-counts, kind="stable")[:max_subjects]])
+        log.warning("%d subjects in one frame but the model has %d subject queries; the %d smallest become "
+                    "background", len(ids), max_subjects, len(ids) - max_subjects)
+        ids = keep
+    lut = np.zeros(256, np.int64)
+    lut[ids] = np.arange(1, len(ids) + 1)
+    return lut[mask], ids
+
+
+@torch.inference_mode()
+def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MODEL, size: int | None = None,
+              device: str | torch.device = "auto", stride: int = 1, masks: Any = None,
+              weights: str | Path | None = None, iters: int | None = None, progress: bool | None = None,
+              info: dict[str, Any] | None = None) -> Iterator[FlowPair]:
+    """Stream the H-MoRe representation of a video pair by pair (see the module docstring for ``masks``).
+
+    Args:
+        video_or_frames: a video file, an image folder, a generated clip (``.npz`` from ``hmore synth``; its exact
+            masks are used unless ``masks`` says otherwise), or (T, H, W, 3) uint8 RGB frames (array or iterable).
+        model: a registered flow model name, or a built model.
+        size: longer side of the processing size in pixels (default 512; smaller frames are kept as they are).
+        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda:0"`` ...
+        stride: use every ``stride``-th frame; pairs are consecutive selected frames.
+        masks: subject masks: ``"auto"`` (None), ``"priors"``, ``"whole"``, a priors.npz path or (T, H, W) labels.
+        weights: a ``.safetensors`` file for ``model`` (default: the shipped weights, else random with a warning).
+        iters: refinement iterations (default: the model's).
+        progress: show a progress bar (None: only when stderr is a terminal).
+        info: if given, filled with ``model``, ``weights``, ``mask_source``, ``num_subjects``.
+
+    Yields:
+        :class:`FlowPair` per frame pair.
+    """
+    if stride < 1:
+        raise UsageError(f"stride must be >= 1, got {stride}")
+    if size is not None and size < 16:
+        raise UsageError(f"size must be >= 16 pixels, got {size}")
+    from_clip = _is_clip(video_or_frames)
+    if from_clip:
+        from hmore.synth.clip import load_clip
+
+        clip = load_clip(video_or_frames)
+        video_or_frames = clip.frames
+        if masks is None or (isinstance(masks, str) and masks == "auto"):
+            masks = clip.masks  # a generated clip carries exact subject masks
+        else:
+            from_clip = False
+    dev = resolve_device(device)
+    if isinstance(model, str):
+        name = model
+        net, weights_desc = load_flow_model(model, weights=weights, device=dev)
+    else:
+        name, net, weights_desc = type(model).__name__, model.to(dev).eval(), "given"
+    max_subjects = int(getattr(getattr(net, "config", None), "max_subjects", 16))
+    mask_fn, mask_source, num_subjects = resolve_masks(masks, video_or_frames, stride=stride, size=size)
+    mask_source = "clip" if from_clip else mask_source
+    if info is not None:
+        info.update(model=name, weights=weights_desc, mask_source=mask_source, num_subjects=num_subjects)
+    show = sys.stderr.isatty() if progress is None else progress
+    frames = _frames(video_or_frames, size=size, stride=stride)
+    prev = None
+    for t, frame in enumerate(tqdm(frames, disable=not show, desc="flow", unit="frame")):
+        if prev is None:
+            prev = frame
+            continue
+        if frame.shape != prev.shape:
+            raise InputError(f"frame {t} is {frame.shape[1]}x{frame.shape[0]} but the first frame is "
+                             f"{prev.shape[1]}x{prev.shape[0]}")
+        hw = prev.shape[:2]
+        labels = mask_fn(t - 1, hw)
+        compact, ids = _compact(labels, max_subjects)
+        img1 = torch.from_numpy(prev).to(dev).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
+        img2 = torch.from_numpy(frame).to(dev).permute(2, 0, 1)[None]
+        out = net(img1, img2, masks=torch.from_numpy(compact).to(dev)[None], num_subjects=len(ids), iters=iters)
+        velocity = np.zeros((num_subjects, 2), np.float32)
+        v = out.subject_velocity[0].float().cpu().numpy()  # (k, 2) for the compact ids
+        in_range = ids <= num_subjects
+        velocity[ids[in_range] - 1] = v[in_range]
+        yield FlowPair(index=t - 1, frame=prev, world=out.world[0].float().cpu().numpy(),
+                       local=out.local[0].float().cpu().numpy(), subject_velocity=velocity, mask=labels)
+        prev = frame
+
+
+def flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MODEL, size: int | None = None,
+         device: str | torch.device = "auto", stride: int = 1, masks: Any = None, weights: str | Path | None = None,
+         iters: int | None = None, progress: bool | None = None) -> FlowRepresentation:
+    """The H-MoRe representation of a whole clip, in memory (computation streams; see :func:`iter_flow`).
+
+    Returns:
+        :class:`FlowRepresentation`. Raises :class:`InputError` when fewer than 2 frames are selected.
+    """
+    info: dict[str, Any] = {}
+    fps = source_fps(video_or_frames, stride)
+    pairs = list(iter_flow(video_or_frames, model=model, size=size, device=device, stride=stride, masks=masks,
+                           weights=weights, iters=iters, progress=progress, info=info))
+    if not pairs:
+        raise InputError("fewer than 2 frames selected: no frame pair to compute flow on")
+    return FlowRepresentation(
+        world=np.stack([p.world for p in pairs]), local=np.stack([p.local for p in pairs]),
+        subject_velocity=np.stack([p.subject_velocity for p in pairs]), masks=np.stack([p.mask for p in pairs]),
+        fps=fps, model=info["model"], weights=info["weights"], mask_source=info["mask_source"],
+    )
+
+
+def _is_clip(video_or_frames: Any) -> bool:
+    return isinstance(video_or_frames, (str, Path)) and Path(video_or_frames).suffix.lower() == ".npz"
+
+
+def source_fps(video_or_frames: Any, stride: int) -> float:
+    """Frame rate of the selected frames: the video's (image folders and arrays: 30) divided by ``stride``."""
+    if _is_clip(video_or_frames):
+        import json
+
+        with np.load(video_or_frames, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+        return float(meta.get("fps", 30.0)) / stride
+    if isinstance(video_or_frames, (str, Path)):
+        from hmore.io.video import probe_video
+
+        return probe_video(video_or_frames).fps / stride
+    return 30.0 / stride
+
+
+class StreamingNpzWriter:
+    """Writes an ``.npz`` whose big arrays grow one slice at a time, holding none of them in memory.
+
+    Slices go to temporary raw files beside the target; :meth:`close` writes the zip (fixed timestamps, so the same
+    data gives the same bytes) with each array's ``.npy`` header and streams the raw data in, then renames it onto
+    ``path`` atomically. Small arrays can be added whole with ``extra``.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._files: dict[str, tuple[Any, Path, np.dtype, tuple[int, ...]]] = {}
+        self._counts: dict[str, int] = {}
+
+    def append(self, name: str, item: np.ndarray) -> None:
+        item = np.ascontiguousarray(item)
+        if name not in self._files:
+            raw = self.path.parent / f".{self.path.stem}.{name}.part"
+            self._files[name] = (raw.open("wb"), raw, item.dtype, item.shape)
+            self._counts[name] = 0
+        fh, _, dtype, shape = self._files[name]
+        if item.dtype != dtype or item.shape != shape:
+            raise ValueError(f"slice of {name!r} is {item.shape} {item.dtype}, earlier ones were {shape} {dtype}")
+        fh.write(item.tobytes())
+        self._counts[name] += 1
+
+    def close(self, **extra: Any) -> Path:
+        try:
+            with atomic_path(self.path, suffix=".npz") as tmp, zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
+                for name, (fh, raw, dtype, shape) in self._files.items():
+                    fh.close()
+                    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                              "shape": (self._counts[name], *shape)}
+                    with zf.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w",
+                                 force_zip64=True) as out, raw.open("rb") as src:
+                        np.lib.format.write_array_header_2_0(out, header)
+                        while chunk := src.read(1 << 22):
+                            out.write(chunk)
+                for name, value in extra.items():
+                    with zf.open(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), "w",
+                                 force_zip64=True) as out:
+                        np.lib.format.write_array(out, np.asanyarray(value), allow_pickle=False)
+        finally:
+            self.discard()
+        return self.path
+
+    def discard(self) -> None:
+        """Close and delete the temporary files (also after an error)."""
+        for fh, raw, _, _ in self._files.values():
+            fh.close()
+            raw.unlink(missing_ok=True)
+        self._files.clear()
+
+
+def write_flow_npz(path: str | Path, pairs: Iterator[FlowPair], *, dtype: str = "float32",
+                   meta: dict[str, Any] | None = None, on_pair: Callable[[FlowPair], None] | None = None) -> int:
+    """Stream ``pairs`` into ``path`` (``world``, ``local`` (T-1, 2, H, W) ``dtype``; ``subject_velocity``
+    (T-1, P, 2); ``masks`` (T-1, H, W) uint8; plus ``meta`` entries as 0-d arrays). Returns the number of pairs.
+
+    ``on_pair`` is called with every pair after it is written (e.g. to feed a preview writer).
+    """
+    if dtype not in ("float16", "float32"):
+        raise UsageError(f"dtype must be float16 or float32, got {dtype!r}")
+    writer = StreamingNpzWriter(path)
+    n = 0
+    try:
+        for pair in pairs:
+            writer.append("world", pair.world.astype(dtype))
+            writer.append("local", pair.local.astype(dtype))
+            writer.append("subject_velocity", pair.subject_velocity.astype(np.float32))
+            writer.append("masks", pair.mask.astype(np.uint8))
+            n += 1
+            if on_pair is not None:
+                on_pair(pair)
+    except BaseException:
+        writer.discard()
+        raise
+    if n == 0:
+        writer.discard()
+        raise InputError("fewer than 2 frames selected: no frame pair to compute flow on")
+    writer.close(**{k: np.asarray(v) for k, v in (meta or {}).items()})
+    return n
+
+
+__all__ = ["FlowPair", "FlowRepresentation", "flow", "iter_flow", "load_flow_model", "resolve_device",
+           "resolve_masks", "source_fps", "write_flow_npz", "StreamingNpzWriter"]

@@ -1,0 +1,204 @@
+"""``hmore.flow`` / ``hmore flow``: streaming inference, mask sources and their fallback, npz and preview outputs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import hmore
+from hmore.cli import main
+from hmore.errors import InputError
+from hmore.inference import FlowRepresentation, iter_flow, load_flow_model, write_flow_npz
+from hmore.registry import create_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors gain nothing from intra-op threads, and on a shared, busy machine two threads waiting for each
+    other make every small op slow; run this module single-threaded and restore the setting after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _frames(t: int = 4, h: int = 40, w: int = 48) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    base = (rng.random((h + 2 * t, w + 2 * t, 3)) * 255).astype(np.uint8)
+    base = cv2.GaussianBlur(base, (5, 5), 1.0)
+    return np.stack([base[k: k + h, 2 * k: 2 * k + w] for k in range(t)])  # the view pans by (2, 1) px per frame
+
+
+@pytest.fixture(scope="module")
+def tiny() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model("hmore_flow_test").eval()
+
+
+def test_flow_whole_frame_fallback_shapes_and_invariants(tiny: torch.nn.Module) -> None:
+    rep = hmore.flow(_frames(), model=tiny, masks="whole", device="cpu")
+    assert isinstance(rep, FlowRepresentation)
+    assert rep.world.shape == rep.local.shape == (3, 2, 40, 48)
+    assert rep.subject_velocity.shape == (3, 1, 2) and rep.masks.shape == (3, 40, 48)
+    assert rep.mask_source == "whole" and (rep.masks == 1).all()
+    # one subject = the whole frame: local = world - v everywhere
+    assert np.allclose(rep.local, rep.world - rep.subject_velocity[:, 0, :, None, None], atol=1e-5)
+    assert rep.channels().shape == (3, 4, 40, 48)
+
+
+def test_auto_masks_without_priors_fall_back_to_whole_frame(tiny: torch.nn.Module,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="hmore.inference"):
+        rep = hmore.flow(_frames(3), model=tiny, device="cpu")  # frames in memory: no priors can run
+    assert rep.mask_source == "whole"
+    assert "whole frame" in caplog.text
+
+
+def test_label_masks_are_compacted_beyond_the_subject_queries(tiny: torch.nn.Module) -> None:
+    frames = _frames(3)
+    labels = np.zeros((3, 40, 48), np.uint8)
+    labels[:, 5:20, 5:20] = 7
+    labels[:, 22:38, 25:45] = 200  # ids above max_subjects (4) still work: each pair is relabelled
+    rep = hmore.flow(frames, model=tiny, masks=labels, device="cpu")
+    assert rep.subject_velocity.shape == (2, 200, 2)
+    moving = np.flatnonzero(np.abs(rep.subject_velocity).sum(axis=(0, 2)) > 0)
+    assert set(moving) <= {6, 199} and len(moving) >= 1
+    inside = labels[:2] == 200
+    v = rep.subject_velocity[:, 199][:, :, None, None]
+    assert np.allclose((rep.local + v).transpose(0, 2, 3, 1)[inside], rep.world.transpose(0, 2, 3, 1)[inside],
+                       atol=1e-5)
+    assert (rep.local.transpose(0, 2, 3, 1)[labels[:2] == 0] == 0).all()
+
+
+def test_iter_flow_streams_frames_lazily(tiny: torch.nn.Module) -> None:
+    pulled = []
+
+    def source():
+        for k, f in enumerate(_frames(6)):
+            pulled.append(k)
+            yield f
+
+    gen = iter_flow(source(), model=tiny, masks="whole", device="cpu")
+    first = next(gen)
+    assert first.index == 0 and len(pulled) == 2  # one pair needs two frames, no more
+    assert len(list(gen)) == 4
+
+
+def test_stride_and_size(tiny: torch.nn.Module) -> None:
+    rep = hmore.flow(_frames(7), model=tiny, masks="whole", stride=2, size=24, device="cpu")
+    assert rep.world.shape == (3, 2, 20, 24)  # 4 frames selected, longer side scaled to 24
+
+
+def test_npz_streaming_matches_and_is_deterministic(tiny: torch.nn.Module, tmp_path: Path) -> None:
+    frames = _frames(4)
+    rep = hmore.flow(frames, model=tiny, masks="whole", device="cpu")
+    paths = [tmp_path / "a" / "flow.npz", tmp_path / "b" / "flow.npz"]
+    for p in paths:
+        n = write_flow_npz(p, iter_flow(frames, model=tiny, masks="whole", device="cpu"), meta={"fps": 30.0})
+        assert n == 3
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    with np.load(paths[0]) as z:
+        assert np.array_equal(z["world"], rep.world) and np.array_equal(z["local"], rep.local)
+        assert z["subject_velocity"].shape == (3, 1, 2) and z["masks"].dtype == np.uint8
+        assert float(z["fps"]) == 30.0
+    assert not list(paths[0].parent.glob(".*part"))  # temporary slices are gone
+    with pytest.raises(InputError, match="fewer than 2 frames"):
+        write_flow_npz(tmp_path / "c.npz", iter_flow(frames[:1], model=tiny, masks="whole", device="cpu"))
+
+
+def test_load_flow_model_weights_file_and_random_fallback(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from hmore.train.checkpoint import save_weights
+
+    torch.manual_seed(3)
+    src = create_model("hmore_flow_test")
+    save_weights(tmp_path / "w.safetensors", src, metadata={"name": "test"})
+    model, desc = load_flow_model("hmore_flow_test", weights=tmp_path / "w.safetensors")
+    assert desc.endswith("w.safetensors")
+    for (k, a), b in zip(src.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(InputError, match="not found"):
+        load_flow_model("hmore_flow_test", weights=tmp_path / "missing.safetensors")
+    with caplog.at_level(logging.WARNING, logger="hmore.inference"):
+        _, desc = load_flow_model("hmore_flow_test")  # no weights ship for the test model
+    assert desc == "random" and "RANDOMLY INITIALISED" in caplog.text
+
+
+def test_cli_flow_on_an_image_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for k, f in enumerate(_frames(4)):
+        cv2.imwrite(str(folder / f"f{k}.png"), f[:, :, ::-1])
+    out = tmp_path / "out"
+    code = main(["flow", str(folder), "-o", str(out), "--model", "hmore_flow_test", "--masks", "whole",
+                 "--device", "cpu"])
+    assert code == 0
+    assert "3 pairs" in capsys.readouterr().out
+    for name in ("flow.npz", "preview.mp4", "index.html", "meta.json"):
+        assert (out / name).is_file(), name
+    with np.load(out / "flow.npz") as z:
+        assert z["world"].shape == (3, 2, 40, 48) and z["world"].dtype == np.float32
+    assert "preview.mp4" in (out / "index.html").read_text()
+
+
+def test_cli_flow_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["flow", str(tmp_path / "none.mp4"), "-o", str(tmp_path / "o")]) == 1
+    assert "error" in capsys.readouterr().err
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), _frames(1)[0])
+    assert main(["flow", str(folder), "-o", str(tmp_path / "o"), "--stride", "0"]) == 2
+
+
+def test_masks_from_a_priors_file_are_resized_and_aligned(tiny: torch.nn.Module, tmp_path: Path) -> None:
+    from hmore.priors.pipeline import Priors, save_priors
+
+    t = 4
+    small = np.zeros((t, 20, 24), np.uint8)
+    small[:, 2:10, 3:12] = 1
+    small[2] = 0  # nobody in frame 2
+    priors = Priors(
+        kp2d=np.zeros((t, 1, 17, 3), np.float32), valid=np.ones((t, 1), bool), interpolated=np.zeros((t, 1), bool),
+        track_ids=np.array([1]), masks=small, boundaries=np.zeros_like(small), fps=30.0, size=(48, 40),
+        mask_size=(24, 20), frame_index=np.arange(t), backend="test", backend_version="0", source="clip",
+    )
+    path = save_priors(tmp_path / "priors.npz", priors)
+    rep = hmore.flow(_frames(t), model=tiny, masks=path, device="cpu")
+    assert rep.mask_source == "file"
+    expected = cv2.resize(small[0], (48, 40), interpolation=cv2.INTER_NEAREST)
+    assert np.array_equal(rep.masks[0], expected) and (rep.masks[2] == 0).all()
+    assert (rep.subject_velocity[2] == 0).all() and (rep.local[2] == 0).all()  # no subject: local is 0
+
+
+def test_cli_folder_of_videos_resumes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from hmore.io.video import write_video
+
+    for name in ("a", "b"):
+        write_video(tmp_path / "in" / f"{name}.mp4", list(_frames(3)), 10.0)
+    args = ["flow", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", "hmore_flow_test", "--masks",
+            "whole", "--device", "cpu", "--no-preview"]
+    assert main(args) == 0
+    assert "2 videos processed, 0 skipped" in capsys.readouterr().out
+    assert (tmp_path / "out" / "a" / "flow.npz").is_file() and (tmp_path / "out" / "b" / "flow.npz").is_file()
+    assert main(args) == 0
+    assert "0 videos processed, 2 skipped" in capsys.readouterr().out
+    assert main([*args, "--force", "--shard", "1/2"]) == 0
+    assert "1 videos processed, 0 skipped" in capsys.readouterr().out
+
+
+def test_cli_flow_on_a_generated_clip_uses_its_masks(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["synth", "--out", str(tmp_path / "clips"), "--frames", "3", "--size", "48x64", "--subjects", "2",
+                 "--seed", "5"]) == 0
+    clip = next((tmp_path / "clips").glob("clip_*.npz"))
+    out = tmp_path / "out"
+    assert main(["flow", str(clip), "-o", str(out), "--model", "hmore_flow_test", "--device", "cpu",
+                 "--no-preview", "--threads", "1"]) == 0
+    assert "masks: clip" in capsys.readouterr().out
+    with np.load(clip) as c, np.load(out / "flow.npz") as z:
+        assert np.array_equal(z["masks"], c["masks"][:-1])
+        assert z["world"].shape == (2, 2, 48, 64)
+        assert z["subject_velocity"].shape == (2, int(c["masks"].max()), 2)
