@@ -94,12 +94,61 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", default=default_size, help="frame size HxW (default: %(default)s)")
     p.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="frames per clip (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--flow-model", default=FLOW_MODEL,
+                   help="shipped flow model whose world/local flow is shown beside the ground truth "
+                        "(default: %(default)s; 'none' to skip)")
 
 
 def run(args: argparse.Namespace) -> int:
-    index = build_demo(args.out, size=parse_size(args.size), num_frames=args.frames, seed=args.seed)
+    panels, text = hmore_flow_panels(args.flow_model)
+    index = build_demo(args.out, size=parse_size(args.size), num_frames=args.frames, seed=args.seed,
+                       extra_panels=panels, extra_panel_text=text)
     print(index)
     return 0
+
+
+FLOW_MODEL = "hmore_flow_cpu"
+
+
+def hmore_flow_panels(model: str) -> tuple[PanelFn | None, dict[str, str]]:
+    """Panels of hmore's own world and local flow, from the weights shipped as ``model``.
+
+    Returns ``(None, {})`` (with a log line saying why) when ``model`` is ``"none"`` or no such weights ship: the
+    demo then shows the ground truth alone rather than the flow of an untrained network.
+    """
+    from hmore.weights import list_weights
+
+    if model == "none":
+        return None, {}
+    if model not in list_weights():
+        log.warning("no shipped weights for %s: the demo shows the ground truth only", model)
+        return None, {}
+
+    from hmore.inference import flow
+    from hmore.weights import load_model
+
+    net = load_model(model)
+
+    def panels(name: str, clip: Clip) -> dict[str, np.ndarray]:
+        rep = flow(clip.frames, model=net, masks=clip.masks, device="cpu", progress=False)
+        # (T-1, 2, H, W) -> (T-1, H, W, 2), the panel layout
+        return {
+            "hmore world flow": rep.world.transpose(0, 2, 3, 1),
+            "hmore local flow": rep.local.transpose(0, 2, 3, 1),
+        }
+
+    text = {
+        "hmore world flow": (
+            f"hmore's own world flow ({model}, the weights shipped with the package), computed from the two frames "
+            "and the people's masks alone, on the ground truth's colour scale: it should match the ground-truth "
+            "panel on the people and stay white on the background."
+        ),
+        "hmore local flow": (
+            "hmore's local flow: the world flow minus each person's overall motion (the subject network's v_s) "
+            "inside that person, zero elsewhere: the motion of the limbs relative to the body."
+        ),
+    }
+    return panels, text
 
 
 def build_demo(
