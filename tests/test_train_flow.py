@@ -273,3 +273,19 @@ def test_evaluate_against_a_zero_flow_model(task):
     s = task._eval_set()[0]
     inside = (s["masks"] > 0) & s["valid"]
     assert m["local_epe_mask"] == pytest.approx(float(np.linalg.norm(s["local"], axis=-1)[inside].mean()), rel=1e-5)
+
+
+def test_balanced_weights_give_people_and_background_half_each():
+    from hmore.train.tasks.flow import balance_weights
+
+    person = torch.zeros(2, 4, 5)
+    person[0, :1, :2] = 1  # 2 of 20 pixels are a person
+    weight = torch.ones(2, 4, 5)
+    weight[0, 3, 4] = 0.0  # an invalid background pixel stays invalid
+    out = balance_weights(weight, person)
+    assert float((out[0] * person[0]).sum()) == pytest.approx(10.0)
+    assert float((out[0] * (1 - person[0])).sum()) == pytest.approx(10.0)
+    assert float(out[0, 3, 4]) == 0.0
+    assert float(out[0, 0, 0]) == pytest.approx(5.0)  # 10 / 2 person pixels
+    # no person in sample 1: background keeps half, people's half is empty
+    assert float(out[1].sum()) == pytest.approx(10.0)

@@ -113,6 +113,9 @@ class FlowLossConfig:
         target: world-flow target of stage 1: ``human`` (flow inside the masks, 0 outside; ours) or ``full``.
         gamma: decay of the earlier iterations' weights in the sequence loss (RAFT: 0.8).
         background_weight: weight of background pixels relative to people's pixels in the sequence loss.
+        balance: people's pixels and background pixels each make up half of every sample's sequence loss (then
+            ``background_weight`` scales the background half; ours). Without it the background, most of the image,
+            dominates, and a short run settles on predicting zero flow everywhere.
         max_flow: target flows at least this long are ignored.
         subject_weight: weight of Psi's loss.
         skeleton_weight: weight of the skeleton constraint F (stage 2).
@@ -126,6 +129,7 @@ class FlowLossConfig:
     target: Literal["human", "full"] = "human"
     gamma: float = 0.8
     background_weight: float = 1.0
+    balance: bool = False
     max_flow: float = 400.0
     subject_weight: float = 0.1
     skeleton_weight: float = 1.0
@@ -223,6 +227,15 @@ def make_sample(*, image1: np.ndarray, image2: np.ndarray, masks: np.ndarray, kp
         "valid": np.ones((h, w), bool) if valid is None else valid.astype(bool),
         "has_flow": np.array(flow is not None),
     }
+
+
+def balance_weights(weight: torch.Tensor, person: torch.Tensor) -> torch.Tensor:
+    """Rescale per-pixel loss weights (B, H, W) so that, in every sample, people's pixels (``person`` 1) and the
+    background's each sum to half the pixel count (a group with no weight stays 0)."""
+    n = float(person.shape[1] * person.shape[2])
+    people = (weight * person).sum(dim=(1, 2), keepdim=True).clamp_min(1e-6)  # (B, 1, 1)
+    rest = (weight * (1.0 - person)).sum(dim=(1, 2), keepdim=True).clamp_min(1e-6)
+    return weight * (person * (0.5 * n / people) + (1.0 - person) * (0.5 * n / rest))
 
 
 def augment(sample: dict[str, np.ndarray], rng: np.random.Generator, *, crop: tuple[int, int],
@@ -504,6 +517,8 @@ class FlowTask:
         else:
             target = batch.flow
             weight = valid * (person + (1.0 - person) * c.background_weight)
+        if c.balance:
+            weight = balance_weights(weight, person)
         return target, weight * has
 
     # -- evaluation
