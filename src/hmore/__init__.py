@@ -4,6 +4,27 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING  # noqa: E402
+
 from hmore.registry import create_model, list_models, register_model  # noqa: E402
 
-__all__ = ["__version__", "create_model", "list_models", "register_model"]
+if TYPE_CHECKING:
+    import torch
+
+    from hmore.inference import FlowRepresentation
+
+__all__ = ["__version__", "create_model", "flow", "list_models", "load_model", "register_model"]
+
+
+def load_model(name: str, *, device: str = "cpu", weights_dir: str | None = None) -> torch.nn.Module:
+    """The model ``name`` with its shipped weights, in eval mode (lazy wrapper of :func:`hmore.weights.load_model`)."""
+    from hmore.weights import load_model as _load_model
+
+    return _load_model(name, device=device, weights_dir=weights_dir)
+
+
+def flow(video_or_frames: object, **kwargs: object) -> FlowRepresentation:
+    """H-MoRe world/local flow of a clip: lazy wrapper of :func:`hmore.inference.flow` (same arguments)."""
+    from hmore.inference import flow as _flow
+
+    return _flow(video_or_frames, **kwargs)

@@ -19,6 +19,14 @@ from hmore.errors import HmoreError
 # name -> module under hmore.commands; add one line per subcommand.
 COMMANDS: dict[str, str] = {
     "models": "models",
+    "train": "train",
+    "demo": "demo",
+    "priors": "priors",
+    "synth": "synth",
+    "flow": "flow",
+    "bench": "bench",
+    "lift": "lift",
+    "classify": "classify",
 }
 
 

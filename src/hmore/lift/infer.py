@@ -1,0 +1,187 @@
+"""Lifting 2D keypoint tracks of any length to 3D with a trained lifter.
+
+A track longer than the model's window is cut into overlapping windows (stride = window / 2 by default, the last
+window aligned with the end); each window's output is weighted by a smooth bump (a raised cosine, highest in the
+window's middle and small but non-zero at its ends) and the weighted outputs are summed and normalised, so
+neighbouring windows cross-fade instead of meeting at a seam. Frames without a detection are given to the model as
+masked (all-zero) frames, which is what its masking pretraining taught it to fill in, and are flagged in the
+result; their 2D is interpolated from the neighbouring detections.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hmore.lift.data import ROOT, flip_pair, normalize_2d
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiftResult:
+    """3D tracks of the people of a clip.
+
+    Attributes:
+        pose3d: (P, T, 17, 3) float32 root-relative 3D joints, camera frame (x right, y down, z forward), metres.
+        root: (P, T, 3) float32 estimated camera-frame root positions (metres; NaN when not requested).
+        kp2d: (P, T, 17, 3) float32 the H36M-17 2D input in pixels + score, gaps interpolated (score 0 there).
+        interpolated: (P, T) bool, True where the person had no detection (3D inferred from the context).
+        fps: frame rate.
+        width, height: image size the 2D refers to.
+    """
+
+    pose3d: np.ndarray
+    root: np.ndarray
+    kp2d: np.ndarray
+    interpolated: np.ndarray
+    fps: float
+    width: int
+    height: int
+
+
+def blend_weights(length: int) -> np.ndarray:
+    """(length,) raised-cosine window weights, positive everywhere and largest in the middle."""
+    t = (np.arange(length) + 0.5) / length
+    return 0.5 - 0.5 * np.cos(2 * math.pi * t) + 1e-3
+
+
+def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
+    """Start frames of the overlapping windows covering ``num_frames`` (the last one ends at the last frame)."""
+    if window <= 0 or stride <= 0:
+        raise ValueError(f"window and stride must be positive, got {window} and {stride}")
+    if num_frames <= window:
+        return [0]
+    starts = list(range(0, num_frames - window + 1, stride))
+    if starts[-1] != num_frames - window:
+        starts.append(num_frames - window)
+    return starts
+
+
+@torch.no_grad()
+def run_windows(model: torch.nn.Module, x: np.ndarray, *, window: int, stride: int | None = None,
+                batch_size: int = 16, flip: bool = False, device: str | torch.device = "cpu",
+                progress: bool = False) -> np.ndarray:
+    """Apply ``model`` ((B, L, J, 3) -> (B, L, J, 3)) to a track (T, J, 3) of any length with blended windows.
+
+    Args:
+        model: the lifter (in eval mode).
+        x: (T, J, 3) model input (normalised 2D + confidence).
+        window: frames per window (at most the model's max_len).
+        stride: step between windows (default window // 2).
+        batch_size: windows per forward pass.
+        flip: also run the mirrored input and average with the un-mirrored output (test-time flip).
+        device: where the model runs.
+        progress: show a progress bar (only on a terminal).
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 3:
+        raise ValueError(f"run_windows expects (T, J, C), got {x.shape}")
+    num = x.shape[0]
+    stride = stride or max(1, window // 2)
+    length = min(window, num)
+    starts = window_starts(num, length, stride)
+    w = blend_weights(length)  # (L,)
+    acc = np.zeros(x.shape[:2] + (3,), dtype=np.float64)
+    norm = np.zeros(num, dtype=np.float64)
+    bar = tqdm(range(0, len(starts), batch_size), disable=not progress, desc="lift", unit="batch", leave=False)
+    for b0 in bar:
+        chunk = starts[b0 : b0 + batch_size]
+        xb = np.stack([x[s : s + length] for s in chunk])  # (B, L, J, 3)
+        yb = _forward(model, xb, device)
+        if flip:
+            xf, _ = flip_pair(xb)
+            yf = _forward(model, xf, device)
+            yb = 0.5 * (yb + flip_pair(yf)[0])
+        for s, y in zip(chunk, yb):
+            acc[s : s + length] += w[:, None, None] * y
+            norm[s : s + length] += w
+    return (acc / norm[:, None, None]).astype(np.float32)
+
+
+def _forward(model: torch.nn.Module, xb: np.ndarray, device) -> np.ndarray:
+    out = model(torch.from_numpy(np.ascontiguousarray(xb)).to(device))
+    return out.float().cpu().numpy()
+
+
+def fill_gaps(kp: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Linearly interpolate (T, J, C) keypoints over frames where ``valid`` (T,) is False; hold at the ends."""
+    out = np.array(kp, dtype=np.float64)
+    idx = np.flatnonzero(valid)
+    if idx.size == 0 or idx.size == len(valid):
+        return out
+    t = np.arange(len(valid))
+    flat = out.reshape(len(valid), -1)
+    for c in range(flat.shape[1]):
+        flat[:, c] = np.interp(t, idx, flat[idx, c])
+    return flat.reshape(out.shape)
+
+
+def estimate_root(pose3d: np.ndarray, kp2d_px: np.ndarray, *, focal: float, cx: float, cy: float) -> np.ndarray:
+    """Camera-frame root positions (T, 3) that make the root-relative 3D (T, J, 3) project onto the 2D (T, J, 2+).
+
+    Weak perspective per frame: pixel offsets from the root ~ (focal / z) x 3D offsets, solved for z in least
+    squares, then the root is un-projected at that depth.
+    """
+    d3 = pose3d[..., :2] - pose3d[..., ROOT : ROOT + 1, :2]  # (T, J, 2)
+    d2 = kp2d_px[..., :2] - kp2d_px[..., ROOT : ROOT + 1, :2]
+    num = (d3 * d3).sum(axis=(-1, -2))
+    den = (d2 * d3).sum(axis=(-1, -2))
+    z = focal * num / np.where(np.abs(den) < 1e-9, 1e-9, den)
+    z = np.clip(z, 0.3, 200.0)
+    u, v = kp2d_px[:, ROOT, 0], kp2d_px[:, ROOT, 1]
+    return np.stack([(u - cx) * z / focal, (v - cy) * z / focal, z], axis=-1)
+
+
+def lift_tracks(model: torch.nn.Module, kp2d: np.ndarray, *, width: int, height: int, fps: float = 30.0,
+                window: int | None = None, stride: int | None = None, flip: bool = True, trajectory: bool = False,
+                focal: float | None = None, device: str | torch.device = "cpu",
+                progress: bool = False) -> LiftResult:
+    """Lift H36M-17 2D tracks to 3D.
+
+    Args:
+        model: a lifter taking normalised input (see ``hmore.lift.data``), in eval mode.
+        kp2d: (P, T, 17, 3) pixels + score per person and frame; a frame whose scores are all 0 (or NaN) is a frame
+            without detection.
+        width, height: image size in pixels.
+        fps: frame rate (recorded in the result).
+        window: window length (default: the model's ``config.max_len`` or 81).
+        stride: window step (default: window // 2).
+        flip: test-time flip averaging.
+        trajectory: also estimate the camera-frame root trajectory (needs ``focal``; default ``max(width,
+            height)``, a 53 degree field of view).
+        focal: focal length in pixels for the trajectory.
+        device: where the model runs.
+        progress: progress bars (only on a terminal).
+    """
+    kp2d = np.asarray(kp2d, dtype=np.float64)
+    if kp2d.ndim != 4 or kp2d.shape[2:] != (17, 3):
+        raise ValueError(f"lift_tracks expects (P, T, 17, 3) H36M-17 keypoints with scores, got {kp2d.shape}")
+    if window is None:
+        window = int(getattr(getattr(model, "config", None), "max_len", 81))
+    kp2d = np.where(np.isfinite(kp2d), kp2d, 0.0)
+    p, t = kp2d.shape[:2]
+    valid = kp2d[..., 2].max(axis=-1) > 0  # (P, T)
+    pose = np.zeros((p, t, 17, 3), np.float32)
+    filled = np.zeros_like(kp2d, dtype=np.float32)
+    root = np.full((p, t, 3), np.nan, np.float32)
+    for i in range(p):
+        filled_i = fill_gaps(kp2d[i], valid[i])
+        filled_i[~valid[i], :, 2] = 0.0
+        filled[i] = filled_i
+        x = np.concatenate([normalize_2d(kp2d[i, ..., :2], width, height), kp2d[i, ..., 2:3]], axis=-1)
+        x[kp2d[i, ..., 2] <= 0] = 0.0  # undetected joints and frames: masked, as in pretraining
+        if not valid[i].any():
+            log.warning("person %d has no detection in any frame; their 3D is left at zero", i)
+            continue
+        pose[i] = run_windows(model, x, window=window, stride=stride, flip=flip, device=device, progress=progress)
+        if trajectory:
+            f = focal or float(max(width, height))
+            root[i] = estimate_root(pose[i].astype(np.float64), filled_i, focal=f, cx=width / 2, cy=height / 2)
+    return LiftResult(pose3d=pose, root=root, kp2d=filled, interpolated=~valid, fps=float(fps), width=int(width),
+                      height=int(height))
