@@ -308,12 +308,37 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a keypoint pickle")
 
 
-def _pyskl_annotations(path: Path) -> list[dict]:
+def load_pickle_safely(path: Path) -> object:
+    """Unpickle ``path`` allowing only plain containers and numpy arrays (never arbitrary code)."""
     try:
         with path.open("rb") as fh:
-            data = _NumpyOnlyUnpickler(fh).load()
+            return _NumpyOnlyUnpickler(fh).load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
         raise InputError(f"{path}: not a readable pyskl pickle ({exc})") from None
+
+
+def pyskl_keypoints(annotation: dict, where: str, *, joints: int | None = None) -> np.ndarray:
+    """An annotation's ``keypoint`` (M, T, V, 2|3) with ``keypoint_score`` joined -> (M, T, V, 3) float32, checked.
+
+    ``joints`` (e.g. 17) requires that many joints; a missing score counts as 1.
+    """
+    kp = np.asarray(annotation["keypoint"], np.float32)
+    if kp.ndim != 4 or kp.shape[-1] not in (2, 3) or (joints is not None and kp.shape[2] != joints):
+        v = "V" if joints is None else str(joints)
+        raise InputError(f"{where}: 'keypoint' must be (M, T, {v}, 2 or 3), got {kp.shape}")
+    if kp.shape[-1] == 2:
+        score = annotation.get("keypoint_score")
+        score = np.ones(kp.shape[:3], np.float32) if score is None else np.asarray(score, np.float32)
+        if score.shape != kp.shape[:3]:
+            raise InputError(f"{where}: 'keypoint_score' is {score.shape}, expected {kp.shape[:3]}")
+        kp = np.concatenate([kp, score[..., None]], axis=-1)
+    if not np.isfinite(kp).all():
+        raise InputError(f"{where}: keypoints contain NaN or inf")
+    return kp
+
+
+def _pyskl_annotations(path: Path) -> list[dict]:
+    data = load_pickle_safely(path)
     if isinstance(data, dict) and "annotations" in data:
         anns = data["annotations"]
     elif isinstance(data, dict) and "keypoint" in data:
@@ -335,17 +360,7 @@ def read_pyskl(path: str | Path, *, layout: str | None = None) -> list[KeypointS
     out = []
     for k, a in enumerate(_pyskl_annotations(path)):
         where = f"{path} clip {a.get('frame_dir', k)}"
-        kp = np.asarray(a["keypoint"], np.float32)
-        if kp.ndim != 4 or kp.shape[-1] not in (2, 3):
-            raise InputError(f"{where}: 'keypoint' must be (M, T, V, 2 or 3), got {kp.shape}")
-        if kp.shape[-1] == 2:
-            score = a.get("keypoint_score")
-            score = np.ones(kp.shape[:3], np.float32) if score is None else np.asarray(score, np.float32)
-            if score.shape != kp.shape[:3]:
-                raise InputError(f"{where}: 'keypoint_score' is {score.shape}, expected {kp.shape[:3]}")
-            kp = np.concatenate([kp, score[..., None]], axis=-1)
-        if not np.isfinite(kp).all():
-            raise InputError(f"{where}: keypoints contain NaN or inf")
+        kp = pyskl_keypoints(a, where)
         coco = to_coco17(kp, layout=layout, where=where).transpose(1, 0, 2, 3)  # (M, T, 17, 3) -> (T, M, 17, 3)
         valid = (coco[..., 2] > 0).any(-1) | (np.abs(coco[..., :2]).sum((-1, -2)) > 0)  # (T, M)
         coco[~valid] = 0

@@ -65,16 +65,12 @@ class ActionDataset:
 
 def read_action_pickle(path: str | Path) -> ActionDataset:
     """Read a pyskl action pickle; :class:`InputError` for missing, unreadable or malformed files."""
-    from hmore.io.keypoints import _NumpyOnlyUnpickler  # the keypoint readers' safe unpickler
+    from hmore.io.keypoints import load_pickle_safely, pyskl_keypoints
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such file: {path}")
-    try:
-        with path.open("rb") as fh:
-            data = _NumpyOnlyUnpickler(fh).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
-        raise InputError(f"{path}: not a readable pyskl pickle ({exc})") from None
+    data = load_pickle_safely(path)
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         raise InputError(f"{path}: a pyskl action pickle is a dict with 'split' and 'annotations'")
     clips = []
@@ -82,17 +78,7 @@ def read_action_pickle(path: str | Path) -> ActionDataset:
         where = f"{path} annotation {k}"
         if not isinstance(a, dict) or "keypoint" not in a or "label" not in a:
             raise InputError(f"{where}: needs 'keypoint' and 'label'")
-        kp = np.asarray(a["keypoint"], np.float32)
-        if kp.ndim != 4 or kp.shape[2] != 17 or kp.shape[3] not in (2, 3):
-            raise InputError(f"{where}: 'keypoint' must be (M, T, 17, 2 or 3), got {kp.shape}")
-        if kp.shape[3] == 2:
-            score = a.get("keypoint_score")
-            score = np.ones(kp.shape[:3], np.float32) if score is None else np.asarray(score, np.float32)
-            if score.shape != kp.shape[:3]:
-                raise InputError(f"{where}: 'keypoint_score' is {score.shape}, expected {kp.shape[:3]}")
-            kp = np.concatenate([kp, score[..., None]], axis=-1)
-        if not np.isfinite(kp).all():
-            raise InputError(f"{where}: keypoints contain NaN or inf")
+        kp = pyskl_keypoints(a, where, joints=17)
         shape = a.get("img_shape")
         if shape is None or len(shape) < 2:
             raise InputError(f"{where}: needs 'img_shape' (h, w)")
