@@ -322,6 +322,26 @@ def test_cli_lift_generated_clip(tmp_path, tiny_checkpoint, capsys) -> None:
     assert "preview.mp4" in (out / "index.html").read_text()
 
 
+def test_generated_clip_occlusion_flags_are_not_detection_scores(tmp_path) -> None:
+    """A generated clip's visibility 0 marks a self-occluded joint whose x, y is still exact: read_tracks must not
+    mask it (nor, through the min rule, the root, belly and neck), but frames without the person stay undetected."""
+    from hmore.io.atomic import save_npz_atomic
+    from hmore.lift.pipeline import read_tracks
+    from hmore.skeleton import COCO17
+
+    path = _generated_clip(tmp_path / "clip.npz", num_frames=16)
+    z = dict(np.load(path))
+    z["kp2d"][:, :, [COCO17.index("left_hip"), COCO17.index("left_shoulder")], 2] = 0.0  # a side view
+    save_npz_atomic(path, **z)
+    tr = read_tracks(path)
+    seen = np.ones((2, 16), bool)
+    seen[1, 10:14] = False
+    assert (tr.kp2d[seen][..., 2] == 1.0).all()
+    assert (tr.kp2d[~seen] == 0.0).all()
+    hips = z["kp2d"].transpose(1, 0, 2, 3)[..., [COCO17.index("left_hip"), COCO17.index("right_hip")], :2].mean(-2)
+    np.testing.assert_allclose(tr.kp2d[..., H36M17.index("root"), :2][seen], hips[seen], atol=1e-4)
+
+
 def test_cli_lift_bad_inputs(tmp_path, tiny_checkpoint, capsys) -> None:
     from hmore.cli import main
 

@@ -113,7 +113,14 @@ def read_tracks(path: str | Path, *, size: tuple[int, int] | None = None, fps: f
         img_size = _guess_size(seq.kp2d)
         log.warning("%s does not give the image size; assuming %dx%d from the keypoints (pass --size WxH)", path,
                     *img_size)
-    kp = convert(seq.kp2d, "coco17", "h36m17", has_score=True)  # (T, P, 17, 3)
+    coco = seq.kp2d
+    if kp3d is not None:
+        # A generated clip's third channel is an occlusion flag, not a detection score: every joint's x, y is its
+        # exact projection. Read as a score, the 0s of self-occluded joints masked them and, through the min rule
+        # of derived joints, the root, belly and neck of any side view.
+        coco = coco.copy()
+        coco[..., 2] = 1.0
+    kp = convert(coco, "coco17", "h36m17", has_score=True)  # (T, P, 17, 3)
     kp[~seq.valid] = 0.0
     return Tracks2D(kp2d=kp.transpose(1, 0, 2, 3).astype(np.float32), track_ids=seq.track_ids,
                     frame_index=seq.frame_index, width=int(img_size[0]), height=int(img_size[1]),
