@@ -10,7 +10,6 @@ import torch
 
 from hmore.paths import DATA_ENV, shared_data_dir
 
-
 # The suite's tensors are small: one thread avoids oversubscribing the 2 cores (several times faster when anything
 # else runs, e.g. the DDP test's worker processes), and makes timings steadier.
 torch.set_num_threads(1)

@@ -166,7 +166,8 @@ def convert(kp: np.ndarray, src: str | Layout, dst: str | Layout, *, has_score: 
     if (src.name, dst.name) == ("blazepose33", "h36m17"):
         return convert(convert(kp, src, COCO17, has_score=has_score), COCO17, dst, has_score=has_score)
     m = _mixing_matrix(src, dst)
-    out = np.einsum("ds,...sc->...dc", m, kp.astype(np.float64)).astype(kp.dtype if kp.dtype.kind == "f" else np.float32)
+    dtype = kp.dtype if kp.dtype.kind == "f" else np.float32
+    out = np.einsum("ds,...sc->...dc", m, kp.astype(np.float64)).astype(dtype)  # (..., J_dst, C)
     if has_score is None:
         has_score = kp.shape[-1] == 3
     if has_score:
