@@ -252,7 +252,7 @@ def test_motion_from_bad_bvh(tmp_path) -> None:
         motion_from_bvh(bad, IDENTITIES[0])
 
 
-def _semantics(action: str, m: Motion, ident: Identity) -> None:
+def _check_semantics(action: str, m: Motion, ident: Identity) -> None:
     """What each action must visibly do (heading 0: the person faces +z)."""
     j = m.joints
     rest = ident.rest_pose()
@@ -297,4 +297,4 @@ def _semantics(action: str, m: Motion, ident: Identity) -> None:
 def test_actions_do_what_they_say(action: str) -> None:
     for k, ident in enumerate(IDENTITIES):
         m = generate_motion(action, ident, num_frames=int(6 * FPS), fps=FPS, seed=k)
-        _semantics(action, m, ident)
+        _check_semantics(action, m, ident)
