@@ -17,16 +17,6 @@ from hmore.inference import FlowRepresentation, iter_flow, load_flow_model, writ
 from hmore.registry import create_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a shared, busy machine two threads waiting for each
-    other make every small op slow; run this module single-threaded and restore the setting after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _frames(t: int = 4, h: int = 40, w: int = 48) -> np.ndarray:
     rng = np.random.default_rng(0)
     base = (rng.random((h + 2 * t, w + 2 * t, 3)) * 255).astype(np.uint8)

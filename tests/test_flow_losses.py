@@ -17,16 +17,6 @@ from hmore.losses.skeleton_constraint import (
 )
 from hmore.losses.subject_velocity import hip_centre_displacement, subject_velocity_loss
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a shared, busy machine two threads waiting for each
-    other make every small op slow; run this module single-threaded and restore the setting after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 # ---------------------------------------------------------------------------------------------------------- sequence
 
 

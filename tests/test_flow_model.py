@@ -13,16 +13,6 @@ from hmore.models.flow.update import upsample_bilinear8, upsample_convex8
 from hmore.registry import create_model, list_models
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a shared, busy machine two threads waiting for each
-    other make every small op slow; run this module single-threaded and restore the setting after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _pair(b: int, h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     img1 = torch.rand(b, 3, h, w, generator=g) * 255
