@@ -41,15 +41,6 @@ def _cfg(**sections):
     return load_task_config("flow", data)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tiny model runs fastest on one thread (and does not fight other processes for the cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def task() -> FlowTask:
     return build_task("flow", _cfg())
