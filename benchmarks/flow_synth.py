@@ -8,7 +8,7 @@ Farneback, DIS x person mask. When hmore runs, a second table gives every method
 
 Clips: ``synth-heldout`` of :mod:`hmore.bench.robustness` (generator seeds >= 2**31 + 10**9, never used in training).
 
-Usage: python benchmarks/flow_synth.py [--clips 8] [--pairs 3] [--size 256x192] [--weights W] [-o OUT]
+Usage: python benchmarks/flow_synth.py [--clips 8] [--pairs 3] [--size 256x192] [--fps 30] [--weights W] [-o OUT]
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=8)
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--size", default="256x192", help="WxH")
+    ap.add_argument("--fps", type=float, default=None,
+                    help="render the clips at this frame rate (default 30); lower rates give longer flows")
     ap.add_argument("--weights", default=None, help=".safetensors for hmore_flow_cpu when none ship")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch and OpenCV")
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
@@ -38,13 +40,15 @@ def main() -> None:
     t0 = time.perf_counter()
     threads = flow_bench.set_threads(args.threads)
     methods = flow_bench.build_methods(args.methods, weights=args.weights)
-    clips = flow_bench.generated_clips("synth-heldout", clips=args.clips, pairs=args.pairs, size=(h, w))
+    clips = flow_bench.generated_clips("synth-heldout", clips=args.clips, pairs=args.pairs, size=(h, w),
+                                       fps=args.fps)
     res = flow_bench.run_flow_bench(clips, methods)
     res.cost = flow_bench.measure_cost(methods, sizes=((h, w),), pairs=args.cost_pairs)
     summary = flow_bench.write_outputs(args.out, res) if args.out else flow_bench.summarise(res)
 
     n_pairs = sum(c.num_pairs for c in clips)
-    print(f"synth-heldout: {len(clips)} clips x {args.pairs} pairs = {n_pairs} pairs at {w}x{h} "
+    print(f"synth-heldout: {len(clips)} clips x {args.pairs} pairs = {n_pairs} pairs at {w}x{h}, "
+          f"{args.fps or 30:g} fps "
           f"({time.perf_counter() - t0:.0f} s; threads torch {threads['torch']}, OpenCV {threads['opencv']})\n")
     labels = {m: summary["metrics"][m]["label"] for m in COLUMNS}
     header = f"{'method':<18}" + "".join(f"{labels[m]:>14}" for m in COLUMNS) + f"{'pairs/s':>10}"

@@ -117,6 +117,19 @@ def test_robustness_levels_share_held_out_seeds():
         set_specs("fog")
 
 
+def test_motion_set_and_fps_override():
+    motion = set_specs("motion", clips=1, size=TINY)
+    assert [s.kwargs["fps"] for s in motion] == [30.0, 15.0, 10.0, 6.0]
+    assert [s.level_value for s in motion] == [1.0, 2.0, 3.0, 5.0]  # displacement per pair relative to 30 fps
+    assert len({s.seed for s in motion}) == 1
+    held = set_specs("synth-heldout", clips=2, size=TINY)
+    assert all("fps" not in s.kwargs for s in held)  # render_clip's default, 30 fps
+    slow = set_specs("synth-heldout", clips=2, size=TINY, fps=10)
+    assert [s.kwargs["fps"] for s in slow] == [10.0, 10.0] and [s.seed for s in slow] == [s.seed for s in held]
+    with pytest.raises(UsageError, match="fps must be > 0"):
+        set_specs("motion", fps=0)
+
+
 # ---- the benchmark ----------------------------------------------------------------------------------------------
 
 

@@ -118,6 +118,23 @@ def test_load_flow_model_weights_file_and_random_fallback(tmp_path: Path, caplog
     assert desc == "random" and "RANDOMLY INITIALISED" in caplog.text
 
 
+def test_load_flow_model_builds_the_variant_the_weights_were_trained_as(tmp_path: Path) -> None:
+    from hmore.train.checkpoint import save_weights
+
+    torch.manual_seed(4)
+    src = create_model("hmore_flow_test", upsample="convex")  # convex adds the mask head's tensors
+    config = {"name": "hmore_flow_test", "kwargs": {"upsample": "convex"}}
+    save_weights(tmp_path / "ckpt.safetensors", src, metadata={"model_config": config})
+    model, _ = load_flow_model("hmore_flow_test", weights=tmp_path / "ckpt.safetensors")
+    assert model.config.upsample == "convex"
+    save_weights(tmp_path / "exported.safetensors", src, metadata={"model": config})
+    model, _ = load_flow_model("hmore_flow_test", weights=tmp_path / "exported.safetensors")
+    assert model.config.upsample == "convex"
+    save_weights(tmp_path / "bare.safetensors", src, metadata={})  # no config: the named default does not fit
+    with pytest.raises(InputError):
+        load_flow_model("hmore_flow_test", weights=tmp_path / "bare.safetensors")
+
+
 def test_cli_flow_on_an_image_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     folder = tmp_path / "clip"
     folder.mkdir()

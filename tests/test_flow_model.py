@@ -164,6 +164,85 @@ def test_flow_init_is_used(tiny: HMoReFlow) -> None:
     assert not torch.allclose(a.world, b.world)
 
 
+def _smooth_texture(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """(1, 3, h, w) blurred noise in [0, 255]: texture DIS can match (white noise is too aliased for it)."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    img = cv2.GaussianBlur(rng.uniform(0, 255, (h, w, 3)).astype(np.float32), (0, 0), 2.0)
+    img = (img - img.min()) / (img.max() - img.min()) * 255
+    return torch.from_numpy(img).permute(2, 0, 1)[None]
+
+
+def test_dis_init_recovers_a_known_translation() -> None:
+    from hmore.models.flow.init import dis_flow
+
+    big = _smooth_texture(80, 96)
+    img1, img2 = big[..., 8:72, 8:88], big[..., 6:70, 5:85]  # content moves by (+3, +2) px
+    flow = dis_flow(img1, img2)
+    assert flow.shape == (1, 2, 64, 80) and flow.dtype == torch.float32
+    inner = flow[0, :, 12:-12, 12:-12]
+    assert torch.allclose(inner[0].median(), torch.tensor(3.0), atol=0.25)
+    assert torch.allclose(inner[1].median(), torch.tensor(2.0), atol=0.25)
+    assert dis_flow(img1[..., :6, :6], img2[..., :6, :6]).abs().max() == 0  # too small for DIS: zero flow
+    with pytest.raises(ValueError, match="unknown DIS preset"):
+        dis_flow(img1, img2, preset="slowest")
+
+
+def test_dis_init_model_starts_from_dis_flow() -> None:
+    from hmore.models.flow.init import dis_flow
+
+    torch.manual_seed(0)
+    model = create_model("hmore_flow_test", init="dis").eval()
+    big = _smooth_texture(48, 56, seed=1)
+    img1, img2 = big[..., 4:44, 4:52], big[..., 2:42, 1:49]
+    with torch.no_grad():
+        auto = model(img1, img2, iters=2)
+        given = model(img1, img2, iters=2, flow_init=dis_flow(img1, img2))
+        zero = model(img1, img2, iters=2, flow_init=torch.zeros(1, 2, 40, 48))
+    assert torch.equal(auto.world, given.world)
+    assert not torch.allclose(auto.world, zero.world)
+    with pytest.raises(ValueError, match="init"):
+        create_model("hmore_flow_test", init="farneback")
+
+
+def test_init_context_feeds_the_full_resolution_initial_flow() -> None:
+    torch.manual_seed(0)
+    model = create_model("hmore_flow_test", init_context=True).eval()
+    assert model.context_encoder.stem[0].in_channels == 5  # RGB + the 2 flow channels
+    img1, img2 = _pair(1, 40, 44)
+    fine = torch.zeros(1, 2, 40, 44)
+    fine[:, 0, ::2] = 4.0  # alternate rows move: same 1/8 average as a uniform 2 px, different detail
+    coarse = torch.full((1, 2, 40, 44), 2.0)
+    coarse[:, 1] = 0.0
+    with torch.no_grad():
+        a = model(img1, img2, iters=1, flow_init=fine)
+        b = model(img1, img2, iters=1, flow_init=coarse)
+        zero = model(img1, img2, iters=1)  # no init: zero flow channels, still runs
+    assert not torch.allclose(a.world, b.world)  # only the context differs: the detail reaches the update
+    assert zero.world.shape == (1, 2, 40, 44)
+    plain = create_model("hmore_flow_test").eval()
+    assert plain.context_encoder.stem[0].in_channels == 3
+    with pytest.raises(ValueError, match="init_scale"):
+        create_model("hmore_flow_test", init_scale=0.0)
+
+
+@pytest.mark.parametrize("upsample", ["bilinear", "convex"])
+def test_last_iteration_only_matches_the_full_run(upsample: str) -> None:
+    torch.manual_seed(0)
+    model = create_model("hmore_flow_test", upsample=upsample).eval()
+    img1, img2 = _pair(2, 27, 45)
+    masks = _masks(2, 27, 45)
+    with torch.no_grad():
+        full = model(img1, img2, masks=masks, iters=3)
+        last = model(img1, img2, masks=masks, iters=3, all_iterations=False)
+    assert full.iterations.shape[0] == 3 and last.iterations.shape[0] == 1
+    assert torch.allclose(full.world, last.world, atol=1e-6)
+    assert torch.allclose(full.local, last.local, atol=1e-6)
+    assert torch.allclose(full.subject_velocity, last.subject_velocity, atol=1e-6)
+
+
 def test_gradients_reach_phi_and_psi_separately() -> None:
     torch.manual_seed(0)
     model = create_model("hmore_flow_test")

@@ -261,6 +261,17 @@ def test_evaluate_against_a_zero_flow_model(task):
     m = task.evaluate(Still())
     assert m["epe_mask"] == pytest.approx(m["zero_flow_epe_mask"], rel=1e-6)
     assert m["leakage"] == 0.0 and m["zero_flow_epe_mask"] > 0
+    # the DIS reference: OpenCV's DIS on the same pairs, pooled over the same pixels
+    import cv2
+
+    err = n = 0.0
+    for s in task._eval_set():
+        grey = [cv2.cvtColor(s[k], cv2.COLOR_RGB2GRAY) for k in ("image1", "image2")]
+        flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(grey[0], grey[1], None)
+        inside = (s["masks"] > 0) & s["valid"]
+        err += float(np.linalg.norm(flow - s["flow"], axis=-1)[inside].sum())
+        n += float(inside.sum())
+    assert m["dis_epe_mask"] == pytest.approx(err / n, rel=1e-3)
     s = task._eval_set()[0]
     inside = (s["masks"] > 0) & s["valid"]
     assert m["local_epe_mask"] == pytest.approx(float(np.linalg.norm(s["local"], axis=-1)[inside].mean()), rel=1e-5)

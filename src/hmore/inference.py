@@ -122,12 +122,19 @@ def load_flow_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = N
 
     dev = resolve_device(device)
     if weights is not None:
-        from hmore.train.checkpoint import load_weights_into
+        from hmore.train.checkpoint import load_weights_into, read_metadata
+        from hmore.weights import build_model_from_config
 
         path = Path(weights)
         if not path.is_file():
             raise InputError(f"weights file not found: {path}")
-        model = create_model(name)
+        meta = read_metadata(path)
+        # checkpoints carry "model_config", exported weights "model": build what the weights were trained as
+        model_config = meta.get("model_config", meta.get("model"))
+        if isinstance(model_config, dict):
+            model = build_model_from_config(model_config, source=str(path))
+        else:
+            model = create_model(name)
         load_weights_into(model, path, strict=True)
         return model.to(dev).eval(), str(path)
     try:
@@ -316,7 +323,8 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         compact, ids = _compact(labels, max_subjects)
         img1 = torch.from_numpy(prev).to(dev).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
         img2 = torch.from_numpy(frame).to(dev).permute(2, 0, 1)[None]
-        out = net(img1, img2, masks=torch.from_numpy(compact).to(dev)[None], num_subjects=len(ids), iters=iters)
+        out = net(img1, img2, masks=torch.from_numpy(compact).to(dev)[None], num_subjects=len(ids), iters=iters,
+                  all_iterations=False)
         velocity = np.zeros((num_subjects, 2), np.float32)
         v = out.subject_velocity[0].float().cpu().numpy()  # (k, 2) for the compact ids
         in_range = ids <= num_subjects

@@ -34,7 +34,7 @@ from hmore.metrics import flow as fm
 log = logging.getLogger(__name__)
 
 GENERATED_SETS = ("synth-heldout", "robustness", "robustness:overlap", "robustness:background",
-                  "robustness:clothing", "robustness:small")
+                  "robustness:clothing", "robustness:small", "robustness:motion")
 COST_SIZES = ((96, 128), (192, 256), (384, 512))  # (H, W): 128x96, 256x192, 512x384
 MIN_PRIOR_FRAMES = 8  # hmore.priors drops tracks shorter than 3 frames: look at a few more frames than the pairs
 
@@ -112,13 +112,16 @@ class BenchClip:
 
 
 def generated_clips(name: str = "synth-heldout", *, clips: int = 2, pairs: int = 2, size: tuple[int, int] = (192, 256),
-                    progress: bool | None = None) -> list[BenchClip]:
-    """Render a generated held-out set (see :mod:`hmore.bench.robustness`) with ``pairs`` pairs per clip."""
+                    progress: bool | None = None, fps: float | None = None) -> list[BenchClip]:
+    """Render a generated held-out set (see :mod:`hmore.bench.robustness`) with ``pairs`` pairs per clip.
+
+    ``fps`` renders every clip at that frame rate (default: the set's, 30 frames per second for most).
+    """
     from hmore.bench.robustness import iter_set
 
     if pairs < 1:
         raise UsageError(f"pairs must be >= 1, got {pairs}")
-    specs = list(iter_set(name, clips=clips, size=size))
+    specs = list(iter_set(name, clips=clips, size=size, fps=fps))
     out = []
     for spec in tqdm(specs, desc="render", unit="clip", disable=not _show(progress), leave=False):
         c = spec.render(num_frames=pairs + 1)

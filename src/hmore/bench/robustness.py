@@ -14,7 +14,12 @@ Sets (``name``: levels):
 * ``small``: the same scene rendered at 192x256, 128x170, 96x128 and 64x86 pixels (for the default size 192x256):
   people about 130, 85, 65 and 43 pixels tall. (``render_clip`` keeps people at least 30 % of the image height and
   has no camera-distance knob, so "far camera" is emulated by a smaller image; metrics are in that image's pixels.)
+* ``motion``: one person, static camera, the same motion sampled at 30, 15, 10 and 6 frames per second: displacements
+  per pair of x1, x2, x3 and x5 (fast motion, or a low frame rate).
 * ``synth-heldout``: a mixed set (1-2 people, any action, static/pan camera, 0-3 distractors, overlap 0-30 %).
+
+Clips are rendered at 30 frames per second unless a set says otherwise or ``fps`` is given (``set_specs(fps=...)``
+overrides every level's rate, ``motion`` included).
 """
 
 from __future__ import annotations
@@ -37,11 +42,12 @@ SMALL_SIZES = ((192, 256), (128, 170), (96, 128), (64, 86))
 # Robustness sets draw actions from these (whole-body motions of a few pixels per frame), so that the knob, not a
 # near-still pose, decides the outcome; synth-heldout draws from every action, like training.
 MOVING_ACTIONS = ("walk", "run", "jump", "kick", "punch", "wave_both")
+MOTION_FPS = (30.0, 15.0, 10.0, 6.0)
 
 __all__ = ["BENCH_SEED_BASE", "ROBUSTNESS_SETS", "ClipSpec", "bench_seed", "iter_set", "set_specs"]
 
-ROBUSTNESS_SETS = ("overlap", "background", "clothing", "small")
-_SET_IDS = {"synth-heldout": 0, "overlap": 1, "background": 2, "clothing": 3, "small": 4}
+ROBUSTNESS_SETS = ("overlap", "background", "clothing", "small", "motion")
+_SET_IDS = {"synth-heldout": 0, "overlap": 1, "background": 2, "clothing": 3, "small": 4, "motion": 5}
 
 
 @dataclass(frozen=True)
@@ -84,26 +90,32 @@ def bench_seed(set_name: str, index: int) -> int:
     return BENCH_SEED_BASE + 10_000 * _SET_IDS[set_name] + int(index)
 
 
-def set_specs(set_name: str, *, clips: int = 2, size: tuple[int, int] = (192, 256)) -> list[ClipSpec]:
+def set_specs(set_name: str, *, clips: int = 2, size: tuple[int, int] = (192, 256),
+              fps: float | None = None) -> list[ClipSpec]:
     """The clips of a set, level by level.
 
     Args:
         set_name: ``synth-heldout`` or one of :data:`ROBUSTNESS_SETS`.
         clips: clips per level.
         size: (H, W) image size (the ``small`` set scales its own sizes by size / (192, 256)).
+        fps: render every clip at this frame rate (default: 30, or the ``motion`` set's levels).
 
     Raises:
-        UsageError: unknown set or a count that is not positive.
+        UsageError: unknown set, a count that is not positive or a frame rate that is not positive.
     """
     if set_name not in _SET_IDS:
         raise UsageError(f"unknown generated set {set_name!r}; known: {', '.join(_SET_IDS)}, robustness")
     if clips < 1:
         raise UsageError(f"clips per level must be >= 1, got {clips}")
+    if fps is not None and not fps > 0:
+        raise UsageError(f"fps must be > 0, got {fps}")
     h, w = (int(v) for v in size)
     specs: list[ClipSpec] = []
 
     def add(level: str, value: float, i: int, **kw: Any) -> None:
         kw.setdefault("size", (h, w))
+        if fps is not None:
+            kw["fps"] = float(fps)
         if set_name != "synth-heldout":
             kw.setdefault("actions", MOVING_ACTIONS)
         specs.append(ClipSpec(name=f"{set_name}/{level}/{i}", set_name=set_name, level=level, level_value=value,
@@ -127,6 +139,9 @@ def set_specs(set_name: str, *, clips: int = 2, size: tuple[int, int] = (192, 25
         elif set_name == "clothing":
             for j, cond in enumerate(("normal", "bag", "coat")):
                 add(cond, j, i, subjects=1, conditions=[cond], distractors=1, camera_motion="static")
+        elif set_name == "motion":
+            for rate in MOTION_FPS:
+                add(f"{rate:g}fps", 30.0 / rate, i, subjects=1, distractors=0, camera_motion="static", fps=rate)
         else:  # small
             for sh, sw in SMALL_SIZES:
                 hh, ww = max(16, round(sh * h / 192)), max(16, round(sw * w / 256))
@@ -134,12 +149,13 @@ def set_specs(set_name: str, *, clips: int = 2, size: tuple[int, int] = (192, 25
     return specs
 
 
-def iter_set(name: str, *, clips: int = 2, size: tuple[int, int] = (192, 256)) -> Iterator[ClipSpec]:
+def iter_set(name: str, *, clips: int = 2, size: tuple[int, int] = (192, 256),
+             fps: float | None = None) -> Iterator[ClipSpec]:
     """Clip specs of ``name``: a set, ``robustness`` (all robustness sets) or ``robustness:SET``."""
     if name == "robustness":
         for s in ROBUSTNESS_SETS:
-            yield from set_specs(s, clips=clips, size=size)
+            yield from set_specs(s, clips=clips, size=size, fps=fps)
     elif name.startswith("robustness:"):
-        yield from set_specs(name.split(":", 1)[1], clips=clips, size=size)
+        yield from set_specs(name.split(":", 1)[1], clips=clips, size=size, fps=fps)
     else:
-        yield from set_specs(name, clips=clips, size=size)
+        yield from set_specs(name, clips=clips, size=size, fps=fps)

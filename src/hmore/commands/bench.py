@@ -1,8 +1,8 @@
 """Benchmarks. ``hmore bench flow`` runs flow methods on the same frame pairs and writes a table and a report.
 
 Data (``--data``): a generated held-out set (``synth-heldout``, ``robustness`` or ``robustness:SET`` with SET one of
-overlap, background, clothing, small; seeds never used in training) with ground truth, or a video / folder of videos
-(then only the ground-truth-free metrics; masks and pose from a ``priors.npz`` beside the video or hmore.priors).
+overlap, background, clothing, small, motion; seeds never used in training) with ground truth, or a video / folder of
+videos (then only the ground-truth-free metrics; masks and pose from a ``priors.npz`` beside the video or hmore.priors).
 Methods (``--methods``): dis, farneback, dis_mask, a registered hmore flow model (``hmore_flow_cpu``, with shipped
 weights, ``--weights`` or ``NAME=WEIGHTS``), ``file:PATH`` (.flo / .npy flows, one per pair in order).
 Writes OUT/results.json and OUT/report.html.

@@ -34,6 +34,12 @@ class FlowConfig:
         subject_detach_flow: Psi reads a detached world flow, so its loss trains Psi only (ours).
         iters: default number of refinement iterations.
         upsample: ``"bilinear"`` (RAFT-small) or ``"convex"`` (learned 3x3 convex combination, RAFT).
+        init: where the refinement starts when no ``flow_init`` is given: ``"zero"`` (RAFT) or ``"dis"`` (ours: OpenCV
+            DIS flow computed inside the model, see :mod:`hmore.models.flow.init`).
+        init_context: also give the context encoder the full-resolution initial flow (2 channels, divided by
+            ``init_scale``) beside frame t, so the refinement and the upsampling mask see the detail that pooling the
+            initial flow to 1/8 loses (ours; zeros when the refinement starts from zero flow).
+        init_scale: pixels per unit of the initial flow fed to the context encoder.
     """
 
     encoder_dims: tuple[int, int, int] = (32, 64, 96)
@@ -54,6 +60,9 @@ class FlowConfig:
     subject_detach_flow: bool = True
     iters: int = 12
     upsample: Literal["bilinear", "convex"] = "bilinear"
+    init: Literal["zero", "dis"] = "zero"
+    init_context: bool = False
+    init_scale: float = 8.0
 
     def __post_init__(self) -> None:
         positive = {
@@ -79,3 +88,7 @@ class FlowConfig:
             raise ValueError(f"FlowConfig.motion_dim must be >= 3, got {self.motion_dim}")
         if self.upsample not in ("bilinear", "convex"):
             raise ValueError(f"FlowConfig.upsample must be 'bilinear' or 'convex', got {self.upsample!r}")
+        if not self.init_scale > 0:
+            raise ValueError(f"FlowConfig.init_scale must be > 0, got {self.init_scale}")
+        if self.init not in ("zero", "dis"):
+            raise ValueError(f"FlowConfig.init must be 'zero' or 'dis', got {self.init!r}")

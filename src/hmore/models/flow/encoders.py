@@ -52,10 +52,10 @@ class ResidualEncoder(nn.Module):
         norm: normalisation inside the blocks (RAFT: instance for matching features, none for context).
     """
 
-    def __init__(self, *, dims: tuple[int, int, int], out_dim: int, norm: Norm = "instance") -> None:
+    def __init__(self, *, dims: tuple[int, int, int], out_dim: int, norm: Norm = "instance", in_dim: int = 3) -> None:
         super().__init__()
         d1, d2, d3 = dims
-        self.stem = nn.Sequential(nn.Conv2d(3, d1, 7, stride=2, padding=3), _norm(norm, d1), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(nn.Conv2d(in_dim, d1, 7, stride=2, padding=3), _norm(norm, d1), nn.ReLU(inplace=True))
         self.stages = nn.Sequential(
             BottleneckBlock(in_dim=d1, out_dim=d1, stride=1, norm=norm),
             BottleneckBlock(in_dim=d1, out_dim=d1, stride=1, norm=norm),

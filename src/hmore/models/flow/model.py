@@ -19,6 +19,7 @@ from hmore.models.flow.attention import FeatureSelfAttention
 from hmore.models.flow.config import FlowConfig
 from hmore.models.flow.corr import CorrPyramid
 from hmore.models.flow.encoders import ResidualEncoder
+from hmore.models.flow.init import dis_flow
 from hmore.models.flow.subject import SubjectNet, subject_one_hot
 from hmore.models.flow.update import UpdateBlock, upsample_bilinear8, upsample_convex8
 from hmore.registry import register_model
@@ -99,19 +100,26 @@ class HMoReFlow(nn.Module):
         self.update_block = update_block
         self.subject_net = subject_net
 
-    def forward_features(self, image1: torch.Tensor,
-                         image2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Normalised padded images -> (fmap1, fmap2, hidden state, context), all at 1/8 resolution."""
+    def forward_features(self, image1: torch.Tensor, image2: torch.Tensor, init: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalised padded images -> (fmap1, fmap2, hidden state, context), all at 1/8 resolution.
+
+        ``init`` (B, 2, H, W), the padded initial flow, goes to the context encoder when ``config.init_context``.
+        """
         b = image1.shape[0]
         fmaps = self.feature_attention(self.feature_encoder(torch.cat([image1, image2], dim=0)))  # (2B, C, h, w)
         fmap1, fmap2 = fmaps[:b], fmaps[b:]
-        ctx = self.context_encoder(image1)  # (B, hidden + context, h, w)
+        if self.config.init_context:
+            flow_in = image1.new_zeros(b, 2, *image1.shape[-2:]) if init is None else init / self.config.init_scale
+            ctx = self.context_encoder(torch.cat([image1, flow_in], dim=1))  # (B, hidden + context, h, w)
+        else:
+            ctx = self.context_encoder(image1)  # (B, hidden + context, h, w)
         net, inp = torch.split(ctx, [self.config.hidden_dim, self.config.context_dim], dim=1)
         return fmap1, fmap2, torch.tanh(net), torch.relu(inp)
 
     def forward(self, image1: torch.Tensor, image2: torch.Tensor, *, masks: torch.Tensor | None = None,
                 num_subjects: int | None = None, iters: int | None = None,
-                flow_init: torch.Tensor | None = None) -> FlowOutput:
+                flow_init: torch.Tensor | None = None, all_iterations: bool = True) -> FlowOutput:
         """World flow, local flow and subject velocities from frame 1 to frame 2.
 
         Args:
@@ -120,10 +128,13 @@ class HMoReFlow(nn.Module):
             masks: (B, H, W) integer subject labels of frame t: 0 background, k = 1..P subject k. None: no subjects.
             num_subjects: P; default the largest label in ``masks`` (labels above P are treated as background).
             iters: refinement iterations (default ``config.iters``).
-            flow_init: (B, 2, H, W) initial world flow in pixels (e.g. the previous pair's), or None for zero.
+            flow_init: (B, 2, H, W) initial world flow in pixels (e.g. the previous pair's), or None for the
+                config's ``init`` (zero, or DIS flow computed here).
+            all_iterations: upsample every iteration's flow (training); False upsamples only the last one, so
+                ``iterations`` holds one flow (inference: saves the upsampling of the others).
 
         Returns:
-            A :class:`FlowOutput`; ``iterations`` holds ``iters`` flows.
+            A :class:`FlowOutput`; ``iterations`` holds ``iters`` flows (1 with ``all_iterations=False``).
 
         Raises:
             ValueError: on inputs of the wrong shape or type (the shapes are in the message).
@@ -138,26 +149,35 @@ class HMoReFlow(nn.Module):
             return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
 
         x1, x2 = prep(image1), prep(image2)
-        fmap1, fmap2, net, inp = self.forward_features(x1, x2)
+        if flow_init is None and self.config.init == "dis":
+            flow_init = dis_flow(image1, image2)
+        init = None
+        if flow_init is not None:
+            init = flow_init.to(torch.float32)
+            init = F.pad(init, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else init
+        fmap1, fmap2, net, inp = self.forward_features(x1, x2, init)
         pyramid = self.corr_block.build(fmap1, fmap2)
 
         hc, wc = fmap1.shape[-2:]
         coords0 = coords_grid(b, hc, wc, device=x1.device)
         coords1 = coords0
-        if flow_init is not None:
-            init = F.pad(flow_init.to(torch.float32), (0, pad_w, 0, pad_h), mode="replicate")
+        if init is not None:
             coords1 = coords0 + F.avg_pool2d(init, 8) / 8.0
 
         predictions = []
         flow_up = x1.new_zeros(b, 2, h + pad_h, w + pad_w)
-        for _ in range(iters):
+        convex = self.config.upsample == "convex"
+        for i in range(iters):
             coords1 = coords1.detach()
             corr = self.corr_block.lookup(pyramid, coords1)
             flow = coords1 - coords0
-            net, delta, up_mask = self.update_block(net, inp, corr, flow)
+            wanted = all_iterations or i == iters - 1
+            net, delta, up_mask = self.update_block(net, inp, corr, flow, want_mask=wanted)
             coords1 = coords1 + delta.float()
+            if not wanted:
+                continue
             flow = coords1 - coords0
-            flow_up = upsample_bilinear8(flow) if up_mask is None else upsample_convex8(flow, up_mask.float())
+            flow_up = upsample_convex8(flow, up_mask.float()) if convex else upsample_bilinear8(flow)
             predictions.append(flow_up[:, :, :h, :w])
         iterations = torch.stack(predictions)  # (N, B, 2, H, W)
         world = iterations[-1]
@@ -191,7 +211,8 @@ def build_hmore_flow_model(config: FlowConfig) -> HMoReFlow:
     return HMoReFlow(
         config=c,
         feature_encoder=ResidualEncoder(dims=c.encoder_dims, out_dim=c.feature_dim, norm="instance"),
-        context_encoder=ResidualEncoder(dims=c.encoder_dims, out_dim=c.hidden_dim + c.context_dim, norm="none"),
+        context_encoder=ResidualEncoder(dims=c.encoder_dims, out_dim=c.hidden_dim + c.context_dim, norm="none",
+                                        in_dim=5 if c.init_context else 3),
         feature_attention=FeatureSelfAttention(channels=c.feature_dim, dim=c.attn_dim, heads=c.attn_heads,
                                                blocks=c.attn_blocks, mlp_ratio=c.mlp_ratio),
         corr_block=corr,

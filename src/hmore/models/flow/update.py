@@ -80,12 +80,14 @@ class UpdateBlock(nn.Module):
             if convex else None
         )
 
-    def forward(self, net: torch.Tensor, inp: torch.Tensor, corr: torch.Tensor,
-                flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def forward(self, net: torch.Tensor, inp: torch.Tensor, corr: torch.Tensor, flow: torch.Tensor, *,
+                want_mask: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``want_mask=False`` skips the upsampling mask (None) for iterations whose flow is not upsampled."""
         motion = self.encoder(flow, corr)
         net = self.gru(net, torch.cat([inp, motion], dim=1))
         delta = self.head(net)
-        mask = None if self.mask is None else 0.25 * self.mask(net)  # RAFT scales the mask logits by 0.25
+        # RAFT scales the mask logits by 0.25
+        mask = None if self.mask is None or not want_mask else 0.25 * self.mask(net)
         return net, delta, mask
 
 
