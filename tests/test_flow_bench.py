@@ -112,7 +112,8 @@ def test_robustness_levels_share_held_out_seeds():
     assert all(2**31 <= s.seed < 2**32 for s in specs)  # above every training seed, inside render_clip's range
     assert {s.kwargs["overlap"] for s in specs if s.level == "30%"} == {0.3}
     small = set_specs("small", clips=1, size=(192, 256))
-    assert [s.kwargs["size"] for s in small] == [(192, 256), (128, 170), (96, 128), (64, 86)]
+    assert [s.kwargs["camera_distance"] for s in small] == [1.0, 1.5, 2.0, 3.0]
+    assert {s.kwargs["size"] for s in small} == {(192, 256)}
     with pytest.raises(UsageError, match="unknown generated set"):
         set_specs("fog")
 

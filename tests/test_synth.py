@@ -427,3 +427,15 @@ def test_people_never_walk_into_a_panning_camera() -> None:
     assert depth[0, 0] > depth[-1, 0] + 3.0  # it does come closer
     # the camera turns to follow: the root stays near the image centre column
     assert np.abs(clip.kp2d[:, 0, 11:13, 0].mean(axis=1) - 31.5).max() < 12
+
+
+def test_camera_distance_shrinks_people_and_keeps_the_image_size() -> None:
+    near = render_clip(size=(96, 128), num_frames=2, subjects=1, seed=5, distractors=0)
+    far = render_clip(size=(96, 128), num_frames=2, subjects=1, seed=5, distractors=0, camera_distance=2.0)
+    assert far.frames.shape == near.frames.shape
+    height = [np.ptp(np.nonzero((c.masks[0] > 0).any(axis=1))[0]) for c in (near, far)]
+    assert 0.4 < height[1] / height[0] < 0.6  # twice as far: about half as tall
+    assert far.meta["params"]["camera_distance"] == 2.0
+    assert far.meta["camera"]["person_px"] == pytest.approx(near.meta["camera"]["person_px"] / 2, rel=0.1)
+    with pytest.raises(UsageError, match="camera_distance"):
+        render_clip(size=(96, 128), num_frames=2, seed=5, camera_distance=0.5)

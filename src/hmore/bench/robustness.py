@@ -11,9 +11,8 @@ Sets (``name``: levels):
 * ``background``: ``static`` (no distractor), ``distractors`` (4 moving objects), ``pan`` (camera pan + 2
   distractors), ``track`` (camera follows the people + 2 distractors).
 * ``clothing``: ``normal``, ``bag``, ``coat`` (every subject wears it).
-* ``small``: the same scene rendered at 192x256, 128x170, 96x128 and 64x86 pixels (for the default size 192x256):
-  people about 130, 85, 65 and 43 pixels tall. (``render_clip`` keeps people at least 30 % of the image height and
-  has no camera-distance knob, so "far camera" is emulated by a smaller image; metrics are in that image's pixels.)
+* ``small``: the same scene seen from a camera 1, 1.5, 2 and 3 times farther than the closest that fits the person
+  (``render_clip(camera_distance=...)``), the image size unchanged: people about 1, 2/3, 1/2 and 1/3 as tall.
 * ``motion``: one person, static camera, the same motion sampled at 30, 15, 10 and 6 frames per second: displacements
   per pair of x1, x2, x3 and x5 (fast motion, or a low frame rate).
 * ``synth-heldout``: a mixed set (1-2 people, any action, static/pan camera, 0-3 distractors, overlap 0-30 %).
@@ -38,7 +37,7 @@ log = logging.getLogger(__name__)
 BENCH_SEED_BASE = 2**31 + 10**9  # HELD_OUT_SEED_BASE (2**31) + 10**9; render_clip keeps seeds modulo 2**32
 
 OVERLAP_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4)
-SMALL_SIZES = ((192, 256), (128, 170), (96, 128), (64, 86))
+SMALL_DISTANCES = (1.0, 1.5, 2.0, 3.0)
 # Robustness sets draw actions from these (whole-body motions of a few pixels per frame), so that the knob, not a
 # near-still pose, decides the outcome; synth-heldout draws from every action, like training.
 MOVING_ACTIONS = ("walk", "run", "jump", "kick", "punch", "wave_both")
@@ -97,7 +96,7 @@ def set_specs(set_name: str, *, clips: int = 2, size: tuple[int, int] = (192, 25
     Args:
         set_name: ``synth-heldout`` or one of :data:`ROBUSTNESS_SETS`.
         clips: clips per level.
-        size: (H, W) image size (the ``small`` set scales its own sizes by size / (192, 256)).
+        size: (H, W) image size.
         fps: render every clip at this frame rate (default: 30, or the ``motion`` set's levels).
 
     Raises:
@@ -143,9 +142,8 @@ def set_specs(set_name: str, *, clips: int = 2, size: tuple[int, int] = (192, 25
             for rate in MOTION_FPS:
                 add(f"{rate:g}fps", 30.0 / rate, i, subjects=1, distractors=0, camera_motion="static", fps=rate)
         else:  # small
-            for sh, sw in SMALL_SIZES:
-                hh, ww = max(16, round(sh * h / 192)), max(16, round(sw * w / 256))
-                add(f"{hh}x{ww}", float(hh), i, size=(hh, ww), subjects=1, distractors=1, camera_motion="static")
+            for d in SMALL_DISTANCES:
+                add(f"x{d:g} far", d, i, camera_distance=d, subjects=1, distractors=1, camera_motion="static")
     return specs
 
 

@@ -109,6 +109,7 @@ def place_camera(
     motion: str = "static",
     margin: float = 0.08,
     min_distance: float = 2.0,
+    distance_scale: float = 1.0,
 ) -> CameraPlacement:
     """A camera looking along world +z that keeps ``points`` in the image.
 
@@ -121,6 +122,7 @@ def place_camera(
             to look at the points' centre each frame) or ``track`` (moves with the points' centre, fixed rotation).
         margin: fraction of the half image kept free at the borders.
         min_distance: closest distance to the look-at point (metres).
+        distance_scale: stand this many times farther than the fitted distance (>= 1; far camera).
 
     Returns:
         The :class:`CameraPlacement`.
@@ -146,7 +148,8 @@ def place_camera(
     half_w, half_h = 0.5 * w * (1 - margin), 0.5 * h * (1 - margin)
     need_x = K[0, 0] * np.abs(q[..., 0]) / half_w - q[..., 2]
     need_y = K[1, 1] * np.abs(q[..., 1]) / half_h - q[..., 2]
-    dist = fit = float(max(min_distance, need_x.max(), need_y.max()))
+    fit = float(max(min_distance, need_x.max(), need_y.max()))
+    dist = fit * float(distance_scale)
     if motion == "static":
         pos = np.broadcast_to(centre[0] - dist * forward, (T, 3))
         R = np.broadcast_to(R0, (T, 3, 3)).copy()

@@ -261,6 +261,7 @@ def render_clip(
     elevation_deg: float = 8.0,
     motions: Sequence[Motion] | None = None,
     progress: bool = False,
+    camera_distance: float = 1.0,
 ) -> Clip:
     """Render one clip of ``subjects`` people with exact ground truth.
 
@@ -287,6 +288,9 @@ def render_clip(
         fov_deg: horizontal field of view. elevation_deg: camera tilt down.
         motions: ready-made motions (one per subject) instead of ``actions``/``bvh`` (their placement is kept).
         progress: show a progress bar over frames.
+        camera_distance: the camera stands this many times farther than the closest distance that keeps everyone
+            in view (>= 1): people shrink by about that factor while the image keeps its size (far camera, small
+            people). The smallest-person check is relaxed by the same factor.
 
     Returns:
         The :class:`Clip`.
@@ -313,6 +317,8 @@ def render_clip(
         raise UsageError(f"distractors must be >= 0, got {distractors}")
     if not np.isfinite(fps) or fps <= 0:
         raise UsageError(f"fps must be positive, got {fps}")
+    if not (np.isfinite(camera_distance) and camera_distance >= 1.0):
+        raise UsageError(f"camera_distance must be >= 1, got {camera_distance}")
     for a in actions or ():
         if a not in ACTIONS:
             raise UsageError(f"unknown action {a!r}; known: {', '.join(ACTIONS)}")
@@ -365,10 +371,10 @@ def render_clip(
     pad = np.array([[0, 0, 0], [0.2, 0, 0], [-0.2, 0, 0], [0, 0.15, 0], [0, -0.1, 0], [0, 0, 0.2], [0, 0, -0.2]])
     fit_pts = (joints[:, :, :, None, :] + pad).reshape(T, -1, 3)  # (T, P*17*7, 3)
     camera, dist, fit_dist = place_camera(fit_pts, size=(h, w), fov_deg=fov_deg, elevation_deg=elevation_deg,
-                                          motion=camera_motion)
+                                          motion=camera_motion, distance_scale=float(camera_distance))
     tallest = max(p.height for p in people)
-    person_px = camera.K[1, 1] * tallest / (fit_dist + 0.5)
-    need_px = max(MIN_PERSON_PX, MIN_PERSON_FRACTION * h)
+    person_px = camera.K[1, 1] * tallest / (fit_dist * float(camera_distance) + 0.5)
+    need_px = max(MIN_PERSON_PX, MIN_PERSON_FRACTION * h / float(camera_distance))
     if person_px < need_px:
         raise UsageError(f"{P} subject(s) over {T} frames do not fit in {h}x{w} with a {camera_motion} camera: "
                          f"each would be about {person_px:.0f} px tall, at least {need_px:.0f} px needed (try fewer "
@@ -408,7 +414,7 @@ def render_clip(
         "params": clip_params(size=(h, w), num_frames=T, subjects=P, actions=actions, conditions=conditions,
                               views=views, identities=identities, camera_motion=camera_motion, shading=shading,
                               distractors=distractors, bvh=bvh, fps=fps, overlap=overlap, fov_deg=fov_deg,
-                              elevation_deg=elevation_deg),
+                              elevation_deg=elevation_deg, camera_distance=camera_distance),
         "identities": [_jsonable(asdict(p)) for p in people],
         "camera": {"distance": dist, "person_px": float(person_px)},
     }
@@ -421,7 +427,7 @@ def clip_params(
     conditions: Sequence[str] | None, views: Sequence[float] | None, camera_motion: str, shading: bool,
     identities: Sequence[int | Identity] | None = None,
     distractors: int, bvh: str | Path | None, fps: float, overlap: float, fov_deg: float, elevation_deg: float,
-    **_: Any,
+    camera_distance: float = 1.0, **_: Any,
 ) -> dict[str, Any]:
     """The ``params`` entry of a clip's meta (JSON types) for these :func:`render_clip` arguments."""
     return {
@@ -434,6 +440,7 @@ def clip_params(
         "camera_motion": camera_motion,
         "shading": bool(shading), "distractors": int(distractors), "bvh": None if bvh is None else Path(bvh).name,
         "fps": float(fps), "overlap": float(overlap), "fov_deg": float(fov_deg), "elevation_deg": float(elevation_deg),
+        "camera_distance": float(camera_distance),
     }
 
 
