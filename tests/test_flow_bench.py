@@ -237,3 +237,133 @@ def test_command_robustness_run_and_bad_arguments(tmp_path: Path, capsys: pytest
     with pytest.raises(SystemExit) as exc:
         main(["bench", "flow", "--size", "big", "-o", str(out)])
     assert exc.value.code == 2
+
+
+# ---- several data sources ---------------------------------------------------------------------------------------
+
+
+def _square_video(folder: Path, name: str = "square.avi", frames: int = 6) -> Path:
+    """A 64x48 MJPG video of a textured square moving 2 px right per frame, with a ``<stem>.priors.npz`` beside it."""
+    import cv2
+
+    from hmore.priors.pipeline import Priors, save_priors
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(3)
+    background = cv2.GaussianBlur(rng.uniform(0, 255, (48, 64, 3)).astype(np.float32), (0, 0), 1.5).astype(np.uint8)
+    texture = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    path = folder / name
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 48))
+    assert writer.isOpened()
+    masks = np.zeros((frames, 48, 64), np.uint8)
+    kp = np.zeros((frames, 1, 17, 3), np.float32)
+    for t in range(frames):
+        x0 = 10 + 2 * t
+        img = background.copy()
+        img[16:32, x0:x0 + 16] = texture
+        masks[t, 16:32, x0:x0 + 16] = 1
+        kp[t, 0, :, 0] = x0 + 2 + np.arange(17) % 9 * 1.5
+        kp[t, 0, :, 1] = np.where(np.arange(17) % 2 == 0, 18.0, 29.0)
+        kp[t, 0, :, 2] = 0.9
+        writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    writer.release()
+    save_priors(folder / f"{path.stem}.priors.npz", Priors(
+        kp2d=kp, valid=np.ones((frames, 1), bool), interpolated=np.zeros((frames, 1), bool), track_ids=np.array([1]),
+        masks=masks, boundaries=np.zeros_like(masks), fps=30.0, size=(64, 48), mask_size=(64, 48),
+        frame_index=np.arange(frames), backend="test", backend_version="0", source=name))
+    return path
+
+
+def test_command_over_a_generated_set_and_a_real_video_reports_each_set(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]):
+    video = _square_video(tmp_path / "videos")
+    out = tmp_path / "out"
+    code = main(["bench", "flow", "--data", "synth-heldout", str(video), "--methods", "dis", "dis_mask", "--pairs", "2",
+                 "--clips", "1", "--size", "64x48", "--cost-sizes", "-o", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    data = _no_nan((out / "results.json").read_text())
+    assert [c["set"] for c in data["clips"]] == ["synth-heldout", "real"]
+    assert data["sets"] == {"synth-heldout": {"clips": 1, "pairs": 2}, "real": {"clips": 1, "pairs": 2}}
+    for name, entry in data["methods"].items():
+        assert set(entry["metrics"]) == set(flow_bench.METRIC_NAMES)  # the pooled means stay
+        assert list(entry["by_set"]) == ["synth-heldout", "real"]
+        for set_name, vals in entry["by_set"].items():
+            assert set(vals) == set(flow_bench.METRIC_NAMES), (name, set_name)
+        assert entry["by_set"]["synth-heldout"]["epe_mask"] is not None and entry["by_set"]["real"]["epe_mask"] is None
+        for metric in ("leakage", "photo_l1", "skeleton", "chamfer", "stability"):
+            assert entry["by_set"]["real"][metric] is not None, (name, metric)
+    assert data["methods"]["dis_mask"]["by_set"]["real"]["leakage"] == 0.0
+
+    synth = flow_bench.format_table(data, set_name="synth-heldout")
+    real = flow_bench.format_table(data, set_name="real")
+    l1 = {s: data["methods"]["dis"]["by_set"][s]["photo_l1"] for s in ("synth-heldout", "real")}
+    assert l1["synth-heldout"] != l1["real"] and synth != real
+    assert f"{l1['synth-heldout']:.4g}" in synth and f"{l1['real']:.4g}" in real
+    assert f"{l1['real']:.4g}" not in synth
+    real_rows = {line.split()[0]: line for line in real.splitlines()[2:]}
+    assert real_rows["dis"].split()[1] == "-"  # no ground truth on the real video
+    with pytest.raises(UsageError, match="no set 'overlap'"):
+        flow_bench.format_table(data, set_name="overlap")
+
+    # one table per set, each headed by its name and counts; no pooled table
+    assert "synth-heldout: 1 clip, 2 pairs" in printed and "real: 1 clip, 2 pairs" in printed
+    assert printed.count("EPE in masks") == 2 and flow_bench.format_table(data) not in printed
+    assert synth in printed and real in printed
+    figs = out / "figures"
+    assert (figs / "bars_synth-heldout.png").is_file() and (figs / "bars_real.png").is_file()
+    assert not (figs / "bars.png").exists()
+    html = (out / "report.html").read_text()
+    assert "Results: real: 1 clip, 2 pairs" in html and "square.avi" in html
+
+
+def test_one_set_keeps_the_single_pooled_table():
+    summary = {"metrics": {"epe_mask": {"label": "EPE in masks", "better": "lower"}},
+               "clips": [{"set": "synth-heldout", "pairs": 2}],
+               "methods": {n: {"available": True, "metrics": {"epe_mask": {"value": v}},
+                               "by_set": {"synth-heldout": {"epe_mask": v}}} for n, v in (("a", 1.0), ("b", 2.0))}}
+    assert flow_bench.format_tables(summary) == flow_bench.format_table(summary)
+    assert flow_bench.format_table(summary, set_name="synth-heldout") == flow_bench.format_table(summary)
+    assert "1*" in flow_bench.format_table(summary)
+
+
+def test_real_clips_with_the_same_name_from_two_folders_get_unique_names(tmp_path: Path):
+    a = _square_video(tmp_path / "a", frames=3).parent
+    b = _square_video(tmp_path / "b", frames=3).parent
+    clips = flow_bench.bench_clips([str(a), str(b)], pairs=1, size=TINY)
+    assert clips[0].name == "square.avi" and clips[1].name == f"{b.as_posix()}/square.avi"
+    assert clips[1].level == clips[1].name and "renamed from 'square.avi'" in clips[1].notes[-1]
+    assert {c.set_name for c in clips} == {"real"}
+    with pytest.raises(UsageError, match="given twice"):
+        flow_bench.bench_clips([str(a), str(a)], pairs=1, size=TINY)
+    with pytest.raises(UsageError, match="no data source"):
+        flow_bench.bench_clips([], pairs=1, size=TINY)
+
+
+def test_command_fps_reaches_the_generated_clips_and_bad_fps_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]):
+    seen: list[tuple[float | None, list[flow_bench.BenchClip]]] = []
+    original = flow_bench.generated_clips
+
+    def recording(name: str, **kw: object) -> list[flow_bench.BenchClip]:
+        got = original(name, **kw)
+        seen.append((kw.get("fps"), got))
+        return got
+
+    monkeypatch.setattr(flow_bench, "generated_clips", recording)
+    out = tmp_path / "out"
+    args = ["bench", "flow", "--data", "synth-heldout", "--methods", "dis", "--pairs", "2", "--clips", "1",
+            "--size", "64x48", "--cost-sizes", "-o", str(out)]
+    assert main([*args, "--fps", "10"]) == 0
+    assert len(seen) == 1 and seen[0][0] == 10.0
+    at_10 = seen[0][1][0].flow
+    at_30 = original("synth-heldout", clips=1, pairs=2, size=TINY, progress=False)[0].flow
+    assert np.abs(at_10).mean() > 2.0 * np.abs(at_30).mean()  # 3x the displacement per pair
+    assert any("10 frames per second" in n for n in _no_nan((out / "results.json").read_text())["notes"])
+    capsys.readouterr()
+    for bad in ("0", "-5", "nan"):
+        assert main([*args, "--fps", bad]) == 2
+        assert "--fps" in capsys.readouterr().err
+    assert len(seen) == 1  # refused before rendering
+    assert main(["bench", "flow", "--data", "synth-heldout", "synth-heldout", "-o", str(out)]) == 2
+    assert "--data" in capsys.readouterr().err

@@ -1,13 +1,15 @@
 """``hmore bench flow``: every flow method on the same frame pairs, every metric, one table, one report.
 
-Pipeline: clips (:func:`generated_clips` for ``synth-heldout`` / ``robustness`` sets, :func:`real_clips` for videos)
--> :func:`run_flow_bench` (each method's forward flow on the first
+Pipeline: clips from one or more sources (:func:`bench_clips`: :func:`generated_clips` for ``synth-heldout`` /
+``robustness`` sets, :func:`real_clips` for videos) -> :func:`run_flow_bench` (each method's forward flow on the first
 ``pairs`` consecutive pairs of every clip, one shared DIS forward-backward occlusion check per pair; the metrics of
 :mod:`hmore.metrics.flow`) -> :func:`measure_cost`
 (pairs/s and peak memory per method at 128x96, 256x192 and 512x384) -> :func:`write_outputs` (``results.json``,
 ``report.html`` with bar charts, robustness curves and thumbnails).
 
-``results.json`` holds no NaN: a value that cannot be computed is ``null`` and the metric entry says why.
+``results.json`` holds no NaN: a value that cannot be computed is ``null`` and the metric entry says why. Means are
+given over all pairs (``metrics``) and per set (``by_set``: ``real``, ``synth-heldout``, ``overlap``, ...); with
+several sets, the printed tables and the report show each set on its own (real and generated numbers are not pooled).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +226,71 @@ def real_clips(path: str | Path, *, pairs: int = 4, max_side: int = 256, priors_
                              frames=frames, masks=masks, kp2d=kp, notes=(note,)))
     if not out:
         raise InputError(f"{root}: no clip with at least 2 frames")
+    return out
+
+
+def is_generated(source: str) -> bool:
+    """Whether a data source names a generated set (:data:`GENERATED_SETS` or ``robustness:SET``), not a path."""
+    return source in GENERATED_SETS or source.startswith("robustness:")
+
+
+def _renamed(clip: BenchClip, source: str, taken: set[str]) -> BenchClip:
+    """``clip`` under a name not in ``taken``: prefixed with its source (the path as given), numbered if needed."""
+    src = Path(source)
+    base = f"{src.as_posix()}/{clip.name}" if src.is_dir() else src.as_posix()
+    name, k = base, 2
+    while name in taken:
+        name, k = f"{base} ({k})", k + 1
+    return replace(clip, name=name, level=name if clip.level == clip.name else clip.level,
+                   notes=(*clip.notes, f"renamed from {clip.name!r}: an earlier source has a clip of that name"))
+
+
+def bench_clips(data: str | Sequence[str], *, pairs: int = 2, clips: int = 2, size: tuple[int, int] = (192, 256),
+                fps: float | None = None, progress: bool | None = None) -> list[BenchClip]:
+    """The clips of one or more data sources, concatenated in the order given.
+
+    Args:
+        data: a source or a sequence of them; each a generated set name (:data:`GENERATED_SETS`,
+            ``robustness:SET``) or a video / folder path (:func:`real_clips`).
+        pairs: consecutive pairs per clip.
+        clips: clips per level of a generated set.
+        size: (H, W) of generated clips; real frames are scaled to a longer side of max(size).
+        fps: frame rate of generated clips (None: each set's own); real clips keep theirs.
+        progress: progress bars (None: on a terminal).
+
+    Returns:
+        The clips, with unique names: a real clip whose name an earlier source already uses is prefixed with its
+        source path (a note says so).
+
+    Raises:
+        UsageError: no source, a source given twice, or generated sets that repeat the same clips
+            (``robustness`` and ``robustness:SET``).
+    """
+    sources = [data] if isinstance(data, str) else [str(d) for d in data]
+    if not sources:
+        raise UsageError("no data source given")
+    repeated = sorted({s for s in sources if sources.count(s) > 1})
+    if repeated:
+        raise UsageError(f"data source given twice: {', '.join(repeated)}")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise UsageError(f"fps must be a finite number > 0, got {fps}")
+    if fps is not None and not any(is_generated(s) for s in sources):
+        log.warning("fps %g applies to generated sets only: real clips keep their own frame rate", fps)
+    out: list[BenchClip] = []
+    origin: dict[str, str] = {}  # clip name -> its source
+    for source in sources:
+        if is_generated(source):
+            got = generated_clips(source, clips=clips, pairs=pairs, size=size, progress=progress, fps=fps)
+        else:
+            got = real_clips(source, pairs=pairs, max_side=max(size))
+        for clip in got:
+            if clip.name in origin:
+                if is_generated(source):
+                    raise UsageError(f"data sources {origin[clip.name]} and {source} both hold the generated clip "
+                                     f"{clip.name}: give each set once")
+                clip = _renamed(clip, source, set(origin))
+            origin[clip.name] = source
+            out.append(clip)
     return out
 
 
@@ -503,7 +570,12 @@ def _missing_reason(metric: MetricInfo, res: BenchResults, spec: MethodSpec, cli
 
 
 def summarise(res: BenchResults) -> dict[str, Any]:
-    """The ``results.json`` content (JSON types only, no NaN)."""
+    """The ``results.json`` content (JSON types only, no NaN).
+
+    Per method: ``metrics`` (mean over all pairs, with ``n`` and the reason of a null), ``by_set`` (set -> metric ->
+    mean over that set's pairs), ``by_level`` (set -> level -> metric -> mean), ``per_clip`` and ``cost``. ``sets``
+    gives each set's clip and pair counts, in the order of the clips.
+    """
     from hmore import __version__
     from hmore.bench.robustness import BENCH_SEED_BASE
 
@@ -514,7 +586,7 @@ def summarise(res: BenchResults) -> dict[str, Any]:
             "spec": spec.spec, "available": spec.method is not None, "reason": spec.reason,
             "info": {} if spec.method is None else dict(spec.method.info),
             "human_centric": bool(spec.method is not None and spec.method.human_centric),
-            "metrics": {}, "by_level": {}, "per_clip": {}, "cost": res.cost.get(spec.name, []),
+            "metrics": {}, "by_set": {}, "by_level": {}, "per_clip": {}, "cost": res.cost.get(spec.name, []),
             "seconds_forward": res.seconds.get(spec.name),
         }
         for metric in METRICS:
@@ -528,6 +600,11 @@ def summarise(res: BenchResults) -> dict[str, Any]:
         for c in res.clips:
             groups.setdefault(c.set_name, {}).setdefault(c.level, []).append(c)
         for set_name, levels in groups.items():
+            entry["by_set"][set_name] = {
+                m.name: _finite_mean([x for cl in levels.values() for c in cl
+                                      for x in vals.get(c.name, {}).get(m.name, [])])[0]
+                for m in METRICS
+            }
             entry["by_level"][set_name] = {
                 level: {m.name: _finite_mean([x for c in cl for x in vals.get(c.name, {}).get(m.name, [])])[0]
                         for m in METRICS}
@@ -547,6 +624,9 @@ def summarise(res: BenchResults) -> dict[str, Any]:
                    "pairs": c.num_pairs, "size": [int(c.frames.shape[1]), int(c.frames.shape[2])],
                    "subjects": int(c.masks.max()) if c.masks.size else 0, "notes": list(c.notes)}
                   for c in res.clips],
+        "sets": {s: {"clips": sum(c.set_name == s for c in res.clips),
+                     "pairs": sum(c.num_pairs for c in res.clips if c.set_name == s)}
+                 for s in dict.fromkeys(c.set_name for c in res.clips)},
         "methods": methods,
         "notes": list(res.notes),
     })
@@ -566,14 +646,39 @@ def _json_clean(obj: Any) -> Any:
     return obj
 
 
-def format_table(summary: dict[str, Any], metrics: Sequence[str] | None = None) -> str:
-    """A plain-text table: one row per method, one column per metric (``-`` for null), the best marked ``*``."""
+def summary_sets(summary: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Set name -> ``{"clips": n, "pairs": n}`` in the order of the clips (from ``summary["clips"]``)."""
+    out: dict[str, dict[str, int]] = {}
+    for c in summary["clips"]:
+        row = out.setdefault(c["set"], {"clips": 0, "pairs": 0})
+        row["clips"] += 1
+        row["pairs"] += int(c["pairs"])
+    return out
+
+
+def method_values(summary: dict[str, Any], set_name: str | None = None) -> dict[str, dict[str, float | None]]:
+    """Method -> metric -> value: the means over all pairs, or over the pairs of ``set_name``."""
+    if set_name is None:
+        return {n: {m: v["value"] for m, v in e["metrics"].items()} for n, e in summary["methods"].items()}
+    known = summary_sets(summary)
+    if set_name not in known:
+        raise UsageError(f"no set {set_name!r} in these results; sets: {', '.join(known) or 'none'}")
+    return {n: dict(e["by_set"].get(set_name) or dict.fromkeys(summary["metrics"]))
+            for n, e in summary["methods"].items()}
+
+
+def format_table(summary: dict[str, Any], metrics: Sequence[str] | None = None, set_name: str | None = None) -> str:
+    """A plain-text table: one row per method, one column per metric (``-`` for null), the best marked ``*``.
+
+    Values are the means over all pairs, or with ``set_name`` over the pairs of that set (``by_set``).
+    """
     names = list(metrics or summary["metrics"])
     info = summary["metrics"]
+    values = method_values(summary, set_name)
     rows = list(summary["methods"].items())
     best: dict[str, float] = {}
     for m in names:
-        vals = [e["metrics"][m]["value"] for _, e in rows if e["metrics"][m]["value"] is not None]
+        vals = [values[n][m] for n, _ in rows if values[n][m] is not None]
         if vals:
             best[m] = max(vals) if info[m]["better"] == "higher" else min(vals)
     header = ["method", *[info[m]["label"] for m in names]]
@@ -581,7 +686,7 @@ def format_table(summary: dict[str, Any], metrics: Sequence[str] | None = None) 
     for name, e in rows:
         cells = [name if e["available"] else f"{name} (unavailable)"]
         for m in names:
-            v = e["metrics"][m]["value"]
+            v = values[name][m]
             cells.append("-" if v is None else f"{v:.4g}{'*' if best.get(m) == v else ''}")
         body.append(cells)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
@@ -591,12 +696,29 @@ def format_table(summary: dict[str, Any], metrics: Sequence[str] | None = None) 
     return "\n".join(out)
 
 
-def winners(summary: dict[str, Any]) -> list[list[Any]]:
-    """Per metric: the best method(s) and value, and the next best (``-`` when fewer than two methods scored)."""
+def _set_heading(set_name: str, counts: dict[str, int]) -> str:
+    clips, pairs = counts["clips"], counts["pairs"]
+    return f"{set_name}: {clips} clip{'s' if clips != 1 else ''}, {pairs} pair{'s' if pairs != 1 else ''}"
+
+
+def format_tables(summary: dict[str, Any], metrics: Sequence[str] | None = None) -> str:
+    """The results as text: one table per set, each headed by its name and counts, when the clips come from several
+    sets (real and generated numbers are not pooled); otherwise the single :func:`format_table`."""
+    sets = summary_sets(summary)
+    if len(sets) <= 1:
+        return format_table(summary, metrics)
+    return "\n\n".join(f"{_set_heading(s, n)}\n{format_table(summary, metrics, set_name=s)}" for s, n in sets.items())
+
+
+def winners(summary: dict[str, Any], set_name: str | None = None) -> list[list[Any]]:
+    """Per metric: the best method(s) and value, and the next best (``-`` when fewer than two methods scored).
+
+    Over all pairs, or with ``set_name`` over the pairs of that set.
+    """
+    values = method_values(summary, set_name)
     rows = []
     for m, info in summary["metrics"].items():
-        vals = {n: e["metrics"][m]["value"] for n, e in summary["methods"].items()
-                if e["metrics"][m]["value"] is not None}
+        vals = {n: values[n][m] for n in summary["methods"] if values[n][m] is not None}
         if not vals:
             rows.append([m, "-", "-", "-", "-"])
             continue
@@ -643,16 +765,17 @@ def _save_png(path: Path, draw: Callable[[Any], None], *, figsize: tuple[float, 
     return path
 
 
-def _bar_chart(path: Path, summary: dict[str, Any]) -> Path:
+def _bar_chart(path: Path, summary: dict[str, Any], set_name: str | None = None) -> Path:
     metrics = list(summary["metrics"])
     names = list(summary["methods"])
+    values = method_values(summary, set_name)
     cols = 4
     rows = math.ceil(len(metrics) / cols)
 
     def draw(fig: Any) -> None:
         for i, m in enumerate(metrics):
             ax = fig.add_subplot(rows, cols, i + 1)
-            vals = [summary["methods"][n]["metrics"][m]["value"] for n in names]
+            vals = [values[n][m] for n in names]
             ax.bar(range(len(names)), [0.0 if v is None else v for v in vals],
                    color=[f"C{j}" for j in range(len(names))])
             for j, v in enumerate(vals):
@@ -715,9 +838,31 @@ def _thumbnail(path: Path, res: BenchResults, clip: BenchClip) -> Path | None:
     return path
 
 
+def _safe_name(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def _thumbnail_picks(clips: Sequence[BenchClip], limit: int) -> list[int]:
+    """Indices of at most ``limit`` clips to show, taken from each set in turn (so every set is shown), in order."""
+    by_set: dict[str, list[int]] = {}
+    for i, c in enumerate(clips):
+        by_set.setdefault(c.set_name, []).append(i)
+    picks: list[int] = []
+    queues = [list(v) for v in by_set.values()]
+    while len(picks) < limit and any(queues):
+        for q in queues:
+            if q and len(picks) < limit:
+                picks.append(q.pop(0))
+    return sorted(picks)
+
+
 def write_outputs(out_dir: str | Path, res: BenchResults, *, title: str = "hmore bench flow", command: str = "",
                   max_thumbnails: int = 12) -> dict[str, Any]:
-    """Write ``results.json`` and ``report.html`` (with ``figures/``) into ``out_dir``; returns the summary."""
+    """Write ``results.json`` and ``report.html`` (with ``figures/``) into ``out_dir``; returns the summary.
+
+    With clips from several sets, the Results section shows one table, winners table and bar chart
+    (``figures/bars_<set>.png``) per set instead of the pooled ones (``figures/bars.png``).
+    """
     from hmore.io.atomic import write_json_atomic
     from hmore.report.html import Report
 
@@ -731,18 +876,32 @@ def write_outputs(out_dir: str | Path, res: BenchResults, *, title: str = "hmore
                     "'skeleton ok'. Missing values (n/a) are explained in results.json.")
     if command:
         report.add_code(command)
-    report.add_section("Results", "Means over all pairs.")
     metric_names = list(summary["metrics"])
     header = ["method", *[summary["metrics"][m]["label"] for m in metric_names]]
-    rows = [[n, *[("-" if e["metrics"][m]["value"] is None else round(e["metrics"][m]["value"], 4))
-                  for m in metric_names]] for n, e in summary["methods"].items()]
-    report.add_table(rows, header=header)
-    report.add_table(winners(summary), header=["metric", "best method(s)", "value", "next best", "value"])
+    set_counts = summary_sets(summary)
+
+    def results(set_name: str | None, bars: Path) -> None:
+        values = method_values(summary, set_name)
+        report.add_table([[n, *[("-" if values[n][m] is None else round(values[n][m], 4)) for m in metric_names]]
+                          for n in summary["methods"]], header=header)
+        report.add_table(winners(summary, set_name), header=["metric", "best method(s)", "value", "next best", "value"])
+        report.add_figure(_bar_chart(bars, summary, set_name), "one bar per method and metric"
+                          + ("" if set_name is None else f" (set '{set_name}')"))
+
+    if len(set_counts) > 1:
+        report.add_section("Results", "Means over the pairs of each set; real and generated clips (and the generated "
+                           "sets) are not pooled into one mean.")
+        for s, counts in set_counts.items():
+            report.add_section(f"Results: {_set_heading(s, counts)}")
+            results(s, figs / f"bars_{_safe_name(s)}.png")
+        report.add_section("Methods and metrics")
+    else:
+        report.add_section("Results", "Means over all pairs.")
+        results(None, figs / "bars.png")
     report.add_table([[n, e["spec"], "; ".join(f"{k}: {v}" for k, v in e["info"].items()) or "-"]
                       for n, e in summary["methods"].items()], header=["method", "spec", "details"])
     report.add_table([[m, summary["metrics"][m]["description"], summary["metrics"][m]["better"]]
                       for m in metric_names], header=["metric", "definition", "better"])
-    report.add_figure(_bar_chart(figs / "bars.png", summary), "one bar per method and metric")
     unavailable = [(n, e["reason"]) for n, e in summary["methods"].items() if not e["available"]]
     if unavailable:
         report.add_table([list(u) for u in unavailable], header=["unavailable method", "reason"])
@@ -766,9 +925,9 @@ def write_outputs(out_dir: str | Path, res: BenchResults, *, title: str = "hmore
         report.add_table(cost_rows, header=["method", "size", "pairs/s", "peak tracemalloc MB", "peak RSS+ MB"])
 
     report.add_section("Clips", "First pair of each clip: frame | flow per method (one colour scale per clip).")
-    for i, clip in enumerate(res.clips[:max_thumbnails]):
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in clip.name)
-        p = _thumbnail(figs / f"clip_{i:03d}_{safe}.png", res, clip)
+    for i in _thumbnail_picks(res.clips, max_thumbnails):
+        clip = res.clips[i]
+        p = _thumbnail(figs / f"clip_{i:03d}_{_safe_name(clip.name)}.png", res, clip)
         if p is not None:
             report.add_figure(p, f"{clip.name}" + (f" ({'; '.join(clip.notes)})" if clip.notes else ""))
     for note in res.notes:
@@ -777,20 +936,22 @@ def write_outputs(out_dir: str | Path, res: BenchResults, *, title: str = "hmore
     return summary
 
 
-def run(data: str, *, methods: Sequence[str], out_dir: str | Path, pairs: int = 2, clips: int = 2,
-        size: tuple[int, int] = (192, 256), weights: str | None = None, device: str = "cpu",
-        cost_sizes: Sequence[tuple[int, int]] | None = COST_SIZES, cost_pairs: int = 3,
+def run(data: str | Sequence[str], *, methods: Sequence[str], out_dir: str | Path, pairs: int = 2, clips: int = 2,
+        size: tuple[int, int] = (192, 256), fps: float | None = None, weights: str | None = None,
+        device: str = "cpu", cost_sizes: Sequence[tuple[int, int]] | None = COST_SIZES, cost_pairs: int = 3,
         occlusion: str = "reference", threads: int | None = None, progress: bool | None = None,
         command: str = "") -> dict[str, Any]:
     """The whole benchmark: clips, methods, metrics, cost, outputs. Returns the summary (``results.json``).
 
     Args:
-        data: a generated set name (:data:`GENERATED_SETS`) or a video / folder path.
+        data: a source or a sequence of sources, each a generated set name (:data:`GENERATED_SETS`,
+            ``robustness:SET``) or a video / folder path; their clips are concatenated (see :func:`bench_clips`).
         methods: method specs (see :mod:`hmore.bench.flow_methods`).
         out_dir: output folder.
         pairs: consecutive pairs per clip.
         clips: clips per level of a generated set.
         size: (H, W) of generated clips; real frames are scaled to a longer side of max(size).
+        fps: frame rate of generated clips (None: each set's own, 30 for most); real clips keep theirs.
         weights: weights for hmore models given without ``=PATH``.
         device: torch device for hmore models.
         cost_sizes: sizes for :func:`measure_cost` (None or empty: skip).
@@ -803,11 +964,10 @@ def run(data: str, *, methods: Sequence[str], out_dir: str | Path, pairs: int = 
     """
     used_threads = set_threads(threads)
     specs = build_methods(methods, weights=weights, device=device)
-    if data in GENERATED_SETS or data.startswith("robustness:"):
-        bench_clips = generated_clips(data, clips=clips, pairs=pairs, size=size, progress=progress)
-    else:
-        bench_clips = real_clips(data, pairs=pairs, max_side=max(size))
-    res = run_flow_bench(bench_clips, specs, occlusion=occlusion, progress=progress)
+    clip_list = bench_clips(data, pairs=pairs, clips=clips, size=size, fps=fps, progress=progress)
+    res = run_flow_bench(clip_list, specs, occlusion=occlusion, progress=progress)
+    if fps is not None and any(c.flow is not None for c in clip_list):
+        res.notes.append(f"Generated clips rendered at {fps:g} frames per second.")
     res.notes.append(f"Photometric errors: occlusions removed by the '{occlusion}' forward-backward check.")
     res.notes.append(f"CPU threads: torch {used_threads['torch']}, OpenCV {used_threads['opencv']}.")
     if cost_sizes:

@@ -1,8 +1,10 @@
 """Benchmarks. ``hmore bench flow`` runs flow methods on the same frame pairs and writes a table and a report.
 
-Data (``--data``): a generated held-out set (``synth-heldout``, ``robustness`` or ``robustness:SET`` with SET one of
-overlap, background, clothing, small, motion; seeds never used in training) with ground truth, or a video / folder of
-videos (then only the ground-truth-free metrics; masks and pose from a ``priors.npz`` beside the video or hmore.priors).
+Data (``--data``, one or more sources): a generated held-out set (``synth-heldout``, ``robustness`` or
+``robustness:SET`` with SET one of overlap, background, clothing, small, motion; seeds never used in training) with
+ground truth, or a video / folder of videos (then only the ground-truth-free metrics; masks and pose from a
+``priors.npz`` beside the video or hmore.priors). With several sets (e.g. ``--data synth-heldout VIDEO_DIR``), the table
+and the report show each set on its own. ``--fps`` renders the generated sets at that frame rate.
 Methods (``--methods``): dis, farneback, dis_mask, a registered hmore flow model (``hmore_flow_cpu``, with shipped
 weights, ``--weights`` or ``NAME=WEIGHTS``), ``file:PATH`` (.flo / .npy flows, one per pair in order).
 Writes OUT/results.json and OUT/report.html.
@@ -11,6 +13,7 @@ Writes OUT/results.json and OUT/report.html.
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 
@@ -35,14 +38,18 @@ def _size(text: str) -> tuple[int, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="bench_target", metavar="TARGET")
     p = sub.add_parser("flow", help="flow methods: accuracy, leakage, robustness, cost", description=__doc__)
-    p.add_argument("--data", default="synth-heldout",
-                   help="synth-heldout | robustness | robustness:SET | a video or folder (default synth-heldout)")
+    p.add_argument("--data", nargs="+", default=["synth-heldout"], metavar="SOURCE",
+                   help="one or more of: synth-heldout | robustness | robustness:SET | a video or folder "
+                        "(default synth-heldout); several sets get one table each")
     p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), metavar="METHOD",
                    help=f"methods to compare (default: {' '.join(DEFAULT_METHODS)})")
     p.add_argument("--pairs", type=int, default=2, help="consecutive frame pairs per clip (default 2)")
     p.add_argument("--clips", type=int, default=2, help="generated clips per set level (default 2)")
     p.add_argument("--size", type=_size, default=(192, 256), metavar="WxH",
                    help="generated clip size; real frames are scaled to this longer side (default 256x192)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frame rate of the generated clips (default: each set's own, 30 for most); real clips keep "
+                        "theirs")
     p.add_argument("--weights", default=None, help="weights (.safetensors) for hmore models without shipped weights")
     p.add_argument("--device", default="cpu", help="torch device for hmore models (default cpu)")
     p.add_argument("--cost-sizes", type=_size, nargs="*", default=None, metavar="WxH",
@@ -67,14 +74,19 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--clips must be >= 1, got {args.clips}")
     if args.cost_pairs < 1:
         raise UsageError(f"--cost-pairs must be >= 1, got {args.cost_pairs}")
+    repeated = sorted({d for d in args.data if args.data.count(d) > 1})
+    if repeated:
+        raise UsageError(f"--data lists a source twice: {', '.join(repeated)}")
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
+        raise UsageError(f"--fps must be a finite number > 0, got {args.fps:g}")
     cost = flow_bench.COST_SIZES if args.cost_sizes is None else tuple(args.cost_sizes)
     summary = flow_bench.run(
         args.data, methods=args.methods, out_dir=args.out, pairs=args.pairs, clips=args.clips, size=args.size,
-        weights=args.weights, device=args.device, cost_sizes=cost, cost_pairs=args.cost_pairs,
+        fps=args.fps, weights=args.weights, device=args.device, cost_sizes=cost, cost_pairs=args.cost_pairs,
         occlusion=args.occlusion, threads=args.threads,
         command="hmore " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
-    print(flow_bench.format_table(summary))
+    print(flow_bench.format_tables(summary))
     if any(e["cost"] for e in summary["methods"].values()):
         print()
         print(flow_bench.format_cost_table(summary))
