@@ -229,6 +229,26 @@ def test_init_context_feeds_the_full_resolution_initial_flow() -> None:
 
 
 @pytest.mark.parametrize("upsample", ["bilinear", "convex"])
+def test_init_residual_returns_the_initial_flow_until_the_refinement_moves(upsample: str) -> None:
+    torch.manual_seed(0)
+    model = create_model("hmore_flow_test", upsample=upsample, init_residual=True).eval()
+    img1, img2 = _pair(1, 27, 45)  # not a multiple of 8: the padding is cropped again
+    init = torch.zeros(1, 2, 27, 45)
+    init[:, 0, ::2] = 5.0  # detail that 1/8 resolution cannot hold
+    init[:, 1] = torch.linspace(-3, 3, 45)
+    with torch.no_grad():
+        moving = model(img1, img2, iters=2, flow_init=init)
+        model.update_block.head.conv2.weight.zero_()  # the refinement's step is now exactly zero
+        model.update_block.head.conv2.bias.zero_()
+        still = model(img1, img2, iters=2, flow_init=init)
+        no_init = model(img1, img2, iters=2)  # no initial flow: plain refinement from zero
+    assert not torch.allclose(moving.world, init, atol=1e-3)
+    assert torch.allclose(still.world, init, atol=1e-4)  # detail kept, to float precision
+    assert torch.allclose(still.iterations, init.expand(2, 1, 2, 27, 45), atol=1e-4)
+    assert no_init.world.abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("upsample", ["bilinear", "convex"])
 def test_last_iteration_only_matches_the_full_run(upsample: str) -> None:
     torch.manual_seed(0)
     model = create_model("hmore_flow_test", upsample=upsample).eval()

@@ -241,3 +241,45 @@ def test_task_registry_fails_lazily_with_clear_message(monkeypatch):
     with pytest.raises(UsageError, match="has no NoSuchClass"):
         task_registry.task_class("ghost2")
     assert task_registry.task_class("toy") is ToyTask
+
+
+def _evals(run: Path, key: str) -> dict[int, float]:
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r[key] for r in lines if key in r}
+
+
+def test_best_metric_keeps_the_weights_of_the_best_evaluation(tmp_path):
+    task, cfg, run_cfg = _toy(steps=8, ckpt_every=2, keep_checkpoints=0, eval_every=2, best_metric="mse")
+    train(task, cfg, tmp_path, run_config=run_cfg)
+    evals = _evals(tmp_path, "eval/mse")
+    assert sorted(evals) == [2, 4, 6, 8]
+    path, record = ckpt.best_checkpoint(tmp_path)
+    step = min(evals, key=evals.get)
+    assert record == {"metric": "mse", "value": pytest.approx(evals[step]), "step": step}
+    same_step = load_file(str(tmp_path / "checkpoints" / f"{ckpt.checkpoint_stem(step)}.safetensors"))
+    best = load_file(str(path))
+    assert best.keys() == same_step.keys() and all(torch.equal(best[k], same_step[k]) for k in best)
+    assert ckpt.read_metadata(path)["model_config"]["builder"].endswith(":build_toy_mlp")
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "checkpoints")] == [2, 4, 6, 8]  # best is not one
+
+    # resuming keeps the recorded best unless a later evaluation beats it ("max" flips the direction)
+    task2, cfg2, run_cfg2 = _toy(steps=12, ckpt_every=2, keep_checkpoints=0, eval_every=2, best_metric="mse")
+    train(task2, cfg2, tmp_path, run_config=run_cfg2)
+    evals = _evals(tmp_path, "eval/mse")
+    _, record = ckpt.best_checkpoint(tmp_path)
+    assert record["step"] == min(evals, key=evals.get) and record["value"] == pytest.approx(min(evals.values()))
+
+    task3, cfg3, run_cfg3 = _toy(steps=4, eval_every=1, best_metric="mse", best_mode="max")
+    train(task3, cfg3, tmp_path / "max", run_config=run_cfg3)
+    evals = _evals(tmp_path / "max", "eval/mse")
+    _, record = ckpt.best_checkpoint(tmp_path / "max")
+    assert record["step"] == max(evals, key=evals.get)
+    assert ckpt.best_checkpoint(tmp_path / "nothing") is None
+
+
+def test_best_metric_errors(tmp_path):
+    with pytest.raises(ConfigError, match="best_mode"):
+        check_train_config(TrainConfig(best_mode="lowest"))
+    task, cfg, run_cfg = _toy(steps=2, eval_every=1, best_metric="accuracy")
+    with pytest.raises(ConfigError, match=r"best_metric 'accuracy' is not among .*\['mse'\]"):
+        train(task, cfg, tmp_path, run_config=run_cfg)

@@ -137,3 +137,27 @@ def test_cli_train_then_export(tmp_path, capsys):
     assert load_model("toy_cli", weights_dir=wdir)(torch.zeros(1, 4)).shape == (1, 2)
     assert main(args) == 0  # the run is done: exporting again reads the metrics from metrics.jsonl
     assert json.loads((wdir / "toy_cli.json").read_text())["metrics"]["step"] == 2
+
+
+def test_cli_export_ships_the_best_evaluation(tmp_path, capsys):
+    from hmore.cli import main
+    from hmore.train.checkpoint import best_checkpoint
+
+    out, wdir = tmp_path / "run", tmp_path / "weights"
+    args = ["train", "toy", "--out", str(out), "--set", "train.steps=6", "--set", "train.tensorboard=false",
+            "--set", "train.device=cpu", "--set", "train.eval_every=1", "--set", "train.best_metric=mse",
+            "--set", "train.best_mode=max",  # the worst evaluation, so that it is not the last step's
+            "--export", "toy_best", "--export-dir", str(wdir)]
+    assert main(args) == 0
+    best_path, record = best_checkpoint(out)
+    assert f"step {record['step']}" in capsys.readouterr().out
+    meta = json.loads((wdir / "toy_best.json").read_text())
+    assert meta["step"] == record["step"] and meta["metrics"]["step"] == record["step"]
+    assert meta["metrics"]["mse"] == pytest.approx(record["value"])
+    shipped = load_model("toy_best", weights_dir=wdir)
+    best = build_model_from_config(meta["model"])
+    from hmore.train.checkpoint import load_weights_into
+
+    load_weights_into(best, best_path)
+    x = torch.linspace(-1, 1, 8).reshape(2, 4)
+    torch.testing.assert_close(shipped.eval()(x), best.eval()(x).to(shipped(x).dtype), atol=1e-2, rtol=1e-2)

@@ -23,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value, e.g. --set train.steps=100 (repeatable)")
     p.add_argument("--export", metavar="NAME", default=None,
-                   help="then export the last checkpoint as shipped weights NAME (fp16 safetensors + JSON metadata)")
+                   help="then export the run's weights as shipped weights NAME (fp16 safetensors + JSON metadata): "
+                        "the best evaluation's when train.best_metric is set, else the last checkpoint's")
     p.add_argument("--export-dir", type=Path, default=None,
                    help="folder for --export (default: the package's hmore/assets/weights)")
 
@@ -48,22 +49,31 @@ def run(args: argparse.Namespace) -> int:
             for k, v in summary.eval_metrics.items():
                 print(f"  eval {k}: {v:.4g}")
         if args.export:
+            from hmore.train.checkpoint import best_checkpoint
             from hmore.weights import export_weights
 
             run_cfg = to_dict(cfg)
+            source: Path = out
+            metrics = summary.eval_metrics or _last_eval(out)
+            best = best_checkpoint(out) if cfg.train.best_metric else None
+            if best is not None:
+                source, record = best
+                metrics = _last_eval(out, step=int(record["step"])) or {record["metric"]: record["value"]}
+                print(f"exporting the best evaluation: step {record['step']}, {record['metric']} "
+                      f"{record['value']:.4g}")
             metadata = {
                 "training_data": run_cfg.get("data"),
                 "seeds": {"train": cfg.train.seed, "data": (run_cfg.get("data") or {}).get("seed")},
-                "metrics": summary.eval_metrics or _last_eval(out),
+                "metrics": metrics,
                 "recipe_command": _command(args),
             }
-            st, js = export_weights(out, args.export, metadata=metadata, out_dir=args.export_dir)
+            st, js = export_weights(source, args.export, metadata=metadata, out_dir=args.export_dir)
             print(f"exported {st} ({st.stat().st_size / 1e6:.2f} MB) and {js}")
     return 0
 
 
-def _last_eval(run_dir: Path) -> dict[str, float]:
-    """The last ``eval/`` record of a run's ``metrics.jsonl`` (without the prefix), or {}."""
+def _last_eval(run_dir: Path, *, step: int | None = None) -> dict[str, float]:
+    """The last ``eval/`` record of a run's ``metrics.jsonl`` (without the prefix; of ``step`` if given), or {}."""
     import json
 
     path = run_dir / "metrics.jsonl"
@@ -72,7 +82,7 @@ def _last_eval(run_dir: Path) -> dict[str, float]:
         for line in path.read_text().splitlines():
             rec = json.loads(line)
             evals = {k[len("eval/"):]: v for k, v in rec.items() if k.startswith("eval/")}
-            if evals:
+            if evals and (step is None or rec["step"] == step):
                 found = dict(evals, step=rec["step"])
     return found
 

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 CKPT_DIR = "checkpoints"
 LAST = "last"
+BEST = "best.safetensors"  # weights of the best evaluation so far (TrainConfig.best_metric); not a resumable checkpoint
 WEIGHTS_SUFFIX = ".safetensors"
 STATE_SUFFIX = ".state.pt"
 META_KEY = "hmore"
@@ -217,6 +218,27 @@ def last_checkpoint(run_dir: str | Path) -> Path | None:
         log.warning("%s names an incomplete checkpoint; using the newest complete one", pointer)
     found = list_checkpoints(ckpt_dir)
     return found[-1][1] if found else None
+
+
+def save_best(run_dir: str | Path, model: torch.nn.Module, *, metadata: Mapping[str, Any], metric: str,
+              value: float, step: int) -> Path:
+    """Write ``run_dir/checkpoints/best.safetensors`` (atomically): the weights of step ``step``, whose eval
+    ``metric`` was ``value``, recorded in the metadata under ``best`` (and ``step``)."""
+    best = {"metric": metric, "value": float(value), "step": int(step)}
+    path = save_weights(Path(run_dir) / CKPT_DIR / BEST, model, metadata=dict(metadata, step=step, best=best))
+    log.info("new best %s=%.4g at step %d: %s", metric, value, step, path)
+    return path
+
+
+def best_checkpoint(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """``(path, {"metric", "value", "step"})`` of a run folder's best weights, or None when it has none."""
+    path = Path(run_dir) / CKPT_DIR / BEST
+    if not path.is_file():
+        return None
+    best = read_metadata(path).get("best")
+    if not isinstance(best, dict) or not {"metric", "value", "step"} <= set(best):
+        raise InputError(f"{path} has no 'best' record in its metadata")
+    return path, best
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -75,6 +75,10 @@ class TrainConfig:
         ckpt_every: steps between two checkpoints (one is always written at the end).
         eval_every: steps between two evaluations (0 = only at the end, if the task evaluates anything).
         keep_checkpoints: how many of the newest checkpoints to keep (0 keeps all).
+        best_metric: an eval metric (a key of the task's ``evaluate``); when set, the weights of the evaluation with
+            the best value so far are kept as ``checkpoints/best.safetensors`` (``--export`` then ships those).
+            Evaluations are noisy and training is not monotone: the last checkpoint is rarely the best one.
+        best_mode: ``"min"`` (errors) or ``"max"`` (accuracies): which direction of ``best_metric`` is better.
         tensorboard: write TensorBoard events into ``tb/`` (skipped with a warning if tensorboard is missing).
         find_unused_parameters: DDP only: tolerate parameters that get no gradient in a step (slower).
         threads: torch intra-op threads of each process (0 keeps torch's default); 1 is often fastest on a busy CPU.
@@ -92,6 +96,8 @@ class TrainConfig:
     ckpt_every: int = 200
     eval_every: int = 0
     keep_checkpoints: int = 2
+    best_metric: str = ""
+    best_mode: str = "min"
     tensorboard: bool = True
     find_unused_parameters: bool = False
     threads: int = 0
@@ -176,6 +182,8 @@ def check_train_config(cfg: TrainConfig, *, world_size: int = 1) -> None:
         raise ConfigError(f"train.threads must be >= 0, got {cfg.threads}")
     if cfg.log_every < 1 or cfg.ckpt_every < 1 or cfg.eval_every < 0 or cfg.keep_checkpoints < 0:
         raise ConfigError("train.log_every and ckpt_every must be >= 1, eval_every and keep_checkpoints >= 0")
+    if cfg.best_mode not in ("min", "max"):
+        raise ConfigError(f"train.best_mode must be 'min' or 'max', got {cfg.best_mode!r}")
     check_optim(cfg.optim)
 
 
@@ -370,6 +378,12 @@ def _train(task: Task, cfg: TrainConfig, out_dir: Path, *, resume: bool, run_con
             core, device_ids=ids, find_unused_parameters=cfg.find_unused_parameters
         )
 
+    best_value: float | None = None  # the best eval value so far (resumed from checkpoints/best.safetensors)
+    if ctx.is_main and cfg.best_metric:
+        found_best = ckpt.best_checkpoint(out_dir)
+        if found_best is not None and found_best[1]["metric"] == cfg.best_metric:
+            best_value = float(found_best[1]["value"])
+
     logger = _Logger(out_dir, start_step=start_step, tensorboard=cfg.tensorboard) if ctx.is_main else None
     losses: list[float] = []
     last_log: dict[str, float] = {}
@@ -431,6 +445,8 @@ def _train(task: Task, cfg: TrainConfig, out_dir: Path, *, resume: bool, run_con
             if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps:
                 if ctx.is_main:
                     eval_metrics = _evaluate(task, core, batch, done, logger)
+                    if cfg.best_metric:
+                        best_value = _keep_best(cfg, out_dir, core, meta, eval_metrics, done, best_value)
                 dist_utils.barrier(ctx)
 
             if done % cfg.ckpt_every == 0 or done == cfg.steps:
@@ -464,6 +480,22 @@ def _train(task: Task, cfg: TrainConfig, out_dir: Path, *, resume: bool, run_con
         checkpoint=last_ckpt,
         seconds=seconds,
     )
+
+
+def _keep_best(cfg: TrainConfig, out_dir: Path, core: torch.nn.Module, meta: Mapping[str, Any],
+               metrics: Mapping[str, float], step: int, best: float | None) -> float | None:
+    """Save the weights as the run's best when ``metrics[cfg.best_metric]`` beats ``best``; the new best value."""
+    if cfg.best_metric not in metrics:
+        raise ConfigError(f"train.best_metric {cfg.best_metric!r} is not among the task's eval metrics "
+                          f"{sorted(metrics)}")
+    value = float(metrics[cfg.best_metric])
+    if not np.isfinite(value):
+        return best
+    better = best is None or (value < best if cfg.best_mode == "min" else value > best)
+    if better:
+        ckpt.save_best(out_dir, core, metadata=meta, metric=cfg.best_metric, value=value, step=step)
+        return value
+    return best
 
 
 def _evaluate(task: Task, core: torch.nn.Module, batch: Any, step: int, logger: _Logger | None) -> dict[str, float]:

@@ -40,6 +40,9 @@ class FlowConfig:
             ``init_scale``) beside frame t, so the refinement and the upsampling mask see the detail that pooling the
             initial flow to 1/8 loses (ours; zeros when the refinement starts from zero flow).
         init_scale: pixels per unit of the initial flow fed to the context encoder.
+        init_residual: the output is the full-resolution initial flow plus the upsampled change the refinement made
+            to it at 1/8 resolution, instead of the upsampled 1/8 flow alone (ours): before any training the model
+            returns the initial flow unchanged, detail included, and learning only has to correct it.
     """
 
     encoder_dims: tuple[int, int, int] = (32, 64, 96)
@@ -63,6 +66,7 @@ class FlowConfig:
     init: Literal["zero", "dis"] = "zero"
     init_context: bool = False
     init_scale: float = 8.0
+    init_residual: bool = False
 
     def __post_init__(self) -> None:
         positive = {

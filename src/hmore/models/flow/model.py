@@ -161,8 +161,11 @@ class HMoReFlow(nn.Module):
         hc, wc = fmap1.shape[-2:]
         coords0 = coords_grid(b, hc, wc, device=x1.device)
         coords1 = coords0
+        coarse_init = None  # (B, 2, H/8, W/8) the initial flow at 1/8 resolution, in 1/8 pixels
         if init is not None:
-            coords1 = coords0 + F.avg_pool2d(init, 8) / 8.0
+            coarse_init = F.avg_pool2d(init, 8) / 8.0
+            coords1 = coords0 + coarse_init
+        residual = self.config.init_residual and init is not None
 
         predictions = []
         flow_up = x1.new_zeros(b, 2, h + pad_h, w + pad_w)
@@ -177,7 +180,11 @@ class HMoReFlow(nn.Module):
             if not wanted:
                 continue
             flow = coords1 - coords0
+            if residual:  # full-resolution init + the upsampled change to it (both linear in the flow)
+                flow = flow - coarse_init
             flow_up = upsample_convex8(flow, up_mask.float()) if convex else upsample_bilinear8(flow)
+            if residual:
+                flow_up = flow_up + init
             predictions.append(flow_up[:, :, :h, :w])
         iterations = torch.stack(predictions)  # (N, B, 2, H, W)
         world = iterations[-1]
