@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help=".safetensors for hmore_flow_cpu when none ship")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads for torch and OpenCV")
     ap.add_argument("--methods", nargs="+", default=list(METHODS))
-    ap.add_argument("--cost-pairs", type=int, default=5)
+    ap.add_argument("--cost-pairs", type=int, default=5, help="pairs timed per method (0 skips the timing)")
     ap.add_argument("-o", "--out", default=None, help="also write results.json and report.html here")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.split("x"))
@@ -43,7 +43,8 @@ def main() -> None:
     clips = flow_bench.generated_clips("synth-heldout", clips=args.clips, pairs=args.pairs, size=(h, w),
                                        fps=args.fps)
     res = flow_bench.run_flow_bench(clips, methods)
-    res.cost = flow_bench.measure_cost(methods, sizes=((h, w),), pairs=args.cost_pairs)
+    if args.cost_pairs > 0:
+        res.cost = flow_bench.measure_cost(methods, sizes=((h, w),), pairs=args.cost_pairs)
     summary = flow_bench.write_outputs(args.out, res) if args.out else flow_bench.summarise(res)
 
     n_pairs = sum(c.num_pairs for c in clips)
@@ -56,7 +57,7 @@ def main() -> None:
     print("-" * len(header))
     for name, e in summary["methods"].items():
         cells = [e["metrics"][m]["value"] for m in COLUMNS]
-        pps = e["cost"][0]["pairs_per_s"] if e["cost"] else None
+        pps = e["cost"][0]["pairs_per_s"] if e.get("cost") else None
         print(f"{name:<18}" + "".join("-".rjust(14) if v is None else f"{v:14.4f}" for v in cells)
               + ("-".rjust(10) if pps is None else f"{pps:10.2f}"))
     hm = summary["methods"].get("hmore_flow_cpu")

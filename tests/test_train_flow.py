@@ -291,3 +291,27 @@ def test_balanced_weights_give_people_and_background_half_each():
     assert float(out[0, 0, 0]) == pytest.approx(5.0)  # 10 / 2 person pixels
     # no person in sample 1: background keeps half, people's half is empty
     assert float(out[1].sum()) == pytest.approx(10.0)
+
+
+def test_zero_flow_head_with_init_residual_starts_at_dis_flow():
+    """A residual model whose flow head is zeroed predicts exactly DIS flow: its eval equals the DIS reference."""
+    cfg = _cfg(model={"name": "hmore_flow_test", "zero_flow_head": True,
+                      "overrides": {"init": "dis", "init_residual": True, "upsample": "convex"}})
+    zeroed = build_task("flow", cfg)
+    model = zeroed.build_model()
+    assert float(model.update_block.head.conv2.weight.abs().sum()) == 0.0
+    with torch.no_grad():
+        m = zeroed.evaluate(model.eval())
+    assert m["epe_mask"] == pytest.approx(m["dis_epe_mask"], rel=1e-4)
+    plain = build_task("flow", _cfg(model={"name": "hmore_flow_test",
+                                           "overrides": {"init": "dis", "init_residual": True}}))
+    assert float(plain.build_model().update_block.head.conv2.weight.abs().sum()) > 0.0
+
+
+def test_cpu_recipes_load():
+    for name in "abcde":
+        cfg = load_task_config("flow", CONFIGS / f"flow_synth_cpu_{name}.yaml")
+        assert cfg.model.name == "hmore_flow_cpu" and cfg.model.overrides["init" if name != "a" else "upsample"]
+    d = load_task_config("flow", CONFIGS / "flow_synth_cpu_d.yaml")
+    assert d.model.zero_flow_head and d.model.overrides["init_residual"] and d.train.best_metric == "epe_mask"
+    assert load_task_config("flow", CONFIGS / "flow_synth_cpu_e.yaml").train.optim.lr == 5e-5

@@ -48,11 +48,15 @@ class FlowModelConfig:
         name: registered model (``hmore_flow``, ``hmore_flow_cpu``, ``hmore_flow_test``).
         overrides: keyword overrides passed to the model builder (e.g. ``{iters: 4}``); saved with the weights.
         train_iters: refinement iterations during training (None: the model's default).
+        zero_flow_head: zero the output layer of the update block's flow head after the model is built (and after
+            ``init_from``): every refinement step is then 0, so a model with ``init_residual`` starts exactly at its
+            initial (DIS) flow and training moves it from there (ours; the other weights keep their values).
     """
 
     name: str = "hmore_flow_cpu"
     overrides: dict[str, Any] = field(default_factory=dict)
     train_iters: int | None = None
+    zero_flow_head: bool = False
 
 
 @dataclass(frozen=True)
@@ -400,6 +404,14 @@ class FlowTask:
             path = resolve_checkpoint(self.config.init_from)
             load_weights_into(model, path, strict=True)
             log.info("initialised %s from %s", self.config.model.name, path)
+        if self.config.model.zero_flow_head:
+            head = getattr(getattr(getattr(model, "update_block", None), "head", None), "conv2", None)
+            if not isinstance(head, nn.Conv2d):
+                raise ConfigError(f"model.zero_flow_head: {self.config.model.name} has no update_block.head.conv2")
+            with torch.no_grad():
+                head.weight.zero_()
+                if head.bias is not None:
+                    head.bias.zero_()
         return model
 
     def model_config(self) -> dict:
