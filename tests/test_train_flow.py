@@ -299,13 +299,13 @@ def test_zero_flow_head_with_init_residual_starts_at_dis_flow():
                       "overrides": {"init": "dis", "init_residual": True, "upsample": "convex"}})
     zeroed = build_task("flow", cfg)
     model = zeroed.build_model()
-    assert float(model.update_block.head.conv2.weight.abs().sum()) == 0.0
+    assert float(model.update_block.head.conv2.weight.detach().abs().sum()) == 0.0
     with torch.no_grad():
         m = zeroed.evaluate(model.eval())
     assert m["epe_mask"] == pytest.approx(m["dis_epe_mask"], rel=1e-4)
     plain = build_task("flow", _cfg(model={"name": "hmore_flow_test",
                                            "overrides": {"init": "dis", "init_residual": True}}))
-    assert float(plain.build_model().update_block.head.conv2.weight.abs().sum()) > 0.0
+    assert float(plain.build_model().update_block.head.conv2.weight.detach().abs().sum()) > 0.0
 
 
 def test_cpu_recipes_load():
