@@ -3,7 +3,9 @@
 FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (2 per multiply-add) on the ``meta`` device: shapes
 only, no arithmetic, so even 544x960 costs nothing to count, and attention is counted through PyTorch's math path
 (on CPU the fused flash-attention kernel has no FLOP formula and would be missed). ``grid_sample`` lookups, norms
-and activations are not counted (small). One subject mask is given, so Psi is included.
+and activations are not counted (small). One subject mask is given, so Psi is included. Models that start from
+OpenCV DIS flow get a zero initial flow for the count (DIS is not a torch op; its time is in pairs/s). Speed is
+measured as ``hmore flow`` runs the model: only the last iteration is upsampled.
 
 Usage: python benchmarks/flow_model_cost.py [--pattern 'hmore_flow*'] [--repeats 10] [--threads 2]
 """
@@ -27,8 +29,9 @@ def count_flops(name: str, h: int, w: int) -> int:
     model = create_model(name).to("meta").eval()
     x = torch.zeros(1, 3, h, w, device="meta")
     masks = torch.zeros(1, h, w, dtype=torch.long, device="meta")
+    init = torch.zeros(1, 2, h, w, device="meta")
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(x, x, masks=masks, num_subjects=1)
+        model(x, x, masks=masks, num_subjects=1, flow_init=init, all_iterations=False)
     return int(counter.get_total_flops())
 
 
@@ -42,10 +45,10 @@ def pairs_per_second(name: str, h: int, w: int, repeats: int) -> float:
     masks[:, h // 4: h - 8, w // 3: 2 * w // 3] = 1
     with torch.inference_mode():
         for _ in range(2):
-            model(img1, img2, masks=masks)
+            model(img1, img2, masks=masks, all_iterations=False)
         start = time.perf_counter()
         for _ in range(repeats):
-            model(img1, img2, masks=masks)
+            model(img1, img2, masks=masks, all_iterations=False)
         return repeats / (time.perf_counter() - start)
 
 
