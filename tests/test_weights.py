@@ -161,3 +161,14 @@ def test_cli_export_ships_the_best_evaluation(tmp_path, capsys):
     load_weights_into(best, best_path)
     x = torch.linspace(-1, 1, 8).reshape(2, 4)
     torch.testing.assert_close(shipped.eval()(x), best.eval()(x).to(shipped(x).dtype), atol=1e-2, rtol=1e-2)
+
+
+def test_export_records_where_fine_tuning_started(toy_run, tmp_path):
+    from hmore.commands.train import _initialised_from
+
+    origin = _initialised_from(str(toy_run))  # a run folder: its last checkpoint
+    assert origin["step"] == 3 and origin["recipe"]["model"]["hidden"] == 64
+    assert origin["checkpoint"] == str(toy_run)
+    assert _initialised_from("") is None
+    gone = _initialised_from(str(tmp_path / "moved.safetensors"))
+    assert gone["checkpoint"].endswith("moved.safetensors") and "not found" in gone["note"]

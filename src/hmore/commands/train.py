@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
                 "metrics": metrics,
                 "recipe_command": _command(args),
             }
+            origin = _initialised_from(run_cfg.get("init_from"))
+            if origin:
+                metadata["initialised_from"] = origin
             st, js = export_weights(source, args.export, metadata=metadata, out_dir=args.export_dir)
             print(f"exported {st} ({st.stat().st_size / 1e6:.2f} MB) and {js}")
     return 0
@@ -85,6 +88,21 @@ def _last_eval(run_dir: Path, *, step: int | None = None) -> dict[str, float]:
             if evals and (step is None or rec["step"] == step):
                 found = dict(evals, step=rec["step"])
     return found
+
+
+def _initialised_from(init_from: object) -> dict[str, object] | None:
+    """Where a fine-tuned run's starting weights came from: the checkpoint, its step and its own recipe."""
+    if not init_from:
+        return None
+    from hmore.errors import InputError
+    from hmore.train.checkpoint import read_metadata, resolve_checkpoint
+
+    try:
+        path = resolve_checkpoint(str(init_from))
+        meta = read_metadata(path)
+    except InputError as exc:  # the run already loaded it; a moved file must not block the export
+        return {"checkpoint": str(init_from), "note": f"metadata unavailable at export: {exc}"}
+    return {"checkpoint": str(init_from), "step": meta.get("step"), "recipe": meta.get("run_config")}
 
 
 def _command(args: argparse.Namespace) -> str:
