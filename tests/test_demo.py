@@ -127,6 +127,10 @@ def test_demo_command_writes_a_complete_report(tmp_path, capsys):
     assert "hmore demo -o" in text and "--size 48x64 --frames 6 --seed 3" in text
     assert "flow_wheel.png" in text
     assert not list(out.glob(".*tmp*"))  # no temporary files left
+    from hmore.weights import list_weights
+
+    # with shipped flow weights the report shows hmore's own flow beside the ground truth, else it says nothing of it
+    assert ("hmore world flow" in text) == ("hmore_flow_cpu" in list_weights())
 
 
 def test_demo_command_rejects_bad_options(tmp_path, capsys):
