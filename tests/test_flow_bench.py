@@ -305,6 +305,11 @@ def test_command_over_a_generated_set_and_a_real_video_reports_each_set(tmp_path
     assert real_rows["dis"].split()[1] == "-"  # no ground truth on the real video
     with pytest.raises(UsageError, match="no set 'overlap'"):
         flow_bench.format_table(data, set_name="overlap")
+    # the real set's bar chart has no panels for the ground-truth metrics; the generated set's has every one
+    shown = {s: flow_bench._chart_metrics(data, s) for s in ("synth-heldout", "real")}
+    assert {"epe_mask", "local_epe", "leakage", "photo_l1"} <= set(shown["synth-heldout"])
+    assert "epe_mask" not in shown["real"] and "local_epe" not in shown["real"]
+    assert {"leakage", "photo_l1", "skeleton", "chamfer", "stability"} <= set(shown["real"])
 
     # one table per set, each headed by its name and counts; no pooled table
     assert "synth-heldout: 1 clip, 2 pairs" in printed and "real: 1 clip, 2 pairs" in printed

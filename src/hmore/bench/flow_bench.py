@@ -765,10 +765,18 @@ def _save_png(path: Path, draw: Callable[[Any], None], *, figsize: tuple[float, 
     return path
 
 
+def _chart_metrics(summary: dict[str, Any], set_name: str | None = None) -> list[str]:
+    """The metrics a set's bar chart shows: those at least one method has there (no EPE panels for real clips)."""
+    values = method_values(summary, set_name)
+    names = list(summary["methods"])
+    shown = [m for m in summary["metrics"] if any(values[n][m] is not None for n in names)]
+    return shown or list(summary["metrics"])
+
+
 def _bar_chart(path: Path, summary: dict[str, Any], set_name: str | None = None) -> Path:
-    metrics = list(summary["metrics"])
     names = list(summary["methods"])
     values = method_values(summary, set_name)
+    metrics = _chart_metrics(summary, set_name)
     cols = 4
     rows = math.ceil(len(metrics) / cols)
 
@@ -781,6 +789,8 @@ def _bar_chart(path: Path, summary: dict[str, Any], set_name: str | None = None)
             for j, v in enumerate(vals):
                 if v is None:
                     ax.text(j, 0, "n/a", ha="center", va="bottom", fontsize=7)
+                elif v == 0:  # e.g. the masked baseline's leakage: say 0 rather than leave a gap
+                    ax.text(j, 0, "0", ha="center", va="bottom", fontsize=7)
             ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=7)
             better = "higher" if summary["metrics"][m]["better"] == "higher" else "lower"
             ax.set_title(f"{summary['metrics'][m]['label']} ({better} is better)", fontsize=8)
