@@ -3,7 +3,7 @@
 Person masks and COCO-17 keypoints come from a ``priors.npz`` beside each video when present, else from hmore.priors
 (MediaPipe) on the frames used. Skips cleanly (exit 0, a message) when the shared data folder is absent.
 
-With ``--long-video``, also streams ``hmore.inference.iter_flow`` (what ``hmore flow`` runs) over vtest.avi (795
+With ``--long-video``, also streams ``hmore.flow.inference.iter_flow`` (what ``hmore flow`` runs) over vtest.avi (795
 frames) and prints the resident memory every 100 pairs: it should stay flat. Masks are ``whole`` (the priors' cost is
 not the point) and the model needs weights (shipped or ``--weights``; random weights are fine for memory).
 
@@ -64,7 +64,7 @@ def main() -> int:
 def long_video_memory(video: Path, *, weights: str | None, max_side: int, every: int = 100) -> None:
     """Stream hmore_flow_cpu over ``video`` and print the resident memory every ``every`` pairs."""
     from hmore.bench.flow_bench import _rss_bytes
-    from hmore.inference import iter_flow
+    from hmore.flow.inference import iter_flow
     from hmore.weights import list_weights
 
     if weights is None and "hmore_flow_cpu" not in list_weights():

@@ -13,7 +13,7 @@ import torch
 import hmore
 from hmore.cli import main
 from hmore.errors import InputError
-from hmore.inference import FlowRepresentation, iter_flow, load_flow_model, write_flow_npz
+from hmore.flow.inference import FlowRepresentation, iter_flow, load_flow_model, write_flow_npz
 from hmore.registry import create_model
 
 
@@ -43,7 +43,7 @@ def test_flow_whole_frame_fallback_shapes_and_invariants(tiny: torch.nn.Module) 
 
 def test_auto_masks_without_priors_fall_back_to_whole_frame(tiny: torch.nn.Module,
                                                            caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="hmore.inference"):
+    with caplog.at_level(logging.WARNING, logger="hmore.flow.inference"):
         rep = hmore.flow(_frames(3), model=tiny, device="cpu")  # frames in memory: no priors can run
     assert rep.mask_source == "whole"
     assert "whole frame" in caplog.text
@@ -113,7 +113,7 @@ def test_load_flow_model_weights_file_and_random_fallback(tmp_path: Path, caplog
         assert torch.equal(a, b), k
     with pytest.raises(InputError, match="not found"):
         load_flow_model("hmore_flow_test", weights=tmp_path / "missing.safetensors")
-    with caplog.at_level(logging.WARNING, logger="hmore.inference"):
+    with caplog.at_level(logging.WARNING, logger="hmore.flow.inference"):
         _, desc = load_flow_model("hmore_flow_test")  # no weights ship for the test model
     assert desc == "random" and "RANDOMLY INITIALISED" in caplog.text
 

@@ -12,10 +12,7 @@ import torch
 
 from hmore.config import to_dict
 from hmore.errors import ConfigError, InputError
-from hmore.train import checkpoint as ckpt
-from hmore.train.engine import train
-from hmore.train.tasks import build_task, load_task_config
-from hmore.train.tasks.flow import (
+from hmore.flow.task import (
     HELD_OUT_SEED_BASE,
     FlowTask,
     augment,
@@ -23,6 +20,9 @@ from hmore.train.tasks.flow import (
     make_sample,
     train_clip_seed,
 )
+from hmore.train import checkpoint as ckpt
+from hmore.train.engine import train
+from hmore.train.tasks import build_task, load_task_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY = {
@@ -278,7 +278,7 @@ def test_evaluate_against_a_zero_flow_model(task):
 
 
 def test_balanced_weights_give_people_and_background_half_each():
-    from hmore.train.tasks.flow import balance_weights
+    from hmore.flow.task import balance_weights
 
     person = torch.zeros(2, 4, 5)
     person[0, :1, :2] = 1  # 2 of 20 pixels are a person

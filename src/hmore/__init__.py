@@ -11,8 +11,6 @@ from hmore.registry import create_model, list_models, register_model  # noqa: E4
 if TYPE_CHECKING:
     import torch
 
-    from hmore.inference import FlowRepresentation
-
 __all__ = ["__version__", "create_model", "flow", "list_models", "load_model", "register_model"]
 
 
@@ -23,8 +21,10 @@ def load_model(name: str, *, device: str = "cpu", weights_dir: str | None = None
     return _load_model(name, device=device, weights_dir=weights_dir)
 
 
-def flow(video_or_frames: object, **kwargs: object) -> FlowRepresentation:
-    """H-MoRe world/local flow of a clip: lazy wrapper of :func:`hmore.inference.flow` (same arguments)."""
-    from hmore.inference import flow as _flow
+def __getattr__(name: str) -> object:
+    # ``hmore.flow`` is the flow package, callable as ``hmore.flow(video, ...)``; imported on first use (torch).
+    if name == "flow":
+        import importlib
 
-    return _flow(video_or_frames, **kwargs)
+        return importlib.import_module("hmore.flow")
+    raise AttributeError(f"module 'hmore' has no attribute {name!r}")

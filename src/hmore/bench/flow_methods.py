@@ -144,7 +144,7 @@ def _hmore(name: str, weights: str | None, device: str) -> FlowMethod:
         desc = str(weights)
     import torch
 
-    from hmore.inference import iter_flow, load_flow_model
+    from hmore.flow.inference import iter_flow, load_flow_model
 
     net, _ = load_flow_model(name, weights=weights, device=device)
 

@@ -124,7 +124,7 @@ def hmore_flow_panels(model: str) -> tuple[PanelFn | None, dict[str, str]]:
         log.warning("no shipped weights for %s: the demo shows the ground truth only", model)
         return None, {}
 
-    from hmore.inference import flow
+    from hmore.flow.inference import flow
     from hmore.weights import load_model
 
     net = load_model(model)

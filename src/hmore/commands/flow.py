@@ -53,7 +53,7 @@ def _preview_frame(pair: object) -> np.ndarray:
 
 def process_clip(src: Path, out_dir: Path, args: argparse.Namespace) -> dict:
     """Flow of one clip into ``out_dir``; returns the summary written to ``meta.json``."""
-    from hmore.inference import iter_flow, source_fps, write_flow_npz
+    from hmore.flow.inference import iter_flow, source_fps, write_flow_npz
     from hmore.io.atomic import write_json_atomic
 
     masks = args.masks if args.masks in ("auto", "priors", "whole") else Path(args.masks)
@@ -84,7 +84,7 @@ def _write_both(out_dir: Path, pairs: object, dtype: str, fps: float, write_vide
     """Write flow.npz and preview.mp4 from one pass over ``pairs``: the video writer pulls preview frames from a
     generator that also appends each pair to the npz writer, so nothing is held beyond one pair."""
     from hmore.errors import InputError
-    from hmore.inference import StreamingNpzWriter
+    from hmore.flow.inference import StreamingNpzWriter
 
     writer = StreamingNpzWriter(out_dir / "flow.npz")
     count = {"n": 0}

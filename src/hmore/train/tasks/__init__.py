@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 TASKS: dict[str, str] = {
     "toy": "hmore.train.tasks.toy:ToyTask",
-    "flow": "hmore.train.tasks.flow:FlowTask",
+    "flow": "hmore.flow.task:FlowTask",
     "lift": "hmore.train.tasks.lift:LiftTask",
     "action": "hmore.train.tasks.action:ActionTask",
 }
