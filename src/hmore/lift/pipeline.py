@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -150,8 +151,12 @@ def _tracks_from_video(path: Path, *, backend: str) -> Tracks2D:
         from hmore.priors.pose import create_estimator
     except ImportError as exc:
         raise UsageError(f"video input needs hmore.priors, which is not available ({exc})") from None
-    pri = extract_priors(path, estimator=create_estimator(backend))
-    kp = convert(pri.kp2d, "coco17", "h36m17", has_score=True)
+    return tracks_from_priors(extract_priors(path, estimator=create_estimator(backend)))
+
+
+def tracks_from_priors(pri: Any) -> Tracks2D:
+    """The H36M-17 2D tracks of :class:`hmore.priors.pipeline.Priors` (COCO-17 converted, undetected frames 0)."""
+    kp = convert(pri.kp2d, "coco17", "h36m17", has_score=True)  # (T, P, 17, 3)
     kp[~pri.valid] = 0.0
     return Tracks2D(kp2d=kp.transpose(1, 0, 2, 3).astype(np.float32), track_ids=pri.track_ids,
                     frame_index=pri.frame_index, width=int(pri.size[0]), height=int(pri.size[1]),
@@ -167,22 +172,56 @@ def save_pose3d(path: str | Path, result: LiftResult, tracks: Tracks2D, *, meta:
                            meta=json.dumps(meta, sort_keys=True))
 
 
+def skeleton3d_panel(result: LiftResult, frame: int, *, size: tuple[int, int], yaw_deg: float = 35.0,
+                     extent: float | None = None) -> np.ndarray:
+    """The 3D skeletons of one frame, turned by ``yaw_deg`` about the vertical axis, drawn orthographically on white
+    (people side by side, "interp" over people whose frame was interpolated).
+
+    Args:
+        result: the lifted tracks.
+        frame: frame index.
+        size: (height, width) of the panel in pixels.
+        yaw_deg: turn about the vertical (camera y) axis.
+        extent: half-size in metres that fills the panel (default: the largest |x|, |y| over the whole result, so
+            the scale does not jump between frames).
+    """
+    from hmore.report.draw import draw_skeleton, person_color
+
+    h, w = size
+    p = result.pose3d.shape[0]
+    turned = _turned(result, yaw_deg)  # (P, T, 17, 3)
+    if extent is None:
+        extent = max(float(np.nanmax(np.abs(turned[..., :2]))) if turned.size else 1.0, 0.5)
+    cell = w / max(1, p)
+    s3d = 0.45 * min(cell, h) / extent
+    out = np.full((h, w, 3), 255, np.uint8)
+    for i in range(p):
+        cx = (i + 0.5) * cell
+        xy = turned[i, frame, :, :2] * s3d + np.array([cx, h / 2])
+        pts = np.concatenate([xy, np.ones((17, 1))], axis=-1)
+        out = draw_skeleton(out, pts, layout=H36M17, colors=[person_color(i)], thickness=2)
+        if result.interpolated[i, frame]:
+            cv2.putText(out, "interp", (int(cx) - 20, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (200, 0, 0), 1)
+    return out
+
+
+def _turned(result: LiftResult, yaw_deg: float) -> np.ndarray:
+    yaw = math.radians(yaw_deg)
+    rot = np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]])
+    return result.pose3d.astype(np.float64) @ rot.T  # (P, T, 17, 3)
+
+
 def preview_frames(result: LiftResult, *, panel: int = 360, yaw_deg: float = 35.0) -> Iterator[np.ndarray]:
     """Frames of the preview video: left, the 2D input at its image position; right, the 3D skeletons turned by
     ``yaw_deg`` about the vertical axis, drawn with cv2 (orthographic, people side by side). Frames without a
     detection are drawn dashed-grey-free but labelled "interp"."""
-    from hmore.report.draw import draw_skeleton, person_color
+    from hmore.report.draw import draw_skeleton
 
-    p, t = result.pose3d.shape[:2]
+    t = result.pose3d.shape[1]
     scale2d = panel / max(result.width, result.height)
     w2d, h2d = int(round(result.width * scale2d)), int(round(result.height * scale2d))
-    yaw = math.radians(yaw_deg)
-    rot = np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]])
-    turned = result.pose3d.astype(np.float64) @ rot.T  # (P, T, 17, 3)
-    extent = float(np.nanmax(np.abs(turned[..., :2]))) if turned.size else 1.0
-    extent = max(extent, 0.5)
-    cell = panel // max(1, p) if p > 1 else panel
-    s3d = 0.45 * min(cell, panel) / extent
+    turned = _turned(result, yaw_deg)
+    extent = max(float(np.nanmax(np.abs(turned[..., :2]))) if turned.size else 1.0, 0.5)
     for f in range(t):
         left = np.full((panel, panel, 3), 245, np.uint8)
         kp = result.kp2d[:, f].astype(np.float64).copy()
@@ -194,14 +233,7 @@ def preview_frames(result: LiftResult, *, panel: int = 360, yaw_deg: float = 35.
         vis = kp.copy()
         vis[result.interpolated[:, f], :, 2] = 1.0  # draw interpolated 2D too (labelled below)
         left = draw_skeleton(left, vis, layout=H36M17, threshold=0.05, thickness=2)
-        right = np.full((panel, panel, 3), 255, np.uint8)
-        for i in range(p):
-            cx = (i + 0.5) * cell if p > 1 else panel / 2
-            xy = turned[i, f, :, :2] * s3d + np.array([cx, panel / 2])
-            pts = np.concatenate([xy, np.ones((17, 1))], axis=-1)
-            right = draw_skeleton(right, pts, layout=H36M17, colors=[person_color(i)], thickness=2)
-            if result.interpolated[i, f]:
-                cv2.putText(right, "interp", (int(cx) - 20, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (200, 0, 0), 1)
+        right = skeleton3d_panel(result, f, size=(panel, panel), yaw_deg=yaw_deg, extent=extent)
         frame = np.concatenate([left, right], axis=1)
         cv2.putText(frame, f"{f}", (5, panel - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (90, 90, 90), 1)
         yield frame
