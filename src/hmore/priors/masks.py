@@ -47,6 +47,76 @@ def instance_mask(
     return np.where(inside, lut[best], 0).astype(np.uint8)
 
 
+def split_person_masks(
+    probs: Sequence[np.ndarray],
+    kps: Sequence[np.ndarray],
+    *,
+    threshold: float = 0.5,
+    min_score: float = 0.3,
+    reach: float = 0.5,
+) -> list[np.ndarray]:
+    """Split segmentations that each cover everybody in a person's crop into one mask per person, seeded by pose.
+
+    1. A person's *seeds* are their seen bones (both joints with score >= ``min_score``) drawn as lines, and their
+       seen joints.
+    2. A person keeps only the connected parts of their own mask (``probs[k] > threshold``) that touch a seed and
+       lie within ``reach`` x their size (the longer side of their seen joints' box) of one: another person in the
+       crop, or a caption banner, is not theirs.
+    3. A pixel kept by several people goes to the one whose nearest seed is closest, in units of each one's size.
+       This is the depth cue: where two people overlap, the one in front has its joints seen there and the one
+       behind has them missing (hidden joints are not seeds), so the pixel goes to the one in front.
+
+    Args:
+        probs: ``(H, W)`` float probability maps, one per person.
+        kps: ``(17, 3)`` COCO-17 keypoints (x, y, score) per person, in the maps' pixels.
+        threshold: probability above which a pixel is a candidate.
+        min_score: joints at least this sure are seeds.
+        reach: how far from their seeds a person's pixels may be, in units of their size.
+
+    Returns:
+        Per person, ``probs[k]`` where the pixel is theirs and 0 elsewhere (float32).
+    """
+    from hmore.skeleton import COCO17
+
+    if len(probs) != len(kps):
+        raise ValueError(f"{len(probs)} masks but {len(kps)} keypoint sets")
+    if not probs:
+        return []
+    shape = np.asarray(probs[0]).shape
+    best = np.full(shape, np.inf, np.float32)  # (H, W) distance to the nearest seed of the owner so far
+    owner = np.full(shape, -1, np.int32)
+    for k, (prob, kp) in enumerate(zip(probs, kps)):
+        prob = np.asarray(prob, np.float32)
+        if prob.shape != shape:
+            raise ValueError(f"masks must share one shape, got {prob.shape} and {shape}")
+        kp = np.asarray(kp, np.float64)
+        seen = kp[:, 2] >= min_score
+        cand = prob > threshold
+        if seen.sum() == 0 or not cand.any():
+            continue
+        ys, xs = np.nonzero(cand)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1  # work in the candidates' box only
+        xy = kp[seen, :2]
+        size = max(float((xy.max(0) - xy.min(0)).max()), 8.0)
+        seeds = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        pts = np.round(kp[:, :2] - [x0, y0]).astype(np.int32)
+        width = max(1, int(round(0.02 * size)))
+        for a, b in COCO17.bones:
+            if seen[a] and seen[b]:
+                cv2.line(seeds, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]), 1, width)
+        for j in np.flatnonzero(seen):
+            cv2.circle(seeds, tuple(int(v) for v in pts[j]), width, 1, -1)
+        sub = cand[y0:y1, x0:x1].astype(np.uint8)
+        dist = cv2.distanceTransform((seeds == 0).astype(np.uint8), cv2.DIST_L2, 3) / np.float32(size)
+        _, labels = cv2.connectedComponents(sub, connectivity=8)
+        touched = np.unique(labels[(seeds > 0) & (sub > 0)])
+        keep = np.isin(labels, touched[touched > 0]) & (dist <= reach)
+        win = keep & (dist < best[y0:y1, x0:x1])
+        best[y0:y1, x0:x1][win] = dist[win]
+        owner[y0:y1, x0:x1][win] = k
+    return [np.where(owner == k, np.asarray(prob, np.float32), 0.0).astype(np.float32) for k, prob in enumerate(probs)]
+
+
 def boundaries(instance: np.ndarray) -> np.ndarray:
     """Canny edges of an instance mask ``(H, W)``: uint8, 1 on boundary pixels (id changes), 0 elsewhere."""
     m = np.asarray(instance)

@@ -16,6 +16,7 @@ image. At the end, short gaps are interpolated and the masks are relabelled with
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import time
@@ -109,7 +110,8 @@ def extract_priors(
         tracker: the tracking settings.
         mask_threshold: person probability above which a pixel is in the person's mask.
         search_every: search the whole frame for new people every this many frames (and in the frame after one
-            where somebody was lost); other frames only look around the tracked people.
+            where somebody was lost); other frames only look around the tracked people. The first frame is searched
+            at every tile size; later searches run a few tiles each, round robin (backends that take ``previous``).
         progress: show a progress bar (None: only when stderr is a terminal).
 
     Returns:
@@ -133,6 +135,8 @@ def extract_priors(
     frames = _timed(iter_frames(video, stride=stride, start=start, end=end, max_side=max_side), timings, "decode")
     missed = True  # the last frame had fewer people than the one before: search the next one
     last_count = 0
+    last_people: list = []
+    takes_previous = people_fn is not None and "previous" in inspect.signature(people_fn).parameters
     for k, frame in enumerate(
         tqdm(frames, total=total, disable=not show, desc=f"priors {Path(video).name}", unit="frame")
     ):
@@ -141,8 +145,12 @@ def extract_priors(
         proposals = tracked + user_boxes
         if people_fn is not None:
             search = missed or not tracked or k % max(search_every, 1) == 0
-            people = people_fn(frame, proposals, search=search)
-            missed, last_count = len(people) < last_count, len(people)
+            if takes_previous:  # tracked people come through `previous`; lost tracks' boxes only when searching
+                people = people_fn(frame, proposals if search else user_boxes, previous=last_people, search=search,
+                                   all_tiles=k == 0)
+            else:
+                people = people_fn(frame, proposals, search=search)
+            missed, last_count, last_people = len(people) < last_count, len(people), people
             kps = [p.kp for p in people]
             pboxes = [p.box for p in people]
             pmasks = [p.mask for p in people]

@@ -33,7 +33,9 @@ class TrackerConfig:
         max_age: a track unseen for more than this many frames is closed; a person coming back gets a new id.
         max_interp_gap: gaps up to this many frames are filled by linear interpolation (and flagged).
         min_score: joints below this confidence are left out of the keypoint distance and of keypoint boxes.
-        min_track_len: tracks detected in fewer frames than this are dropped at the end (spurious detections).
+        min_track_len: tracks detected in fewer frames than this are dropped at the end (spurious detections),
+            unless the whole clip is shorter than this: then every track is kept (a single image or a 2-frame
+            input cannot confirm anybody over 3 frames, and its people are still people).
         use_velocity: predict a track's position in the next frame with its last velocity.
     """
 
@@ -238,7 +240,8 @@ class Tracker:
     def finish(self) -> Tracks:
         """All tracks so far as arrays, short tracks dropped, gaps up to ``max_interp_gap`` interpolated."""
         cfg = self.config
-        keep = [t for t in self._tracks if len(t.frames) >= cfg.min_track_len]
+        min_len = cfg.min_track_len if self._frame >= cfg.min_track_len else 1  # short clips: keep everybody
+        keep = [t for t in self._tracks if len(t.frames) >= min_len]
         T, P = self._frame, len(keep)
         kp2d = np.zeros((T, P, NUM_JOINTS, 3), np.float32)
         boxes = np.zeros((T, P, 4), np.float32)
