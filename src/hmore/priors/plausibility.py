@@ -7,8 +7,7 @@ gives hips, knees and ankles, and no face squeezed onto the feet.
 
 **Implausible skeletons** are rejected by :func:`implausible`, which returns the first rule a fit breaks:
 
-1. ``evidence``: fewer than ``min_joints`` joints with score >= 0.3, or none of the four torso joints (shoulders,
-   hips) among them.
+1. ``evidence``: fewer than ``min_joints`` joints with score >= 0.3.
 2. ``collapsed``: the reported joints span less than ``min_extent`` of the ROI's side (the model, given a crop without
    a person, tends to fold a whole skeleton into a small blob).
 3. ``proportions``: a limb bone (upper arm, forearm, thigh, shin) longer than ``max_bone`` x its share of body height
@@ -87,7 +86,7 @@ def implausible(
         min_joints, min_extent, max_bone, max_turn: the thresholds of rules 1-4.
     """
     seen = kp[:, 2] >= CONFIDENT
-    if seen.sum() < min_joints or not seen[list(TORSO)].any():
+    if seen.sum() < min_joints:
         return "evidence"
     xy = kp[seen, :2]
     extent = float(np.hypot(*(xy.max(0) - xy.min(0))))

@@ -38,7 +38,27 @@ logger = logging.getLogger(__name__)
 DETECTORS = ("blazepose", "hog", "none")
 MIN_SIDE = 16  # frames (and ROIs) with a shorter side than this have nobody in them that the models could see
 HOG_MIN_SIDE = 128  # OpenCV's HOG people detector needs at least its 64x128 window (it crashes on smaller frames)
-RESIDUAL_MIN_AREA = 0.002  # residual-mask components smaller than this fraction of the frame propose nobody
+RESIDUAL_MIN_AREA = 0.002  # mask components smaller than this fraction of the frame propose nobody
+PART_OF_COMPONENT = 4.0  # a lone fit whose box is this many times smaller than its segment's box is a part fit
+
+
+def component_roi(box: np.ndarray, width: int, height: int, *, scale: float) -> Roi:
+    """The ROI for a person segment with box x0, y0, x1, y1. A segment cut by the frame's edge is a person who goes
+    on beyond it: the box is extended past that edge (by its height above or below, by half its width left or
+    right), so that the landmark model sees the visible part where a whole person's would be and reports the rest
+    outside the frame (missing) instead of squeezing a whole skeleton into the visible part."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    w, h = x1 - x0, y1 - y0
+    top, bottom = y0 <= 1, y1 >= height - 1
+    if top and not bottom:
+        y0 -= h
+    elif bottom and not top:
+        y1 += h
+    if x0 <= 1 and x1 < width - 1:
+        x0 -= 0.5 * w
+    elif x1 >= width - 1 and x0 > 1:
+        x1 += 0.5 * w
+    return Roi.from_box(np.array([x0, y0, x1, y1]), scale=scale)
 
 
 @dataclass(frozen=True)
@@ -209,6 +229,9 @@ class MediaPipePose:
         tiles_per_search: tiles run per search (None: all); the rest follow in later searches, round robin, so a
             video pays for a few tiles per search and still covers the frame every few searches.
         residual: run the residual pass.
+        components: split the whole-frame person segmentation (MediaPipe's selfie segmentation, landscape model)
+            into connected components, check the people found against them and propose a fit for those nobody
+            explains (see :meth:`_segment_components`).
         box_scale: a box (x0, y0, x1, y1) becomes a square ROI this many times its longer side.
         detector_max_side: the HOG detector runs on the frame scaled to this longer side (``detector="hog"``).
     """
@@ -227,6 +250,7 @@ class MediaPipePose:
         tiles: Sequence[float] = (0.6,),
         tiles_per_search: int | None = 3,
         residual: bool = True,
+        components: bool = True,
         box_scale: float = 1.4,
         detector_max_side: int = 768,
     ) -> None:
@@ -240,7 +264,7 @@ class MediaPipePose:
         import mediapipe as mp
 
         self.version = (f"mediapipe-{mp.__version__}-pose-full-multi-{detector}"
-                        f"-t{'_'.join(f'{f:g}' for f in tiles)}{'-r' if residual else ''}")
+                        f"-t{'_'.join(f'{f:g}' for f in tiles)}{'-r' if residual else ''}{'-c' if components else ''}")
         self.max_people = max_people
         self.min_presence = min_presence
         self.segmentation = segmentation
@@ -259,11 +283,17 @@ class MediaPipePose:
             self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self._detector = BlazePoseDetector(min_score=min_detection_confidence) if detector == "blazepose" else None
         self._landmarker = BlazePoseLandmarker(segmentation=segmentation, min_presence=min_presence)
+        self._selfie = None
+        if components:
+            import mediapipe as mp
+
+            self._selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1)
 
     def close(self) -> None:
         self._landmarker.close()
-        if self._detector is not None:
-            self._detector.close()
+        for part in (self._detector, self._selfie):
+            if part is not None:
+                part.close()
 
     def __enter__(self) -> MediaPipePose:
         return self
@@ -315,33 +345,12 @@ class MediaPipePose:
             return people  # nobody can be seen in so few pixels
 
         def fit(roi: Roi, source: str, prev_kp: np.ndarray | None = None, expect: np.ndarray | None = None) -> bool:
-            if len(people) >= self.max_people or roi.size < MIN_SIDE:
+            if len(people) >= self.max_people:
                 return False
-            lm = self._landmarker.run(frame, roi)
-            if lm is not None and prev_kp is None and abs(roi.angle) > np.pi / 2:
-                # A new person upside down: the detector guesses the body's direction from the head, and without a
-                # head in view (a partial person) it often guesses it upside down. Fit the upright hypothesis too
-                # and keep the one whose seen joints the model is surer of (upright on a tie).
-                turned = replace(roi, angle=float(roi.angle - np.sign(roi.angle) * np.pi))
-                other = self._landmarker.run(frame, turned)
-                if other is not None and _sureness(other, (W, H)) >= _sureness(lm, (W, H)):
-                    lm, roi = other, turned
-            if lm is None:
+            p = self._fit(frame, roi, source, prev_kp=prev_kp, expect=expect)
+            if p is None or any(same_person(p.kp, q.kp) for q in people):
                 return False
-            kp = landmarks_to_coco(lm, (W, H), min_presence=self.min_presence)
-            reason = implausible(kp, roi.size, previous=prev_kp)
-            if reason is not None:
-                self.rejected[reason] = self.rejected.get(reason, 0) + 1
-                return False
-            box = keypoint_box(kp, min_score=CONFIDENT)
-            if expect is not None and box_iou(box[None], np.asarray(expect, np.float64)[None]).max() < 0.1:
-                return False  # the crop found somebody else than the person expected there
-            if any(same_person(kp, p.kp) for p in people):
-                return False
-            seen = kp[:, 2] >= CONFIDENT
-            people.append(PersonEstimate(kp=kp, box=box.astype(np.float32), mask=lm.mask,
-                                         score=float(kp[seen, 2].mean()), roi=roi, next_roi=lm.next_roi,
-                                         source=source))
+            people.append(p)
             return True
 
         for p in previous:
@@ -362,6 +371,8 @@ class MediaPipePose:
                 for b in self.detect_boxes(frame):
                     if not any(_contains(b, p.box) for p in people):
                         fit(Roi.from_box(b, scale=self.box_scale), "hog", expect=b)
+            if self._selfie is not None:
+                people = self._segment_components(frame, people, fit)
         people = _drop_nested(people)
         people = self._split_masks(people, (H, W))
         if search and self.residual and people:
@@ -370,14 +381,88 @@ class MediaPipePose:
             people = self._split_masks(_drop_nested(people), (H, W))
         return people
 
+    def _fit(
+        self, frame: np.ndarray, roi: Roi, source: str, *, prev_kp: np.ndarray | None = None,
+        expect: np.ndarray | None = None,
+    ) -> PersonEstimate | None:
+        """One landmark fit on ``roi``, its joints reduced to those seen, or None when the model sees nobody or the
+        fit is implausible (counted in ``rejected``)."""
+        H, W = frame.shape[:2]
+        if roi.size < MIN_SIDE:
+            return None
+        lm = self._landmarker.run(frame, roi)
+        if lm is not None and prev_kp is None and abs(roi.angle) > np.pi / 2:
+            # A new person upside down: the detector guesses the body's direction from the head, and without a head
+            # in view (a partial person) it often guesses it upside down. Fit the upright hypothesis too and keep
+            # the one whose seen joints the model is surer of (upright on a tie).
+            turned = replace(roi, angle=float(roi.angle - np.sign(roi.angle) * np.pi))
+            other = self._landmarker.run(frame, turned)
+            if other is not None and _sureness(other, (W, H)) >= _sureness(lm, (W, H)):
+                lm, roi = other, turned
+        if lm is None:
+            return None
+        kp = landmarks_to_coco(lm, (W, H), min_presence=self.min_presence)
+        reason = implausible(kp, roi.size, previous=prev_kp)
+        if reason is not None:
+            self.rejected[reason] = self.rejected.get(reason, 0) + 1
+            return None
+        box = keypoint_box(kp, min_score=CONFIDENT)
+        if expect is not None and box_iou(box[None], np.asarray(expect, np.float64)[None]).max() < 0.1:
+            return None  # the crop found somebody else than the person expected there
+        seen = kp[:, 2] >= CONFIDENT
+        return PersonEstimate(kp=kp, box=box.astype(np.float32), mask=lm.mask, score=float(kp[seen, 2].mean()),
+                              roi=roi, next_roi=lm.next_roi, source=source)
+
+    def _segment_components(self, frame: np.ndarray, people: list[PersonEstimate], fit) -> list[PersonEstimate]:
+        """Connected components of the whole-frame person segmentation, split by the people found: a component
+        whose people together cover a small part of it (``PART_OF_COMPONENT``: skeletons fitted on a foot?) is
+        fitted again as a whole, and that fit replaces them when it is plausible and its box at least 1.5 times
+        theirs; a component nobody explains proposes a fit."""
+        H, W = frame.shape[:2]
+        seg = np.asarray(self._selfie.process(np.ascontiguousarray(frame)).segmentation_mask, np.float32)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((seg > self.mask_threshold).astype(np.uint8), 8)
+        min_area = max(RESIDUAL_MIN_AREA * H * W, 64)
+        owners: dict[int, list[int]] = {}
+        for k, p in enumerate(people):
+            seen = p.kp[:, 2] >= CONFIDENT
+            xy = np.round(p.kp[seen, :2]).astype(int)
+            lab = labels[np.clip(xy[:, 1], 0, H - 1), np.clip(xy[:, 0], 0, W - 1)]
+            lab = lab[lab > 0]
+            if len(lab):
+                owners.setdefault(int(np.bincount(lab).argmax()), []).append(k)
+        drop: set[int] = set()
+        for c in range(1, n):
+            x, y, w, h, area = (int(v) for v in stats[c])
+            if area < min_area or h < MIN_SIDE:
+                continue
+            roi = component_roi(np.array([x, y, x + w, y + h], np.float64), W, H, scale=self.box_scale)
+            mine = owners.get(c, [])
+            if not mine:
+                fit(roi, "segmentation")
+                continue
+            union = np.stack([people[k].box for k in mine])
+            uw, uh = union[:, 2].max() - union[:, 0].min(), union[:, 3].max() - union[:, 1].min()
+            if max(uw, 1.0) * max(uh, 1.0) * PART_OF_COMPONENT < w * h:
+                # the people in this segment cover a small part of it: fits on parts of somebody (a foot, a hand)?
+                whole = self._fit(frame, roi, "segmentation")
+                if whole is not None and (whole.box[2] - whole.box[0]) * (whole.box[3] - whole.box[1]) > 1.5 * uw * uh:
+                    drop.update(mine)
+                    people.append(whole)
+                    self.rejected["part"] = self.rejected.get("part", 0) + len(mine)
+        return [p for k, p in enumerate(people) if k not in drop]
+
     @staticmethod
     def _explains(p: PersonEstimate, d: Detection) -> bool:
-        """Whether person ``p`` already accounts for detection ``d``: the detection's hip centre lies inside ``p``'s
-        box and its ROI is within a factor 2 of ``p``'s size."""
-        if not _contains(p.box, np.r_[d.keypoints[0], d.keypoints[0]]):
-            return False
+        """Whether person ``p`` already accounts for detection ``d``: their sizes are within a factor 2 and the
+        detection's hip centre is within 0.15 x ``p``'s ROI side of ``p``'s mid-hip (inside ``p``'s box when ``p``
+        has no hips in view). Two people overlapping in the image have different hips."""
         size = p.roi.size if p.roi is not None else float(max(p.box[2] - p.box[0], p.box[3] - p.box[1]))
-        return 0.5 < d.roi.size / max(size, 1.0) < 2.0
+        if not 0.5 < d.roi.size / max(size, 1.0) < 2.0:
+            return False
+        hips = p.kp[[11, 12]]
+        if (hips[:, 2] >= CONFIDENT).all():
+            return float(np.linalg.norm(hips[:, :2].mean(0) - d.keypoints[0])) < 0.15 * size
+        return _contains(p.box, np.r_[d.keypoints[0], d.keypoints[0]])
 
     def _split_masks(self, people: list[PersonEstimate], shape: tuple[int, int]) -> list[PersonEstimate]:
         """Each person's mask reduced to their own pixels (see :func:`split_person_masks`)."""
