@@ -1,6 +1,6 @@
 """Accuracy and speed of hmore's real-video priors (MediaPipe backend) on the shared real data.
 
-Sections (``--sections``, comma-separated; all by default):
+Sections (``--sections``, comma-separated; all but ``proposals`` by default):
 
 - ``coco``: the four shared COCO images, **no boxes given**. PCK@0.2 over every annotated joint of every person with
   keypoints (a joint is correct when predicted with score > 0 within 0.2 x the torso size: mean shoulder-to-opposite-
@@ -9,6 +9,9 @@ Sections (``--sections``, comma-separated; all by default):
   IoU >= 0.5: a prediction's box is its mask's box (keypoint box grown 10% per side without a mask); ground-truth
   people without keypoints (two tiny background figures) are neither to be found nor false positives. Also PCK given
   the ground-truth boxes (``gt-box``), the pose model's ceiling.
+- ``proposals``: the ``coco`` no-box row for each person-proposal source of :class:`MediaPipePose` alone and
+  combined (OpenCV HOG, the whole-frame segmentation's components, BlazePose's detector on the frame, + tiles,
+  + residual pass, + segment components; this hmore only).
 - ``davis``: the six DAVIS-2016 sequences, whole clip through ``extract_priors``. Per frame the instance with the best
   IoU against the ground truth (0 when nobody is found). ``IoU`` is over the whole frame. DAVIS masks include what the
   person rides or holds (paragliding harness and lines, kite-surf board and lines, the soapbox cart), which a person
@@ -87,13 +90,13 @@ def joint_errors(pred: np.ndarray, gt: np.ndarray, norm: float) -> np.ndarray:
     return np.where(pred[:, 2] > 0, err, np.inf)
 
 
-def coco_section(rows: list[list[str]]) -> None:
+def coco_section(rows: list[list[str]], est_kwargs: dict | None = None, label: str = "coco", gt_box: bool = True) -> None:
     root = shared_data("keypoints", "coco")
     data = json.loads((root / "test_coco.json").read_text())
     stats = {"gt": [0, 0], "search": [0, 0]}
     tp = n_gt = n_pred = 0
     seconds = 0.0
-    with MediaPipePose() as est:
+    with MediaPipePose(**(est_kwargs or {})) as est:
         for img in data["images"]:
             anns = [a for a in data["annotations"] if a["image_id"] == img["id"]]
             kanns = [a for a in anns if a.get("num_keypoints", 0) > 0]
@@ -102,7 +105,7 @@ def coco_section(rows: list[list[str]]) -> None:
             boxes = [np.asarray(a["bbox"], np.float64) for a in kanns]  # x, y, w, h
             norms = [torso_size(g, b) for g, b in zip(gts, boxes)]
             # given the ground-truth boxes
-            for g, b, n in zip(gts, boxes, norms):
+            for g, b, n in zip(gts, boxes, norms) if gt_box else ():
                 people = est.estimate_people(frame, [np.array([b[0], b[1], b[0] + b[2], b[1] + b[3]])], search=False)
                 seen = g[:, 2] > 0
                 stats["gt"][1] += int(seen.sum())
@@ -141,12 +144,29 @@ def coco_section(rows: list[list[str]]) -> None:
             n_gt += len(gbox)
             n_pred += len(pboxes) - len(ignored)
     n_img = len(data["images"])
-    for key, name in (("gt", "coco gt-box"), ("search", "coco no boxes")):
+    for key, name in ((("gt", f"{label} gt-box"),) if gt_box else ()) + (("search", f"{label} no boxes"),):
         c, n = stats[key]
         extra = f"recall {tp / max(n_gt, 1):.3f} ({tp}/{n_gt}), precision {tp / max(n_pred, 1):.3f}" \
             if key == "search" else "-"
         rows.append([name, f"{n_img} images", f"PCK@0.2 {c / max(n, 1):.3f} ({c}/{n})", extra,
                      f"{n_img / seconds:.2f} img/s" if key == "search" else ""])
+
+
+PROPOSALS = (
+    ("hog", dict(detector="hog", tiles=(), residual=False, components=False)),
+    ("segments only", dict(detector="none", tiles=(), residual=False, components=True)),
+    ("blazepose frame", dict(tiles=(), residual=False, components=False)),
+    ("+ tiles", dict(residual=False, components=False)),
+    ("+ tiles + residual", dict(components=False)),
+    ("+ tiles + segments", dict(residual=False)),
+    ("all (default)", dict()),
+)
+
+
+def proposals_section(rows: list[list[str]]) -> None:
+    """Each person-proposal source alone and combined, on the COCO images (no boxes given)."""
+    for name, kwargs in PROPOSALS:
+        coco_section(rows, kwargs, label=f"proposals {name}", gt_box=False)
 
 
 def davis_section(rows: list[list[str]], max_side: int) -> None:
@@ -268,6 +288,8 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
     if "coco" in sections:
         coco_section(rows)
+    if "proposals" in sections:
+        proposals_section(rows)
     if "davis" in sections:
         davis_section(rows, args.max_side)
     if "tracks" in sections:

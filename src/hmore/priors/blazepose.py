@@ -127,11 +127,13 @@ class Detection:
         score: detector confidence in [0, 1].
         keypoints: ``(4, 2)`` alignment points: hip centre, full-body scale point, shoulder centre, upper-body point.
         roi: the landmark ROI built from the first two points.
+        tile: found in a tile of the frame rather than in the whole frame.
     """
 
     score: float
     keypoints: np.ndarray
     roi: Roi
+    tile: bool = False
 
 
 @dataclass(frozen=True)

@@ -40,11 +40,15 @@ def instance_mask(
         if shape is None:
             raise ValueError("no masks and no shape")
         return np.zeros(shape, np.uint8)
-    probs = np.stack([np.asarray(m, np.float32) for m in person_masks])  # (P, H, W)
-    best = probs.argmax(axis=0)  # (H, W)
-    inside = probs.max(axis=0) > threshold
-    lut = np.asarray(ids, np.uint8)
-    return np.where(inside, lut[best], 0).astype(np.uint8)
+    first = np.asarray(person_masks[0], np.float32)
+    best = np.full(first.shape, threshold, np.float32)  # (H, W) highest probability so far, at least the threshold
+    out = np.zeros(first.shape, np.uint8)
+    for m, i in zip(person_masks, ids):  # one pass per person: no (P, H, W) stack
+        m = np.asarray(m, np.float32)
+        win = m > best
+        out[win] = int(i)
+        best[win] = m[win]
+    return out
 
 
 def split_person_masks(

@@ -136,6 +136,7 @@ def extract_priors(
     missed = True  # the last frame had fewer people than the one before: search the next one
     last_count = 0
     last_people: list = []
+    last_tracks: list[int] = []  # internal track index of each of last_people
     takes_previous = people_fn is not None and "previous" in inspect.signature(people_fn).parameters
     for k, frame in enumerate(
         tqdm(frames, total=total, disable=not show, desc=f"priors {Path(video).name}", unit="frame")
@@ -158,7 +159,9 @@ def extract_priors(
             kps = list(estimator.estimate(frame, proposals))
             pboxes, pmasks = [None] * len(kps), [None] * len(kps)
         t1 = time.perf_counter()
-        trk.update(kps, pboxes)
+        links = [last_tracks[p.parent] if getattr(p, "parent", -1) >= 0 else -1 for p in people] \
+            if people_fn is not None and takes_previous else None
+        last_tracks = trk.update(kps, pboxes, links=links)
         t2 = time.perf_counter()
         with_mask = [(k, m) for k, m in enumerate(pmasks) if m is not None]
         if with_mask:

@@ -29,7 +29,7 @@ import numpy as np
 from hmore.errors import UsageError
 from hmore.priors.blazepose import BlazePoseDetector, BlazePoseLandmarker, Detection, Roi
 from hmore.priors.masks import split_person_masks
-from hmore.priors.plausibility import CONFIDENT, implausible, landmarks_to_coco
+from hmore.priors.plausibility import CONFIDENT, implausible, landmarks_to_coco, torso_axis
 from hmore.priors.tracking import box_iou, keypoint_box
 from hmore.skeleton import BLAZEPOSE33, COCO17, convert
 
@@ -39,6 +39,8 @@ DETECTORS = ("blazepose", "hog", "none")
 MIN_SIDE = 16  # frames (and ROIs) with a shorter side than this have nobody in them that the models could see
 HOG_MIN_SIDE = 128  # OpenCV's HOG people detector needs at least its 64x128 window (it crashes on smaller frames)
 RESIDUAL_MIN_AREA = 0.002  # mask components smaller than this fraction of the frame propose nobody
+TURNS = (0.0, np.pi, np.pi / 2, -np.pi / 2)  # body directions tried on regions without one: upright, upside down, lying
+MAX_NEW_TILT = np.radians(60)  # people first seen in a tile must be this close to upright (see MediaPipePose)
 PART_OF_COMPONENT = 4.0  # a lone fit whose box is this many times smaller than its segment's box is a part fit
 
 
@@ -75,6 +77,8 @@ class PersonEstimate:
         next_roi: where to look for this person in the next frame.
         source: what proposed the region: ``"track"``, ``"box"``, ``"detector"``, ``"hog"`` or ``"residual"``.
         raw_mask: the segmentation of the whole region (everybody in it), before the split between people.
+        parent: index, in the ``previous`` people given, of the person whose ROI this fit came from (-1: none):
+            the same person, which the tracker takes as a link.
     """
 
     kp: np.ndarray
@@ -85,6 +89,7 @@ class PersonEstimate:
     next_roi: Roi | None = None
     source: str = ""
     raw_mask: np.ndarray | None = None
+    parent: int = -1
 
 
 @runtime_checkable
@@ -155,6 +160,14 @@ def same_person(a: np.ndarray, b: np.ndarray, *, tol: float = 0.15) -> bool:
     return ab is not None and float(box_iou(ab[None], bb[None])[0, 0]) > 0.7
 
 
+def _tilt(kp: np.ndarray, roi: Roi) -> float:
+    """Angle (radians) between a fit's body direction (mid-hip to mid-shoulder, else its ROI's) and straight up."""
+    axis = torso_axis(kp)
+    if axis is None:
+        return abs(roi.angle)
+    return float(np.arccos(np.clip(-axis[1], -1.0, 1.0)))  # image y points down: up is (0, -1)
+
+
 def _sureness(lm, frame_size: tuple[int, int]) -> float:
     """Mean score of the COCO joints a fit reports (0 for none)."""
     kp = landmarks_to_coco(lm, frame_size)
@@ -214,7 +227,10 @@ class MediaPipePose:
     a fit that repeats somebody already found (:func:`same_person`) or lies on a larger person's body
     (:func:`on_body_of`: a skeleton fitted on a hand or a leg) is dropped. A new person whose detection is upside
     down is also fitted upright, and the fit the model is surer of is kept (the detector guesses a body's direction
-    from the head, and guesses it upside down on people whose head is out of view). Masks are split between people by
+    from the head, and guesses it upside down on people whose head is out of view). People first found in a *tile*
+    (small in the frame) must be within 60 degrees of upright (``tilted``): small upside-down or lying "people" are
+    mostly objects (a loudspeaker, things on a table); a person in such a pose is still found when large, from the
+    segmentation (tried upright, upside down and lying), or by tracking once seen. Masks are split between people by
     :func:`hmore.priors.masks.split_person_masks` (pose-seeded, overlaps to the person whose joints are seen there).
 
     Args:
@@ -315,7 +331,7 @@ class MediaPipePose:
             self._tile_cursor = (self._tile_cursor + k) % len(regions)
             regions = [regions[i] for i in order]
         for x0, y0, x1, y1 in regions:
-            dets += self._detector.detect(frame_rgb[y0:y1, x0:x1], offset=(x0, y0))
+            dets += [replace(d, tile=True) for d in self._detector.detect(frame_rgb[y0:y1, x0:x1], offset=(x0, y0))]
         return _roi_nms(dets, 0.5)
 
     def estimate_people(
@@ -344,29 +360,30 @@ class MediaPipePose:
         if min(H, W) < MIN_SIDE:
             return people  # nobody can be seen in so few pixels
 
-        def fit(roi: Roi, source: str, prev_kp: np.ndarray | None = None, expect: np.ndarray | None = None) -> bool:
+        def fit(roi: Roi, source: str, prev_kp: np.ndarray | None = None, expect: np.ndarray | None = None,
+                turns: Sequence[float] = (0.0,), parent: int = -1, upright: bool = False) -> bool:
             if len(people) >= self.max_people:
                 return False
-            p = self._fit(frame, roi, source, prev_kp=prev_kp, expect=expect)
+            p = self._fit(frame, roi, source, prev_kp=prev_kp, expect=expect, turns=turns, upright=upright)
             if p is None or any(same_person(p.kp, q.kp) for q in people):
                 return False
-            people.append(p)
+            people.append(replace(p, parent=parent))
             return True
 
-        for p in previous:
-            if p.next_roi is not None:
-                fit(p.next_roi, "track", prev_kp=p.kp)
+        for k, p in enumerate(previous):
+            if p.next_roi is not None:  # a body that turned fast may no longer fit its ROI's direction: try turns
+                fit(p.next_roi, "track", prev_kp=p.kp, turns=(0.0, np.pi / 2, -np.pi / 2), parent=k)
         for b in boxes or ():
             b = np.asarray(b, np.float64)
             if not any(_contains(b, p.box) for p in people):
-                fit(Roi.from_box(b, scale=self.box_scale), "box", expect=b)
+                fit(Roi.from_box(b, scale=self.box_scale), "box", expect=b, turns=TURNS)
         if search:
             if self._detector is not None:
                 for d in self.detections(frame, all_tiles=all_tiles):
                     if len(people) >= self.max_people:
                         break
                     if not any(self._explains(p, d) for p in people):
-                        fit(d.roi, "detector")
+                        fit(d.roi, "detector", upright=d.tile)
             elif self._hog is not None and min(H, W) >= HOG_MIN_SIDE:
                 for b in self.detect_boxes(frame):
                     if not any(_contains(b, p.box) for p in people):
@@ -377,16 +394,28 @@ class MediaPipePose:
         people = self._split_masks(people, (H, W))
         if search and self.residual and people:
             for roi in self._residual_rois(people, (H, W)):
-                fit(roi, "residual")
+                fit(roi, "residual", turns=TURNS)
             people = self._split_masks(_drop_nested(people), (H, W))
         return people
 
     def _fit(
         self, frame: np.ndarray, roi: Roi, source: str, *, prev_kp: np.ndarray | None = None,
-        expect: np.ndarray | None = None,
+        expect: np.ndarray | None = None, turns: Sequence[float] = (0.0,), upright: bool = False,
     ) -> PersonEstimate | None:
         """One landmark fit on ``roi``, its joints reduced to those seen, or None when the model sees nobody or the
-        fit is implausible (counted in ``rejected``)."""
+        fit is implausible (counted in ``rejected``). ``turns``: rotations (radians) of ``roi`` tried in order until
+        one fits (a region without a known body direction: upright, upside down, lying)."""
+        for turn in turns:
+            turned = replace(roi, angle=float(roi.angle + turn)) if turn else roi
+            found = self._fit_one(frame, turned, source, prev_kp=prev_kp, expect=expect, upright=upright)
+            if found is not None:
+                return found
+        return None
+
+    def _fit_one(
+        self, frame: np.ndarray, roi: Roi, source: str, *, prev_kp: np.ndarray | None = None,
+        expect: np.ndarray | None = None, upright: bool = False,
+    ) -> PersonEstimate | None:
         H, W = frame.shape[:2]
         if roi.size < MIN_SIDE:
             return None
@@ -403,6 +432,8 @@ class MediaPipePose:
             return None
         kp = landmarks_to_coco(lm, (W, H), min_presence=self.min_presence)
         reason = implausible(kp, roi.size, previous=prev_kp)
+        if reason is None and upright and _tilt(kp, roi) > MAX_NEW_TILT:
+            reason = "tilted"
         if reason is not None:
             self.rejected[reason] = self.rejected.get(reason, 0) + 1
             return None
@@ -438,7 +469,7 @@ class MediaPipePose:
             roi = component_roi(np.array([x, y, x + w, y + h], np.float64), W, H, scale=self.box_scale)
             mine = owners.get(c, [])
             if not mine:
-                fit(roi, "segmentation")
+                fit(roi, "segmentation", turns=TURNS)
                 continue
             union = np.stack([people[k].box for k in mine])
             uw, uh = union[:, 2].max() - union[:, 0].min(), union[:, 3].max() - union[:, 1].min()
