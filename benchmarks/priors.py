@@ -29,7 +29,8 @@ Sections (``--sections``, comma-separated; all but ``proposals`` by default):
   priors.npz, model loading included), on 720p clips: SAM2 football juggling (1280x720, 1 person), NTU two-person
   and SAM2 bedroom (2 people) scaled to 1280x720 here. With ``--baseline-src DIR`` (a ``src`` folder of another
   hmore, e.g. ``git archive 918ac97 src | tar -x -C runs/base``) the same clips run through that one, alternating, in
-  the same run; the load average is printed beside.
+  the same run; the load average is printed beside, and frames per CPU-second (user + system time of the command,
+  all its threads) as a figure less bent by other jobs on a shared machine.
 
 Before/after: run this file with ``PYTHONPATH`` pointing at the other ``src`` (it uses only APIs both have), e.g.
 ``PYTHONPATH=runs/base/src python benchmarks/priors.py --sections coco,davis,tracks``.
@@ -42,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -90,7 +92,9 @@ def joint_errors(pred: np.ndarray, gt: np.ndarray, norm: float) -> np.ndarray:
     return np.where(pred[:, 2] > 0, err, np.inf)
 
 
-def coco_section(rows: list[list[str]], est_kwargs: dict | None = None, label: str = "coco", gt_box: bool = True) -> None:
+def coco_section(
+    rows: list[list[str]], est_kwargs: dict | None = None, label: str = "coco", gt_box: bool = True
+) -> None:
     root = shared_data("keypoints", "coco")
     data = json.loads((root / "test_coco.json").read_text())
     stats = {"gt": [0, 0], "search": [0, 0]}
@@ -267,12 +271,16 @@ def speed_section(rows: list[list[str]], frames: int, baseline_src: Path | None)
             out = tmp / f"out_{label}_{clip.stem}"
             env["PYTHONPATH"] = str(src)
             load = os.getloadavg()[0]
+            cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-m", "hmore", "priors", str(clip), "-o", str(out), "--no-preview",
                             "--force"], env=env, check=True, capture_output=True)
             dt = time.perf_counter() - t0
+            cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
             pr = load_priors(out / "priors.npz")
-            row.append(f"{label}: {pr.num_frames / dt:.2f} fps, {pr.num_people} tracks (load {load:.1f})")
+            row.append(f"{label}: {pr.num_frames / dt:.2f} fps wall, {pr.num_frames / cpu:.2f} per CPU-s, "
+                       f"{pr.num_people} tracks (load {load:.1f})")
         rows.append(row)
 
 

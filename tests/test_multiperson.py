@@ -114,7 +114,7 @@ def test_tiles_cover_the_frame_with_overlap() -> None:
     for x0, y0, x1, y1 in tiles:
         cover[y0:y1, x0:x1] = True
     assert cover.all()
-    assert tile_regions(20, 20, (0.6,)) == [] and tile_regions(100, 100, (1.0,)) == []  # too small / the frame
+    assert tile_regions(150, 150, (0.6,)) == [] and tile_regions(300, 300, (1.0,)) == []  # too small / the frame
 
 
 def test_duplicates_parts_and_frame_edge_rois() -> None:

@@ -30,26 +30,16 @@ from hmore.errors import UsageError
 
 ROI_SCALE = 1.25  # MediaPipe's RectTransformation scale for pose ROIs (pose_detection_to_roi, pose_landmarks_to_roi)
 
-_LANDMARK_GRAPH = """
-input_stream: "IMAGE:image"
-input_stream: "ROI:roi"
-input_side_packet: "MODEL_COMPLEXITY:model_complexity"
-input_side_packet: "ENABLE_SEGMENTATION:enable_segmentation"
-output_stream: "LANDMARKS:landmarks"
-output_stream: "AUXILIARY_LANDMARKS:aux"
-output_stream: "SEGMENTATION_MASK:mask"
-node {
-  calculator: "PoseLandmarkByRoiCpu"
-  input_stream: "IMAGE:image"
-  input_stream: "ROI:roi"
-  input_side_packet: "MODEL_COMPLEXITY:model_complexity"
-  input_side_packet: "ENABLE_SEGMENTATION:enable_segmentation"
-  output_stream: "LANDMARKS:landmarks"
-  output_stream: "AUXILIARY_LANDMARKS:aux"
-  output_stream: "SEGMENTATION_MASK:mask_image"
-}
-node { calculator: "FromImageCalculator" input_stream: "IMAGE:mask_image" output_stream: "IMAGE_CPU:mask" }
-"""
+_LANDMARK_PORTS = ('input_stream: "IMAGE:image"', 'input_stream: "ROI:roi"',
+                   'input_side_packet: "MODEL_COMPLEXITY:model_complexity"',
+                   'input_side_packet: "ENABLE_SEGMENTATION:enable_segmentation"',
+                   'output_stream: "LANDMARKS:landmarks"', 'output_stream: "AUXILIARY_LANDMARKS:aux"')
+# The graph has the subgraph's ports, plus its mask converted from mediapipe::Image to an ImageFrame for Python.
+_LANDMARK_GRAPH = "\n".join([
+    *_LANDMARK_PORTS, 'output_stream: "SEGMENTATION_MASK:mask"',
+    'node { calculator: "PoseLandmarkByRoiCpu"', *_LANDMARK_PORTS, 'output_stream: "SEGMENTATION_MASK:mask_image" }',
+    'node { calculator: "FromImageCalculator" input_stream: "IMAGE:mask_image" output_stream: "IMAGE_CPU:mask" }',
+])
 
 _DETECTION_GRAPH = """
 input_stream: "IMAGE:image"

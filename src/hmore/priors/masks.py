@@ -96,10 +96,10 @@ def split_person_masks(
         kp = np.asarray(kp, np.float64)
         seen = kp[:, 2] >= min_score
         cand = prob > threshold
-        if seen.sum() == 0 or not cand.any():
+        x0, y0, w, h = cv2.boundingRect(cand.view(np.uint8))  # work in the candidates' box only
+        if seen.sum() == 0 or w == 0:
             continue
-        ys, xs = np.nonzero(cand)
-        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1  # work in the candidates' box only
+        x1, y1 = x0 + w, y0 + h
         xy = kp[seen, :2]
         size = max(float((xy.max(0) - xy.min(0)).max()), 8.0)
         seeds = np.zeros((y1 - y0, x1 - x0), np.uint8)
@@ -118,7 +118,16 @@ def split_person_masks(
         win = keep & (dist < best[y0:y1, x0:x1])
         best[y0:y1, x0:x1][win] = dist[win]
         owner[y0:y1, x0:x1][win] = k
-    return [np.where(owner == k, np.asarray(prob, np.float32), 0.0).astype(np.float32) for k, prob in enumerate(probs)]
+    out = []
+    for k, prob in enumerate(probs):
+        mine = owner == k
+        x0, y0, w, h = cv2.boundingRect(mine.view(np.uint8))
+        m = np.zeros(shape, np.float32)
+        if w:
+            crop = (slice(y0, y0 + h), slice(x0, x0 + w))
+            m[crop] = np.where(mine[crop], np.asarray(prob, np.float32)[crop], 0.0)
+        out.append(m)
+    return out
 
 
 def boundaries(instance: np.ndarray) -> np.ndarray:

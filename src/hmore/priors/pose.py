@@ -18,7 +18,7 @@ gaps); more than ``max_people`` (default 20) people per frame are cut. Give boxe
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 DETECTORS = ("blazepose", "hog", "none")
 MIN_SIDE = 16  # frames (and ROIs) with a shorter side than this have nobody in them that the models could see
+MIN_TILE = 96  # smallest tile side (pixels)
 HOG_MIN_SIDE = 128  # OpenCV's HOG people detector needs at least its 64x128 window (it crashes on smaller frames)
 RESIDUAL_MIN_AREA = 0.002  # mask components smaller than this fraction of the frame propose nobody
 TURNS = (0.0, np.pi, np.pi / 2, -np.pi / 2)  # body directions tried on regions without one: upright, upside down, lying
@@ -120,11 +121,12 @@ def _contains(outer: np.ndarray, inner: np.ndarray) -> bool:
 
 def tile_regions(width: int, height: int, fractions: Sequence[float], *, overlap: float = 0.5) -> list[tuple[int, ...]]:
     """Square tiles x0, y0, x1, y1 covering a ``width x height`` frame, for each fraction of its shorter side, with
-    neighbours overlapping by ``overlap`` of a tile (so anybody smaller than that lies whole inside some tile)."""
+    neighbours overlapping by ``overlap`` of a tile (so anybody smaller than that lies whole inside some tile).
+    Tiles smaller than ``MIN_TILE`` pixels are not made (the detector's 224-pixel input would only magnify them)."""
     out = []
     for f in fractions:
         side = int(round(f * min(width, height)))
-        if side < 32 or (side >= width and side >= height):
+        if side < MIN_TILE or (side >= width and side >= height):
             continue
         step = max(1.0, side * (1.0 - overlap))
         nx = 1 + max(0, int(np.ceil((width - side) / step)))
@@ -175,6 +177,11 @@ def _sureness(lm, frame_size: tuple[int, int]) -> float:
     return float(kp[seen, 2].mean()) if seen.any() else 0.0
 
 
+def _extent(kp: np.ndarray) -> float:
+    """Longer side of the box around joints ``kp (N, >=2)``."""
+    return float((kp[:, :2].max(0) - kp[:, :2].min(0)).max())
+
+
 def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Distance of points ``p (N, 2)`` to the segment ``a``-``b``."""
     ab = b - a
@@ -186,13 +193,10 @@ def on_body_of(small: np.ndarray, big: np.ndarray, *, tol: float = 0.08, share: 
     """Whether fit ``small (17, 3)`` lies on the body of fit ``big``: it is less than 0.6 x as large and at least
     ``share`` of its seen joints are within ``tol`` x ``big``'s size of ``big``'s seen bones (a skeleton fitted on a
     hand or a leg of somebody already found)."""
-    from hmore.skeleton import COCO17
-
     s_seen, b_seen = small[:, 2] >= CONFIDENT, big[:, 2] >= CONFIDENT
     if s_seen.sum() == 0 or b_seen.sum() < 2:
         return False
-    size = lambda kp, seen: float((kp[seen, :2].max(0) - kp[seen, :2].min(0)).max())  # noqa: E731
-    s_size, b_size = size(small, s_seen), size(big, b_seen)
+    s_size, b_size = _extent(small[s_seen]), _extent(big[b_seen])
     if s_size >= 0.6 * b_size:
         return False
     pts = small[s_seen, :2].astype(np.float64)
@@ -384,7 +388,7 @@ class MediaPipePose:
                         break
                     if not any(self._explains(p, d) for p in people):
                         fit(d.roi, "detector", upright=d.tile)
-            elif self._hog is not None and min(H, W) >= HOG_MIN_SIDE:
+            elif self._hog is not None and min(H, W) * min(1.0, self.detector_max_side / max(H, W)) >= HOG_MIN_SIDE:
                 for b in self.detect_boxes(frame):
                     if not any(_contains(b, p.box) for p in people):
                         fit(Roi.from_box(b, scale=self.box_scale), "hog", expect=b)
@@ -444,7 +448,9 @@ class MediaPipePose:
         return PersonEstimate(kp=kp, box=box.astype(np.float32), mask=lm.mask, score=float(kp[seen, 2].mean()),
                               roi=roi, next_roi=lm.next_roi, source=source)
 
-    def _segment_components(self, frame: np.ndarray, people: list[PersonEstimate], fit) -> list[PersonEstimate]:
+    def _segment_components(
+        self, frame: np.ndarray, people: list[PersonEstimate], fit: Callable[..., bool]
+    ) -> list[PersonEstimate]:
         """Connected components of the whole-frame person segmentation, split by the people found: a component
         whose people together cover a small part of it (``PART_OF_COMPONENT``: skeletons fitted on a foot?) is
         fitted again as a whole, and that fit replaces them when it is plausible and its box at least 1.5 times
