@@ -4,8 +4,8 @@ of videos: writes priors.npz, an overlay preview.mp4 and index.html per video.
 People are found by MediaPipe's BlazePose person detector on the whole frame and on tiles (small people), tracked
 from frame to frame, and completed from what the person segmentation covers but nobody explains. Joints the model
 does not see (outside the frame or the person's crop) are reported missing (score 0); implausible skeletons are
-rejected. Confirmation: a track seen in fewer than 3 frames is dropped as spurious, except in inputs of fewer than
-3 frames (a single image, a 2-frame clip), where every person found is kept."""
+rejected. Confirmation: a track detected in fewer than 5 frames is dropped as spurious, except in inputs of fewer
+than 5 frames (a single image, a 2-frame clip), where every person found is kept."""
 
 from __future__ import annotations
 

@@ -380,7 +380,9 @@ class MediaPipePose:
         for b in boxes or ():
             b = np.asarray(b, np.float64)
             if not any(_contains(b, p.box) for p in people):
-                fit(Roi.from_box(b, scale=self.box_scale), "box", expect=b, turns=TURNS)
+                d = self._detect_in_box(frame, b)
+                if d is None or not fit(d.roi, "box", expect=b):
+                    fit(Roi.from_box(b, scale=self.box_scale), "box", expect=b, turns=TURNS)
         if search:
             if self._detector is not None:
                 for d in self.detections(frame, all_tiles=all_tiles):
@@ -487,6 +489,22 @@ class MediaPipePose:
                     people.append(whole)
                     self.rejected["part"] = self.rejected.get("part", 0) + len(mine)
         return [p for k, p in enumerate(people) if k not in drop]
+
+    def _detect_in_box(self, frame: np.ndarray, box: np.ndarray) -> Detection | None:
+        """The most confident detection whose hip centre lies in ``box``, searched in the box grown by a quarter of
+        its size per side (the detector's ROI is aligned with the body, a box's is not)."""
+        if self._detector is None:
+            return None
+        H, W = frame.shape[:2]
+        x0, y0, x1, y1 = (float(v) for v in box)
+        gx, gy = 0.25 * (x1 - x0), 0.25 * (y1 - y0)
+        cx0, cy0 = max(0, int(x0 - gx)), max(0, int(y0 - gy))
+        cx1, cy1 = min(W, int(np.ceil(x1 + gx))), min(H, int(np.ceil(y1 + gy)))
+        if min(cx1 - cx0, cy1 - cy0) < MIN_SIDE:
+            return None
+        dets = self._detector.detect(frame[cy0:cy1, cx0:cx1], offset=(cx0, cy0))
+        inside = [d for d in dets if _contains(box, np.r_[d.keypoints[0], d.keypoints[0]])]
+        return max(inside, key=lambda d: d.score) if inside else None
 
     @staticmethod
     def _explains(p: PersonEstimate, d: Detection) -> bool:

@@ -35,7 +35,7 @@ class TrackerConfig:
         min_score: joints below this confidence are left out of the keypoint distance and of keypoint boxes.
         min_track_len: tracks detected in fewer frames than this are dropped at the end (spurious detections),
             unless the whole clip is shorter than this: then every track is kept (a single image or a 2-frame
-            input cannot confirm anybody over 3 frames, and its people are still people).
+            input cannot confirm anybody over several frames, and its people are still people).
         use_velocity: predict a track's position in the next frame with its last velocity.
     """
 
