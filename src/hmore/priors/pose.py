@@ -369,6 +369,12 @@ class MediaPipePose:
             if len(people) >= self.max_people:
                 return False
             p = self._fit(frame, roi, source, prev_kp=prev_kp, expect=expect, turns=turns, upright=upright)
+            if p is not None and parent < 0 and p.next_roi is not None:
+                # A new person: refit once on the ROI the fit's own landmarks give (MediaPipe's detection-then-
+                # landmark-ROI step, done in the same frame). A detector's ROI is rough; the refit is what the person
+                # would get when tracked, e.g. without a face squeezed into a crop that has none.
+                again = self._fit_one(frame, p.next_roi, source, prev_kp=p.kp)
+                p = p if again is None else again
             if p is None or any(same_person(p.kp, q.kp) for q in people):
                 return False
             people.append(replace(p, parent=parent))
