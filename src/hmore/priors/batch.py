@@ -46,7 +46,7 @@ class PriorsSettings:
     start: int = 0
     end: int | None = None
     boxes: tuple[tuple[float, float, float, float], ...] = ()
-    max_people: int = 6
+    max_people: int = 20
 
 
 @dataclass(frozen=True)
