@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from hmore.errors import UsageError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
@@ -35,6 +37,28 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def check_output_dir(path: str | Path, *, option: str = "-o") -> Path:
+    """Check, before any work, that the folder ``path`` can be an output folder; nothing is created.
+
+    Raises:
+        UsageError: ``path`` (or a folder above it) is an existing file, or the nearest existing folder above it is
+            not writable; the message names the path and the ``option`` it came from.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path}: is an existing file, not a folder")
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UsageError(f"{option} {path}: {probe} is a file, not a folder")
+    if probe.is_dir() and not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: cannot write in {probe} (permission denied)")
+    return path
 
 
 def _umask() -> int:
