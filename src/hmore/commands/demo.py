@@ -94,13 +94,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", default=default_size, help="frame size HxW (default: %(default)s)")
     p.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="frames per clip (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--flow-model", default=FLOW_MODEL,
-                   help="shipped flow model whose world/local flow is shown beside the ground truth "
-                        "(default: %(default)s; 'none' to skip)")
+    p.add_argument("--flow-model", default=None,
+                   help=f"shipped flow model whose world/local flow is shown beside the ground truth (default: "
+                        f"{FLOW_MODEL} when its weights ship; 'none' to skip)")
 
 
 def run(args: argparse.Namespace) -> int:
-    panels, text = hmore_flow_panels(args.flow_model)
+    from hmore.io.atomic import check_output_dir
+
+    check_output_dir(args.out)
+    parse_size(args.size)
+    if args.frames < 2:
+        raise UsageError(f"the demo needs at least 2 frames (flow is between pairs), got {args.frames}")
+    panels, text = hmore_flow_panels(args.flow_model or FLOW_MODEL, required=args.flow_model is not None)
     index = build_demo(args.out, size=parse_size(args.size), num_frames=args.frames, seed=args.seed,
                        extra_panels=panels, extra_panel_text=text)
     print(index)
@@ -110,24 +116,31 @@ def run(args: argparse.Namespace) -> int:
 FLOW_MODEL = "hmore_flow_cpu"
 
 
-def hmore_flow_panels(model: str) -> tuple[PanelFn | None, dict[str, str]]:
+def hmore_flow_panels(model: str, *, required: bool = False) -> tuple[PanelFn | None, dict[str, str]]:
     """Panels of hmore's own world and local flow, from the weights shipped as ``model``.
 
-    Returns ``(None, {})`` (with a log line saying why) when ``model`` is ``"none"`` or no such weights ship: the
-    demo then shows the ground truth alone rather than the flow of an untrained network.
+    Returns ``(None, {})`` when ``model`` is ``"none"``, or, with a warning, when no weights ship for it and it was
+    not ``required``: the demo then shows the ground truth alone rather than the flow of an untrained network.
+
+    Raises:
+        UsageError: ``model`` is not a registered flow model, or is ``required`` and no weights ship for it.
     """
+    from hmore.flow.inference import check_flow_model_name
     from hmore.weights import list_weights
 
     if model == "none":
         return None, {}
+    check_flow_model_name(model)
     if model not in list_weights():
+        if required:
+            raise UsageError(f"no shipped weights for the flow model {model!r} (shipped: "
+                             f"{', '.join(list_weights()) or 'none'}); use --flow-model none for the ground truth only")
         log.warning("no shipped weights for %s: the demo shows the ground truth only", model)
         return None, {}
 
-    from hmore.flow.inference import flow
-    from hmore.weights import load_model
+    from hmore.flow.inference import flow, load_flow_model
 
-    net = load_model(model)
+    net, _ = load_flow_model(model)
 
     def panels(name: str, clip: Clip) -> dict[str, np.ndarray]:
         rep = flow(clip.frames, model=net, masks=clip.masks, device="cpu", progress=False)
