@@ -31,11 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hmore.config import to_dict
+    from hmore.io.atomic import check_output_dir
     from hmore.train.distributed import env_int
     from hmore.train.engine import train
     from hmore.train.tasks import build_task, load_task_config
-
-    from hmore.io.atomic import check_output_dir
 
     cfg = load_task_config(args.task, args.config, args.overrides)
     out = args.out or Path("runs") / args.task / (args.config.stem if args.config else "default")

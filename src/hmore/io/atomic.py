@@ -4,8 +4,10 @@ file that looks whole."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -59,6 +61,24 @@ def check_output_dir(path: str | Path, *, option: str = "-o") -> Path:
     if probe.is_dir() and not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(f"{option} {path}: cannot write in {probe} (permission denied)")
     return path
+
+
+LOW_SPACE = 1 << 20  # bytes: a write that fails with less than this free failed for want of space
+
+
+def as_disk_full(path: str | Path, exc: BaseException) -> OSError | None:
+    """``OSError(ENOSPC)`` naming ``path`` when a writer that reports failures in its own way (torch.save's
+    ``RuntimeError``, safetensors' ``SafetensorError``) failed on a full device, else None."""
+    folder = Path(path).parent
+    try:
+        free = shutil.disk_usage(folder if folder.exists() else Path.cwd()).free
+    except OSError:
+        return None
+    if free >= LOW_SPACE:
+        return None
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    full.__cause__ = exc
+    return full
 
 
 def _umask() -> int:
