@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "hmore_flow_cpu"
 DEFAULT_MAX_SIDE = 512  # longer side of the processing size when ``size`` is None
 MASK_MODES = ("auto", "priors", "whole")
+# OpenCV's DIS flow (the model's initial flow, and a baseline) raises on frames under 16 px on a side, or corrupts the
+# heap (SIGSEGV) when they are also wide (e.g. 15x200): smaller frames are refused
+MIN_FLOW_SIDE = 16
 
 
 @dataclass(frozen=True)
@@ -302,6 +305,13 @@ def _check_masks_fit(priors: Any, path: Path, video_or_frames: Any, stride: int)
                     frames)
 
 
+def check_frame_size(width: int, height: int) -> None:
+    """:class:`InputError` for frames (at the processing size) smaller than ``MIN_FLOW_SIDE`` on a side."""
+    if min(width, height) < MIN_FLOW_SIDE:
+        raise InputError(f"frames of {width}x{height} px (at the processing size) are too small for flow: at least "
+                         f"{MIN_FLOW_SIDE} px per side (a larger --size keeps more of a thin video)")
+
+
 def _compact(mask: np.ndarray, max_subjects: int) -> tuple[np.ndarray, np.ndarray]:
     """Relabel the ids present in ``mask`` to 1..k (k <= max_subjects); returns (compact mask, original ids)."""
     ids, counts = np.unique(mask[mask > 0], return_counts=True)
@@ -361,6 +371,11 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
     else:
         name, net, weights_desc = type(model).__name__, model.to(dev).eval(), "given"
     max_subjects = int(getattr(getattr(net, "config", None), "max_subjects", 16))
+    if isinstance(video_or_frames, (str, Path)):  # checked before the masks' priors pass reads the whole video
+        from hmore.io.video import probe_video, resized_size
+
+        info_v = probe_video(video_or_frames)
+        check_frame_size(*resized_size(info_v.width, info_v.height, DEFAULT_MAX_SIDE if size is None else size))
     mask_fn, mask_source, num_subjects = resolve_masks(masks, video_or_frames, stride=stride, size=size)
     mask_source = "clip" if from_clip else mask_source
     if info is not None:
@@ -370,6 +385,7 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
     prev = None
     for t, frame in enumerate(tqdm(frames, disable=not show, desc="flow", unit="frame")):
         if prev is None:
+            check_frame_size(frame.shape[1], frame.shape[0])
             prev = frame
             continue
         if frame.shape != prev.shape:
