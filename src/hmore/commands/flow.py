@@ -141,7 +141,7 @@ def _write_index(out_dir: Path, meta: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hmore.flow.inference import MASK_MODES, check_flow_model_name, resolve_device
+    from hmore.flow.inference import MASK_MODES, check_flow_model_name, load_flow_model, resolve_device
     from hmore.io.atomic import check_output_dir
     from hmore.priors.batch import collect_inputs, parse_shard
 
@@ -153,8 +153,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--iters must be >= 1, got {args.iters}")
     resolve_device(args.device)
     check_flow_model_name(args.model)
-    if args.weights is not None and not args.weights.is_file():
-        raise InputError(f"weights file not found: {args.weights}")
+    if args.weights is not None:  # checked once here: a wrong file is not the fault of every clip of a folder
+        load_flow_model(args.model, weights=args.weights, device="cpu")
     if args.masks not in MASK_MODES and not Path(args.masks).is_file():
         raise UsageError(f"--masks must be {', '.join(MASK_MODES)} or a priors.npz file from `hmore priors`; "
                          f"{args.masks!r} is none of these")
