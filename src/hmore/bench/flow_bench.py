@@ -198,6 +198,7 @@ def real_clips(path: str | Path, *, pairs: int = 4, max_side: int = 256, priors_
             masks and keypoints are then scaled to the frames.
         start: first frame.
     """
+    from hmore.flow.inference import MIN_FLOW_SIDE
     from hmore.io.video import VIDEO_SUFFIXES, find_videos, iter_frames, list_images
 
     if pairs < 1:
@@ -215,17 +216,25 @@ def real_clips(path: str | Path, *, pairs: int = 4, max_side: int = 256, priors_
     if not sources:
         raise InputError(f"{root}: no video or image sequence found")
     out = []
+    skipped: list[str] = []
     for src in sources:
         frames = np.stack(list(iter_frames(src, start=start, end=start + pairs + 1, max_side=max_side)))
+        reason = ""
         if len(frames) < 2:
-            log.warning("%s: fewer than 2 frames, skipped", src)
+            reason = "fewer than 2 frames"
+        elif min(frames.shape[1:3]) < MIN_FLOW_SIDE:
+            reason = (f"frames of {frames.shape[2]}x{frames.shape[1]} px at this size are too small for flow (at "
+                      f"least {MIN_FLOW_SIDE} px per side)")
+        if reason:
+            log.warning("%s: %s, skipped", src, reason)
+            skipped.append(f"{src.name}: {reason}")
             continue
         masks, kp, note = _priors_for(src, frames, priors_side=max(priors_side, max_side), start=start)
         name = f"{src.name} (image sequence)" if src.is_dir() else src.name
         out.append(BenchClip(name=name, set_name="real", level=name, level_value=float(len(out)),
                              frames=frames, masks=masks, kp2d=kp, notes=(note,)))
     if not out:
-        raise InputError(f"{root}: no clip with at least 2 frames")
+        raise InputError(f"{root}: no clip to benchmark ({'; '.join(skipped)})"[:400])
     return out
 
 

@@ -82,6 +82,9 @@ class FlowMethod:
         frame_t, frame_t1 = np.asarray(frame_t), np.asarray(frame_t1)
         if frame_t.shape != frame_t1.shape or frame_t.ndim != 3 or frame_t.shape[2] != 3:
             raise ValueError(f"frames must both be (H, W, 3), got {frame_t.shape} and {frame_t1.shape}")
+        from hmore.flow.inference import check_frame_size
+
+        check_frame_size(frame_t.shape[1], frame_t.shape[0])  # OpenCV's DIS crashes on smaller frames
         out = self.fn(frame_t, frame_t1, masks)
         if out.world.shape != (*frame_t.shape[:2], 2):
             raise InputError(f"method {self.name} returned a flow of shape {out.world.shape} for "

@@ -65,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hmore.bench import flow_bench
+    from hmore.io.atomic import check_output_dir
 
     if getattr(args, "bench_target", None) != "flow":
         raise UsageError("choose a benchmark: hmore bench flow ...")
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--data lists a source twice: {', '.join(repeated)}")
     if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
         raise UsageError(f"--fps must be a finite number > 0, got {args.fps:g}")
+    check_output_dir(args.out)
     cost = flow_bench.COST_SIZES if args.cost_sizes is None else tuple(args.cost_sizes)
     summary = flow_bench.run(
         args.data, methods=args.methods, out_dir=args.out, pairs=args.pairs, clips=args.clips, size=args.size,

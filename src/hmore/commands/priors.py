@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hmore.errors import UsageError
+from hmore.errors import InputError, UsageError
 
 HELP = "2D keypoints, person masks and boundaries of a video (or a folder of videos)"
 
@@ -50,6 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hmore.io.atomic import check_output_dir
+    from hmore.io.video import probe_video
     from hmore.priors.batch import PriorsSettings, collect_inputs, parse_shard, run_priors
     from hmore.priors.pose import create_estimator
 
@@ -58,9 +60,12 @@ def run(args: argparse.Namespace) -> int:
     if (args.backend == "file") != (args.keypoints is not None):
         raise UsageError("--keypoints goes with --backend file (and --backend file needs --keypoints)")
     shard = parse_shard(args.shard)
+    check_output_dir(args.out)
     inputs, folder_mode = collect_inputs(args.input)
     if args.backend == "file" and folder_mode:
         raise UsageError("--backend file takes one video, not a folder of videos")
+    if not folder_mode:
+        probe_video(inputs[0])  # a missing or unreadable video is reported before the pose backend loads
     settings = PriorsSettings(max_side=args.max_side or None, stride=args.stride, start=args.start, end=args.end,
                               boxes=tuple(args.box), max_people=args.max_people)
     if args.backend == "file":
@@ -70,11 +75,13 @@ def run(args: argparse.Namespace) -> int:
     results = run_priors(inputs, args.out, estimator=estimator, settings=settings, folder_mode=folder_mode,
                          root=args.input if folder_mode else None, shard=shard, cache_dir=args.cache_dir,
                          preview=not args.no_preview, preview_side=args.preview_side, force=args.force)
-    failed = 0
+    failed = [r for r in results if r.status == "failed"]
     for r in results:
         if r.status == "failed":
-            failed += 1
             print(f"{r.video}: failed: {r.message}")
         else:
             print(f"{r.video}: {r.status}, {r.frames} frames, {r.people} people -> {r.out_dir / 'priors.npz'}")
-    return 1 if failed else 0
+    if failed:
+        raise InputError(f"{len(failed)} of {len(results)} videos failed (first: {failed[0].video.name}: "
+                         f"{failed[0].message})"[:400])
+    return 0

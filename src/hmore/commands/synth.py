@@ -55,8 +55,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hmore.io.atomic import check_output_dir
     from hmore.synth.dataset import MANIFEST, write_dataset
 
+    check_output_dir(args.out, option="--out")
     size = parse_size(args.size)
     views = None
     if args.views is not None:

@@ -31,12 +31,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hmore.config import to_dict
+    from hmore.io.atomic import check_output_dir
     from hmore.train.distributed import env_int
     from hmore.train.engine import train
     from hmore.train.tasks import build_task, load_task_config
 
     cfg = load_task_config(args.task, args.config, args.overrides)
     out = args.out or Path("runs") / args.task / (args.config.stem if args.config else "default")
+    check_output_dir(out, option="--out")
     task = build_task(args.task, cfg)
     summary = train(task, cfg.train, out, resume=args.resume, run_config=to_dict(cfg))
     if env_int("RANK", 0) == 0:

@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "hmore_flow_cpu"
 DEFAULT_MAX_SIDE = 512  # longer side of the processing size when ``size`` is None
 MASK_MODES = ("auto", "priors", "whole")
+# OpenCV's DIS flow (the model's initial flow, and a baseline) raises on frames under 16 px on a side, or corrupts the
+# heap (SIGSEGV) when they are also wide (e.g. 15x200): smaller frames are refused
+MIN_FLOW_SIDE = 16
 
 
 @dataclass(frozen=True)
@@ -101,13 +104,36 @@ class FlowRepresentation:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise UsageError(f"unknown device {device!r}: {exc}") from None
+    """``"auto"`` -> CUDA when available, else CPU; otherwise the device named, which must exist on this machine
+    (:class:`UsageError` for unknown devices and for CUDA without CUDA)."""
+    from hmore.train.distributed import resolve_device as resolve
+
+    return resolve(str(device))
+
+
+def flow_model_names() -> list[str]:
+    """The registered flow models (builders under ``hmore.models.flow``)."""
+    from hmore.registry import get_builder, list_models
+
+    return [n for n in list_models() if get_builder(n).__module__.startswith("hmore.models.flow")]
+
+
+def check_flow_model_name(name: str) -> None:
+    """:class:`UsageError` unless ``name`` is a registered flow model (the message lists them)."""
+    from hmore.registry import list_models
+
+    flows = flow_model_names()
+    if name not in flows:
+        what = "is not a flow model" if name in list_models() else "is not a registered model"
+        raise UsageError(f"{name!r} {what}; flow models: {', '.join(flows)}")
+
+
+def _check_is_flow_model(model: torch.nn.Module, source: str) -> None:
+    from hmore.models.flow.model import HMoReFlow
+
+    if not isinstance(model, HMoReFlow):
+        raise InputError(f"{source} holds a {type(model).__name__}, not a flow model (give weights of "
+                         f"{', '.join(flow_model_names())})")
 
 
 def load_flow_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = None,
@@ -121,6 +147,7 @@ def load_flow_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = N
     from hmore.registry import create_model
 
     dev = resolve_device(device)
+    check_flow_model_name(name)
     if weights is not None:
         from hmore.train.checkpoint import load_weights_into, read_metadata
         from hmore.weights import build_model_from_config
@@ -135,6 +162,7 @@ def load_flow_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = N
             model = build_model_from_config(model_config, source=str(path))
         else:
             model = create_model(name)
+        _check_is_flow_model(model, f"weights file {path}")
         load_weights_into(model, path, strict=True)
         return model.to(dev).eval(), str(path)
     try:
@@ -143,7 +171,9 @@ def load_flow_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = N
         load_model = None
     if load_model is not None:
         try:
-            return load_model(name, device=dev), name
+            model = load_model(name, device=dev)
+            _check_is_flow_model(model, f"shipped weights {name}")
+            return model, name
         except InputError as exc:
             if "not found" not in str(exc):
                 raise  # a corrupt file is an error, not a reason to fall back
@@ -221,7 +251,11 @@ def resolve_masks(masks: Any, video_or_frames: Any, *, stride: int, size: int | 
     elif isinstance(masks, (str, Path)):
         from hmore.priors.pipeline import load_priors
 
+        if not Path(masks).is_file():
+            raise UsageError(f"masks must be {', '.join(MASK_MODES)} or a priors.npz file from `hmore priors`; "
+                             f"{str(masks)!r} is none of these")
         priors = load_priors(masks)
+        _check_masks_fit(priors, Path(masks), video_or_frames, stride)
         # Row of the priors for each selected frame k (source frame stride * k); frames it lacks get no subjects.
         rows = {int(f): i for i, f in enumerate(priors.frame_index)}
         total = int(priors.frame_index.max()) // stride + 1 if len(priors.frame_index) else 0
@@ -245,6 +279,37 @@ def resolve_masks(masks: Any, video_or_frames: Any, *, stride: int, size: int | 
         return _resize_labels(labels[t], hw)
 
     return from_labels, source, num
+
+
+def _check_masks_fit(priors: Any, path: Path, video_or_frames: Any, stride: int) -> None:
+    """:class:`InputError` when a priors file was made from another video (other size, or frames the video lacks);
+    a warning when it covers only the start of the video."""
+    if isinstance(video_or_frames, (str, Path)):
+        from hmore.io.video import probe_video
+
+        info = probe_video(video_or_frames)
+        size, frames, name = (info.width, info.height), info.frames, Path(video_or_frames).name
+    elif isinstance(video_or_frames, np.ndarray) and video_or_frames.ndim == 4:
+        size, frames, name = (video_or_frames.shape[2], video_or_frames.shape[1]), len(video_or_frames), "the clip"
+    else:
+        return
+    if tuple(int(v) for v in priors.size) != tuple(size):
+        raise InputError(f"masks file {path} was made from a {priors.size[0]}x{priors.size[1]} video "
+                         f"({priors.source or 'unknown'}), but {name} is {size[0]}x{size[1]}")
+    last = int(priors.frame_index.max()) if len(priors.frame_index) else -1
+    if frames is not None and last >= frames:
+        raise InputError(f"masks file {path} has masks up to frame {last}, but {name} has {frames} frames: it was "
+                         f"made from another video ({priors.source or 'unknown'})")
+    if frames is not None and last + stride < frames:
+        log.warning("masks file %s covers frames 0-%d of %s's %d: later frames get no subjects", path, last, name,
+                    frames)
+
+
+def check_frame_size(width: int, height: int) -> None:
+    """:class:`InputError` for frames (at the processing size) smaller than ``MIN_FLOW_SIDE`` on a side."""
+    if min(width, height) < MIN_FLOW_SIDE:
+        raise InputError(f"frames of {width}x{height} px (at the processing size) are too small for flow: at least "
+                         f"{MIN_FLOW_SIDE} px per side (a larger --size keeps more of a thin video)")
 
 
 def _compact(mask: np.ndarray, max_subjects: int) -> tuple[np.ndarray, np.ndarray]:
@@ -287,6 +352,8 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         raise UsageError(f"stride must be >= 1, got {stride}")
     if size is not None and size < 16:
         raise UsageError(f"size must be >= 16 pixels, got {size}")
+    if iters is not None and iters < 1:
+        raise UsageError(f"iters must be >= 1, got {iters}")
     from_clip = _is_clip(video_or_frames)
     if from_clip:
         from hmore.synth.clip import load_clip
@@ -304,6 +371,11 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
     else:
         name, net, weights_desc = type(model).__name__, model.to(dev).eval(), "given"
     max_subjects = int(getattr(getattr(net, "config", None), "max_subjects", 16))
+    if isinstance(video_or_frames, (str, Path)):  # checked before the masks' priors pass reads the whole video
+        from hmore.io.video import probe_video, resized_size
+
+        info_v = probe_video(video_or_frames)
+        check_frame_size(*resized_size(info_v.width, info_v.height, DEFAULT_MAX_SIDE if size is None else size))
     mask_fn, mask_source, num_subjects = resolve_masks(masks, video_or_frames, stride=stride, size=size)
     mask_source = "clip" if from_clip else mask_source
     if info is not None:
@@ -313,6 +385,7 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
     prev = None
     for t, frame in enumerate(tqdm(frames, disable=not show, desc="flow", unit="frame")):
         if prev is None:
+            check_frame_size(frame.shape[1], frame.shape[0])
             prev = frame
             continue
         if frame.shape != prev.shape:

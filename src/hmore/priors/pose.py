@@ -18,6 +18,7 @@ gaps); more than ``max_people`` (default 20) people per frame are cut. Give boxe
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -62,6 +63,7 @@ def component_roi(box: np.ndarray, width: int, height: int, *, scale: float) -> 
     elif x1 >= width - 1 and x0 > 1:
         x1 += 0.5 * w
     return Roi.from_box(np.array([x0, y0, x1, y1]), scale=scale)
+HOG_MAX_UPSCALE = 4.0  # frames needing more enlargement than this to fit the HOG window skip the detector
 
 
 @dataclass(frozen=True)
@@ -298,6 +300,7 @@ class MediaPipePose:
         self.rejected: dict[str, int] = {}  # implausible fits by rule, for reports
         self._tile_cursor = 0
         self._hog = None
+        self._warned_small = False
         if detector == "hog":
             self._hog = cv2.HOGDescriptor()
             self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
@@ -558,9 +561,23 @@ class MediaPipePose:
             return []
         H, W = frame_rgb.shape[:2]
         s = min(1.0, self.detector_max_side / max(H, W))
+        win_w, win_h = self._hog.winSize  # 64 x 128
+        # OpenCV's detectMultiScale corrupts the heap (SIGSEGV/SIGABRT) or raises on images smaller than its window:
+        # small frames are enlarged to the window (at most HOG_MAX_UPSCALE times), the rest skip the detector.
+        up = max(win_w / (W * s), win_h / (H * s))
+        if up > 1.0:
+            if up > HOG_MAX_UPSCALE:
+                if not self._warned_small:
+                    logger.warning("frames of %dx%d px are too small for the HOG person detector (%dx%d window): "
+                                   "searching the whole frame with BlazePose only", W, H, win_w, win_h)
+                    self._warned_small = True
+                return []
+            s *= up
         img = frame_rgb
-        if s < 1.0:
-            img = cv2.resize(frame_rgb, (round(W * s), round(H * s)), interpolation=cv2.INTER_AREA)
+        if s != 1.0:
+            size = (max(win_w, math.ceil(W * s)), max(win_h, math.ceil(H * s)))
+            img = cv2.resize(frame_rgb, size, interpolation=cv2.INTER_AREA if s < 1.0 else cv2.INTER_LINEAR)
+        sx, sy = img.shape[1] / W, img.shape[0] / H  # the scales actually used
         rects, weights = self._hog.detectMultiScale(img, winStride=(8, 8), padding=(8, 8), scale=1.1)
         if len(rects) == 0:
             return []
@@ -568,8 +585,8 @@ class MediaPipePose:
         keep = cv2.dnn.NMSBoxes([list(map(int, r)) for r in rects], weights.tolist(), 0.3, 0.4)
         out = []
         for i in sorted(np.asarray(keep).ravel().tolist(), key=lambda i: -weights[i]):
-            x, y, w, h = (float(v) / s for v in rects[i])
-            out.append(np.array([x, y, x + w, y + h], np.float32))
+            x, y, w, h = (float(v) for v in rects[i])
+            out.append(np.array([x / sx, y / sy, (x + w) / sx, (y + h) / sy], np.float32))
         return out
 
     def estimate(self, frame_rgb: np.ndarray, boxes: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:

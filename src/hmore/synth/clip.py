@@ -319,6 +319,11 @@ def render_clip(
         raise UsageError(f"fps must be positive, got {fps}")
     if not (np.isfinite(camera_distance) and camera_distance >= 1.0):
         raise UsageError(f"camera_distance must be >= 1, got {camera_distance}")
+    from hmore.resources import require_memory
+
+    # the clip's arrays (RGB, masks, float32 flow: 12 bytes per pixel and frame) and the rasteriser's per-frame
+    # float64 buffers (about 40 per pixel)
+    require_memory(int(num_frames) * h * w * 12 + h * w * 40 * 8, f"a clip of {int(num_frames)} frames of {h}x{w}")
     for a in actions or ():
         if a not in ACTIONS:
             raise UsageError(f"unknown action {a!r}; known: {', '.join(ACTIONS)}")
