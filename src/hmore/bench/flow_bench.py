@@ -498,38 +498,61 @@ class _PeakRss:
 
 
 def measure_cost(methods: Sequence[MethodSpec], *, sizes: Sequence[tuple[int, int]] = COST_SIZES, pairs: int = 3,
-                 progress: bool | None = None) -> dict[str, list[dict[str, Any]]]:
+                 repeats: int = 5, progress: bool | None = None) -> dict[str, list[dict[str, Any]]]:
     """Pairs per second and peak memory of each method's forward flow at each (H, W) size.
 
-    Frames are a generated held-out clip of that size. Per method and size: one warm-up pair, then ``pairs`` timed
-    pairs (pairs/s), then the same pairs again under ``tracemalloc`` (peak Python/numpy allocation) while a thread
-    samples the process's resident memory (peak increase over the start: covers torch and OpenCV buffers, but
-    memory the process already holds from earlier work is reused and not counted).
+    Frames are a generated held-out clip of that size. Per size: one warm-up pair per method, then ``repeats``
+    rounds, each timing ``pairs`` pairs of every method in turn (interleaved, so a change of load on a shared machine
+    hits every method alike); pairs/s is the median over the rounds, with the slowest and fastest round beside it.
+    Then the same pairs again under ``tracemalloc`` (peak Python/numpy allocation) while a thread samples the
+    process's resident memory (peak increase over the start: covers torch and OpenCV buffers, but memory the process
+    already holds from earlier work is reused and not counted). Each row states the threads in use and the load
+    average (1 minute) while it was timed.
 
     Returns:
-        method -> rows ``{"size": "WxH", "pairs_per_s", "peak_tracemalloc_mb", "peak_rss_increase_mb",
-        "reason"}`` (values null with a reason for unavailable or file methods).
+        method -> rows ``{"size": "WxH", "pairs_per_s", "pairs_per_s_min", "pairs_per_s_max", "repeats",
+        "threads", "load", "peak_tracemalloc_mb", "peak_rss_increase_mb", "reason"}`` (values null with a reason
+        for unavailable or file methods).
     """
     from hmore.bench.robustness import bench_seed
     from hmore.synth.clip import render_clip
 
+    if repeats < 1:
+        raise UsageError(f"repeats must be >= 1, got {repeats}")
     out: dict[str, list[dict[str, Any]]] = {m.name: [] for m in methods}
     for h, w in tqdm(sizes, desc="cost", unit="size", disable=not _show(progress), leave=False):
         clip = render_clip(size=(h, w), num_frames=pairs + 1, seed=bench_seed("synth-heldout", 0), subjects=1,
                            distractors=2)
+        rows: dict[str, dict[str, Any]] = {}
+        timed = []
         for spec in methods:
-            row: dict[str, Any] = {"size": f"{w}x{h}", "pairs_per_s": None, "peak_tracemalloc_mb": None,
-                                   "peak_rss_increase_mb": None, "threads": set_threads(None), "reason": None}
+            row = rows[spec.name] = {
+                "size": f"{w}x{h}", "pairs_per_s": None, "pairs_per_s_min": None, "pairs_per_s_max": None,
+                "repeats": repeats, "threads": set_threads(None), "load": None, "peak_tracemalloc_mb": None,
+                "peak_rss_increase_mb": None, "reason": None}
             m = spec.method
             if m is None or m.sequential:
                 row["reason"] = spec.reason if m is None else "flow read from files: no compute to measure"
-                out[spec.name].append(row)
                 continue
             m(clip.frames[0], clip.frames[1], clip.masks[0])  # warm-up (lazy initialisation, caches)
-            t0 = time.perf_counter()
-            for t in range(pairs):
-                m(clip.frames[t], clip.frames[t + 1], clip.masks[t])
-            row["pairs_per_s"] = pairs / max(time.perf_counter() - t0, 1e-9)
+            timed.append(spec)
+        speeds: dict[str, list[float]] = {s.name: [] for s in timed}
+        loads: dict[str, list[float]] = {s.name: [] for s in timed}
+        for _ in range(repeats):
+            for spec in timed:
+                m = spec.method
+                assert m is not None
+                t0 = time.perf_counter()
+                for t in range(pairs):
+                    m(clip.frames[t], clip.frames[t + 1], clip.masks[t])
+                speeds[spec.name].append(pairs / max(time.perf_counter() - t0, 1e-9))
+                loads[spec.name].append(os.getloadavg()[0])
+        for spec in timed:
+            m, row = spec.method, rows[spec.name]
+            assert m is not None
+            v = speeds[spec.name]
+            row.update(pairs_per_s=float(np.median(v)), pairs_per_s_min=min(v), pairs_per_s_max=max(v),
+                       load=float(np.mean(loads[spec.name])))
             tracemalloc.start()
             try:
                 with _PeakRss() as rss:
@@ -539,7 +562,8 @@ def measure_cost(methods: Sequence[MethodSpec], *, sizes: Sequence[tuple[int, in
             finally:
                 tracemalloc.stop()
             row["peak_rss_increase_mb"] = (rss.peak - rss.start) / 2**20
-            out[spec.name].append(row)
+        for spec in methods:
+            out[spec.name].append(rows[spec.name])
     return out
 
 
@@ -731,15 +755,24 @@ def winners(summary: dict[str, Any], set_name: str | None = None) -> list[list[A
 
 
 def format_cost_table(summary: dict[str, Any]) -> str:
-    """pairs/s and peak memory per method and size, as text."""
-    lines = [f"{'method':<22}{'size':>9}{'pairs/s':>10}{'tracemalloc MB':>16}{'RSS+ MB':>10}"]
+    """pairs/s (median of the repeats, slowest-fastest), threads, load and peak memory per method and size."""
+    lines = [f"{'method':<22}{'size':>9}{'pairs/s':>10}{'range':>15}{'threads':>9}{'load':>7}"
+             f"{'tracemalloc MB':>16}{'RSS+ MB':>10}"]
     for name, e in summary["methods"].items():
         for row in e["cost"]:
             def f(v: float | None, fmt: str) -> str:
                 return "-" if v is None else format(v, fmt)
 
-            lines.append(f"{name:<22}{row['size']:>9}{f(row['pairs_per_s'], '.2f'):>10}"
+            lo, hi = row.get("pairs_per_s_min"), row.get("pairs_per_s_max")
+            spread = "-" if lo is None or hi is None else f"{lo:.2f}-{hi:.2f}"
+            threads = row.get("threads") or {}
+            lines.append(f"{name:<22}{row['size']:>9}{f(row['pairs_per_s'], '.2f'):>10}{spread:>15}"
+                         f"{threads.get('torch', '-')!s:>9}{f(row.get('load'), '.2f'):>7}"
                          f"{f(row['peak_tracemalloc_mb'], '.1f'):>16}{f(row['peak_rss_increase_mb'], '.1f'):>10}")
+    if any(e["cost"] for e in summary["methods"].values()):
+        reps = {row.get("repeats") for e in summary["methods"].values() for row in e["cost"]}
+        lines.append(f"pairs/s: median over {', '.join(str(r) for r in sorted(reps, key=str))} interleaved rounds; "
+                     "threads: torch's; load: 1-minute load average while timed")
     return "\n".join(lines)
 
 
@@ -925,14 +958,22 @@ def write_outputs(out_dir: str | Path, res: BenchResults, *, title: str = "hmore
                               f"set '{s}': metric per level (methods with equal values overlap, e.g. DIS and DIS x "
                               "mask inside the masks)")
 
-    cost_rows = [[n, r["size"], r["pairs_per_s"] if r["pairs_per_s"] is not None else "-",
-                  r["peak_tracemalloc_mb"] if r["peak_tracemalloc_mb"] is not None else "-",
-                  r["peak_rss_increase_mb"] if r["peak_rss_increase_mb"] is not None else "-"]
+    def cell(v: Any, nd: int = 3) -> Any:
+        return "-" if v is None else round(v, nd) if isinstance(v, float) else v
+
+    cost_rows = [[n, r["size"], cell(r["pairs_per_s"]),
+                  "-" if r.get("pairs_per_s_min") is None else f"{r['pairs_per_s_min']:.2f}-{r['pairs_per_s_max']:.2f}",
+                  cell((r.get("threads") or {}).get("torch")), cell(r.get("load"), 2),
+                  cell(r["peak_tracemalloc_mb"], 1), cell(r["peak_rss_increase_mb"], 1)]
                  for n, e in summary["methods"].items() for r in e["cost"]]
     if cost_rows:
-        report.add_section("Cost", "Forward flow only, on this machine; memory: peak tracemalloc (Python and numpy "
+        reps = sorted({str(r.get("repeats")) for e in summary["methods"].values() for r in e["cost"]})
+        report.add_section("Cost", f"Forward flow only, on this machine: pairs/s is the median over {', '.join(reps)} "
+                           "interleaved rounds (range: slowest to fastest round), with torch's threads and the "
+                           "1-minute load average while timed; memory: peak tracemalloc (Python and numpy "
                            "allocations) and peak increase of the resident set during the run.")
-        report.add_table(cost_rows, header=["method", "size", "pairs/s", "peak tracemalloc MB", "peak RSS+ MB"])
+        report.add_table(cost_rows, header=["method", "size", "pairs/s", "range", "threads", "load",
+                                            "peak tracemalloc MB", "peak RSS+ MB"])
 
     report.add_section("Clips", "First pair of each clip: frame | flow per method (one colour scale per clip).")
     for i in _thumbnail_picks(res.clips, max_thumbnails):
@@ -950,7 +991,7 @@ def run(data: str | Sequence[str], *, methods: Sequence[str], out_dir: str | Pat
         size: tuple[int, int] = (192, 256), fps: float | None = None, weights: str | None = None,
         device: str = "cpu", cost_sizes: Sequence[tuple[int, int]] | None = COST_SIZES, cost_pairs: int = 3,
         occlusion: str = "reference", threads: int | None = None, progress: bool | None = None,
-        command: str = "") -> dict[str, Any]:
+        command: str = "", cost_repeats: int = 5) -> dict[str, Any]:
     """The whole benchmark: clips, methods, metrics, cost, outputs. Returns the summary (``results.json``).
 
     Args:
@@ -966,6 +1007,7 @@ def run(data: str | Sequence[str], *, methods: Sequence[str], out_dir: str | Pat
         device: torch device for hmore models.
         cost_sizes: sizes for :func:`measure_cost` (None or empty: skip).
         cost_pairs: pairs per size for the cost.
+        cost_repeats: timed rounds per size (pairs/s is their median).
         occlusion: occlusion handling of the photometric error (see :func:`run_flow_bench`).
         threads: CPU threads for torch and OpenCV (None: their defaults). On a shared, loaded machine torch's
             default (one thread per core) can be many times slower than 1 thread (busy-waiting threads).
@@ -981,5 +1023,6 @@ def run(data: str | Sequence[str], *, methods: Sequence[str], out_dir: str | Pat
     res.notes.append(f"Photometric errors: occlusions removed by the '{occlusion}' forward-backward check.")
     res.notes.append(f"CPU threads: torch {used_threads['torch']}, OpenCV {used_threads['opencv']}.")
     if cost_sizes:
-        res.cost = measure_cost(specs, sizes=cost_sizes, pairs=cost_pairs, progress=progress)
+        res.cost = measure_cost(specs, sizes=cost_sizes, pairs=cost_pairs, repeats=cost_repeats,
+                                progress=progress)
     return write_outputs(out_dir, res, command=command)

@@ -54,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device for hmore models (default cpu)")
     p.add_argument("--cost-sizes", type=_size, nargs="*", default=None, metavar="WxH",
                    help="sizes for pairs/s and memory (default 128x96 256x192 512x384; none given: skip)")
-    p.add_argument("--cost-pairs", type=int, default=3, help="timed pairs per method and size (default 3)")
+    p.add_argument("--cost-pairs", type=int, default=3, help="timed pairs per method, size and round (default 3)")
+    p.add_argument("--cost-repeats", type=int, default=5,
+                   help="timed rounds per size, methods interleaved; pairs/s is their median (default 5)")
     p.add_argument("--occlusion", choices=("reference", "own", "none"), default="reference",
                    help="occluded pixels left out of the photometric error: one DIS forward-backward check shared by "
                         "all methods (reference, default), each method's own backward flow (own), or none")
@@ -74,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--clips must be >= 1, got {args.clips}")
     if args.cost_pairs < 1:
         raise UsageError(f"--cost-pairs must be >= 1, got {args.cost_pairs}")
+    if args.cost_repeats < 1:
+        raise UsageError(f"--cost-repeats must be >= 1, got {args.cost_repeats}")
     repeated = sorted({d for d in args.data if args.data.count(d) > 1})
     if repeated:
         raise UsageError(f"--data lists a source twice: {', '.join(repeated)}")
@@ -83,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     summary = flow_bench.run(
         args.data, methods=args.methods, out_dir=args.out, pairs=args.pairs, clips=args.clips, size=args.size,
         fps=args.fps, weights=args.weights, device=args.device, cost_sizes=cost, cost_pairs=args.cost_pairs,
-        occlusion=args.occlusion, threads=args.threads,
+        occlusion=args.occlusion, threads=args.threads, cost_repeats=args.cost_repeats,
         command="hmore " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     print(flow_bench.format_tables(summary))

@@ -13,10 +13,13 @@ key                  dtype      shape             meaning
 ``subject_velocity`` float32    (T-1, P, 2)       displacement of each subject's projected root joint (pixels)
 ``K``                float32    (3, 3)            camera intrinsics (constant over the clip)
 ``meta``             str (0-d)                    JSON: labels per subject, generator version, seed, parameters
+``camera_flow``      float32    (T-1, H, W, 2)    optional: flow of the static scene under the camera's motion
+                                                  alone (:mod:`hmore.synth.camera_flow`); 0 for a static camera
 ===================  =========  ================  ============================================================
 
 The *local* flow of hmore (motion of each subject relative to its own root) is not stored: derive it with
-:func:`local_flow`.
+:func:`local_flow`. The motion relative to the scene is ``flow - camera_flow`` (:meth:`Clip.scene_flow`); clips
+written before ``camera_flow`` existed lack it.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from hmore.synth.body import (
     part_poses,
 )
 from hmore.synth.camera import CAMERA_MOTIONS, CameraTrack, place_camera
+from hmore.synth.camera_flow import camera_induced_flow
 from hmore.synth.identity import Identity, sample_identity
 from hmore.synth.motion_types import Motion
 from hmore.synth.raster import PartSet, Rasteriser
@@ -55,6 +59,7 @@ log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = "hmore.synth/1"
 CLIP_KEYS = ("frames", "flow", "masks", "kp2d", "kp3d", "subject_velocity", "K", "meta")
+OPTIONAL_KEYS = ("camera_flow",)
 CASIA_VIEWS = tuple(float(v) for v in range(0, 181, 18))
 MIN_PERSON_FRACTION = 0.3  # a subject must be at least this fraction of the image height (and >= MIN_PERSON_PX)
 MIN_PERSON_PX = 16
@@ -71,6 +76,7 @@ class Clip:
 
     ``flow_valid`` (T-1, H, W) bool marks pixels whose surface point is still visible at t+1 (not occluded, inside
     the image); it is a by-product of rendering and is not saved (``None`` after :func:`load_clip`).
+    ``camera_flow`` (T-1, H, W, 2) is the camera-induced flow (saved; ``None`` for clips written without it).
     """
 
     frames: np.ndarray
@@ -82,6 +88,7 @@ class Clip:
     K: np.ndarray
     meta: dict[str, Any]
     flow_valid: np.ndarray | None = None
+    camera_flow: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -99,10 +106,16 @@ class Clip:
         """(T-1, H, W, 2) flow relative to each subject's root motion inside its mask, 0 elsewhere."""
         return local_flow(self.flow, self.masks, self.subject_velocity)
 
+    def scene_flow(self) -> np.ndarray | None:
+        """(T-1, H, W, 2) motion relative to the scene, ``flow - camera_flow`` (None without ``camera_flow``)."""
+        return None if self.camera_flow is None else self.flow - self.camera_flow
+
     def arrays(self) -> dict[str, np.ndarray]:
-        """The npz entries (``meta`` as a JSON string)."""
+        """The npz entries (``meta`` as a JSON string; ``camera_flow`` when the clip has it)."""
         out = {k: getattr(self, k) for k in CLIP_KEYS[:-1]}
         out["meta"] = np.array(json.dumps(self.meta, sort_keys=True))
+        if self.camera_flow is not None:
+            out["camera_flow"] = self.camera_flow
         return out
 
     def save(self, path: str | Path) -> Path:
@@ -152,6 +165,10 @@ def check_clip_arrays(arrays: dict[str, np.ndarray], where: str = "clip") -> Non
     P = arrays["kp2d"].shape[1] if arrays["kp2d"].ndim == 4 else -1
     want = {"flow": (T - 1, H, W, 2), "masks": (T, H, W), "kp2d": (T, P, 17, 3), "kp3d": (T, P, 17, 3),
             "subject_velocity": (T - 1, P, 2), "K": (3, 3)}
+    if "camera_flow" in arrays:
+        want["camera_flow"] = (T - 1, H, W, 2)
+        if arrays["camera_flow"].dtype != np.float32:
+            raise InputError(f"{where}: camera_flow must be float32, got {arrays['camera_flow'].dtype}")
     for k, shape in want.items():
         if arrays[k].shape != shape:
             raise InputError(f"{where}: {k} must have shape {shape}, got {arrays[k].shape}")
@@ -178,7 +195,7 @@ def load_clip(path: str | Path) -> Clip:
         meta = json.loads(str(arrays["meta"]))
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: meta is not valid JSON: {exc}") from None
-    return Clip(**{k: arrays[k] for k in CLIP_KEYS[:-1]}, meta=meta)
+    return Clip(**{k: arrays[k] for k in CLIP_KEYS[:-1]}, meta=meta, camera_flow=arrays.get("camera_flow"))
 
 
 # ---- rendering -------------------------------------------------------------------------------------------------
@@ -419,7 +436,8 @@ def render_clip(
         "camera": {"distance": dist, "person_px": float(person_px)},
     }
     return Clip(frames=frames, flow=flow, masks=masks, kp2d=kp2d, kp3d=kp3d, subject_velocity=vel,
-                K=camera.K.astype(np.float32), meta=meta, flow_valid=valid)
+                K=camera.K.astype(np.float32), meta=meta, flow_valid=valid,
+                camera_flow=camera_induced_flow(camera, depth))
 
 
 def clip_params(
