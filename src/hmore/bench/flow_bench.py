@@ -61,9 +61,16 @@ class MetricInfo:
 
 
 METRICS: tuple[MetricInfo, ...] = (
-    MetricInfo("epe_mask", "EPE in masks", "end-point error inside the person masks (px)", ground_truth=True),
+    MetricInfo("epe_mask", "EPE in masks", "end-point error inside the person masks against the optical flow (px)",
+               ground_truth=True),
+    MetricInfo("epe_scene", "EPE scene", "end-point error inside the person masks against the motion relative to the "
+               "scene: optical flow minus the exact camera-induced flow (px)", ground_truth=True),
+    MetricInfo("camera_epe", "camera EPE", "error of the camera-induced flow the method removed, against the exact "
+               "one, over all pixels (px); a method without compensation removes none", ground_truth=True),
     MetricInfo("local_epe", "local EPE", "local-flow error inside masks, local = flow - v_s (px); methods without a "
                "subject network use each subject's median flow as v_s", ground_truth=True),
+    MetricInfo("joint_local", "joint local", "local flow at the joints against each joint's motion relative to the "
+               "pelvis, from the pose (px); methods without a subject network use flow minus each subject's median"),
     MetricInfo("leakage", "leakage", "mean |flow| outside masks dilated by 5 px / mean |flow| inside (0 = none)"),
     MetricInfo("leakage_px", "bg |flow|", "mean |flow| outside masks dilated by 5 px (px)"),
     MetricInfo("photo_l1", "photo L1", "L1 between frame t and frame t+1 warped back, in masks, occlusions "
@@ -94,7 +101,9 @@ class BenchClip:
         kp2d: (N+1, P, 17, 3) COCO-17 x, y, confidence in the frames' pixels, or None.
         flow: (N, H, W, 2) ground-truth flow, or None.
         subject_velocity: (N, P, 2) ground-truth v_s, or None.
-        notes: why parts are missing (no priors, ...).
+        notes: why parts are missing (no priors, ...), where the masks came from.
+        camera_flow: (N, H, W, 2) exact camera-induced flow (generated clips), or None.
+        mask_source: where ``masks`` came from: ``generator``, ``ground truth (FILE)``, ``priors (...)`` or ``none``.
     """
 
     name: str
@@ -107,6 +116,8 @@ class BenchClip:
     flow: np.ndarray | None = None
     subject_velocity: np.ndarray | None = None
     notes: tuple[str, ...] = ()
+    camera_flow: np.ndarray | None = None
+    mask_source: str = "generator"
 
     @property
     def num_pairs(self) -> int:
@@ -129,7 +140,7 @@ def generated_clips(name: str = "synth-heldout", *, clips: int = 2, pairs: int =
         c = spec.render(num_frames=pairs + 1)
         out.append(BenchClip(name=spec.name, set_name=spec.set_name, level=spec.level, level_value=spec.level_value,
                              frames=c.frames, masks=c.masks, kp2d=c.kp2d, flow=c.flow,
-                             subject_velocity=c.subject_velocity))
+                             subject_velocity=c.subject_velocity, camera_flow=c.camera_flow))
     return out
 
 
@@ -182,13 +193,85 @@ def _priors_for(video: Path, frames: np.ndarray, *, priors_side: int,
     return masks, kp, note
 
 
+MOVING_CAMERA_PX = 0.2  # a real clip's camera counts as moving when its median camera-induced flow exceeds this
+
+
+def masks_file(video: Path) -> Path | None:
+    """``<stem>_masks.npz`` beside a video (DAVIS layout; ``masks`` (T, H, W) uint8 labels, row t = frame t)."""
+    cand = video.with_name(video.stem + "_masks.npz")
+    return cand if video.is_file() and cand.is_file() else None
+
+
+def _ground_truth_masks(path: Path, hw: tuple[int, int], start: int, count: int) -> np.ndarray:
+    """Rows ``start .. start+count`` of a ``*_masks.npz`` resized to ``hw`` (nearest), as (count, H, W) uint8."""
+    import cv2
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "masks" not in z.files:
+                raise InputError(f"{path}: no 'masks' array")
+            raw = z["masks"]
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read masks {path}: {exc}") from None
+    if raw.ndim != 3 or raw.dtype.kind not in "ub":
+        raise InputError(f"{path}: masks must be (T, H, W) unsigned labels, got {raw.shape} {raw.dtype}")
+    if raw.shape[0] < start + count:
+        raise InputError(f"{path}: {raw.shape[0]} masks but frames up to {start + count - 1} are used")
+    h, w = hw
+    return np.stack([cv2.resize(np.ascontiguousarray(m).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+                     for m in raw[start:start + count]])
+
+
+def _match_people(kp: np.ndarray, masks: np.ndarray, min_confidence: float = 0.3) -> np.ndarray:
+    """Reorder the prior's people (T, P, 17, 3) so row k-1 is the one whose confident joints fall most often inside
+    label k of ``masks`` (T, H, W); labels nobody matches get zero confidence."""
+    t, h, w = masks.shape
+    num = int(masks.max()) if masks.size else 0
+    out = np.zeros((t, num, 17, 3), np.float32)
+    if kp.shape[1] == 0 or num == 0:
+        return out
+    xi = np.clip(np.rint(np.nan_to_num(kp[..., 0])).astype(np.int64), 0, w - 1)  # (T, P, 17)
+    yi = np.clip(np.rint(np.nan_to_num(kp[..., 1])).astype(np.int64), 0, h - 1)
+    lab = masks[np.arange(t)[:, None, None], yi, xi]  # (T, P, 17) label under each joint
+    conf = kp[..., 2] > min_confidence
+    taken: set[int] = set()
+    for k in range(1, num + 1):
+        hits = ((lab == k) & conf).sum(axis=(0, 2))  # (P,)
+        order = [int(p) for p in np.argsort(-hits, kind="stable") if hits[p] > 0 and int(p) not in taken]
+        if order:
+            taken.add(order[0])
+            out[:, k - 1] = kp[:, order[0]]
+    return out
+
+
+def camera_motion_px(frames: np.ndarray, masks: np.ndarray) -> float:
+    """Median over the pairs of the mean camera-induced flow (px) fitted to OpenCV DIS on the background."""
+    import cv2
+
+    from hmore.flow.camera import estimate_camera
+
+    dis = create_method("dis")
+    mags = []
+    for t in range(len(frames) - 1):
+        flow = dis(frames[t], frames[t + 1]).world
+        motion = estimate_camera(flow, masks[t] > 0, cv2.cvtColor(frames[t], cv2.COLOR_RGB2GRAY))
+        mags.append(float(np.linalg.norm(motion.flow(flow.shape[:2]), axis=-1).mean()))
+    return float(np.median(mags)) if mags else 0.0
+
+
 def real_clips(path: str | Path, *, pairs: int = 4, max_side: int = 256, priors_side: int = 640,
                start: int = 0) -> list[BenchClip]:
-    """Clips from a video, a folder of videos, or an image folder (images as one sequence), no ground truth.
+    """Clips from a video, a folder of videos, or an image folder (images as one sequence), no ground-truth flow.
 
     Person masks and keypoints come from ``<video>.priors.npz`` / ``<stem>.priors.npz`` / ``<stem>/priors.npz``
     beside the video, or ``priors.npz`` inside an image folder (``hmore priors`` output), or else from
-    :mod:`hmore.priors` (MediaPipe) on the frames used; without either the metrics that need them are null.
+    :mod:`hmore.priors` (MediaPipe) on the frames used; without either the metrics that need them are null. Masks in
+    ``<stem>_masks.npz`` beside a video (DAVIS's ground truth) replace the priors' masks (given to the methods and
+    used for scoring); the priors' people are then matched to its labels by their joints.
+
+    Each clip's set says whether its camera moves (the median camera-induced flow that :mod:`hmore.flow.camera`
+    fits to OpenCV DIS exceeds :data:`MOVING_CAMERA_PX`) and which masks it uses: ``real (static camera)``,
+    ``real (moving camera)``, or either with ``, ground-truth masks``.
 
     Args:
         path: video file, image folder, or folder holding videos (and possibly images).
@@ -221,9 +304,21 @@ def real_clips(path: str | Path, *, pairs: int = 4, max_side: int = 256, priors_
             log.warning("%s: fewer than 2 frames, skipped", src)
             continue
         masks, kp, note = _priors_for(src, frames, priors_side=max(priors_side, max_side), start=start)
+        notes = [note]
+        gt_file = masks_file(src)
+        mask_source = f"priors ({note})" if kp is not None else "none"
+        if gt_file is not None:
+            masks = _ground_truth_masks(gt_file, frames.shape[1:3], start, len(frames))
+            kp = None if kp is None else _match_people(kp, masks)
+            mask_source = f"ground truth ({gt_file.name})"
+            notes.append(f"masks: ground truth from {gt_file.name} (given to the methods and used for scoring)")
+        moving = camera_motion_px(frames, masks)
+        camera = "moving" if moving > MOVING_CAMERA_PX else "static"
+        notes.append(f"camera: {camera} (median fitted camera flow {moving:.2f} px per pair)")
+        set_name = f"real ({camera} camera{', ground-truth masks' if gt_file is not None else ''})"
         name = f"{src.name} (image sequence)" if src.is_dir() else src.name
-        out.append(BenchClip(name=name, set_name="real", level=name, level_value=float(len(out)),
-                             frames=frames, masks=masks, kp2d=kp, notes=(note,)))
+        out.append(BenchClip(name=name, set_name=set_name, level=name, level_value=float(len(out)),
+                             frames=frames, masks=masks, kp2d=kp, notes=tuple(notes), mask_source=mask_source))
     if not out:
         raise InputError(f"{root}: no clip with at least 2 frames")
     return out
@@ -333,11 +428,15 @@ def _pair_metrics(clip: BenchClip, t: int, out: MethodFlow, backward: np.ndarray
     vals: dict[str, float] = dict.fromkeys(METRIC_NAMES, math.nan)
     if not (mask > 0).any():
         return vals
+    local = out.local if out.local is not None else fm.local_from_world(world, mask)
     if clip.flow is not None:
         gt = clip.flow[t]
         vals["epe_mask"] = fm.epe(world, gt, mask)
+        if clip.camera_flow is not None:
+            cam = clip.camera_flow[t]
+            vals["epe_scene"] = fm.epe(world, gt - cam, mask)
+            vals["camera_epe"] = fm.epe(np.zeros_like(cam) if out.camera is None else out.camera, cam)
         if clip.subject_velocity is not None:
-            local = out.local if out.local is not None else fm.local_from_world(world, mask)
             vals["local_epe"] = fm.local_flow_epe(local, gt, mask, clip.subject_velocity[t])
     leak = fm.background_leakage(world, mask)
     vals["leakage"], vals["leakage_px"] = leak.ratio, leak.outside
@@ -346,6 +445,7 @@ def _pair_metrics(clip: BenchClip, t: int, out: MethodFlow, backward: np.ndarray
     vals["photo_l1"], vals["photo_census"], vals["photo_ssim"] = pe.l1, pe.census, pe.ssim
     if clip.kp2d is not None and clip.kp2d.shape[1] > 0:
         vals["skeleton"] = fm.skeleton_consistency(world, mask, clip.kp2d[t], clip.kp2d[t + 1]).consistency
+        vals["joint_local"] = fm.joint_local_error(local, mask, clip.kp2d[t], clip.kp2d[t + 1])
     vals["chamfer"] = fm.boundary_chamfer(world, mask).chamfer
     return vals
 
@@ -580,10 +680,14 @@ def _missing_reason(metric: MetricInfo, res: BenchResults, spec: MethodSpec, cli
         return f"method unavailable: {spec.reason}"
     if metric.ground_truth and all(c.flow is None for c in clips):
         return "no ground-truth flow (real video)"
+    if metric.name in ("epe_scene", "camera_epe") and all(c.camera_flow is None for c in clips):
+        return "no camera-induced ground truth"
     if all(not (c.masks > 0).any() for c in clips):
         return "no person masks (no priors)"
-    if metric.name == "skeleton" and all(c.kp2d is None or c.kp2d.shape[1] == 0 for c in clips):
+    if metric.name in ("skeleton", "joint_local") and all(c.kp2d is None or c.kp2d.shape[1] == 0 for c in clips):
         return "no pose prior"
+    if metric.name == "joint_local":
+        return "no confident joints (hips and at least one other joint at t and t+1) on a person's mask"
     if metric.name == "stability" and all(c.num_pairs < 2 for c in clips):
         return "needs at least 2 consecutive pairs per clip"
     if metric.name == "leakage":
@@ -646,7 +750,8 @@ def summarise(res: BenchResults) -> dict[str, Any]:
                     for m in METRICS},
         "clips": [{"name": c.name, "set": c.set_name, "level": c.level, "level_value": c.level_value,
                    "pairs": c.num_pairs, "size": [int(c.frames.shape[1]), int(c.frames.shape[2])],
-                   "subjects": int(c.masks.max()) if c.masks.size else 0, "notes": list(c.notes)}
+                   "subjects": int(c.masks.max()) if c.masks.size else 0, "masks": c.mask_source,
+                   "notes": list(c.notes)}
                   for c in res.clips],
         "sets": {s: {"clips": sum(c.set_name == s for c in res.clips),
                      "pairs": sum(c.num_pairs for c in res.clips if c.set_name == s)}
@@ -950,7 +1055,7 @@ def write_outputs(out_dir: str | Path, res: BenchResults, *, title: str = "hmore
         report.add_table([list(u) for u in unavailable], header=["unavailable method", "reason"])
 
     sets = list(dict.fromkeys(c.set_name for c in res.clips))
-    curve_sets = [s for s in sets if s not in ("real", "synth-heldout")]
+    curve_sets = [s for s in sets if not s.startswith("real") and s != "synth-heldout"]
     if curve_sets:
         report.add_section("Robustness", "The same scenes at each level of one knob; one line per method.")
         for s in curve_sets:

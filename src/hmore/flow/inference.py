@@ -14,6 +14,13 @@ Subject masks (``masks=``):
 * a ``priors.npz`` path (``hmore priors`` output) or an array ``(T, h, w)`` of labels (0 background, k subject k)
   for the selected frames, at any resolution (resized to the processing size with nearest neighbours).
 
+Camera compensation (``camera=``, default ``"homography"``): world flow is motion relative to the scene. For each
+pair the camera's image motion is fitted to OpenCV DIS flow on the background (:mod:`hmore.flow.camera`: outside the
+dilated person masks, RANSAC), frame t+1 is warped onto frame t's view so the background stands still, the network
+runs on that pair, and its flow is mapped back to "optical flow minus camera-induced flow". Where no fit can be
+trusted (people fill the frame, a plain background, a static camera) the camera counts as still and the pair is
+processed as it is; the reason is kept. ``camera="off"`` gives the network's optical flow as before.
+
 Memory: flow is computed and written one pair at a time; only the priors pass (``"auto"``/``"priors"``) keeps the
 clip's uint8 label masks (T x h x w bytes), and a generated clip (``.npz``) is read whole.
 
@@ -27,7 +34,7 @@ import logging
 import sys
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +44,7 @@ import torch
 from tqdm import tqdm
 
 from hmore.errors import InputError, UsageError
+from hmore.flow.camera import CameraConfig, CameraMotion, estimate_camera, scene_flow, stabilise, to_stabilised
 from hmore.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -44,6 +52,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "hmore_flow_cpu"
 DEFAULT_MAX_SIDE = 512  # longer side of the processing size when ``size`` is None
 MASK_MODES = ("auto", "priors", "whole")
+CAMERA_MODES = ("homography", "affine", "off")
+DEFAULT_CAMERA = "homography"
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,9 @@ class FlowPair:
         local: (2, H, W) float32 local flow (world - v_s inside subject s, 0 outside every subject).
         subject_velocity: (P, 2) float32 v_s in pixels for the video's subjects 1..P (0 where absent).
         mask: (H, W) uint8 subject labels of frame t that were used.
+        camera: (2, H, W) float32 camera-induced flow that was removed from the world flow (zeros when the camera
+            counts as still or compensation is off).
+        camera_motion: the fitted camera motion (homography, model, and why the identity was used, if it was).
     """
 
     index: int
@@ -65,6 +78,12 @@ class FlowPair:
     local: np.ndarray
     subject_velocity: np.ndarray
     mask: np.ndarray
+    camera: np.ndarray | None = None
+    camera_motion: CameraMotion = field(default_factory=CameraMotion)
+
+    def camera_field(self) -> np.ndarray:
+        """(2, H, W) camera-induced flow (zeros when none was removed)."""
+        return np.zeros_like(self.world) if self.camera is None else self.camera
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,9 @@ class FlowRepresentation:
         local: (T-1, 2, H, W) local flow in pixels.
         subject_velocity: (T-1, P, 2) v_s per pair and subject.
         masks: (T-1, H, W) uint8 subject labels used (frame t of each pair).
+        camera: (T-1, 2, H, W) camera-induced flow removed from the world flow (zeros where none was).
+        camera_homography: (T-1, 3, 3) the camera motion of each pair (identity where none was fitted).
+        camera_note: per pair, "" when the camera motion was fitted, else why the camera counted as still.
         fps: frame rate of the selected frames.
         model: model name.
         weights: where the weights came from (a file, the shipped name, or ``"random"``).
@@ -86,6 +108,9 @@ class FlowRepresentation:
     local: np.ndarray
     subject_velocity: np.ndarray
     masks: np.ndarray
+    camera: np.ndarray
+    camera_homography: np.ndarray
+    camera_note: list[str]
     fps: float
     model: str
     weights: str
@@ -260,11 +285,76 @@ def _compact(mask: np.ndarray, max_subjects: int) -> tuple[np.ndarray, np.ndarra
     return lut[mask], ids
 
 
+def resolve_camera(camera: str | CameraConfig | None) -> CameraConfig | None:
+    """``camera`` -> the estimation settings, or None when compensation is off.
+
+    ``"homography"`` (default, also None) and ``"affine"`` pick the fitted model; ``"off"`` turns compensation off;
+    a :class:`~hmore.flow.camera.CameraConfig` is used as it is.
+    """
+    if camera is None:
+        camera = DEFAULT_CAMERA
+    if isinstance(camera, CameraConfig):
+        return camera
+    if camera not in CAMERA_MODES:
+        raise UsageError(f"camera must be one of {', '.join(CAMERA_MODES)}, got {camera!r}")
+    return None if camera == "off" else CameraConfig(model=camera)
+
+
+@torch.inference_mode()
+def pair_flow(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray,
+              num_subjects: int, *, camera: CameraConfig | None, iters: int | None = None,
+              device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, CameraMotion]:
+    """The representation of one pair with compensated-label masks (see the module docstring).
+
+    Args:
+        net: the flow model (eval mode).
+        frame_t, frame_t1: (H, W, 3) uint8 RGB.
+        labels: (H, W) int labels 0..num_subjects of frame t (compact: 1..k).
+        num_subjects: k.
+        camera: camera estimation settings, or None for no compensation.
+        iters: refinement iterations (None: the model's).
+        device: where the network runs (default: its parameters' device).
+
+    Returns:
+        ``(world (2, H, W), local (2, H, W), velocity (k, 2), camera motion)``, float32 numpy.
+    """
+    from hmore.models.flow.init import dis_flow
+
+    dev = device or next(net.parameters()).device
+    img1 = torch.from_numpy(frame_t).to(dev).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
+    mask_t = torch.from_numpy(labels).to(dev)[None]
+    if camera is None:
+        out = net(img1, torch.from_numpy(frame_t1).to(dev).permute(2, 0, 1)[None], masks=mask_t,
+                  num_subjects=num_subjects, iters=iters, all_iterations=False)
+        return (out.world[0].float().cpu().numpy(), out.local[0].float().cpu().numpy(),
+                out.subject_velocity[0].float().cpu().numpy(), CameraMotion(reason="compensation off"))
+    img2 = torch.from_numpy(frame_t1).to(dev).permute(2, 0, 1)[None]
+    dis = dis_flow(img1, img2)  # (1, 2, H, W): the camera fit's input and the model's own start
+    grey = cv2.cvtColor(np.ascontiguousarray(frame_t), cv2.COLOR_RGB2GRAY)
+    motion = estimate_camera(dis[0].cpu().numpy().transpose(1, 2, 0), labels > 0, grey, camera)
+    init = dis if getattr(getattr(net, "config", None), "init", None) == "dis" else None
+    if not motion.is_identity:
+        img2 = torch.from_numpy(np.ascontiguousarray(stabilise(frame_t1, motion))).to(dev).permute(2, 0, 1)[None]
+        if init is not None:
+            moved = to_stabilised(dis[0].cpu().numpy().transpose(1, 2, 0), motion)  # (H, W, 2)
+            init = torch.from_numpy(np.ascontiguousarray(moved.transpose(2, 0, 1)))[None].to(dev)
+    out = net(img1, img2, masks=mask_t, num_subjects=num_subjects, iters=iters, flow_init=init, all_iterations=False)
+    velocity = out.subject_velocity[0].float().cpu().numpy()
+    if motion.is_identity:
+        return out.world[0].float().cpu().numpy(), out.local[0].float().cpu().numpy(), velocity, motion
+    from hmore.metrics.flow import local_from_world
+
+    world = scene_flow(out.world[0].float().cpu().numpy().transpose(1, 2, 0), motion)  # (H, W, 2)
+    local = local_from_world(world, labels, velocity)
+    return world.transpose(2, 0, 1), local.transpose(2, 0, 1), velocity, motion
+
+
 @torch.inference_mode()
 def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MODEL, size: int | None = None,
               device: str | torch.device = "auto", stride: int = 1, masks: Any = None,
               weights: str | Path | None = None, iters: int | None = None, progress: bool | None = None,
-              info: dict[str, Any] | None = None) -> Iterator[FlowPair]:
+              info: dict[str, Any] | None = None, camera: str | CameraConfig | None = DEFAULT_CAMERA
+              ) -> Iterator[FlowPair]:
     """Stream the H-MoRe representation of a video pair by pair (see the module docstring for ``masks``).
 
     Args:
@@ -278,7 +368,9 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         weights: a ``.safetensors`` file for ``model`` (default: the shipped weights, else random with a warning).
         iters: refinement iterations (default: the model's).
         progress: show a progress bar (None: only when stderr is a terminal).
-        info: if given, filled with ``model``, ``weights``, ``mask_source``, ``num_subjects``.
+        info: if given, filled with ``model``, ``weights``, ``mask_source``, ``num_subjects``, ``camera``.
+        camera: camera compensation: ``"homography"`` (default), ``"affine"``, ``"off"`` or a
+            :class:`~hmore.flow.camera.CameraConfig`.
 
     Yields:
         :class:`FlowPair` per frame pair.
@@ -287,6 +379,7 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         raise UsageError(f"stride must be >= 1, got {stride}")
     if size is not None and size < 16:
         raise UsageError(f"size must be >= 16 pixels, got {size}")
+    camera_cfg = resolve_camera(camera)
     from_clip = _is_clip(video_or_frames)
     if from_clip:
         from hmore.synth.clip import load_clip
@@ -307,7 +400,8 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
     mask_fn, mask_source, num_subjects = resolve_masks(masks, video_or_frames, stride=stride, size=size)
     mask_source = "clip" if from_clip else mask_source
     if info is not None:
-        info.update(model=name, weights=weights_desc, mask_source=mask_source, num_subjects=num_subjects)
+        info.update(model=name, weights=weights_desc, mask_source=mask_source, num_subjects=num_subjects,
+                    camera="off" if camera_cfg is None else camera_cfg.model)
     show = sys.stderr.isatty() if progress is None else progress
     frames = _frames(video_or_frames, size=size, stride=stride)
     prev = None
@@ -321,22 +415,21 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         hw = prev.shape[:2]
         labels = mask_fn(t - 1, hw)
         compact, ids = _compact(labels, max_subjects)
-        img1 = torch.from_numpy(prev).to(dev).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
-        img2 = torch.from_numpy(frame).to(dev).permute(2, 0, 1)[None]
-        out = net(img1, img2, masks=torch.from_numpy(compact).to(dev)[None], num_subjects=len(ids), iters=iters,
-                  all_iterations=False)
+        world, local, v, motion = pair_flow(net, prev, frame, compact, len(ids), camera=camera_cfg, iters=iters,
+                                            device=dev)
         velocity = np.zeros((num_subjects, 2), np.float32)
-        v = out.subject_velocity[0].float().cpu().numpy()  # (k, 2) for the compact ids
         in_range = ids <= num_subjects
-        velocity[ids[in_range] - 1] = v[in_range]
-        yield FlowPair(index=t - 1, frame=prev, world=out.world[0].float().cpu().numpy(),
-                       local=out.local[0].float().cpu().numpy(), subject_velocity=velocity, mask=labels)
+        velocity[ids[in_range] - 1] = v[in_range]  # v: (k, 2) for the compact ids
+        cam = None if motion.is_identity else motion.flow(hw).transpose(2, 0, 1)
+        yield FlowPair(index=t - 1, frame=prev, world=world, local=local, subject_velocity=velocity, mask=labels,
+                       camera=cam, camera_motion=motion)
         prev = frame
 
 
 def flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MODEL, size: int | None = None,
          device: str | torch.device = "auto", stride: int = 1, masks: Any = None, weights: str | Path | None = None,
-         iters: int | None = None, progress: bool | None = None) -> FlowRepresentation:
+         iters: int | None = None, progress: bool | None = None,
+         camera: str | CameraConfig | None = DEFAULT_CAMERA) -> FlowRepresentation:
     """The H-MoRe representation of a whole clip, in memory (computation streams; see :func:`iter_flow`).
 
     Returns:
@@ -345,12 +438,15 @@ def flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MODEL, 
     info: dict[str, Any] = {}
     fps = source_fps(video_or_frames, stride)
     pairs = list(iter_flow(video_or_frames, model=model, size=size, device=device, stride=stride, masks=masks,
-                           weights=weights, iters=iters, progress=progress, info=info))
+                           weights=weights, iters=iters, progress=progress, info=info, camera=camera))
     if not pairs:
         raise InputError("fewer than 2 frames selected: no frame pair to compute flow on")
     return FlowRepresentation(
         world=np.stack([p.world for p in pairs]), local=np.stack([p.local for p in pairs]),
         subject_velocity=np.stack([p.subject_velocity for p in pairs]), masks=np.stack([p.mask for p in pairs]),
+        camera=np.stack([p.camera_field() for p in pairs]),
+        camera_homography=np.stack([p.camera_motion.homography for p in pairs]),
+        camera_note=[p.camera_motion.reason for p in pairs],
         fps=fps, model=info["model"], weights=info["weights"], mask_source=info["mask_source"],
     )
 
@@ -428,10 +524,28 @@ class StreamingNpzWriter:
         self._files.clear()
 
 
+def append_pair(writer: StreamingNpzWriter, pair: FlowPair, dtype: str, notes: list[str]) -> None:
+    """Append one pair's arrays to a ``flow.npz`` writer (see :func:`write_flow_npz`); its camera note to ``notes``."""
+    writer.append("world", pair.world.astype(dtype))
+    writer.append("local", pair.local.astype(dtype))
+    writer.append("subject_velocity", pair.subject_velocity.astype(np.float32))
+    writer.append("masks", pair.mask.astype(np.uint8))
+    writer.append("camera", pair.camera_field().astype(dtype))
+    writer.append("camera_homography", np.asarray(pair.camera_motion.homography, np.float64))
+    notes.append(pair.camera_motion.reason)
+
+
+def camera_notes_array(notes: list[str]) -> np.ndarray:
+    """The ``camera_note`` entry of ``flow.npz``: (T-1,) unicode, "" where the camera motion was fitted."""
+    return np.array(notes, dtype=f"<U{max([1, *map(len, notes)])}")
+
+
 def write_flow_npz(path: str | Path, pairs: Iterator[FlowPair], *, dtype: str = "float32",
                    meta: dict[str, Any] | None = None, on_pair: Callable[[FlowPair], None] | None = None) -> int:
-    """Stream ``pairs`` into ``path`` (``world``, ``local`` (T-1, 2, H, W) ``dtype``; ``subject_velocity``
-    (T-1, P, 2); ``masks`` (T-1, H, W) uint8; plus ``meta`` entries as 0-d arrays). Returns the number of pairs.
+    """Stream ``pairs`` into ``path`` (``world``, ``local``, ``camera`` (T-1, 2, H, W) ``dtype``;
+    ``subject_velocity`` (T-1, P, 2); ``masks`` (T-1, H, W) uint8; ``camera_homography`` (T-1, 3, 3);
+    ``camera_note`` (T-1,) str, "" where the camera motion was fitted, else why not; plus ``meta`` entries as 0-d
+    arrays). Returns the number of pairs.
 
     ``on_pair`` is called with every pair after it is written (e.g. to feed a preview writer).
     """
@@ -439,12 +553,10 @@ def write_flow_npz(path: str | Path, pairs: Iterator[FlowPair], *, dtype: str = 
         raise UsageError(f"dtype must be float16 or float32, got {dtype!r}")
     writer = StreamingNpzWriter(path)
     n = 0
+    notes: list[str] = []
     try:
         for pair in pairs:
-            writer.append("world", pair.world.astype(dtype))
-            writer.append("local", pair.local.astype(dtype))
-            writer.append("subject_velocity", pair.subject_velocity.astype(np.float32))
-            writer.append("masks", pair.mask.astype(np.uint8))
+            append_pair(writer, pair, dtype, notes)
             n += 1
             if on_pair is not None:
                 on_pair(pair)
@@ -454,9 +566,10 @@ def write_flow_npz(path: str | Path, pairs: Iterator[FlowPair], *, dtype: str = 
     if n == 0:
         writer.discard()
         raise InputError("fewer than 2 frames selected: no frame pair to compute flow on")
-    writer.close(**{k: np.asarray(v) for k, v in (meta or {}).items()})
+    writer.close(camera_note=camera_notes_array(notes), **{k: np.asarray(v) for k, v in (meta or {}).items()})
     return n
 
 
-__all__ = ["FlowPair", "FlowRepresentation", "flow", "iter_flow", "load_flow_model", "resolve_device",
-           "resolve_masks", "source_fps", "write_flow_npz", "StreamingNpzWriter"]
+__all__ = ["CAMERA_MODES", "FlowPair", "FlowRepresentation", "StreamingNpzWriter", "append_pair", "camera_notes_array",
+           "flow", "iter_flow", "load_flow_model", "pair_flow", "resolve_camera", "resolve_device", "resolve_masks",
+           "source_fps", "write_flow_npz"]
