@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="occluded pixels left out of the photometric error: one DIS forward-backward check shared by "
                         "all methods (reference, default), each method's own backward flow (own), or none")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch and OpenCV (default: theirs; 1 is often faster on a loaded machine)")
+                   help="CPU threads for torch and OpenCV (default: theirs, one per core; idle OpenMP threads sleep, "
+                        "see benchmarks/flow_threads.py)")
     p.add_argument("-o", "--out", required=True, help="output folder")
 
 

@@ -42,7 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard", default=None, metavar="I/N", help="folder mode: process videos k with k %% N == I")
     p.add_argument("--force", action="store_true", help="recompute clips whose flow.npz exists")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: PyTorch's choice; 1 is faster on a busy machine)")
+                   help="CPU threads for torch and OpenCV (default: theirs, one per core; hmore makes idle OpenMP "
+                        "threads sleep, which on a busy 2-core machine measured fastest: benchmarks/flow_threads.py)")
 
 
 def _preview_frame(pair: object) -> np.ndarray:
@@ -148,9 +149,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         if args.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {args.threads}")
-        import torch
+        from hmore.bench.flow_bench import set_threads
 
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     shard_i, shard_n = parse_shard(args.shard)
     inputs, folder = collect_inputs(args.input)
     if not folder:

@@ -77,6 +77,8 @@ class Clip:
     ``flow_valid`` (T-1, H, W) bool marks pixels whose surface point is still visible at t+1 (not occluded, inside
     the image); it is a by-product of rendering and is not saved (``None`` after :func:`load_clip`).
     ``camera_flow`` (T-1, H, W, 2) is the camera-induced flow (saved; ``None`` for clips written without it).
+    ``static_background`` (T, H, W) bool marks the static scenery (ground and backdrop, not the people or the moving
+    distractors); a by-product of rendering, not saved (:mod:`hmore.synth.realism` replaces it with photos).
     """
 
     frames: np.ndarray
@@ -89,6 +91,7 @@ class Clip:
     meta: dict[str, Any]
     flow_valid: np.ndarray | None = None
     camera_flow: np.ndarray | None = None
+    static_background: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -279,6 +282,7 @@ def render_clip(
     motions: Sequence[Motion] | None = None,
     progress: bool = False,
     camera_distance: float = 1.0,
+    camera_shake: float = 0.0,
 ) -> Clip:
     """Render one clip of ``subjects`` people with exact ground truth.
 
@@ -336,6 +340,8 @@ def render_clip(
         raise UsageError(f"fps must be positive, got {fps}")
     if not (np.isfinite(camera_distance) and camera_distance >= 1.0):
         raise UsageError(f"camera_distance must be >= 1, got {camera_distance}")
+    if not (np.isfinite(camera_shake) and 0.0 <= camera_shake <= 10.0):
+        raise UsageError(f"camera_shake must be within 0-10 degrees, got {camera_shake}")
     for a in actions or ():
         if a not in ACTIONS:
             raise UsageError(f"unknown action {a!r}; known: {', '.join(ACTIONS)}")
@@ -389,6 +395,10 @@ def render_clip(
     fit_pts = (joints[:, :, :, None, :] + pad).reshape(T, -1, 3)  # (T, P*17*7, 3)
     camera, dist, fit_dist = place_camera(fit_pts, size=(h, w), fov_deg=fov_deg, elevation_deg=elevation_deg,
                                           motion=camera_motion, distance_scale=float(camera_distance))
+    if camera_shake > 0:
+        from hmore.synth.realism import shake_camera
+
+        camera = shake_camera(camera, np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x5A4E]), float(camera_shake))
     tallest = max(p.height for p in people)
     person_px = camera.K[1, 1] * tallest / (fit_dist * float(camera_distance) + 0.5)
     need_px = max(MIN_PERSON_PX, MIN_PERSON_FRACTION * h / float(camera_distance))
@@ -418,7 +428,7 @@ def render_clip(
 
     # ---- render
     ras = Rasteriser(parts=parts, background=background, camera=camera, shading=shading)
-    frames, masks, depth, flow, valid = _render_frames(ras, progress=progress)
+    frames, masks, depth, flow, valid, static = _render_frames(ras, progress=progress)
 
     kp3d, kp2d, vel = _keypoints(camera, joints, bodies, frame_sets, masks, depth)
     meta = {
@@ -431,13 +441,14 @@ def render_clip(
         "params": clip_params(size=(h, w), num_frames=T, subjects=P, actions=actions, conditions=conditions,
                               views=views, identities=identities, camera_motion=camera_motion, shading=shading,
                               distractors=distractors, bvh=bvh, fps=fps, overlap=overlap, fov_deg=fov_deg,
-                              elevation_deg=elevation_deg, camera_distance=camera_distance),
+                              elevation_deg=elevation_deg, camera_distance=camera_distance,
+                              camera_shake=camera_shake),
         "identities": [_jsonable(asdict(p)) for p in people],
         "camera": {"distance": dist, "person_px": float(person_px)},
     }
     return Clip(frames=frames, flow=flow, masks=masks, kp2d=kp2d, kp3d=kp3d, subject_velocity=vel,
                 K=camera.K.astype(np.float32), meta=meta, flow_valid=valid,
-                camera_flow=camera_induced_flow(camera, depth))
+                camera_flow=camera_induced_flow(camera, depth), static_background=static)
 
 
 def clip_params(
@@ -445,7 +456,7 @@ def clip_params(
     conditions: Sequence[str] | None, views: Sequence[float] | None, camera_motion: str, shading: bool,
     identities: Sequence[int | Identity] | None = None,
     distractors: int, bvh: str | Path | None, fps: float, overlap: float, fov_deg: float, elevation_deg: float,
-    camera_distance: float = 1.0, **_: Any,
+    camera_distance: float = 1.0, camera_shake: float = 0.0, **_: Any,
 ) -> dict[str, Any]:
     """The ``params`` entry of a clip's meta (JSON types) for these :func:`render_clip` arguments."""
     return {
@@ -459,6 +470,7 @@ def clip_params(
         "shading": bool(shading), "distractors": int(distractors), "bvh": None if bvh is None else Path(bvh).name,
         "fps": float(fps), "overlap": float(overlap), "fov_deg": float(fov_deg), "elevation_deg": float(elevation_deg),
         "camera_distance": float(camera_distance),
+        **({"camera_shake": float(camera_shake)} if camera_shake else {}),
     }
 
 
@@ -476,9 +488,9 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 
 def _render_frames(
     ras: Rasteriser, *, progress: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every frame of a scene: frames (T, H, W, 3) uint8, masks (T, H, W) uint8, depth (T, H, W) float32,
-    flow (T-1, H, W, 2) float32 and its visibility at t+1 (T-1, H, W) bool."""
+    flow (T-1, H, W, 2) float32, its visibility at t+1 (T-1, H, W) bool, and the static scenery (T, H, W) bool."""
     T = ras.camera.num_frames
     h, w = ras.camera.size
     frames = np.empty((T, h, w, 3), dtype=np.uint8)
@@ -486,16 +498,18 @@ def _render_frames(
     depth = np.empty((T, h, w), dtype=np.float32)
     flow = np.empty((T - 1, h, w, 2), dtype=np.float32)
     valid = np.zeros((T - 1, h, w), dtype=bool)
+    static = np.zeros((T, h, w), dtype=bool)
     depth_next_prev = None  # depth at t of the points seen at t-1
     for t in tqdm(range(T), desc="render", unit="frame", disable=not progress, leave=False):
         fr = ras.render(t, with_flow=t + 1 < T)
         frames[t], masks[t], depth[t] = fr.image, fr.owner, fr.depth
+        static[t] = fr.part < 0  # ground or backdrop
         if depth_next_prev is not None:
             valid[t - 1] = _still_visible(flow[t - 1], depth_next_prev, fr.depth)
         if fr.flow is not None:
             flow[t] = fr.flow
             depth_next_prev = fr.depth_next
-    return frames, masks, depth, flow, valid
+    return frames, masks, depth, flow, valid, static
 
 
 def _still_visible(flow: np.ndarray, z_next: np.ndarray, depth_next: np.ndarray, tol: float = 0.03) -> np.ndarray:
