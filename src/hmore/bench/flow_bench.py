@@ -528,8 +528,9 @@ def run_flow_bench(clips: Sequence[BenchClip], methods: Sequence[MethodSpec], *,
         worlds = []
         for t in range(clip.num_pairs):
             a, b = clip.frames[t], clip.frames[t + 1]
+            pose = None if clip.kp2d is None else (clip.kp2d[t], clip.kp2d[t + 1])
             t0 = time.perf_counter()
-            out = method(a, b, clip.masks[t])
+            out = method(a, b, clip.masks[t], pose)
             res.seconds[spec.name] += time.perf_counter() - t0
             backward = None
             if occlusion == "own" and not method.sequential:
@@ -622,7 +623,7 @@ def measure_cost(methods: Sequence[MethodSpec], *, sizes: Sequence[tuple[int, in
     out: dict[str, list[dict[str, Any]]] = {m.name: [] for m in methods}
     for h, w in tqdm(sizes, desc="cost", unit="size", disable=not _show(progress), leave=False):
         clip = render_clip(size=(h, w), num_frames=pairs + 1, seed=bench_seed("synth-heldout", 0), subjects=1,
-                           distractors=2)
+                           distractors=2, camera_motion="pan")  # a moving camera: compensation runs in full
         rows: dict[str, dict[str, Any]] = {}
         timed = []
         for spec in methods:
@@ -634,7 +635,7 @@ def measure_cost(methods: Sequence[MethodSpec], *, sizes: Sequence[tuple[int, in
             if m is None or m.sequential:
                 row["reason"] = spec.reason if m is None else "flow read from files: no compute to measure"
                 continue
-            m(clip.frames[0], clip.frames[1], clip.masks[0])  # warm-up (lazy initialisation, caches)
+            m(clip.frames[0], clip.frames[1], clip.masks[0], (clip.kp2d[0], clip.kp2d[1]))  # warm-up (lazy init)
             timed.append(spec)
         speeds: dict[str, list[float]] = {s.name: [] for s in timed}
         loads: dict[str, list[float]] = {s.name: [] for s in timed}
@@ -644,7 +645,7 @@ def measure_cost(methods: Sequence[MethodSpec], *, sizes: Sequence[tuple[int, in
                 assert m is not None
                 t0 = time.perf_counter()
                 for t in range(pairs):
-                    m(clip.frames[t], clip.frames[t + 1], clip.masks[t])
+                    m(clip.frames[t], clip.frames[t + 1], clip.masks[t], (clip.kp2d[t], clip.kp2d[t + 1]))
                 speeds[spec.name].append(pairs / max(time.perf_counter() - t0, 1e-9))
                 loads[spec.name].append(os.getloadavg()[0])
         for spec in timed:
@@ -657,7 +658,7 @@ def measure_cost(methods: Sequence[MethodSpec], *, sizes: Sequence[tuple[int, in
             try:
                 with _PeakRss() as rss:
                     for t in range(pairs):
-                        m(clip.frames[t], clip.frames[t + 1], clip.masks[t])
+                        m(clip.frames[t], clip.frames[t + 1], clip.masks[t], (clip.kp2d[t], clip.kp2d[t + 1]))
                 row["peak_tracemalloc_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
             finally:
                 tracemalloc.stop()

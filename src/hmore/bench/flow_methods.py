@@ -77,21 +77,26 @@ class FlowMethod:
         needs_masks: True when the method uses the person masks.
         sequential: True for file methods, which return the stored flows in call order (no backward flows).
         info: a description (weights, parameters) for the report.
+        uses_pose: ``fn`` takes a fourth argument, the pose ``(kp_t, kp_t1)`` (each (P, 17, 3) for labels 1..P)
+            or None (hmore: v_s from the pelvis track).
     """
 
     name: str
-    fn: Callable[[np.ndarray, np.ndarray, np.ndarray | None], MethodFlow]
+    fn: Callable[..., MethodFlow]
     human_centric: bool = False
     needs_masks: bool = False
     sequential: bool = False
     info: dict[str, str] = field(default_factory=dict)
+    uses_pose: bool = False
 
-    def __call__(self, frame_t: np.ndarray, frame_t1: np.ndarray, masks: np.ndarray | None = None) -> MethodFlow:
-        """Flow of the pair; frames (H, W, 3) uint8 RGB, masks (H, W) labels at t (or None)."""
+    def __call__(self, frame_t: np.ndarray, frame_t1: np.ndarray, masks: np.ndarray | None = None,
+                 pose: tuple[np.ndarray, np.ndarray] | None = None) -> MethodFlow:
+        """Flow of the pair; frames (H, W, 3) uint8 RGB, masks (H, W) labels at t (or None), pose keypoints at t
+        and t+1 (or None)."""
         frame_t, frame_t1 = np.asarray(frame_t), np.asarray(frame_t1)
         if frame_t.shape != frame_t1.shape or frame_t.ndim != 3 or frame_t.shape[2] != 3:
             raise ValueError(f"frames must both be (H, W, 3), got {frame_t.shape} and {frame_t1.shape}")
-        out = self.fn(frame_t, frame_t1, masks)
+        out = self.fn(frame_t, frame_t1, masks, pose) if self.uses_pose else self.fn(frame_t, frame_t1, masks)
         if out.world.shape != (*frame_t.shape[:2], 2):
             raise InputError(f"method {self.name} returned a flow of shape {out.world.shape} for "
                              f"{frame_t.shape[1]}x{frame_t.shape[0]} frames")
@@ -181,19 +186,23 @@ def _hmore(name: str, weights: str | None, device: str, camera: bool = True) -> 
 
     net, _ = load_flow_model(name, weights=weights, device=device)
 
-    def run(a: np.ndarray, b: np.ndarray, masks: np.ndarray | None) -> MethodFlow:
+    def run(a: np.ndarray, b: np.ndarray, masks: np.ndarray | None,
+            pose: tuple[np.ndarray, np.ndarray] | None) -> MethodFlow:
         labels = "whole" if masks is None else np.stack([masks, masks]).astype(np.uint8)  # (2, H, W)
+        kp = None if pose is None or masks is None else np.stack(pose)  # (2, P, 17, 3)
         with torch.inference_mode():
             pair = next(iter_flow(np.stack([a, b]), model=net, size=max(a.shape[:2]), device=device,
-                                  masks=labels, progress=False, camera="homography" if camera else "off"))
+                                  masks=labels, progress=False, camera="homography" if camera else "off",
+                                  keypoints=kp))
         return MethodFlow(world=pair.world.transpose(1, 2, 0).astype(np.float32),  # (2, H, W) -> (H, W, 2)
                           local=pair.local.transpose(1, 2, 0).astype(np.float32),
                           subject_velocity=pair.subject_velocity.astype(np.float32),
                           camera=None if pair.camera is None else pair.camera.transpose(1, 2, 0))
 
     return FlowMethod(name=name if camera else f"{name}+nocam", fn=run, human_centric=True, needs_masks=True,
-                      info={"kind": "hmore model", "weights": desc, "device": device,
-                            "camera compensation": "homography" if camera else "off"})
+                      uses_pose=True, info={"kind": "hmore model", "weights": desc, "device": device,
+                                            "camera compensation": "homography" if camera else "off",
+                                            "subject motion": "pelvis of the pose track (median without one)"})
 
 
 # ---- flow files -------------------------------------------------------------------------------------------------

@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--camera", choices=("homography", "affine", "off"), default="homography",
                    help="camera compensation: the camera's motion, fitted on the background, is removed from the "
                         "world flow (default homography; off keeps the optical flow)")
+    p.add_argument("--subject-motion", choices=("pose", "median", "psi"), default="pose",
+                   help="v_s that local flow is relative to: the pelvis of the pose track (default; the median flow "
+                        "where there is no pose), each person's median flow, or the subject network Psi")
     p.add_argument("--float16", action="store_true", help="store world/local/camera flow as float16")
     p.add_argument("--no-preview", action="store_true", help="skip preview.mp4 and index.html")
     p.add_argument("--shard", default=None, metavar="I/N", help="folder mode: process videos k with k %% N == I")
@@ -65,7 +68,8 @@ def process_clip(src: Path, out_dir: Path, args: argparse.Namespace) -> dict:
     masks = args.masks if args.masks in ("auto", "priors", "whole") else Path(args.masks)
     info: dict = {}
     pairs = iter_flow(src, model=args.model, size=args.size, device=args.device, stride=args.stride, masks=masks,
-                      weights=args.weights, iters=args.iters, info=info, camera=args.camera)
+                      weights=args.weights, iters=args.iters, info=info, camera=args.camera,
+                      subject_motion=args.subject_motion)
     fps = source_fps(src, args.stride)
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hmore.synth.realism import RealismConfig
 from hmore.train.engine import TrainConfig
 
 
@@ -56,6 +57,16 @@ class FlowDataConfig:
         eval_clips: held-out generated clips for evaluation (seeds >= HELD_OUT_SEED_BASE; 0 = no evaluation).
         eval_size: (H, W) of the evaluation clips.
         leak_dilation: pixels by which the person masks are dilated before measuring background leakage.
+        real_fraction: with ``priors: files``, the share of samples taken from the real videos; the others are
+            generated clips with ground truth (a mixed stream: the real-video terms and the supervised anchor in
+            one run).
+        shake_prob: probability that a generated clip's camera is hand-held (``render_clip(camera_shake=...)``).
+        camera_shake: (min, max) shake in degrees per frame, drawn per shaken clip.
+        realism: real-photo backgrounds (from the frames of the ``priors_folder`` videos, people painted out) and
+            noise / blur / JPEG / lighting changes for generated samples (:mod:`hmore.synth.realism`).
+        stabilise: treat every sample as inference does with camera compensation: fit the camera's motion to
+            OpenCV DIS on the background, warp frame t+1 onto frame t's view and move the ground truth, the
+            keypoints at t+1 and the subject motion with it (:mod:`hmore.flow.camera`).
     """
 
     source: Literal["generate", "folder"] = "generate"
@@ -78,6 +89,11 @@ class FlowDataConfig:
     eval_clips: int = 8
     eval_size: tuple[int, int] = (192, 256)
     leak_dilation: int = 5
+    real_fraction: float = 1.0
+    shake_prob: float = 0.0
+    camera_shake: tuple[float, float] = (0.1, 0.6)
+    realism: RealismConfig = field(default_factory=RealismConfig)
+    stabilise: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,8 @@ class FlowLossConfig:
         supervised_weight: weight of the supervised sequence loss in stage 2 (0 = the paper's unsupervised loss;
             only clips with ground-truth flow count).
         background_l1: weight of an L1 penalty on world flow outside dilated masks (ablation switch, off by default).
+        photometric_weight: weight of the soft-census photometric loss on samples without ground-truth flow (real
+            video), inside the people, occluded pixels (a forward-backward check of OpenCV DIS) left out (ours).
     """
 
     stage: Literal["supervised", "hmore"] = "supervised"
@@ -112,6 +130,7 @@ class FlowLossConfig:
     boundary_weight: float = 0.1
     supervised_weight: float = 0.0
     background_l1: float = 0.0
+    photometric_weight: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ class FlowBatch:
         subject_velocity: (B, P, 2) exact root displacement (generated clips; zeros otherwise).
         subject_weight: (B, P) 1 for subjects present in the crop, 0 for padding and absent ones.
         has_flow: (B,) bool samples with ground-truth flow (False for real video).
+        occluded: (B, H, W) bool pixels of frame t not seen in frame t+1 (a forward-backward check of OpenCV DIS;
+            all False unless the photometric loss asked for it).
     """
 
     image1: torch.Tensor
@@ -59,6 +61,7 @@ class FlowBatch:
     subject_velocity: torch.Tensor
     subject_weight: torch.Tensor
     has_flow: torch.Tensor
+    occluded: torch.Tensor
 
     @property
     def num_subjects(self) -> int:
@@ -100,6 +103,7 @@ def make_sample(*, image1: np.ndarray, image2: np.ndarray, masks: np.ndarray, kp
         "flow": np.zeros((h, w, 2), np.float32) if flow is None else flow.astype(np.float32),
         "valid": np.ones((h, w), bool) if valid is None else valid.astype(bool),
         "has_flow": np.array(flow is not None),
+        "occluded": np.zeros((h, w), bool),
     }
 
 
@@ -117,7 +121,9 @@ def augment(sample: dict[str, np.ndarray], rng: np.random.Generator, *, crop: tu
     x0 = int(rng.integers(0, w - cw + 1))
     flip = bool(rng.random() < flip_prob)
     out = dict(sample)
-    for k in ("image1", "image2", "flow", "valid", "masks"):
+    for k in ("image1", "image2", "flow", "valid", "masks", "occluded"):
+        if k not in sample:
+            continue
         a = sample[k][y0:y0 + ch, x0:x0 + cw]
         out[k] = np.ascontiguousarray(a[:, ::-1] if flip else a)
     kt, kt1 = sample["kp_t"].copy(), sample["kp_t1"].copy()
@@ -154,6 +160,7 @@ def collate(samples: list[dict[str, np.ndarray]]) -> FlowBatch:
         subject_velocity=stack("subject_velocity"),
         subject_weight=stack("subject_weight"),
         has_flow=stack("has_flow"),
+        occluded=stack("occluded") if all("occluded" in s for s in samples) else torch.zeros_like(stack("valid")),
     )
 
 
@@ -189,7 +196,7 @@ def render_params(data: FlowDataConfig, rng: np.random.Generator) -> dict[str, A
     """Random ``render_clip`` settings (people, camera, distractors, overlap, shading) for one clip."""
     lo, hi = data.subjects
     subjects = int(rng.integers(lo, hi + 1))
-    return {
+    params = {
         "subjects": subjects,
         "camera_motion": str(data.camera_motions[int(rng.integers(len(data.camera_motions)))]),
         "distractors": int(rng.integers(data.distractors[0], data.distractors[1] + 1)),
@@ -197,6 +204,9 @@ def render_params(data: FlowDataConfig, rng: np.random.Generator) -> dict[str, A
         "shading": bool(rng.random() < data.shading_prob),
         "fps": float(rng.uniform(data.fps[0], data.fps[1])),
     }
+    if data.shake_prob > 0 and rng.random() < data.shake_prob:  # drawn only when asked: older streams unchanged
+        params["camera_shake"] = float(rng.uniform(*data.camera_shake))
+    return params
 
 
 def render_training_clip(seed: int, params: dict[str, Any], *, size: tuple[int, int], num_frames: int) -> Any:
@@ -212,6 +222,55 @@ def render_training_clip(seed: int, params: dict[str, Any], *, size: tuple[int, 
                 raise
             params["subjects"] -= 1
             params["overlap"] = params["overlap"] if params["subjects"] > 1 else 0.0
+
+
+def stabilise_sample(sample: dict[str, np.ndarray], camera: Any = None) -> dict[str, np.ndarray]:
+    """``sample`` as inference sees it with camera compensation (:func:`hmore.flow.inference.pair_flow`): the camera
+    motion fitted to OpenCV DIS on the background, frame t+1 warped onto frame t's view, and the ground-truth flow,
+    the keypoints at t+1 and the subject motion moved into that view (unchanged when the camera counts as still).
+
+    Adds ``camera_homography`` (3, 3).
+    """
+    from hmore.flow.camera import CameraConfig, estimate_camera, stabilise, to_stabilised
+    from hmore.models.flow.init import DIS_PRESETS
+
+    a, b = sample["image1"], sample["image2"]
+    grey_a = cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_RGB2GRAY)
+    dis = cv2.DISOpticalFlow_create(DIS_PRESETS["medium"])
+    flow = dis.calc(grey_a, cv2.cvtColor(np.ascontiguousarray(b), cv2.COLOR_RGB2GRAY), None)
+    motion = estimate_camera(flow, sample["masks"] > 0, grey_a, camera or CameraConfig())
+    out = dict(sample)
+    out["camera_homography"] = np.asarray(motion.homography, np.float64)
+    if motion.is_identity:
+        return out
+    inv = np.linalg.inv(motion.homography)
+    out["image2"] = np.ascontiguousarray(stabilise(b, motion))
+    if bool(sample["has_flow"]):
+        out["flow"] = to_stabilised(sample["flow"], motion)
+
+    def unmove(xy: np.ndarray) -> np.ndarray:  # (..., 2) points of frame t+1 -> the stabilised view
+        p = xy @ inv[:2, :2].T + inv[:2, 2]
+        z = xy @ inv[2, :2] + inv[2, 2]
+        return p / z[..., None]
+
+    kp1 = sample["kp_t1"].copy()
+    kp1[..., :2] = unmove(kp1[..., :2].astype(np.float64))
+    out["kp_t1"] = kp1.astype(np.float32)
+    hips = sample["kp_t"][:, 11:13, :2].mean(axis=1).astype(np.float64)  # (P, 2): where each subject's root is
+    sv = sample["subject_velocity"].astype(np.float64)
+    out["subject_velocity"] = (unmove(hips + sv) - hips).astype(np.float32) * (np.abs(sv).sum(-1, keepdims=True) > 0)
+    return out
+
+
+def dis_occlusion(image1: np.ndarray, image2: np.ndarray) -> np.ndarray:
+    """(H, W) bool pixels of ``image1`` occluded in ``image2``: the forward-backward check of OpenCV DIS (medium)."""
+    from hmore.metrics.flow import forward_backward_valid
+    from hmore.models.flow.init import DIS_PRESETS
+
+    g1 = cv2.cvtColor(np.ascontiguousarray(image1), cv2.COLOR_RGB2GRAY)
+    g2 = cv2.cvtColor(np.ascontiguousarray(image2), cv2.COLOR_RGB2GRAY)
+    dis = cv2.DISOpticalFlow_create(DIS_PRESETS["medium"])
+    return ~forward_backward_valid(dis.calc(g1, g2, None), dis.calc(g2, g1, None))
 
 
 def augment_none(samples: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
@@ -235,10 +294,12 @@ class PriorsSource:
     """Pairs of real-video frames with pose and mask priors from ``priors.npz`` files (``hmore priors``).
 
     Each ``priors.npz`` names its video (``source``); the video is looked up in ``video_folder`` or beside the
-    priors file. Frames are decoded at the priors' mask size and the keypoints scaled to it.
+    priors file. Frames are decoded at the priors' mask size, enlarged where needed to cover ``min_size`` (H, W)
+    (so a crop of that size fits portrait and landscape videos alike), and the masks and keypoints scaled to it.
     """
 
-    def __init__(self, folder: Path, video_folder: Path | None, *, cache: int) -> None:
+    def __init__(self, folder: Path, video_folder: Path | None, *, cache: int,
+                 min_size: tuple[int, int] = (0, 0)) -> None:
         from hmore.priors.pipeline import load_priors
 
         if not folder.is_dir():
@@ -257,12 +318,19 @@ class PriorsSource:
         if not self.entries:
             raise InputError(f"no priors file under {folder} covers two frames")
         self._frames = LRU(cache)
+        self.min_size = (int(min_size[0]), int(min_size[1]))
+
+    def frame_size(self, index: int) -> tuple[int, int]:
+        """(W, H) at which entry ``index`` is decoded: its mask size, enlarged to cover ``min_size``."""
+        w, h = self.entries[index][2].mask_size
+        s = max(1.0, self.min_size[0] / h, self.min_size[1] / w)
+        return max(self.min_size[1], int(np.ceil(w * s))), max(self.min_size[0], int(np.ceil(h * s)))
 
     def _decode(self, index: int) -> np.ndarray:
         from hmore.io.video import iter_frames
 
         _, video, pri = self.entries[index]
-        w, h = pri.mask_size
+        w, h = self.frame_size(index)
         frames = []
         step = int(pri.frame_index[1] - pri.frame_index[0]) if pri.num_frames > 1 else 1
         for f in iter_frames(video, stride=step, start=int(pri.frame_index[0]), end=int(pri.frame_index[-1]) + 1):
@@ -278,9 +346,10 @@ class PriorsSource:
         _, _, pri = self.entries[index]
         frames = self._frames.get(index, lambda: self._decode(index))
         t = int(rng.integers(min(len(frames), pri.num_frames) - 1))
-        sx = pri.mask_size[0] / pri.size[0]
-        sy = pri.mask_size[1] / pri.size[1]
-        kp = pri.kp2d[t:t + 2].astype(np.float32).copy()  # (2, P, 17, 3) source pixels -> mask pixels
+        w, h = self.frame_size(index)
+        sx = w / pri.size[0]
+        sy = h / pri.size[1]
+        kp = pri.kp2d[t:t + 2].astype(np.float32).copy()  # (2, P, 17, 3) source pixels -> decoded pixels
         kp[..., 0] *= sx
         kp[..., 1] *= sy
         kp[..., 2] *= pri.valid[t:t + 2, :, None]
@@ -290,9 +359,13 @@ class PriorsSource:
         for p, tid in enumerate(pri.track_ids[:255]):
             if 0 < int(tid) < 256:
                 lut[int(tid)] = p + 1
-        return make_sample(image1=frames[t], image2=frames[t + 1], masks=lut[pri.masks[t]], kp_t=kp[0], kp_t1=kp[1],
+        masks = lut[pri.masks[t]]
+        if masks.shape != (h, w):
+            masks = cv2.resize(masks, (w, h), interpolation=cv2.INTER_NEAREST)
+        return make_sample(image1=frames[t], image2=frames[t + 1], masks=masks, kp_t=kp[0], kp_t1=kp[1],
                            flow=None, valid=None, subject_velocity=None, slots=slots)
 
 
 __all__ = ["FlowBatch", "HELD_OUT_SEED_BASE", "LRU", "PriorsSource", "augment", "augment_none", "clip_pair", "collate",
-           "held_out_clip_seed", "make_sample", "render_params", "render_training_clip", "train_clip_seed"]
+           "dis_occlusion", "held_out_clip_seed", "make_sample", "render_params", "render_training_clip",
+           "stabilise_sample", "train_clip_seed"]

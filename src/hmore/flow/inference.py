@@ -54,6 +54,7 @@ DEFAULT_MAX_SIDE = 512  # longer side of the processing size when ``size`` is No
 MASK_MODES = ("auto", "priors", "whole")
 CAMERA_MODES = ("homography", "affine", "off")
 DEFAULT_CAMERA = "homography"
+DEFAULT_SUBJECT_MOTION = "pose"
 
 
 @dataclass(frozen=True)
@@ -220,8 +221,13 @@ def _whole(_: int, hw: tuple[int, int]) -> np.ndarray:
     return np.ones(hw, np.uint8)
 
 
-def resolve_masks(masks: Any, video_or_frames: Any, *, stride: int, size: int | None) -> tuple[MaskFn, str, int]:
-    """``masks`` (see the module docstring) -> (function (pair index, (H, W)) -> labels, source name, P)."""
+def resolve_masks(masks: Any, video_or_frames: Any, *, stride: int, size: int | None,
+                  pose: dict[str, PoseFn] | None = None) -> tuple[MaskFn, str, int]:
+    """``masks`` (see the module docstring) -> (function (pair index, (H, W)) -> labels, source name, P).
+
+    When the masks come from priors (computed or a ``priors.npz``) and ``pose`` is a dict, ``pose["fn"]`` is set to
+    the priors' keypoints by frame (:func:`pose_from_priors`).
+    """
     if masks is None:
         masks = "auto"
     if isinstance(masks, str) and masks in MASK_MODES:
@@ -243,6 +249,8 @@ def resolve_masks(masks: Any, video_or_frames: Any, *, stride: int, size: int | 
                                 max_side=DEFAULT_MAX_SIDE if size is None else size)
         labels = priors.masks
         source = "priors"
+        if pose is not None:
+            pose["fn"] = pose_from_priors(priors, None)
     elif isinstance(masks, (str, Path)):
         from hmore.priors.pipeline import load_priors
 
@@ -254,6 +262,8 @@ def resolve_masks(masks: Any, video_or_frames: Any, *, stride: int, size: int | 
         empty = np.zeros((1, *priors.masks.shape[1:]), np.uint8)
         labels = np.concatenate([priors.masks, empty])[pick]  # row -1 is the empty mask
         source = "file"
+        if pose is not None:
+            pose["fn"] = pose_from_priors(priors, pick)
     else:
         labels = np.asarray(masks)
         if labels.ndim != 3:
@@ -270,6 +280,61 @@ def resolve_masks(masks: Any, video_or_frames: Any, *, stride: int, size: int | 
         return _resize_labels(labels[t], hw)
 
     return from_labels, source, num
+
+
+PoseFn = Callable[[int, tuple[int, int]], "np.ndarray | None"]
+
+
+def pose_from_priors(priors: Any, pick: list[int] | None) -> PoseFn:
+    """Keypoints by selected frame from ``hmore.priors`` output: a function (frame k, (H, W)) -> (L, 17, 3) COCO-17
+    x, y (scaled to H, W), confidence (0 where the person is not tracked) for mask labels 1..L (row label - 1), or
+    None for a frame the priors lack. ``pick`` maps selected frames to prior rows (None: the same)."""
+    kp = np.nan_to_num(priors.kp2d.astype(np.float32))  # (T, P, 17, 3) source pixels
+    kp[..., 2] *= priors.valid[..., None]
+    ids = [int(i) for i in priors.track_ids]
+    by_label = np.zeros((kp.shape[0], max([0, *[i for i in ids if 0 < i < 256]]), 17, 3), np.float32)
+    for p, tid in enumerate(ids):
+        if 0 < tid < 256:
+            by_label[:, tid - 1] = kp[:, p]
+    src_w, src_h = priors.size
+
+    def fn(k: int, hw: tuple[int, int]) -> np.ndarray | None:
+        row = k if pick is None else (pick[k] if k < len(pick) else -1)
+        if not 0 <= row < by_label.shape[0]:
+            return None
+        out = by_label[row].copy()
+        out[..., 0] *= hw[1] / src_w
+        out[..., 1] *= hw[0] / src_h
+        return out
+
+    return fn
+
+
+def _pose_from_array(keypoints: np.ndarray, frame_hw: tuple[int, int]) -> PoseFn:
+    """Keypoints (T, L, 17, 3) in the pixels of frames of size ``frame_hw`` -> a :data:`PoseFn`."""
+    kp = np.asarray(keypoints, np.float32)
+    if kp.ndim != 4 or kp.shape[2:] != (17, 3):
+        raise UsageError(f"keypoints must be (T, L, 17, 3) COCO-17 per mask label, got {kp.shape}")
+
+    def fn(k: int, hw: tuple[int, int]) -> np.ndarray | None:
+        if k >= kp.shape[0]:
+            return None
+        out = np.nan_to_num(kp[k]).copy()
+        out[..., 0] *= hw[1] / frame_hw[1]
+        out[..., 1] *= hw[0] / frame_hw[0]
+        return out
+
+    return fn
+
+
+def _by_compact(kp: np.ndarray | None, ids: np.ndarray) -> np.ndarray | None:
+    """Rows of ``kp`` (L, 17, 3) for the compact labels 1..k of original ids ``ids`` (zeros where it has none)."""
+    if kp is None:
+        return None
+    out = np.zeros((len(ids), 17, 3), np.float32)
+    have = (ids >= 1) & (ids <= kp.shape[0])
+    out[have] = kp[ids[have] - 1]
+    return out
 
 
 def _compact(mask: np.ndarray, max_subjects: int) -> tuple[np.ndarray, np.ndarray]:
@@ -303,8 +368,9 @@ def resolve_camera(camera: str | CameraConfig | None) -> CameraConfig | None:
 @torch.inference_mode()
 def pair_flow(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray,
               num_subjects: int, *, camera: CameraConfig | None, iters: int | None = None,
-              device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, CameraMotion]:
-    """The representation of one pair with compensated-label masks (see the module docstring).
+              device: torch.device | None = None, subject: str = "psi", kp_t: np.ndarray | None = None,
+              kp_t1: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, CameraMotion]:
+    """The representation of one pair with compact label masks (see the module docstring).
 
     Args:
         net: the flow model (eval mode).
@@ -314,10 +380,30 @@ def pair_flow(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, l
         camera: camera estimation settings, or None for no compensation.
         iters: refinement iterations (None: the model's).
         device: where the network runs (default: its parameters' device).
+        subject: where v_s comes from: ``psi``, ``median`` or ``pose`` (:mod:`hmore.flow.subject`).
+        kp_t, kp_t1: (k, 17, 3) keypoints of labels 1..k at t and t+1 (for ``pose``), or None.
 
     Returns:
-        ``(world (2, H, W), local (2, H, W), velocity (k, 2), camera motion)``, float32 numpy.
+        ``(world (2, H, W), local (2, H, W), v_s (k, 2), camera motion)``, float32 numpy.
     """
+    world, local, velocity, motion = _network_pair(net, frame_t, frame_t1, labels, num_subjects, camera=camera,
+                                                   iters=iters, device=device)
+    if subject == "psi" and local is not None:
+        return world, local, velocity, motion
+    from hmore.flow.subject import subject_motion
+    from hmore.metrics.flow import local_from_world
+
+    w = world.transpose(1, 2, 0)  # (H, W, 2)
+    velocity = subject_motion(subject, w, labels, velocity, kp_t, kp_t1,
+                              None if motion.is_identity else motion.homography)
+    return world, local_from_world(w, labels, velocity).transpose(2, 0, 1), velocity, motion
+
+
+def _network_pair(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray,
+                  num_subjects: int, *, camera: CameraConfig | None, iters: int | None,
+                  device: torch.device | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, CameraMotion]:
+    """World flow, the model's local flow (None when the pair was stabilised: it is then not relative to the
+    scene), Psi's v_s and the camera motion of one pair (:func:`pair_flow` without the choice of v_s)."""
     from hmore.models.flow.init import dis_flow
 
     dev = device or next(net.parameters()).device
@@ -342,18 +428,16 @@ def pair_flow(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, l
     velocity = out.subject_velocity[0].float().cpu().numpy()
     if motion.is_identity:
         return out.world[0].float().cpu().numpy(), out.local[0].float().cpu().numpy(), velocity, motion
-    from hmore.metrics.flow import local_from_world
-
     world = scene_flow(out.world[0].float().cpu().numpy().transpose(1, 2, 0), motion)  # (H, W, 2)
-    local = local_from_world(world, labels, velocity)
-    return world.transpose(2, 0, 1), local.transpose(2, 0, 1), velocity, motion
+    return world.transpose(2, 0, 1), None, velocity, motion
 
 
 @torch.inference_mode()
 def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MODEL, size: int | None = None,
               device: str | torch.device = "auto", stride: int = 1, masks: Any = None,
               weights: str | Path | None = None, iters: int | None = None, progress: bool | None = None,
-              info: dict[str, Any] | None = None, camera: str | CameraConfig | None = DEFAULT_CAMERA
+              info: dict[str, Any] | None = None, camera: str | CameraConfig | None = DEFAULT_CAMERA,
+              subject_motion: str = DEFAULT_SUBJECT_MOTION, keypoints: np.ndarray | None = None
               ) -> Iterator[FlowPair]:
     """Stream the H-MoRe representation of a video pair by pair (see the module docstring for ``masks``).
 
@@ -371,6 +455,11 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         info: if given, filled with ``model``, ``weights``, ``mask_source``, ``num_subjects``, ``camera``.
         camera: camera compensation: ``"homography"`` (default), ``"affine"``, ``"off"`` or a
             :class:`~hmore.flow.camera.CameraConfig`.
+        subject_motion: v_s of the local flow: ``"pose"`` (default: the pelvis of the pose track, where the masks
+            come with a pose: priors, a priors.npz, a generated clip or ``keypoints``; else the median), ``"median"``
+            or ``"psi"`` (:mod:`hmore.flow.subject`).
+        keypoints: (T, L, 17, 3) COCO-17 keypoints for mask labels 1..L in the pixels of the given frames (with
+            ``masks`` given as an array), for ``subject_motion="pose"``.
 
     Yields:
         :class:`FlowPair` per frame pair.
@@ -380,6 +469,11 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
     if size is not None and size < 16:
         raise UsageError(f"size must be >= 16 pixels, got {size}")
     camera_cfg = resolve_camera(camera)
+    from hmore.flow.subject import SUBJECT_MODES
+
+    if subject_motion not in SUBJECT_MODES:
+        raise UsageError(f"subject_motion must be one of {', '.join(SUBJECT_MODES)}, got {subject_motion!r}")
+    pose: dict[str, PoseFn] = {}
     from_clip = _is_clip(video_or_frames)
     if from_clip:
         from hmore.synth.clip import load_clip
@@ -387,9 +481,15 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         clip = load_clip(video_or_frames)
         video_or_frames = clip.frames
         if masks is None or (isinstance(masks, str) and masks == "auto"):
-            masks = clip.masks  # a generated clip carries exact subject masks
+            masks = clip.masks  # a generated clip carries exact subject masks and keypoints
+            pose["fn"] = _pose_from_array(clip.kp2d, clip.size)
         else:
             from_clip = False
+    if keypoints is not None:
+        first = np.asarray(video_or_frames[0]) if not isinstance(video_or_frames, (str, Path)) else None
+        if first is None:
+            raise UsageError("keypoints can be given with frames in memory only (videos get theirs from the priors)")
+        pose["fn"] = _pose_from_array(keypoints, first.shape[:2])
     dev = resolve_device(device)
     if isinstance(model, str):
         name = model
@@ -397,11 +497,14 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
     else:
         name, net, weights_desc = type(model).__name__, model.to(dev).eval(), "given"
     max_subjects = int(getattr(getattr(net, "config", None), "max_subjects", 16))
-    mask_fn, mask_source, num_subjects = resolve_masks(masks, video_or_frames, stride=stride, size=size)
+    mask_fn, mask_source, num_subjects = resolve_masks(masks, video_or_frames, stride=stride, size=size,
+                                                       pose=pose if subject_motion == "pose" else None)
+    pose_fn = pose.get("fn")
     mask_source = "clip" if from_clip else mask_source
     if info is not None:
         info.update(model=name, weights=weights_desc, mask_source=mask_source, num_subjects=num_subjects,
-                    camera="off" if camera_cfg is None else camera_cfg.model)
+                    camera="off" if camera_cfg is None else camera_cfg.model,
+                    subject_motion=subject_motion if subject_motion != "pose" or pose_fn else "median (no pose)")
     show = sys.stderr.isatty() if progress is None else progress
     frames = _frames(video_or_frames, size=size, stride=stride)
     prev = None
@@ -415,8 +518,10 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         hw = prev.shape[:2]
         labels = mask_fn(t - 1, hw)
         compact, ids = _compact(labels, max_subjects)
+        kp = (None, None) if pose_fn is None else (pose_fn(t - 1, hw), pose_fn(t, hw))
         world, local, v, motion = pair_flow(net, prev, frame, compact, len(ids), camera=camera_cfg, iters=iters,
-                                            device=dev)
+                                            device=dev, subject=subject_motion, kp_t=_by_compact(kp[0], ids),
+                                            kp_t1=_by_compact(kp[1], ids))
         velocity = np.zeros((num_subjects, 2), np.float32)
         in_range = ids <= num_subjects
         velocity[ids[in_range] - 1] = v[in_range]  # v: (k, 2) for the compact ids
@@ -429,7 +534,8 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
 def flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MODEL, size: int | None = None,
          device: str | torch.device = "auto", stride: int = 1, masks: Any = None, weights: str | Path | None = None,
          iters: int | None = None, progress: bool | None = None,
-         camera: str | CameraConfig | None = DEFAULT_CAMERA) -> FlowRepresentation:
+         camera: str | CameraConfig | None = DEFAULT_CAMERA, subject_motion: str = DEFAULT_SUBJECT_MOTION,
+         keypoints: np.ndarray | None = None) -> FlowRepresentation:
     """The H-MoRe representation of a whole clip, in memory (computation streams; see :func:`iter_flow`).
 
     Returns:
@@ -438,7 +544,8 @@ def flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MODEL, 
     info: dict[str, Any] = {}
     fps = source_fps(video_or_frames, stride)
     pairs = list(iter_flow(video_or_frames, model=model, size=size, device=device, stride=stride, masks=masks,
-                           weights=weights, iters=iters, progress=progress, info=info, camera=camera))
+                           weights=weights, iters=iters, progress=progress, info=info, camera=camera,
+                           subject_motion=subject_motion, keypoints=keypoints))
     if not pairs:
         raise InputError("fewer than 2 frames selected: no frame pair to compute flow on")
     return FlowRepresentation(

@@ -4,7 +4,10 @@
 * Stage 1 (``loss.stage: supervised``): the sequence loss against the generator's exact flow plus Psi's loss
   against the exact projected root displacement.
 * Stage 2 (``loss.stage: hmore``): the paper's F + alpha G on the world flow plus Psi's loss against the hip-centre
-  displacement of the keypoints; optionally a supervised anchor on the samples that have ground-truth flow.
+  displacement of the keypoints (the exact root motion on generated samples); optionally a supervised anchor on the
+  samples that have ground-truth flow.
+* Either stage, on samples without ground truth (real video): a soft-census photometric loss inside the people with
+  occluded pixels left out (``loss.photometric_weight``), and the background L1 (``loss.background_l1``).
 
 Target of the world flow (``loss.target``, ours): ``human`` (default) is the generator's flow inside the people's
 masks and 0 outside them, since H-MoRe's world flow is human-centric; ``full`` is the optical flow everywhere.
@@ -65,7 +68,7 @@ def flow_loss(out: Any, batch: FlowBatch, loss: FlowLossConfig, *,
 
     Returns:
         ``(total, logs)``: the scalar loss and the float value of each term (``sequence``, ``epe_mask``,
-        ``skeleton``, ``boundary``, ``subject``, ``background_l1`` as they apply).
+        ``skeleton``, ``boundary``, ``photometric``, ``subject``, ``background_l1`` as they apply).
     """
     from hmore.losses.flow_sequence import endpoint_error, sequence_loss
     from hmore.losses.subject_velocity import hip_centre_displacement, subject_velocity_loss
@@ -82,6 +85,14 @@ def flow_loss(out: Any, batch: FlowBatch, loss: FlowLossConfig, *,
         with torch.no_grad():
             counted = person & batch.valid & batch.has_flow[:, None, None]  # (B, H, W)
             logs["epe_mask"] = float(endpoint_error(out.world.detach(), target, counted))
+    if c.photometric_weight > 0:
+        from hmore.losses.photometric import census_loss
+
+        real = (~batch.has_flow)[:, None, None]  # (B, 1, 1) samples without ground truth
+        counted = (person & ~batch.occluded & real).to(out.world.dtype)  # (B, H, W)
+        ph = census_loss(batch.image1, batch.image2, out.world, counted)
+        total = total + c.photometric_weight * ph
+        logs["photometric"] = float(ph.detach())
     if c.stage == "supervised":
         sv_target, sv_weight = batch.subject_velocity, batch.subject_weight
     else:
@@ -92,8 +103,10 @@ def flow_loss(out: Any, batch: FlowBatch, loss: FlowLossConfig, *,
         gb = boundary_constraint(out.world, batch.masks)
         total = total + c.skeleton_weight * f + c.boundary_weight * gb
         logs.update(skeleton=float(f.detach()), boundary=float(gb.detach()))
-        sv_target, hip_w = hip_centre_displacement(batch.kp_t, batch.kp_t1)
-        sv_weight = hip_w * batch.subject_weight
+        hip_target, hip_w = hip_centre_displacement(batch.kp_t, batch.kp_t1)
+        exact = batch.has_flow[:, None]  # (B, 1): generated samples have the exact root motion
+        sv_target = torch.where(exact[..., None], batch.subject_velocity.to(hip_target.dtype), hip_target)
+        sv_weight = torch.where(exact, batch.subject_weight.to(hip_w.dtype), hip_w * batch.subject_weight)
     psi = subject_velocity_loss(out.subject_velocity, sv_target, sv_weight)
     total = total + c.subject_weight * psi
     logs["subject"] = float(psi.detach())

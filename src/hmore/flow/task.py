@@ -34,10 +34,12 @@ from hmore.flow.data import (
     augment_none,
     clip_pair,
     collate,
+    dis_occlusion,
     held_out_clip_seed,
     make_sample,
     render_params,
     render_training_clip,
+    stabilise_sample,
     train_clip_seed,
 )
 from hmore.flow.evaluation import dis_epe_mask, evaluate_samples, held_out_samples, preview_panels
@@ -72,10 +74,17 @@ class FlowTask:
             raise ConfigError("data.priors: files needs data.priors_folder")
         if loss.stage == "supervised" and d.priors == "files":
             raise ConfigError("data.priors: files has no ground-truth flow; use it with loss.stage: hmore")
+        if not 0.0 <= d.real_fraction <= 1.0 or not 0.0 <= d.shake_prob <= 1.0:
+            raise ConfigError(f"data.real_fraction and data.shake_prob must be in [0, 1], got {d.real_fraction} and "
+                              f"{d.shake_prob}")
+        if d.realism.background_prob > 0 and not d.priors_folder:
+            raise ConfigError("data.realism.background_prob > 0 needs data.priors_folder (the photos come from the "
+                              "frames of those videos, people painted out)")
         self.slots = int(d.subjects[1])
         self._clips = LRU(d.clip_cache + 1)
         self._files: list[Path] | None = None
         self._priors: PriorsSource | None = None
+        self._photos: Any = None
         self._eval: list[dict[str, np.ndarray]] | None = None
         self._dis_reference: float | None = None
 
@@ -116,16 +125,35 @@ class FlowTask:
     def sample(self, g: int) -> dict[str, np.ndarray]:
         """Augmented sample number ``g`` of the run's data stream (a pure function of the data seed and ``g``)."""
         d = self.config.data
+        real = False
         if self.config.loss.stage == "hmore" and d.priors == "files":
-            raw = self._priors_source().sample(np.random.default_rng([d.seed, 13, g]), self.slots)
+            pick = np.random.default_rng([d.seed, 13, g])
+            real = d.real_fraction >= 1.0 or pick.random() < d.real_fraction  # no draw for a real-only stream
+        if real:
+            raw = self._priors_source().sample(pick, self.slots)
         elif d.source == "folder":
             raw = self._folder_sample(g)
         else:
             raw = self._generated_sample(g)
+        if not real and self._degrades():
+            from hmore.synth.realism import degrade_pair
+
+            raw = dict(raw)
+            raw["image1"], raw["image2"] = degrade_pair(raw["image1"], raw["image2"],
+                                                        np.random.default_rng([d.seed, 19, g]), d.realism)
+        if d.stabilise:
+            raw = stabilise_sample(raw)
         h, w = raw["masks"].shape
         if h < d.crop[0] or w < d.crop[1]:
             raise InputError(f"sample {g}: its {h}x{w} frames are smaller than data.crop {tuple(d.crop)}")
-        return augment(raw, np.random.default_rng([d.seed, 7, g]), crop=d.crop, flip_prob=d.flip_prob)
+        out = augment(raw, np.random.default_rng([d.seed, 7, g]), crop=d.crop, flip_prob=d.flip_prob)
+        if self.config.loss.photometric_weight > 0 and not bool(out["has_flow"]):
+            out["occluded"] = dis_occlusion(out["image1"], out["image2"])
+        return out
+
+    def _degrades(self) -> bool:
+        r = self.config.data.realism
+        return max(r.noise_prob, r.blur_prob, r.jpeg_prob, r.light_prob) > 0
 
     def _generated_sample(self, g: int) -> dict[str, np.ndarray]:
         d = self.config.data
@@ -141,8 +169,26 @@ class FlowTask:
     def _render(self, clip_index: int) -> Any:
         d = self.config.data
         params = render_params(d, np.random.default_rng([d.seed, 5, clip_index]))
-        return render_training_clip(train_clip_seed(d.seed, clip_index), params, size=d.size,
+        clip = render_training_clip(train_clip_seed(d.seed, clip_index), params, size=d.size,
                                     num_frames=d.frames_per_clip)
+        if d.realism.background_prob > 0:
+            rng = np.random.default_rng([d.seed, 23, clip_index])
+            if rng.random() < d.realism.background_prob:
+                from dataclasses import replace
+
+                from hmore.synth.realism import composite_background
+
+                photo = self._photo_bank().crop(rng, d.size)
+                clip = replace(clip, frames=composite_background(clip.frames, clip.static_background,
+                                                                 clip.camera_flow, photo))
+        return clip
+
+    def _photo_bank(self) -> Any:
+        if self._photos is None:
+            from hmore.synth.realism import PhotoBank
+
+            self._photos = PhotoBank([(video, path) for path, video, _ in self._priors_source().entries])
+        return self._photos
 
     def _folder_sample(self, g: int) -> dict[str, np.ndarray]:
         from hmore.synth.clip import load_clip
@@ -163,7 +209,7 @@ class FlowTask:
         if self._priors is None:
             d = self.config.data
             self._priors = PriorsSource(Path(d.priors_folder), Path(d.video_folder) if d.video_folder else None,
-                                         cache=d.clip_cache)
+                                        cache=d.clip_cache, min_size=d.crop)
         return self._priors
 
     # -- loss
