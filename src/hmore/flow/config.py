@@ -64,6 +64,10 @@ class FlowDataConfig:
         camera_shake: (min, max) shake in degrees per frame, drawn per shaken clip.
         realism: real-photo backgrounds (from the frames of the ``priors_folder`` videos, people painted out) and
             noise / blur / JPEG / lighting changes for generated samples (:mod:`hmore.synth.realism`).
+        real_max_side: real-video frames are scaled to this longer side (0: the priors' mask size), then enlarged
+            where needed to cover ``crop``.
+        crop_on_people: every crop contains a person pixel when the sample has one (real frames are large and their
+            people small; ours).
         stabilise: treat every sample as inference does with camera compensation: fit the camera's motion to
             OpenCV DIS on the background, warp frame t+1 onto frame t's view and move the ground truth, the
             keypoints at t+1 and the subject motion with it (:mod:`hmore.flow.camera`).
@@ -93,6 +97,8 @@ class FlowDataConfig:
     shake_prob: float = 0.0
     camera_shake: tuple[float, float] = (0.1, 0.6)
     realism: RealismConfig = field(default_factory=RealismConfig)
+    real_max_side: int = 0
+    crop_on_people: bool = False
     stabilise: bool = False
 
 

@@ -108,8 +108,11 @@ def make_sample(*, image1: np.ndarray, image2: np.ndarray, masks: np.ndarray, kp
 
 
 def augment(sample: dict[str, np.ndarray], rng: np.random.Generator, *, crop: tuple[int, int],
-            flip_prob: float) -> dict[str, np.ndarray]:
+            flip_prob: float, on_people: bool = False) -> dict[str, np.ndarray]:
     """Random crop to ``crop`` (H, W) (clamped to the image) and horizontal flip with probability ``flip_prob``.
+
+    With ``on_people`` the crop is drawn among those that contain a random person pixel (when there is one), so
+    large real frames with small people still give crops with people in them.
 
     The flip mirrors every image-like array, negates the x component of the flow and of the subject velocities and
     maps keypoint x to ``W - 1 - x`` (pixel centres sit at integer x); it swaps nothing else (mask labels and joint
@@ -117,8 +120,15 @@ def augment(sample: dict[str, np.ndarray], rng: np.random.Generator, *, crop: tu
     """
     h, w = sample["masks"].shape
     ch, cw = min(crop[0], h), min(crop[1], w)
-    y0 = int(rng.integers(0, h - ch + 1))
-    x0 = int(rng.integers(0, w - cw + 1))
+    ylo, yhi, xlo, xhi = 0, h - ch, 0, w - cw
+    if on_people:
+        ys, xs = np.nonzero(sample["masks"] > 0)
+        if len(ys):
+            k = int(rng.integers(len(ys)))
+            ylo, yhi = max(0, int(ys[k]) - ch + 1), min(h - ch, int(ys[k]))
+            xlo, xhi = max(0, int(xs[k]) - cw + 1), min(w - cw, int(xs[k]))
+    y0 = int(rng.integers(ylo, yhi + 1))
+    x0 = int(rng.integers(xlo, xhi + 1))
     flip = bool(rng.random() < flip_prob)
     out = dict(sample)
     for k in ("image1", "image2", "flow", "valid", "masks", "occluded"):
@@ -294,12 +304,13 @@ class PriorsSource:
     """Pairs of real-video frames with pose and mask priors from ``priors.npz`` files (``hmore priors``).
 
     Each ``priors.npz`` names its video (``source``); the video is looked up in ``video_folder`` or beside the
-    priors file. Frames are decoded at the priors' mask size, enlarged where needed to cover ``min_size`` (H, W)
-    (so a crop of that size fits portrait and landscape videos alike), and the masks and keypoints scaled to it.
+    priors file. Frames are decoded at the priors' mask size (or scaled to a longer side of ``max_side``), enlarged
+    where needed to cover ``min_size`` (H, W) (so a crop of that size fits portrait and landscape videos alike), and
+    the masks and keypoints scaled to it.
     """
 
     def __init__(self, folder: Path, video_folder: Path | None, *, cache: int,
-                 min_size: tuple[int, int] = (0, 0)) -> None:
+                 min_size: tuple[int, int] = (0, 0), max_side: int = 0) -> None:
         from hmore.priors.pipeline import load_priors
 
         if not folder.is_dir():
@@ -319,11 +330,14 @@ class PriorsSource:
             raise InputError(f"no priors file under {folder} covers two frames")
         self._frames = LRU(cache)
         self.min_size = (int(min_size[0]), int(min_size[1]))
+        self.max_side = int(max_side)
 
     def frame_size(self, index: int) -> tuple[int, int]:
-        """(W, H) at which entry ``index`` is decoded: its mask size, enlarged to cover ``min_size``."""
+        """(W, H) at which entry ``index`` is decoded: its mask size (or ``max_side``), enlarged to cover
+        ``min_size``."""
         w, h = self.entries[index][2].mask_size
-        s = max(1.0, self.min_size[0] / h, self.min_size[1] / w)
+        s = self.max_side / max(w, h) if self.max_side > 0 else 1.0
+        s = max(s, self.min_size[0] / h, self.min_size[1] / w)
         return max(self.min_size[1], int(np.ceil(w * s))), max(self.min_size[0], int(np.ceil(h * s)))
 
     def _decode(self, index: int) -> np.ndarray:

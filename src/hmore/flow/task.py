@@ -146,7 +146,8 @@ class FlowTask:
         h, w = raw["masks"].shape
         if h < d.crop[0] or w < d.crop[1]:
             raise InputError(f"sample {g}: its {h}x{w} frames are smaller than data.crop {tuple(d.crop)}")
-        out = augment(raw, np.random.default_rng([d.seed, 7, g]), crop=d.crop, flip_prob=d.flip_prob)
+        out = augment(raw, np.random.default_rng([d.seed, 7, g]), crop=d.crop, flip_prob=d.flip_prob,
+                      on_people=d.crop_on_people)
         if self.config.loss.photometric_weight > 0 and not bool(out["has_flow"]):
             out["occluded"] = dis_occlusion(out["image1"], out["image2"])
         return out
@@ -209,7 +210,7 @@ class FlowTask:
         if self._priors is None:
             d = self.config.data
             self._priors = PriorsSource(Path(d.priors_folder), Path(d.video_folder) if d.video_folder else None,
-                                        cache=d.clip_cache, min_size=d.crop)
+                                        cache=d.clip_cache, min_size=d.crop, max_side=d.real_max_side)
         return self._priors
 
     # -- loss
