@@ -3,10 +3,13 @@
 Data (``--data``, one or more sources): a generated held-out set (``synth-heldout``, ``robustness`` or
 ``robustness:SET`` with SET one of overlap, background, clothing, small, motion; seeds never used in training) with
 ground truth, or a video / folder of videos (then only the ground-truth-free metrics; masks and pose from a
-``priors.npz`` beside the video or hmore.priors). With several sets (e.g. ``--data synth-heldout VIDEO_DIR``), the table
-and the report show each set on its own. ``--fps`` renders the generated sets at that frame rate.
-Methods (``--methods``): dis, farneback, dis_mask, a registered hmore flow model (``hmore_flow_cpu``, with shipped
-weights, ``--weights`` or ``NAME=WEIGHTS``), ``file:PATH`` (.flo / .npy flows, one per pair in order).
+``priors.npz`` beside the video or hmore.priors; masks from ``<stem>_masks.npz`` beside it when there is one, e.g.
+DAVIS's ground truth). Real clips are split into sets by whether their camera moves and which masks they use. With
+several sets (e.g. ``--data synth-heldout VIDEO_DIR``), the table and the report show each set on its own. ``--fps``
+renders the generated sets at that frame rate.
+Methods (``--methods``): dis, farneback, dis_mask, zero, a registered hmore flow model (``hmore_flow_cpu``, with
+shipped weights, ``--weights`` or ``NAME=WEIGHTS``), ``file:PATH`` (.flo / .npy flows, one per pair in order);
+``+cam`` adds camera compensation to a baseline, ``+nocam`` removes it from an hmore model.
 Writes OUT/results.json and OUT/report.html.
 """
 
@@ -21,7 +24,8 @@ from hmore.errors import UsageError
 
 HELP = "benchmark flow methods on generated or real clips (table, results.json, report.html)"
 
-DEFAULT_METHODS = ("hmore_flow_cpu", "dis", "farneback", "dis_mask")
+DEFAULT_METHODS = ("hmore_flow_cpu", "hmore_flow_cpu+nocam", "dis", "dis+cam", "farneback", "farneback+cam", "dis_mask",
+                   "zero")
 
 
 def _size(text: str) -> tuple[int, int]:
