@@ -19,6 +19,7 @@ in front of a deep scene the flow depends on depth (parallax) and the fit follow
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -96,13 +97,17 @@ class CameraMotion:
         h, w = hw
         if self.is_identity:
             return np.zeros((h, w, 2), np.float32)
-        return (_apply(self.homography, _grid(h, w)) - _grid(h, w)).astype(np.float32)
+        grid = _grid(h, w)
+        return (_apply(self.homography, grid) - grid).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=8)
 def _grid(h: int, w: int) -> np.ndarray:
-    """(H, W, 2) pixel centres (x, y)."""
+    """(H, W, 2) pixel centres (x, y) (cached per size, read-only)."""
     jj, ii = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    return np.stack([jj, ii], axis=-1)
+    grid = np.stack([jj, ii], axis=-1)
+    grid.flags.writeable = False
+    return grid
 
 
 def _apply(hom: np.ndarray, pts: np.ndarray) -> np.ndarray:
