@@ -164,7 +164,7 @@ def _compensated(fn: Callable[[np.ndarray, np.ndarray, np.ndarray | None], Metho
 # ---- hmore's models ---------------------------------------------------------------------------------------------
 
 
-def _hmore(name: str, weights: str | None, device: str, camera: bool = True) -> FlowMethod:
+def _hmore(name: str, weights: str | None, device: str, camera: bool = True, label: str | None = None) -> FlowMethod:
     from hmore.registry import list_models
 
     if name not in list_models("hmore_flow*"):
@@ -199,7 +199,8 @@ def _hmore(name: str, weights: str | None, device: str, camera: bool = True) -> 
                           subject_velocity=pair.subject_velocity.astype(np.float32),
                           camera=None if pair.camera is None else pair.camera.transpose(1, 2, 0))
 
-    return FlowMethod(name=name if camera else f"{name}+nocam", fn=run, human_centric=True, needs_masks=True,
+    label = label or name
+    return FlowMethod(name=label if camera else f"{label}+nocam", fn=run, human_centric=True, needs_masks=True,
                       uses_pose=True, info={"kind": "hmore model", "weights": desc, "device": device,
                                             "camera compensation": "homography" if camera else "off",
                                             "subject motion": "pelvis of the pose track (median without one)"})
@@ -349,4 +350,6 @@ def create_method(spec: str, *, weights: str | None = None, device: str = "cpu")
     if spec.startswith("file:"):
         return _files(spec[len("file:"):])
     name, _, w = base.partition("=")
-    return _hmore(name, w or weights, device, camera=camera is not False)
+    # weights named in the spec label the row with their file stem, so several weights of one model can be compared
+    label = f"{name}={Path(w).stem}" if w else None
+    return _hmore(name, w or weights, device, camera=camera is not False, label=label)
