@@ -42,6 +42,9 @@ def test_census_loss_is_zero_for_the_true_motion_and_has_a_gradient() -> None:
     loss.backward()
     assert wrong.grad is not None and float(wrong.grad.abs().sum()) > 0
     assert float(census_loss(img1, img2, right, torch.zeros(1, 32, 44))) == 0.0
+    # uint8 frames (as batches hold them) give the same loss as float ones
+    as_u8 = census_loss(img1.round().to(torch.uint8), img2.round().to(torch.uint8), wrong.detach(), weight)
+    assert float(as_u8) == pytest.approx(float(loss.detach()), rel=0.05)
     with pytest.raises(ValueError, match="weight"):
         census_loss(img1, img2, right, torch.ones(1, 32, 40))
 

@@ -38,7 +38,7 @@ def soft_census(grey: torch.Tensor, radius: int = 3) -> torch.Tensor:
 
 def _grey(image: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) RGB in [0, 255] -> (B, 1, H, W) grey in [0, 1]."""
-    w = image.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float32, device=image.device).view(1, 3, 1, 1)
     return (image.to(torch.float32) * w).sum(dim=1, keepdim=True) / 255.0
 
 
