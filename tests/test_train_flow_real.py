@@ -86,7 +86,7 @@ def test_mixed_stream_trains_real_and_generated_samples_together(tmp_path: Path)
     cfg = load_task_config("flow", {
         **TINY,
         "data": {**TINY["data"], "priors": "files", "priors_folder": str(folder), "real_fraction": 0.5,
-                 "stabilise": True, "shake_prob": 1.0, "crop_on_people": True, "real_max_side": 40,
+                 "stabilise": 1.0, "shake_prob": 1.0, "crop_on_people": True, "real_max_side": 40,
                  "realism": {"background_prob": 1.0, "noise_prob": 1.0, "jpeg_prob": 1.0}},
         "loss": {"stage": "hmore", "supervised_weight": 1.0, "photometric_weight": 1.0, "background_l1": 0.1},
     })

@@ -68,7 +68,7 @@ class FlowDataConfig:
             where needed to cover ``crop``.
         crop_on_people: every crop contains a person pixel when the sample has one (real frames are large and their
             people small; ours).
-        stabilise: treat every sample as inference does with camera compensation: fit the camera's motion to
+        stabilise: the share of samples treated as inference does with camera compensation: fit the camera's motion to
             OpenCV DIS on the background, warp frame t+1 onto frame t's view and move the ground truth, the
             keypoints at t+1 and the subject motion with it (:mod:`hmore.flow.camera`).
     """
@@ -99,7 +99,7 @@ class FlowDataConfig:
     realism: RealismConfig = field(default_factory=RealismConfig)
     real_max_side: int = 0
     crop_on_people: bool = False
-    stabilise: bool = False
+    stabilise: float = 0.0
 
 
 @dataclass(frozen=True)

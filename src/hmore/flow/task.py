@@ -74,9 +74,9 @@ class FlowTask:
             raise ConfigError("data.priors: files needs data.priors_folder")
         if loss.stage == "supervised" and d.priors == "files":
             raise ConfigError("data.priors: files has no ground-truth flow; use it with loss.stage: hmore")
-        if not 0.0 <= d.real_fraction <= 1.0 or not 0.0 <= d.shake_prob <= 1.0:
-            raise ConfigError(f"data.real_fraction and data.shake_prob must be in [0, 1], got {d.real_fraction} and "
-                              f"{d.shake_prob}")
+        if not all(0.0 <= v <= 1.0 for v in (d.real_fraction, d.shake_prob, d.stabilise)):
+            raise ConfigError(f"data.real_fraction, data.shake_prob and data.stabilise must be in [0, 1], got "
+                              f"{d.real_fraction}, {d.shake_prob} and {d.stabilise}")
         if d.realism.background_prob > 0 and not d.priors_folder:
             raise ConfigError("data.realism.background_prob > 0 needs data.priors_folder (the photos come from the "
                               "frames of those videos, people painted out)")
@@ -141,7 +141,7 @@ class FlowTask:
             raw = dict(raw)
             raw["image1"], raw["image2"] = degrade_pair(raw["image1"], raw["image2"],
                                                         np.random.default_rng([d.seed, 19, g]), d.realism)
-        if d.stabilise:
+        if d.stabilise > 0 and (d.stabilise >= 1 or np.random.default_rng([d.seed, 29, g]).random() < d.stabilise):
             raw = stabilise_sample(raw)
         h, w = raw["masks"].shape
         if h < d.crop[0] or w < d.crop[1]:
