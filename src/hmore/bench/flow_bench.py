@@ -61,8 +61,8 @@ class MetricInfo:
 
 
 METRICS: tuple[MetricInfo, ...] = (
-    MetricInfo("epe_mask", "EPE in masks", "end-point error inside the person masks against the optical flow (px)",
-               ground_truth=True),
+    MetricInfo("epe_mask", "EPE in masks", "end-point error inside the person masks against the optical flow (px); "
+               "a compensating method is judged on world + the camera flow it removed", ground_truth=True),
     MetricInfo("epe_scene", "EPE scene", "end-point error inside the person masks against the motion relative to the "
                "scene: optical flow minus the exact camera-induced flow (px)", ground_truth=True),
     MetricInfo("camera_epe", "camera EPE", "error of the camera-induced flow the method removed, against the exact "
@@ -73,8 +73,8 @@ METRICS: tuple[MetricInfo, ...] = (
                "pelvis, from the pose (px); methods without a subject network use flow minus each subject's median"),
     MetricInfo("leakage", "leakage", "mean |flow| outside masks dilated by 5 px / mean |flow| inside (0 = none)"),
     MetricInfo("leakage_px", "bg |flow|", "mean |flow| outside masks dilated by 5 px (px)"),
-    MetricInfo("photo_l1", "photo L1", "L1 between frame t and frame t+1 warped back, in masks, occlusions "
-               "removed (intensity 0-1)"),
+    MetricInfo("photo_l1", "photo L1", "L1 between frame t and frame t+1 warped back by the optical flow (world + any "
+               "removed camera flow), in masks, occlusions removed (intensity 0-1)"),
     MetricInfo("photo_census", "census", "census (7x7) Hamming distance after warping, in masks (fraction of bits)"),
     MetricInfo("photo_ssim", "1-SSIM", "(1 - SSIM) / 2 after warping, in masks"),
     MetricInfo("skeleton", "skeleton ok", "share of body pixels whose flow is within 15 deg and 0.8-1.2x of the "
@@ -422,16 +422,23 @@ def build_methods(specs: Sequence[str], *, weights: str | None = None, device: s
 
 def _pair_metrics(clip: BenchClip, t: int, out: MethodFlow, backward: np.ndarray | None,
                   occluded: np.ndarray | None = None) -> dict[str, float]:
-    """Every per-pair metric of one method's flow (nan where undefined)."""
+    """Every per-pair metric of one method's flow (nan where undefined).
+
+    A method that removed camera motion (``out.camera``) is judged on what it claims: metrics of image motion (EPE
+    against the optical flow, the photometric errors, skeleton consistency against the keypoints' image
+    displacement) use its optical flow, world + camera; metrics of human-centric motion (EPE against the
+    scene-relative flow, leakage, Chamfer, stability, local flow) use its world flow.
+    """
     mask = clip.masks[t]
     world = out.world
+    optical = world if out.camera is None else world + out.camera
     vals: dict[str, float] = dict.fromkeys(METRIC_NAMES, math.nan)
     if not (mask > 0).any():
         return vals
     local = out.local if out.local is not None else fm.local_from_world(world, mask)
     if clip.flow is not None:
         gt = clip.flow[t]
-        vals["epe_mask"] = fm.epe(world, gt, mask)
+        vals["epe_mask"] = fm.epe(optical, gt, mask)
         if clip.camera_flow is not None:
             cam = clip.camera_flow[t]
             vals["epe_scene"] = fm.epe(world, gt - cam, mask)
@@ -440,11 +447,11 @@ def _pair_metrics(clip: BenchClip, t: int, out: MethodFlow, backward: np.ndarray
             vals["local_epe"] = fm.local_flow_epe(local, gt, mask, clip.subject_velocity[t])
     leak = fm.background_leakage(world, mask)
     vals["leakage"], vals["leakage_px"] = leak.ratio, leak.outside
-    pe = fm.photometric_error(clip.frames[t], clip.frames[t + 1], world, mask, flow_backward=backward,
+    pe = fm.photometric_error(clip.frames[t], clip.frames[t + 1], optical, mask, flow_backward=backward,
                               occluded=occluded)
     vals["photo_l1"], vals["photo_census"], vals["photo_ssim"] = pe.l1, pe.census, pe.ssim
     if clip.kp2d is not None and clip.kp2d.shape[1] > 0:
-        vals["skeleton"] = fm.skeleton_consistency(world, mask, clip.kp2d[t], clip.kp2d[t + 1]).consistency
+        vals["skeleton"] = fm.skeleton_consistency(optical, mask, clip.kp2d[t], clip.kp2d[t + 1]).consistency
         vals["joint_local"] = fm.joint_local_error(local, mask, clip.kp2d[t], clip.kp2d[t + 1])
     vals["chamfer"] = fm.boundary_chamfer(world, mask).chamfer
     return vals
@@ -534,7 +541,8 @@ def run_flow_bench(clips: Sequence[BenchClip], methods: Sequence[MethodSpec], *,
             res.seconds[spec.name] += time.perf_counter() - t0
             backward = None
             if occlusion == "own" and not method.sequential:
-                backward = method(b, a, clip.masks[t + 1]).world
+                back = method(b, a, clip.masks[t + 1])
+                backward = back.world if back.camera is None else back.world + back.camera
             occ = occluded[clip.name][t] if occluded else None
             for k, v in _pair_metrics(clip, t, out, backward, occ).items():
                 per[k].append(float(v))
