@@ -21,6 +21,10 @@ runs on that pair, and its flow is mapped back to "optical flow minus camera-ind
 trusted (people fill the frame, a plain background, a static camera) the camera counts as still and the pair is
 processed as it is; the reason is kept. ``camera="off"`` gives the network's optical flow as before.
 
+Local flow (``subject_motion=``, default ``"pose"``): world flow minus each person's motion v_s, taken from the pelvis
+of the pose track (priors, a priors.npz, a generated clip's keypoints, or ``keypoints=``) and else from the
+person's median flow; ``"psi"`` uses the subject network (:mod:`hmore.flow.subject`).
+
 Memory: flow is computed and written one pair at a time; only the priors pass (``"auto"``/``"priors"``) keeps the
 clip's uint8 label masks (T x h x w bytes), and a generated clip (``.npz``) is read whole.
 
