@@ -167,7 +167,7 @@ def test_clip_format_and_roundtrip(tmp_path: Path) -> None:
     assert clip.meta["seed"] == 1 and clip.meta["generator"].startswith("hmore.synth")
     path = clip.save(tmp_path / "c.npz")
     with np.load(path) as z:
-        assert set(z.files) == set(CLIP_KEYS)
+        assert set(z.files) == {*CLIP_KEYS, "camera_flow"}
         assert json.loads(str(z["meta"])) == clip.meta
     back = load_clip(path)
     for key in want:

@@ -161,7 +161,7 @@ def hmore_flow_panels(net: Any, model: str) -> tuple[PanelFn, dict[str, str]]:
     from hmore.flow.inference import flow
 
     def panels(name: str, clip: Clip) -> dict[str, np.ndarray]:
-        rep = flow(clip.frames, model=net, masks=clip.masks, device="cpu", progress=False)
+        rep = flow(clip.frames, model=net, masks=clip.masks, keypoints=clip.kp2d, device="cpu", progress=False)
         # (T-1, 2, H, W) -> (T-1, H, W, 2), the panel layout
         return {
             "hmore world flow": rep.world.transpose(0, 2, 3, 1),
@@ -175,8 +175,8 @@ def hmore_flow_panels(net: Any, model: str) -> tuple[PanelFn, dict[str, str]]:
             "panel on the people and stay white on the background."
         ),
         "hmore local flow": (
-            "hmore's local flow: the world flow minus each person's overall motion (the subject network's v_s) "
-            "inside that person, zero elsewhere: the motion of the limbs relative to the body."
+            "hmore's local flow: the world flow minus each person's overall motion (v_s: the pelvis motion of the "
+            "pose) inside that person, zero elsewhere: the motion of the limbs relative to the body."
         ),
     }
     return panels, text

@@ -1,8 +1,9 @@
 """H-MoRe world and local flow of a video, an image folder, a generated clip (.npz, with its exact masks) or a folder
-of videos: writes flow.npz (world, local, subject_velocity, masks), preview.mp4 (frame | world | local) and index.html
-per clip. Streams: memory does not grow with the clip's length. In folder mode, a clip is done when all its outputs
-exist (meta.json, written last, marks it complete); done clips are skipped (resume), and a clip that fails is reported
-and skipped: the others go on, and the command ends with a summary and exit code 1."""
+of videos: writes flow.npz (world, local, subject_velocity, masks, camera), preview.mp4 (frame | world | local |
+camera) and index.html per clip. World flow is relative to the scene: the camera's motion, fitted on the background,
+is removed (--camera). Streams: memory does not grow with the clip's length. In folder mode, a clip is done when all
+its outputs exist (meta.json, written last, marks it complete); done clips are skipped (resume), and a clip that
+fails is reported and skipped: the others go on, and the command ends with a summary and exit code 1."""
 
 from __future__ import annotations
 
@@ -35,12 +36,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masks", default="auto",
                    help="auto (person masks from hmore.priors, else the whole frame), priors, whole, "
                         "or a priors.npz from `hmore priors`")
-    p.add_argument("--float16", action="store_true", help="store world/local flow as float16")
+    p.add_argument("--camera", choices=("homography", "affine", "off"), default="homography",
+                   help="camera compensation: the camera's motion, fitted on the background, is removed from the "
+                        "world flow (default homography; off keeps the optical flow)")
+    p.add_argument("--subject-motion", choices=("pose", "median", "psi"), default="pose",
+                   help="v_s that local flow is relative to: the pelvis of the pose track (default; the median flow "
+                        "where there is no pose), each person's median flow, or the subject network Psi")
+    p.add_argument("--float16", action="store_true", help="store world/local/camera flow as float16")
     p.add_argument("--no-preview", action="store_true", help="skip preview.mp4 and index.html")
     p.add_argument("--shard", default=None, metavar="I/N", help="folder mode: process videos k with k %% N == I")
     p.add_argument("--force", action="store_true", help="recompute clips whose flow.npz exists")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: PyTorch's choice; 1 is faster on a busy machine)")
+                   help="CPU threads for torch and OpenCV (default: theirs, one per core; hmore makes idle OpenMP "
+                        "threads sleep, which on a busy 2-core machine measured fastest: benchmarks/flow_threads.py)")
 
 
 def _preview_frame(pair: object) -> np.ndarray:
@@ -48,9 +56,10 @@ def _preview_frame(pair: object) -> np.ndarray:
 
     world = pair.world.transpose(1, 2, 0)  # (H, W, 2)
     local = pair.local.transpose(1, 2, 0)
-    scale = max(robust_max_magnitude(world), 1.0)  # one scale per pair, shared by world and local
-    return np.concatenate([pair.frame, flow_to_color(world, max_mag=scale), flow_to_color(local, max_mag=scale)],
-                          axis=1)  # (H, 3W, 3)
+    camera = pair.camera_field().transpose(1, 2, 0)
+    scale = max(robust_max_magnitude(world), 1.0)  # one scale per pair, shared by world, local and camera
+    return np.concatenate([pair.frame, flow_to_color(world, max_mag=scale), flow_to_color(local, max_mag=scale),
+                           flow_to_color(camera, max_mag=scale)], axis=1)  # (H, 4W, 3)
 
 
 def process_clip(src: Path, out_dir: Path, args: argparse.Namespace) -> dict:
@@ -61,7 +70,8 @@ def process_clip(src: Path, out_dir: Path, args: argparse.Namespace) -> dict:
     masks = args.masks if args.masks in ("auto", "priors", "whole") else Path(args.masks)
     info: dict = {}
     pairs = iter_flow(src, model=args.model, size=args.size, device=args.device, stride=args.stride, masks=masks,
-                      weights=args.weights, iters=args.iters, info=info)
+                      weights=args.weights, iters=args.iters, info=info, camera=args.camera,
+                      subject_motion=args.subject_motion)
     fps = source_fps(src, args.stride)
     t0 = time.perf_counter()
     first = next(pairs, None)  # the model, masks and first frames are checked before any output is written
@@ -95,17 +105,15 @@ def clip_done(out_dir: Path, *, preview: bool) -> bool:
 def _write_both(out_dir: Path, pairs: object, dtype: str, fps: float, write_video: object) -> int:
     """Write flow.npz and preview.mp4 from one pass over ``pairs`` (at least one): the video writer pulls preview
     frames from a generator that also appends each pair to the npz writer, so nothing is held beyond one pair."""
-    from hmore.flow.inference import StreamingNpzWriter
+    from hmore.flow.inference import StreamingNpzWriter, append_pair, camera_notes_array
 
     writer = StreamingNpzWriter(out_dir / "flow.npz")
     count = {"n": 0}
+    notes: list[str] = []
 
     def preview_frames() -> object:
         for pair in pairs:
-            writer.append("world", pair.world.astype(dtype))
-            writer.append("local", pair.local.astype(dtype))
-            writer.append("subject_velocity", pair.subject_velocity.astype(np.float32))
-            writer.append("masks", pair.mask.astype(np.uint8))
+            append_pair(writer, pair, dtype, notes)
             count["n"] += 1
             yield _preview_frame(pair)
 
@@ -114,7 +122,7 @@ def _write_both(out_dir: Path, pairs: object, dtype: str, fps: float, write_vide
     except BaseException:
         writer.discard()
         raise
-    writer.close(fps=np.float64(fps))
+    writer.close(fps=np.float64(fps), camera_note=camera_notes_array(notes))
     return count["n"]
 
 
@@ -127,7 +135,8 @@ def _write_index(out_dir: Path, meta: dict) -> None:
                     intro="World flow (motion relative to the scene) and local flow (motion relative to each "
                           "subject) from H-MoRe. Colours: Middlebury wheel, white = no motion, one scale per frame "
                           "shared by world and local.")
-    report.add_figure(out_dir / "preview.mp4", "frame | world flow | local flow")
+    report.add_figure(out_dir / "preview.mp4", "frame | world flow | local flow | camera-induced flow (removed from "
+                      "the world flow)")
     rows = [[k, v] for k, v in meta.items() if not isinstance(v, (dict, list))]
     report.add_table(rows, header=["", "value"])
     if meta.get("weights") == "random":
@@ -162,9 +171,9 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         if args.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {args.threads}")
-        import torch
+        from hmore.bench.flow_bench import set_threads
 
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     shard_i, shard_n = parse_shard(args.shard)
     inputs, folder = collect_inputs(args.input)
     if not folder:

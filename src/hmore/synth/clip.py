@@ -13,10 +13,13 @@ key                  dtype      shape             meaning
 ``subject_velocity`` float32    (T-1, P, 2)       displacement of each subject's projected root joint (pixels)
 ``K``                float32    (3, 3)            camera intrinsics (constant over the clip)
 ``meta``             str (0-d)                    JSON: labels per subject, generator version, seed, parameters
+``camera_flow``      float32    (T-1, H, W, 2)    optional: flow of the static scene under the camera's motion
+                                                  alone (:mod:`hmore.synth.camera_flow`); 0 for a static camera
 ===================  =========  ================  ============================================================
 
 The *local* flow of hmore (motion of each subject relative to its own root) is not stored: derive it with
-:func:`local_flow`.
+:func:`local_flow`. The motion relative to the scene is ``flow - camera_flow`` (:meth:`Clip.scene_flow`); clips
+written before ``camera_flow`` existed lack it.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from hmore.synth.body import (
     part_poses,
 )
 from hmore.synth.camera import CAMERA_MOTIONS, CameraTrack, place_camera
+from hmore.synth.camera_flow import camera_induced_flow
 from hmore.synth.identity import Identity, sample_identity
 from hmore.synth.motion_types import Motion
 from hmore.synth.raster import PartSet, Rasteriser
@@ -55,6 +59,7 @@ log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = "hmore.synth/1"
 CLIP_KEYS = ("frames", "flow", "masks", "kp2d", "kp3d", "subject_velocity", "K", "meta")
+OPTIONAL_KEYS = ("camera_flow",)
 CASIA_VIEWS = tuple(float(v) for v in range(0, 181, 18))
 MIN_PERSON_FRACTION = 0.3  # a subject must be at least this fraction of the image height (and >= MIN_PERSON_PX)
 MIN_PERSON_PX = 16
@@ -71,6 +76,9 @@ class Clip:
 
     ``flow_valid`` (T-1, H, W) bool marks pixels whose surface point is still visible at t+1 (not occluded, inside
     the image); it is a by-product of rendering and is not saved (``None`` after :func:`load_clip`).
+    ``camera_flow`` (T-1, H, W, 2) is the camera-induced flow (saved; ``None`` for clips written without it).
+    ``static_background`` (T, H, W) bool marks the static scenery (ground and backdrop, not the people or the moving
+    distractors); a by-product of rendering, not saved (:mod:`hmore.synth.realism` replaces it with photos).
     """
 
     frames: np.ndarray
@@ -82,6 +90,8 @@ class Clip:
     K: np.ndarray
     meta: dict[str, Any]
     flow_valid: np.ndarray | None = None
+    camera_flow: np.ndarray | None = None
+    static_background: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -99,10 +109,16 @@ class Clip:
         """(T-1, H, W, 2) flow relative to each subject's root motion inside its mask, 0 elsewhere."""
         return local_flow(self.flow, self.masks, self.subject_velocity)
 
+    def scene_flow(self) -> np.ndarray | None:
+        """(T-1, H, W, 2) motion relative to the scene, ``flow - camera_flow`` (None without ``camera_flow``)."""
+        return None if self.camera_flow is None else self.flow - self.camera_flow
+
     def arrays(self) -> dict[str, np.ndarray]:
-        """The npz entries (``meta`` as a JSON string)."""
+        """The npz entries (``meta`` as a JSON string; ``camera_flow`` when the clip has it)."""
         out = {k: getattr(self, k) for k in CLIP_KEYS[:-1]}
         out["meta"] = np.array(json.dumps(self.meta, sort_keys=True))
+        if self.camera_flow is not None:
+            out["camera_flow"] = self.camera_flow
         return out
 
     def save(self, path: str | Path) -> Path:
@@ -152,6 +168,10 @@ def check_clip_arrays(arrays: dict[str, np.ndarray], where: str = "clip") -> Non
     P = arrays["kp2d"].shape[1] if arrays["kp2d"].ndim == 4 else -1
     want = {"flow": (T - 1, H, W, 2), "masks": (T, H, W), "kp2d": (T, P, 17, 3), "kp3d": (T, P, 17, 3),
             "subject_velocity": (T - 1, P, 2), "K": (3, 3)}
+    if "camera_flow" in arrays:
+        want["camera_flow"] = (T - 1, H, W, 2)
+        if arrays["camera_flow"].dtype != np.float32:
+            raise InputError(f"{where}: camera_flow must be float32, got {arrays['camera_flow'].dtype}")
     for k, shape in want.items():
         if arrays[k].shape != shape:
             raise InputError(f"{where}: {k} must have shape {shape}, got {arrays[k].shape}")
@@ -178,7 +198,7 @@ def load_clip(path: str | Path) -> Clip:
         meta = json.loads(str(arrays["meta"]))
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: meta is not valid JSON: {exc}") from None
-    return Clip(**{k: arrays[k] for k in CLIP_KEYS[:-1]}, meta=meta)
+    return Clip(**{k: arrays[k] for k in CLIP_KEYS[:-1]}, meta=meta, camera_flow=arrays.get("camera_flow"))
 
 
 # ---- rendering -------------------------------------------------------------------------------------------------
@@ -262,6 +282,7 @@ def render_clip(
     motions: Sequence[Motion] | None = None,
     progress: bool = False,
     camera_distance: float = 1.0,
+    camera_shake: float = 0.0,
 ) -> Clip:
     """Render one clip of ``subjects`` people with exact ground truth.
 
@@ -324,6 +345,8 @@ def render_clip(
     # the clip's arrays (RGB, masks, float32 flow: 12 bytes per pixel and frame) and the rasteriser's per-frame
     # float64 buffers (about 40 per pixel)
     require_memory(int(num_frames) * h * w * 12 + h * w * 40 * 8, f"a clip of {int(num_frames)} frames of {h}x{w}")
+    if not (np.isfinite(camera_shake) and 0.0 <= camera_shake <= 10.0):
+        raise UsageError(f"camera_shake must be within 0-10 degrees, got {camera_shake}")
     for a in actions or ():
         if a not in ACTIONS:
             raise UsageError(f"unknown action {a!r}; known: {', '.join(ACTIONS)}")
@@ -377,6 +400,10 @@ def render_clip(
     fit_pts = (joints[:, :, :, None, :] + pad).reshape(T, -1, 3)  # (T, P*17*7, 3)
     camera, dist, fit_dist = place_camera(fit_pts, size=(h, w), fov_deg=fov_deg, elevation_deg=elevation_deg,
                                           motion=camera_motion, distance_scale=float(camera_distance))
+    if camera_shake > 0:
+        from hmore.synth.realism import shake_camera
+
+        camera = shake_camera(camera, np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x5A4E]), float(camera_shake))
     tallest = max(p.height for p in people)
     person_px = camera.K[1, 1] * tallest / (fit_dist * float(camera_distance) + 0.5)
     need_px = max(MIN_PERSON_PX, MIN_PERSON_FRACTION * h / float(camera_distance))
@@ -406,7 +433,7 @@ def render_clip(
 
     # ---- render
     ras = Rasteriser(parts=parts, background=background, camera=camera, shading=shading)
-    frames, masks, depth, flow, valid = _render_frames(ras, progress=progress)
+    frames, masks, depth, flow, valid, static = _render_frames(ras, progress=progress)
 
     kp3d, kp2d, vel = _keypoints(camera, joints, bodies, frame_sets, masks, depth)
     meta = {
@@ -419,12 +446,14 @@ def render_clip(
         "params": clip_params(size=(h, w), num_frames=T, subjects=P, actions=actions, conditions=conditions,
                               views=views, identities=identities, camera_motion=camera_motion, shading=shading,
                               distractors=distractors, bvh=bvh, fps=fps, overlap=overlap, fov_deg=fov_deg,
-                              elevation_deg=elevation_deg, camera_distance=camera_distance),
+                              elevation_deg=elevation_deg, camera_distance=camera_distance,
+                              camera_shake=camera_shake),
         "identities": [_jsonable(asdict(p)) for p in people],
         "camera": {"distance": dist, "person_px": float(person_px)},
     }
     return Clip(frames=frames, flow=flow, masks=masks, kp2d=kp2d, kp3d=kp3d, subject_velocity=vel,
-                K=camera.K.astype(np.float32), meta=meta, flow_valid=valid)
+                K=camera.K.astype(np.float32), meta=meta, flow_valid=valid,
+                camera_flow=camera_induced_flow(camera, depth), static_background=static)
 
 
 def clip_params(
@@ -432,7 +461,7 @@ def clip_params(
     conditions: Sequence[str] | None, views: Sequence[float] | None, camera_motion: str, shading: bool,
     identities: Sequence[int | Identity] | None = None,
     distractors: int, bvh: str | Path | None, fps: float, overlap: float, fov_deg: float, elevation_deg: float,
-    camera_distance: float = 1.0, **_: Any,
+    camera_distance: float = 1.0, camera_shake: float = 0.0, **_: Any,
 ) -> dict[str, Any]:
     """The ``params`` entry of a clip's meta (JSON types) for these :func:`render_clip` arguments."""
     return {
@@ -446,6 +475,7 @@ def clip_params(
         "shading": bool(shading), "distractors": int(distractors), "bvh": None if bvh is None else Path(bvh).name,
         "fps": float(fps), "overlap": float(overlap), "fov_deg": float(fov_deg), "elevation_deg": float(elevation_deg),
         "camera_distance": float(camera_distance),
+        **({"camera_shake": float(camera_shake)} if camera_shake else {}),
     }
 
 
@@ -463,9 +493,9 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 
 def _render_frames(
     ras: Rasteriser, *, progress: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every frame of a scene: frames (T, H, W, 3) uint8, masks (T, H, W) uint8, depth (T, H, W) float32,
-    flow (T-1, H, W, 2) float32 and its visibility at t+1 (T-1, H, W) bool."""
+    flow (T-1, H, W, 2) float32, its visibility at t+1 (T-1, H, W) bool, and the static scenery (T, H, W) bool."""
     T = ras.camera.num_frames
     h, w = ras.camera.size
     frames = np.empty((T, h, w, 3), dtype=np.uint8)
@@ -473,16 +503,18 @@ def _render_frames(
     depth = np.empty((T, h, w), dtype=np.float32)
     flow = np.empty((T - 1, h, w, 2), dtype=np.float32)
     valid = np.zeros((T - 1, h, w), dtype=bool)
+    static = np.zeros((T, h, w), dtype=bool)
     depth_next_prev = None  # depth at t of the points seen at t-1
     for t in tqdm(range(T), desc="render", unit="frame", disable=not progress, leave=False):
         fr = ras.render(t, with_flow=t + 1 < T)
         frames[t], masks[t], depth[t] = fr.image, fr.owner, fr.depth
+        static[t] = fr.part < 0  # ground or backdrop
         if depth_next_prev is not None:
             valid[t - 1] = _still_visible(flow[t - 1], depth_next_prev, fr.depth)
         if fr.flow is not None:
             flow[t] = fr.flow
             depth_next_prev = fr.depth_next
-    return frames, masks, depth, flow, valid
+    return frames, masks, depth, flow, valid, static
 
 
 def _still_visible(flow: np.ndarray, z_next: np.ndarray, depth_next: np.ndarray, tol: float = 0.03) -> np.ndarray:
