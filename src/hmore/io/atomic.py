@@ -67,16 +67,25 @@ LOW_SPACE = 1 << 20  # bytes: a write that fails with less than this free failed
 
 
 def as_disk_full(path: str | Path, exc: BaseException) -> OSError | None:
-    """``OSError(ENOSPC)`` naming ``path`` when a writer that reports failures in its own way (torch.save's
-    ``RuntimeError``, safetensors' ``SafetensorError``) failed on a full device, else None."""
+    """``OSError`` naming ``path`` when a writer that reports failures in its own way (torch.save's ``RuntimeError``,
+    safetensors' ``SafetensorError``) failed for want of room: ``ENOSPC`` on a full device, ``EFBIG`` when the
+    process runs under a file-size limit (``ulimit -f``); else None."""
     folder = Path(path).parent
     try:
         free = shutil.disk_usage(folder if folder.exists() else Path.cwd()).free
     except OSError:
         return None
-    if free >= LOW_SPACE:
-        return None
-    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    code = errno.ENOSPC if free < LOW_SPACE else None
+    if code is None:
+        try:
+            import resource
+        except ImportError:  # pragma: no cover - not on POSIX
+            return None
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        code = errno.EFBIG
+    full = OSError(code, os.strerror(code), str(path))
     full.__cause__ = exc
     return full
 
