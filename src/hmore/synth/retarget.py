@@ -159,9 +159,10 @@ def _trunk_frames(j: np.ndarray) -> dict[str, np.ndarray]:
     pelvis = np.stack([x, y, np.cross(x, y)], axis=-1)
     chest = _frame_from_yx(j[:, NECK] - j[:, BELLY], j[:, LSHO] - j[:, RSHO])
     # head: the bisector of neck -> nose and neck -> head top, so that a face whose angle there differs from the
-    # rig's (definitions of the "nose" vary between sources) shares the error between the two
+    # rig's (definitions of the "nose" vary between sources) shares the error between the two; the shoulder line
+    # steadies its sideways axis when the three points are nearly in line (H36M's joint 9 often is)
     up, fwd = _unit(j[:, HEAD] - j[:, NECK]), _unit(j[:, NOSE] - j[:, NECK])
-    head = _frame_from_yx(up + fwd, np.cross(up + fwd, fwd - up))
+    head = _frame_from_yx(up + fwd, 2.0 * np.cross(up, fwd) + 0.1 * _unit(j[:, LSHO] - j[:, RSHO]))
     return {"pelvis": pelvis, "chest": chest, "head": head}
 
 
