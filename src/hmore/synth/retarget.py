@@ -290,3 +290,40 @@ def retarget_error(body: SkinnedBody, reg: JointRegressor, pose: RigPose, joints
     target = relength(np.asarray(joints, dtype=np.float64), h36m_bone_lengths(rest_joints(body, reg)))
     got = regress(body, reg, forward_kinematics(body, pose))
     return np.linalg.norm(got - target, axis=-1)
+
+
+def rig_groups(roles: RigRoles) -> tuple[tuple[str, ...], ...]:
+    """The bone groups that :func:`retarget_h36m` gives one rotation each (24 for Anny): the root with the pelvis,
+    each spine and neck bone, the head, then per side (left first) each clavicle bone, the upper arm, the forearm
+    with the hand, the thigh, the shin and the foot. A pose is fully given by these rotations and the root
+    position; every other bone keeps its rest angle to its parent."""
+    groups: list[tuple[str, ...]] = [(roles.root, *roles.pelvis)]
+    groups += [(b,) for b in roles.spine] + [(b,) for b in roles.neck] + [(roles.head,)]
+    for s in (0, 1):
+        groups += [(b,) for b in roles.clavicle[s]]
+        groups += [roles.upper_arm[s], roles.forearm[s] + roles.hand[s], roles.thigh[s], roles.shin[s],
+                   roles.foot[s]]
+    return tuple(groups)
+
+
+def bone_groups(body: SkinnedBody, groups: tuple[tuple[str, ...], ...]) -> np.ndarray:
+    """(J,) the group of every bone: its own, or its nearest grouped ancestor's."""
+    out = np.full(body.num_bones, -1, dtype=np.int64)
+    for g, names in enumerate(groups):
+        for n in names:
+            out[body.bone(n)] = g
+    if out[0] < 0:
+        raise ValueError("bone_groups: the root bone must belong to a group")
+    for c in range(1, body.num_bones):
+        if out[c] < 0:
+            out[c] = out[body.parents[c]]
+    return out
+
+
+def mirror_groups(groups: tuple[tuple[str, ...], ...]) -> np.ndarray:
+    """(G,) the index of each group's mirror image (left <-> right; Anny's ``.L`` / ``.R`` suffixes)."""
+    def swap(name: str) -> str:
+        return name[:-2] + {".L": ".R", ".R": ".L"}[name[-2:]] if name[-2:] in (".L", ".R") else name
+
+    index = {frozenset(g): k for k, g in enumerate(groups)}
+    return np.array([index[frozenset(swap(n) for n in g)] for g in groups])
