@@ -10,21 +10,14 @@ OUT/index.html. Needs the body extra (anny).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from hmore.commands.lift import _size
+from hmore.commands.lift import add_input_arguments
 
 HELP = "regress Anny body meshes from 2D keypoints (file, generated clip or video)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", type=Path, help="keypoint file/folder, generated clip .npz or video")
-    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--weights", default=None, help="shipped weights name (default: dstformer_mesh_cpu)")
-    src.add_argument("--checkpoint", type=Path, default=None, help="a training run folder or checkpoint instead")
-    p.add_argument("--size", type=_size, default=None, help="image size WxH when the file does not give it")
-    p.add_argument("--fps", type=float, default=None, help="frame rate when the file does not give it")
+    add_input_arguments(p, default_weights="dstformer_mesh_cpu")
     p.add_argument("--obj-frame", type=int, default=None, help="frame written as .obj (default: the middle one)")
     p.add_argument("--focal", type=float, default=None, help="focal length in pixels (default: the longer side)")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="skip test-time flip averaging")

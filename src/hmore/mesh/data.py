@@ -61,7 +61,7 @@ class MeshSample:
 def _posed(person, motion, name: str, groups_first: list[int]) -> PosedClip:
     from hmore.synth.anny_body import pose_anny
 
-    p = pose_anny(person, motion, "normal")
+    p = pose_anny(person, motion, "normal", with_vertices=False)
     return PosedClip(name=name, rot=p.pose.rot[:, groups_first].astype(np.float32),
                      phenotype=person.phenotype.values().astype(np.float32), coco=p.coco.astype(np.float32),
                      joints=p.motion.joints.astype(np.float32), fps=float(motion.fps))

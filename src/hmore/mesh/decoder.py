@@ -12,6 +12,7 @@ Only the vertices asked for are skinned (training uses a fixed subset, evaluatio
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -168,6 +169,7 @@ class BodyDecoder(nn.Module):
         return Decoded(vertices=posed - root, joints=joints - root)
 
 
+@functools.lru_cache(maxsize=2)
 def anny_decoder(*, train_vertices: int = 1000, seed: int = 0) -> BodyDecoder:
     """The :class:`BodyDecoder` of Anny with :data:`hmore.synth.anny_body.ANNY_ROLES` groups.
 
@@ -177,6 +179,8 @@ def anny_decoder(*, train_vertices: int = 1000, seed: int = 0) -> BodyDecoder:
         (The nose and head-top joints move rigidly with the head bone: exact up to the few face vertices whose skin
         weights also follow the neck.)
         seed: seed of the subset.
+
+    Built once per process and arguments (cached: do not modify it).
     """
     from hmore.synth.anny_body import ANNY_ROLES, Phenotype, anny_body, h36m_regressor
     from hmore.synth.retarget import bone_groups, rig_groups

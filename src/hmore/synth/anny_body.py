@@ -398,7 +398,7 @@ class PosedAnny:
 
     Attributes:
         body: the dressed body. pose: its :class:`RigPose`.
-        vertices: (T, V, 3) posed vertices (world).
+        vertices: (T, V, 3) posed vertices (world), or None when not asked for.
         motion: the motion of the body's own H36M-17 joints (same name and facing as the source).
         coco: (T, 17, 3) world COCO-17 keypoints from Anny's regressor.
         materials: one :class:`Material` per region (:data:`REGIONS`).
@@ -408,7 +408,7 @@ class PosedAnny:
 
     body: SkinnedBody
     pose: RigPose
-    vertices: np.ndarray
+    vertices: np.ndarray | None
     motion: Motion
     coco: np.ndarray
     materials: tuple[Material, ...]
@@ -428,15 +428,16 @@ def _materials(capsule: Body, identity: Identity) -> tuple[Material, ...]:
     return tuple(by_region[r] for r in range(len(REGIONS)))
 
 
-def pose_anny(person: AnnyPerson, motion: Motion, condition: str) -> PosedAnny:
-    """Retarget ``motion`` (H36M joints of the identity's skeleton) onto the person's Anny body and skin it."""
+def pose_anny(person: AnnyPerson, motion: Motion, condition: str, *, with_vertices: bool = True) -> PosedAnny:
+    """Retarget ``motion`` (H36M joints of the identity's skeleton) onto the person's Anny body and skin it
+    (``with_vertices=False``: joints and keypoints only, ``vertices`` is None)."""
     body = anny_body(person.phenotype, person.outfit)
     reg, rest = _h36m(person.phenotype)
     pose = retarget_h36m(body, ANNY_ROLES, reg, motion.joints, rest=rest)
     transforms = forward_kinematics(body, pose)
-    verts = skin(body, transforms)
-    joints = regress(body, reg, transforms, vertices=verts)
-    coco = regress(body, coco_regressor(body), transforms, vertices=verts)
+    verts = skin(body, transforms) if with_vertices else None
+    joints = regress(body, reg, transforms)
+    coco = regress(body, coco_regressor(body), transforms)
     posed = Motion(joints=joints, fps=motion.fps, name=motion.name, face=motion.face)
     capsule = build_body(person.identity, condition, measure_bones(joints))
     accessories = tuple(p for p in capsule.parts if p.name in ("bag", "coat_hem"))

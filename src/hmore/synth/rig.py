@@ -186,20 +186,23 @@ def skin(body: SkinnedBody, transforms: np.ndarray, vertex_index: np.ndarray | N
     return (np.einsum("vtik,vk->tvi", blend[..., :3], rest) + blend[..., 3].transpose(1, 0, 2))
 
 
-def regress(body: SkinnedBody, reg: JointRegressor, transforms: np.ndarray,
-            matrix: scipy.sparse.csr_matrix | None = None, vertices: np.ndarray | None = None) -> np.ndarray:
-    """(T, K, 3) joints of ``reg`` for poses given by their FK ``transforms`` (T, J, 3, 4); ``vertices`` (T, V, 3)
-    are the posed vertices when already skinned (otherwise only the vertices ``reg`` uses are skinned)."""
+def regress(body: SkinnedBody, reg: JointRegressor, transforms: np.ndarray) -> np.ndarray:
+    """(T, K, 3) joints of ``reg`` for poses given by their FK ``transforms`` (T, J, 3, 4).
+
+    Exact without skinning a vertex: a blend of skinned vertices is ``sum_j A_j m_kj`` with the bone moments
+    ``m_kj = sum_v w_kv W_vj (x_v, 1)`` (regressor weights w, skin weights W, rest vertices x), which are computed once
+    per call from the rest mesh.
+    """
     heads = posed_heads(body, transforms)  # (T, J, 3)
     out = np.einsum("kj,tjc->tkc", reg.head_weights, heads)
-    used = reg.used_vertices
-    if used.size:
-        verts = skin(body, transforms, used, matrix) if vertices is None else vertices[:, used]  # (T, U, 3)
-        T, U = verts.shape[:2]
+    if reg.used_vertices.size:
         k, s = reg.vertex_index.shape
         w = scipy.sparse.csr_matrix((reg.vertex_weight.reshape(-1), (np.repeat(np.arange(k), s),
-                                     np.searchsorted(used, reg.vertex_index).reshape(-1))), shape=(k, U))
-        out += (w @ verts.transpose(1, 0, 2).reshape(U, T * 3)).reshape(k, T, 3).transpose(1, 0, 2)
+                                     reg.vertex_index.reshape(-1))), shape=(k, len(body.vertices)))
+        skin_w = body.skin_matrix()
+        rest_h = np.concatenate([body.vertices, np.ones((len(body.vertices), 1))], axis=1)  # (V, 4)
+        moments = np.stack([(w.multiply(rest_h[:, c][None]) @ skin_w).toarray() for c in range(4)], axis=-1)
+        out += np.einsum("tjab,kjb->tka", transforms, moments)  # (K, J, 4) moments
     return out
 
 
