@@ -84,6 +84,7 @@ class FlowDataConfig:
         eval_clips: held-out generated clips for evaluation (seeds >= HELD_OUT_SEED_BASE; 0 = no evaluation).
         eval_size: (H, W) of the evaluation clips.
         leak_dilation: pixels by which the person masks are dilated before measuring background leakage.
+        body: body model of generated clips, ``capsule`` or ``anny`` (``hmore.synth.clip.BODIES``).
     """
 
     source: Literal["generate", "folder"] = "generate"
@@ -106,6 +107,7 @@ class FlowDataConfig:
     eval_clips: int = 8
     eval_size: tuple[int, int] = (192, 256)
     leak_dilation: int = 5
+    body: str = "capsule"
 
 
 @dataclass(frozen=True)
@@ -335,6 +337,7 @@ def render_params(data: FlowDataConfig, rng: np.random.Generator) -> dict[str, A
         "overlap": float(rng.uniform(0.0, data.max_overlap)) if subjects > 1 else 0.0,
         "shading": bool(rng.random() < data.shading_prob),
         "fps": float(rng.uniform(data.fps[0], data.fps[1])),
+        "body": data.body,
     }
 
 

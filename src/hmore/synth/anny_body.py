@@ -176,11 +176,6 @@ def _anny() -> _AnnyStatic:
     )
 
 
-def anny_version() -> str:
-    """The installed anny version (loads the model)."""
-    return _anny().version
-
-
 @functools.lru_cache(maxsize=64)
 def _rest(phenotype: Phenotype) -> tuple[np.ndarray, np.ndarray]:
     """Rest vertices (V, 3) and bone heads (J, 3) of a phenotype, hmore axes, rounded to 0.1 micrometre (so that the
@@ -455,10 +450,3 @@ def mesh_tracks(posed: list[PosedAnny]) -> list[MeshTrack]:
 def relengthed_target(person: AnnyPerson, joints: np.ndarray) -> np.ndarray:
     """``joints`` (T, 17, 3) given the person's Anny bone lengths (what :func:`pose_anny` aims at)."""
     return relength(joints, h36m_bone_lengths(_h36m(person.phenotype)[1]))
-
-
-__all__ = [
-    "ANNY_ROLES", "AnnyPerson", "Outfit", "Phenotype", "PosedAnny", "REGIONS", "RigPose", "anny_body",
-    "anny_person", "coco_regressor", "h36m_regressor", "measured_identity", "pose_anny", "sample_outfit",
-    "sample_phenotype",
-]
