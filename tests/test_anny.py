@@ -3,7 +3,6 @@ blend-shape cache, about 3 minutes, once; no Warp kernel is ever compiled: hmore
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +23,11 @@ from hmore.synth.anny_body import (  # noqa: E402
     pose_anny,
     sample_phenotype,
 )
+from hmore.synth.checks import warp_error as warp_ratio  # noqa: E402
 from hmore.synth.clip import load_clip, render_clip  # noqa: E402
 from hmore.synth.identity import sample_identity  # noqa: E402
 from hmore.synth.motion import generate_motion  # noqa: E402
 from hmore.synth.retarget import rest_joints, retarget_error, retarget_h36m  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_synth import warp_ratio  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
