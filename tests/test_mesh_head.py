@@ -171,3 +171,13 @@ def test_mesh_command_writes_meshes_obj_and_preview(decoder, tmp_path: Path) -> 
     assert sum(line.startswith("v ") for line in obj) == 13718 and sum(line.startswith("f ") for line in obj) == 27420
     assert (out / "preview.mp4").stat().st_size > 0 and (out / "index.html").is_file()
     assert cli_main(["mesh", str(clip_path), "-o", str(out), "--checkpoint", str(ckpt), "--obj-frame", "9"]) == 2
+
+
+def test_area_weighted_mpve_by_hand() -> None:
+    a = torch.zeros(1, 3, 3)
+    b = a.clone()
+    b[0, 0, 0] = 1.0  # only vertex 0 is off, by 1
+    assert float(mpve(a, b)) == pytest.approx(1 / 3)
+    assert float(mpve(a, b, torch.tensor([2.0, 1.0, 1.0]))) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="weights"):
+        mpve(a, b, torch.ones(2))

@@ -96,6 +96,7 @@ class BodyDecoder(nn.Module):
         self.register_buffer("train_vertices", torch.as_tensor(train_vertices, dtype=torch.long), persistent=False)
         self.num_vertices = int(shape.template.shape[0])
         self.faces = np.asarray(body.faces, dtype=np.int32)  # (F, 3) the topology
+        self.register_buffer("vertex_area", torch.as_tensor(_vertex_areas(body), dtype=f32), persistent=False)
         self.num_groups = int(group_of_bone.max()) + 1
         parents = np.asarray(body.parents)
         self.register_buffer("parents", torch.as_tensor(parents, dtype=torch.long), persistent=False)
@@ -169,6 +170,13 @@ class BodyDecoder(nn.Module):
         return Decoded(vertices=posed - root, joints=joints - root)
 
 
+def _vertex_areas(body: SkinnedBody) -> np.ndarray:
+    """(V,) each vertex's share of the rest surface (a third of each adjacent triangle), m^2."""
+    tri = body.vertices[body.faces]
+    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+    return np.bincount(body.faces.reshape(-1), weights=np.repeat(area / 3, 3), minlength=len(body.vertices))
+
+
 @functools.lru_cache(maxsize=2)
 def anny_decoder(*, train_vertices: int = 1000, seed: int = 0) -> BodyDecoder:
     """The :class:`BodyDecoder` of Anny with :data:`hmore.synth.anny_body.ANNY_ROLES` groups.
@@ -193,9 +201,7 @@ def anny_decoder(*, train_vertices: int = 1000, seed: int = 0) -> BodyDecoder:
         if reg.vertex_weight[j].sum() > 0:
             np.add.at(face_weight[j], reg.vertex_index[j], reg.vertex_weight[j])
             face_bone[j] = body.bone("head")
-    tri = body.vertices[body.faces]
-    area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    per_vertex = np.bincount(body.faces.reshape(-1), weights=np.repeat(area / 3, 3), minlength=len(body.vertices))
+    per_vertex = _vertex_areas(body)
     rng = np.random.default_rng([seed, 0x5EB])
     subset = np.sort(rng.choice(len(body.vertices), size=train_vertices, replace=False,
                                 p=per_vertex / per_vertex.sum()))

@@ -5,7 +5,8 @@ action and CMU mocap, random cameras, MotionBERT noise and masking; held out: ot
 another CMU take. The backbone starts from the shipped lifter (``dstformer_cpu``) unless told otherwise. Loss
 (:mod:`hmore.losses.mesh`) on meshes decoded from predicted and true parameters by the same
 :class:`~hmore.mesh.decoder.BodyDecoder` (a fixed vertex subset while training, every vertex when evaluating).
-Evaluation: MPVE and MPJPE (root-aligned, mm) of the decoded meshes, with noisy and clean 2D input.
+Evaluation: MPVE (per vertex, and weighted by surface area) and MPJPE (root-aligned, mm) of the decoded meshes, with
+noisy and clean 2D input.
 """
 
 from __future__ import annotations
@@ -227,17 +228,19 @@ class MeshTask:
         dev = next(model.parameters()).device
         out: dict[str, float] = {}
         for name, s in self.eval_set().items():
-            v_err, j_err, ph_err, n = 0.0, 0.0, 0.0, 0
+            v_err, va_err, j_err, ph_err, n = 0.0, 0.0, 0.0, 0.0, 0
             for i in range(0, len(s["x"]), 4):
                 pred = model(s["x"][i : i + 4].to(dev))
                 p = dec(pred.rot.float().cpu(), pred.phenotype.float().cpu(), "all")
                 t = dec(s["rot"][i : i + 4], s["phenotype"][i : i + 4], "all")
                 k = len(s["x"][i : i + 4])
                 v_err += k * float(mpve(p.vertices, t.vertices))
+                va_err += k * float(mpve(p.vertices, t.vertices, dec.vertex_area))
                 j_err += k * float(mpjpe(p.joints, t.joints))
                 ph_err += k * float((pred.phenotype.cpu() - s["phenotype"][i : i + 4]).abs().mean())
                 n += k
             out[f"{name}_mpve_mm"] = 1000 * v_err / n
+            out[f"{name}_mpve_area_mm"] = 1000 * va_err / n  # weighted by each vertex's share of the surface
             out[f"{name}_mpjpe_mm"] = 1000 * j_err / n
             out[f"{name}_phenotype_mae"] = ph_err / n
         return out
