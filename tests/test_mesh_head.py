@@ -181,3 +181,18 @@ def test_area_weighted_mpve_by_hand() -> None:
     assert float(mpve(a, b, torch.tensor([2.0, 1.0, 1.0]))) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="weights"):
         mpve(a, b, torch.ones(2))
+
+
+@pytest.mark.slow
+def test_shipped_mesh_weights_fit_held_out_people(decoder) -> None:
+    """The shipped dstformer_mesh_cpu on other people than it saw: far below the rest pose's error (about 1 m)."""
+    import hmore
+    from hmore.mesh.data import posed_clips
+    from hmore.mesh.task import MeshDataConfig, MeshRunConfig, MeshTask
+
+    held = posed_clips(identities=range(2), actions=["walk", "wave_one"], num_frames=60, seed=1)  # the held-out seed
+    task = MeshTask(config=MeshRunConfig(data=MeshDataConfig(eval_clips=8)), clips=([], {"gen": held}),
+                    decoder=decoder)
+    metrics = task.evaluate(hmore.load_model("dstformer_mesh_cpu"))
+    print({k: round(v, 1) for k, v in metrics.items()})
+    assert metrics["gen_mpve_mm"] < 160 and metrics["gen_mpjpe_mm"] < 120

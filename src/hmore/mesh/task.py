@@ -119,19 +119,24 @@ class MeshTask:
         self._cfg = SampleConfig(camera=d.camera, noise=d.noise, flip_prob=d.flip_prob)
 
     # ---- data ---------------------------------------------------------------------------------------------------
+    def _load_held_out(self) -> dict[str, list[PosedClip]]:
+        """The held-out clips by set name: other people (``seed + 1``) playing every action, and the test BVHs."""
+        d = self.config.data
+        held = {"gen": posed_clips(identities=range(d.test_identities), actions=list(d.actions) or None,
+                                   num_frames=d.motion_frames, headings=1, seed=d.seed + 1, fps=d.fps)}
+        bvh_test = _paths(d.bvh_test)
+        if bvh_test:
+            held["bvh"] = posed_clips(identities=range(d.test_identities), actions=(), seed=d.seed + 1, fps=d.fps,
+                                      bvh=bvh_test)
+        return held
+
     def _load(self) -> tuple[list[PosedClip], dict[str, list[PosedClip]]]:
         if self._clips is None:
             d = self.config.data
-            acts = list(d.actions) or None
-            train = posed_clips(identities=range(d.train_identities), actions=acts, num_frames=d.motion_frames,
-                                headings=d.headings, seed=d.seed, fps=d.fps, bvh=_paths(d.bvh_train))
-            gen = posed_clips(identities=range(d.test_identities), actions=acts, num_frames=d.motion_frames,
-                              headings=1, seed=d.seed + 1, fps=d.fps)
-            held = {"gen": gen}
-            bvh_test = _paths(d.bvh_test)
-            if bvh_test:
-                held["bvh"] = posed_clips(identities=range(d.test_identities), actions=(), seed=d.seed + 1,
-                                          fps=d.fps, bvh=bvh_test)
+            train = posed_clips(identities=range(d.train_identities), actions=list(d.actions) or None,
+                                num_frames=d.motion_frames, headings=d.headings, seed=d.seed, fps=d.fps,
+                                bvh=_paths(d.bvh_train))
+            held = self._load_held_out()
             self._clips = (train, held)
             log.info("mesh data: %d training clips, held out: %s", len(train), {k: len(v) for k, v in held.items()})
         return self._clips
