@@ -27,14 +27,19 @@ def image_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_input_arguments(p: argparse.ArgumentParser, *, default_weights: str) -> None:
+    """The input, output and model options that ``hmore lift`` and ``hmore mesh`` share."""
     p.add_argument("input", type=Path, help="keypoint file/folder, generated clip .npz or video")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--weights", default=None, help="shipped weights name (default: dstformer_cpu)")
+    src.add_argument("--weights", default=None, help=f"shipped weights name (default: {default_weights})")
     src.add_argument("--checkpoint", type=Path, default=None, help="a training run folder or checkpoint instead")
     p.add_argument("--size", type=image_size, default=None, help="image size WxH when the file does not give it")
     p.add_argument("--fps", type=float, default=None, help="frame rate when the file does not give it")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_input_arguments(p, default_weights="dstformer_cpu")
     p.add_argument("--clip", default=None,
                    help="clip (pyskl pickle) or video (PoseTrack-style file) to lift, by name or index")
     p.add_argument("--window", type=int, default=None, help="frames per window (default: the model's maximum)")

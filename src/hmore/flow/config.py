@@ -71,6 +71,7 @@ class FlowDataConfig:
         stabilise: the share of samples treated as inference does with camera compensation: fit the camera's motion to
             OpenCV DIS on the background, warp frame t+1 onto frame t's view and move the ground truth, the
             keypoints at t+1 and the subject motion with it (:mod:`hmore.flow.camera`).
+        body: body model of generated clips, ``capsule`` or ``anny`` (``hmore.synth.clip.BODIES``).
     """
 
     source: Literal["generate", "folder"] = "generate"
@@ -100,6 +101,7 @@ class FlowDataConfig:
     real_max_side: int = 0
     crop_on_people: bool = False
     stabilise: float = 0.0
+    body: str = "capsule"
 
 
 @dataclass(frozen=True)

@@ -214,6 +214,8 @@ def render_params(data: FlowDataConfig, rng: np.random.Generator) -> dict[str, A
         "shading": bool(rng.random() < data.shading_prob),
         "fps": float(rng.uniform(data.fps[0], data.fps[1])),
     }
+    if data.body != "capsule":  # only when asked: capsule streams unchanged
+        params["body"] = data.body
     if data.shake_prob > 0 and rng.random() < data.shake_prob:  # drawn only when asked: older streams unchanged
         params["camera_shake"] = float(rng.uniform(*data.camera_shake))
     return params

@@ -60,8 +60,11 @@ class Tracks2D:
 
 
 def load_lifter(*, weights: str | None = None, checkpoint: str | Path | None = None,
-                device: str = "cpu") -> torch.nn.Module:
-    """The lifter to use: shipped weights by name (default ``dstformer_cpu``) or a training run/checkpoint."""
+                device: str = "cpu", kinds: tuple[type, ...] | None = None, what: str | None = None) -> torch.nn.Module:
+    """The lifter to use: shipped weights by name (default ``dstformer_cpu``) or a training run/checkpoint.
+
+    ``kinds`` are the accepted model classes (default: the 2D-to-3D lifters), ``what`` names them in the error.
+    """
     if checkpoint is not None:
         from hmore.train.checkpoint import load_weights_into, read_metadata, resolve_checkpoint
         from hmore.weights import build_model_from_config
@@ -71,24 +74,25 @@ def load_lifter(*, weights: str | None = None, checkpoint: str | Path | None = N
         if not isinstance(cfg, dict):
             raise InputError(f"checkpoint {path} carries no model_config")
         model = build_model_from_config(cfg, source=str(path))
-        _check_is_lifter(model, f"checkpoint {path}")
+        _check_kind(model, f"checkpoint {path}", kinds, what)
         load_weights_into(model, path)
         return model.to(device).eval()
     from hmore.weights import load_model
 
     name = weights or DEFAULT_WEIGHTS
     model = load_model(name, device=device)
-    _check_is_lifter(model, f"weights {name!r}")
+    _check_kind(model, f"weights {name!r}", kinds, what)
     return model
 
 
-def _check_is_lifter(model: torch.nn.Module, source: str) -> None:
-    from hmore.models.motion.baselines import MLPLifter, TCNLifter
-    from hmore.models.motion.dstformer import DSTformer
+def _check_kind(model: torch.nn.Module, source: str, kinds: tuple[type, ...] | None, what: str | None) -> None:
+    if kinds is None:
+        from hmore.models.motion.baselines import MLPLifter, TCNLifter
+        from hmore.models.motion.dstformer import DSTformer
 
-    if not isinstance(model, (DSTformer, MLPLifter, TCNLifter)):
-        raise InputError(f"{source} hold a {type(model).__name__}, not a 2D-to-3D lifter (DSTformer, MLP or TCN "
-                         "lifter)")
+        kinds, what = (DSTformer, MLPLifter, TCNLifter), "a 2D-to-3D lifter (DSTformer, MLP or TCN lifter)"
+    if not isinstance(model, kinds):
+        raise InputError(f"{source} hold a {type(model).__name__}, not {what or ' / '.join(k.__name__ for k in kinds)}")
 
 
 def read_tracks(path: str | Path, *, size: tuple[int, int] | None = None, fps: float | None = None,

@@ -51,6 +51,7 @@ from hmore.synth.body import (
 from hmore.synth.camera import CAMERA_MOTIONS, CameraTrack, place_camera
 from hmore.synth.camera_flow import camera_induced_flow
 from hmore.synth.identity import Identity, sample_identity
+from hmore.synth.mesh_raster import MeshRasteriser
 from hmore.synth.motion_types import Motion
 from hmore.synth.raster import PartSet, Rasteriser
 from hmore.synth.scene import make_background, make_distractors
@@ -58,6 +59,7 @@ from hmore.synth.scene import make_background, make_distractors
 log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = "hmore.synth/1"
+BODIES = ("capsule", "anny")  # body models: articulated capsules (default), Anny meshes (hmore.synth.anny_body)
 CLIP_KEYS = ("frames", "flow", "masks", "kp2d", "kp3d", "subject_velocity", "K", "meta")
 OPTIONAL_KEYS = ("camera_flow",)
 CASIA_VIEWS = tuple(float(v) for v in range(0, 181, 18))
@@ -233,13 +235,13 @@ def _body_partset(body: Body, rot: np.ndarray, centre: np.ndarray, owner: int) -
     n = body.num_parts
     return PartSet(
         kind=np.array([KIND_CODES[p.kind] for p in body.parts], dtype=np.int8),
-        half=np.array([p.half for p in body.parts], dtype=np.float64),
+        half=np.array([p.half for p in body.parts], dtype=np.float64).reshape(n, 3),
         rot=rot,
         centre=centre,
         owner=np.full(n, owner, dtype=np.int32),
         pattern=np.array([PATTERN_CODES[p.material.pattern] for p in body.parts], dtype=np.int8),
-        colour=np.array([p.material.colour for p in body.parts], dtype=np.float64),
-        colour2=np.array([p.material.colour2 for p in body.parts], dtype=np.float64),
+        colour=np.array([p.material.colour for p in body.parts], dtype=np.float64).reshape(n, 3),
+        colour2=np.array([p.material.colour2 for p in body.parts], dtype=np.float64).reshape(n, 3),
         scale=np.array([p.material.scale for p in body.parts], dtype=np.float64),
         seed=np.array([p.material.seed for p in body.parts], dtype=np.int64),
     )
@@ -283,6 +285,7 @@ def render_clip(
     progress: bool = False,
     camera_distance: float = 1.0,
     camera_shake: float = 0.0,
+    body: str = "capsule",
 ) -> Clip:
     """Render one clip of ``subjects`` people with exact ground truth.
 
@@ -312,6 +315,9 @@ def render_clip(
         camera_distance: the camera stands this many times farther than the closest distance that keeps everyone
             in view (>= 1): people shrink by about that factor while the image keeps its size (far camera, small
             people). The smallest-person check is relaxed by the same factor.
+        body: ``capsule`` (rigid ellipsoids and boxes) or ``anny`` (skinned Anny meshes: each identity gets a
+            phenotype and an outfit, its motion is retargeted onto the mesh; needs the ``body`` extra, see
+            :mod:`hmore.synth.anny_body`).
 
     Returns:
         The :class:`Clip`.
@@ -330,6 +336,8 @@ def render_clip(
         raise UsageError(f"subjects must be >= 1, got {subjects}")
     if int(subjects) > 254:
         raise UsageError(f"at most 254 subjects fit in a uint8 mask, got {subjects}")
+    if body not in BODIES:
+        raise UsageError(f"unknown body model {body!r}; known: {', '.join(BODIES)}")
     if camera_motion not in CAMERA_MOTIONS:
         raise UsageError(f"unknown camera motion {camera_motion!r}; known: {', '.join(CAMERA_MOTIONS)}")
     if not 0.0 <= float(overlap) < 1.0:
@@ -370,6 +378,12 @@ def render_clip(
     fresh = [int(i) for i in rng.integers(0, 100_000, size=P)]
     ids = fresh if identities is None else _pick(rng, identities, identities, P)
     people = [i if isinstance(i, Identity) else sample_identity(int(i), seed=None) for i in ids]
+    anny_people = None
+    if body == "anny":  # phenotype and outfit from the identity id; body measures taken on the mesh
+        from hmore.synth.anny_body import anny_person
+
+        anny_people = [anny_person(p, c) for p, c in zip(people, conds)]
+        people = [a.identity for a in anny_people]
 
     # ---- motions, placed side by side (or behind each other with overlap) around the origin
     body_width = float(np.mean([p.shoulder_width * p.height + 0.15 * p.thickness for p in people]))
@@ -393,6 +407,12 @@ def render_clip(
     elif motions is not None:  # labels from the motions themselves: the name, and the view of their facing
         acts = [m.name for m in motions]
         view_list = [_view_of(m) for m in motions]
+    posed = None
+    if anny_people is not None:  # the meshes play the motions; from here on the joints are the meshes'
+        from hmore.synth.anny_body import pose_anny
+
+        posed = [pose_anny(a, m, c) for a, m, c in zip(anny_people, placed, conds)]
+        placed = [p.motion for p in posed]
 
     # ---- camera: keep every subject (padded by its body's reach) in view
     joints = np.stack([m.joints for m in placed], axis=1)  # (T, P, 17, 3)
@@ -415,12 +435,17 @@ def render_clip(
     # ---- bodies and scene
     bodies, frame_sets, sets = [], [], []
     for k, (m, person) in enumerate(zip(placed, people)):
-        body = build_body(person, conds[k], measure_bones(m.joints))
+        body_k = build_body(person, conds[k], measure_bones(m.joints)) if posed is None else posed[k].body_parts
         frames_k = body_frames(m.joints, m.face)
-        rot, centre = part_poses(body, frames_k)
-        bodies.append(body)
+        if posed is not None:  # the mesh is the body: only the accessories (bag, coat hem) are rigid parts
+            body_k = Body(identity=body_k.identity, condition=body_k.condition, parts=posed[k].accessories)
+        if body_k.parts:
+            rot, centre = part_poses(body_k, frames_k)
+        else:  # a mesh body without accessories
+            rot, centre = np.zeros((T, 0, 3, 3)), np.zeros((T, 0, 3))
+        bodies.append(body_k)
         frame_sets.append(frames_k)
-        sets.append(_body_partset(body, rot, centre, owner=k + 1))
+        sets.append(_body_partset(body_k, rot, centre, owner=k + 1))
     look = camera.centres.mean(axis=0)
     reach = float(np.max(np.linalg.norm((camera.centres - look)[:, [0, 2]], axis=1))) + dist + 10.0
     scene_rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x5CE7E])
@@ -432,10 +457,16 @@ def render_clip(
     parts = PartSet.concat(sets)
 
     # ---- render
-    ras = Rasteriser(parts=parts, background=background, camera=camera, shading=shading)
-    frames, masks, depth, flow, valid, static = _render_frames(ras, progress=progress)
+    if posed is None:
+        ras = Rasteriser(parts=parts, background=background, camera=camera, shading=shading)
+    else:
+        from hmore.synth.anny_body import mesh_tracks
 
-    kp3d, kp2d, vel = _keypoints(camera, joints, bodies, frame_sets, masks, depth)
+        ras = MeshRasteriser(parts=parts, background=background, camera=camera, shading=shading,
+                             meshes=mesh_tracks(posed))
+    frames, masks, depth, flow, valid, static = _render_frames(ras, progress=progress)
+    coco_world = None if posed is None else np.stack([p.coco for p in posed], axis=1)
+    kp3d, kp2d, vel = _keypoints(camera, joints, bodies, frame_sets, masks, depth, coco_world=coco_world)
     meta = {
         "generator": GENERATOR_VERSION,
         "seed": int(seed),
@@ -447,10 +478,12 @@ def render_clip(
                               views=views, identities=identities, camera_motion=camera_motion, shading=shading,
                               distractors=distractors, bvh=bvh, fps=fps, overlap=overlap, fov_deg=fov_deg,
                               elevation_deg=elevation_deg, camera_distance=camera_distance,
-                              camera_shake=camera_shake),
+                              camera_shake=camera_shake, body=body),
         "identities": [_jsonable(asdict(p)) for p in people],
         "camera": {"distance": dist, "person_px": float(person_px)},
     }
+    if posed is not None:
+        meta["bodies"] = [p.body.info for p in posed]
     return Clip(frames=frames, flow=flow, masks=masks, kp2d=kp2d, kp3d=kp3d, subject_velocity=vel,
                 K=camera.K.astype(np.float32), meta=meta, flow_valid=valid,
                 camera_flow=camera_induced_flow(camera, depth), static_background=static)
@@ -461,10 +494,12 @@ def clip_params(
     conditions: Sequence[str] | None, views: Sequence[float] | None, camera_motion: str, shading: bool,
     identities: Sequence[int | Identity] | None = None,
     distractors: int, bvh: str | Path | None, fps: float, overlap: float, fov_deg: float, elevation_deg: float,
-    camera_distance: float = 1.0, camera_shake: float = 0.0, **_: Any,
+    camera_distance: float = 1.0, camera_shake: float = 0.0, body: str = "capsule", **_: Any,
 ) -> dict[str, Any]:
-    """The ``params`` entry of a clip's meta (JSON types) for these :func:`render_clip` arguments."""
-    return {
+    """The ``params`` entry of a clip's meta (JSON types) for these :func:`render_clip` arguments (``body`` only
+    when it is not the default, so capsule clips keep their bytes)."""
+    extra = {} if body == "capsule" else {"body": body}
+    return extra | {
         "size": [int(v) for v in size], "num_frames": int(num_frames), "subjects": int(subjects),
         "actions": None if actions is None else list(actions),
         "conditions": None if conditions is None else list(conditions),
@@ -508,7 +543,7 @@ def _render_frames(
     for t in tqdm(range(T), desc="render", unit="frame", disable=not progress, leave=False):
         fr = ras.render(t, with_flow=t + 1 < T)
         frames[t], masks[t], depth[t] = fr.image, fr.owner, fr.depth
-        static[t] = fr.part < 0  # ground or backdrop
+        static[t] = (fr.part == -1) | (fr.part == -2)  # ground or backdrop (meshes are -3 - k)
         if depth_next_prev is not None:
             valid[t - 1] = _still_visible(flow[t - 1], depth_next_prev, fr.depth)
         if fr.flow is not None:
@@ -533,20 +568,25 @@ def _still_visible(flow: np.ndarray, z_next: np.ndarray, depth_next: np.ndarray,
 
 def _keypoints(
     camera: CameraTrack, joints: np.ndarray, bodies: list[Body], frame_sets: list[dict], masks: np.ndarray,
-    depth: np.ndarray,
+    depth: np.ndarray, coco_world: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """kp3d (T, P, 17, 3) camera H36M, kp2d (T, P, 17, 3) COCO with visibility, velocity (T-1, P, 2)."""
+    """kp3d (T, P, 17, 3) camera H36M, kp2d (T, P, 17, 3) COCO with visibility, velocity (T-1, P, 2).
+    ``coco_world`` (T, P, 17, 3) gives the COCO points (mesh bodies); by default they come from the H36M joints and
+    the capsule head."""
     T, P = joints.shape[:2]
     h, w = camera.size
     kp3d = np.einsum("tij,tpkj->tpki", camera.R, joints) + camera.t[:, None, None, :]  # (T, P, 17, 3)
-    coco_w = np.empty((T, P, 17, 3))  # COCO-17 world points
-    for c, j in enumerate(_COCO_FROM_H36M):
-        if j is not None:
-            coco_w[:, :, c] = joints[:, :, j]
-    for k in range(P):
-        heads = head_points(frame_sets[k], bodies[k])
-        for c, name in _COCO_HEAD.items():
-            coco_w[:, k, c] = heads[name]
+    if coco_world is not None:
+        coco_w = coco_world
+    else:
+        coco_w = np.empty((T, P, 17, 3))  # COCO-17 world points
+        for c, j in enumerate(_COCO_FROM_H36M):
+            if j is not None:
+                coco_w[:, :, c] = joints[:, :, j]
+        for k in range(P):
+            heads = head_points(frame_sets[k], bodies[k])
+            for c, name in _COCO_HEAD.items():
+                coco_w[:, k, c] = heads[name]
     coco_c = np.einsum("tij,tpkj->tpki", camera.R, coco_w) + camera.t[:, None, None, :]
     in_front = coco_c[..., 2] > 1e-3
     uv = camera.project(np.where(in_front[..., None], coco_c, 1.0))
