@@ -308,13 +308,14 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a keypoint pickle")
 
 
-def load_pickle_safely(path: Path) -> object:
-    """Unpickle ``path`` allowing only plain containers and numpy arrays (never arbitrary code)."""
+def load_pickle_safely(path: Path, *, what: str = "pyskl pickle") -> object:
+    """Unpickle ``path`` allowing only plain containers and numpy arrays (never arbitrary code); ``what`` names the
+    expected kind of file in the error message."""
     try:
         with path.open("rb") as fh:
             return _NumpyOnlyUnpickler(fh).load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
-        raise InputError(f"{path}: not a readable pyskl pickle ({exc})") from None
+        raise InputError(f"{path}: not a readable {what} ({exc})") from None
 
 
 def pyskl_keypoints(annotation: dict, where: str, *, joints: int | None = None) -> np.ndarray:

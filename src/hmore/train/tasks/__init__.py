@@ -28,6 +28,8 @@ TASKS: dict[str, str] = {
     "flow": "hmore.flow.task:FlowTask",
     "lift": "hmore.train.tasks.lift:LiftTask",
     "action": "hmore.train.tasks.action:ActionTask",
+    "gait": "hmore.gait.task:GaitTask",
+    "action_flow": "hmore.fineaction.task:ActionFlowTask",
 }
 
 
