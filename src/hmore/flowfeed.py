@@ -217,6 +217,32 @@ class BuildSummary:
     seconds: float
 
 
+def open_set_config(root: str | Path, cls: type, config: Any | None = None, *, what: str, hint: str) -> Any:
+    """The config (frozen dataclass ``cls``) of the set in ``root``; with ``config``, create ``set.json`` or check
+    that it matches.
+
+    Raises:
+        UsageError: ``root`` holds a different set. InputError: no set there and no config given (``hint`` says
+            how to build one), or an unreadable ``set.json``.
+    """
+    from hmore.config import from_dict, to_dict
+    from hmore.io.atomic import write_json_atomic
+
+    path = Path(root) / "set.json"
+    if path.is_file():
+        try:
+            found = from_dict(cls, json.loads(path.read_text())["config"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{path}: not a {what} description ({exc})") from None
+        if config is not None and found != config:
+            raise UsageError(f"{root} holds another {what} ({path}); use a new folder or the same preset")
+        return found
+    if config is None:
+        raise InputError(f"no {what} in {root} (set.json missing): build one with {hint}")
+    write_json_atomic(path, {"version": 1, "config": to_dict(config)})
+    return config
+
+
 def base_path(root: str | Path, key: str) -> Path:
     return Path(root) / "base" / f"{key}.npz"
 

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,160 @@ import numpy as np
 import torch
 
 from hmore.config import to_dict
+from hmore.errors import UsageError
 from hmore.flowfeed import CHANNEL_SOURCE, channels_of
 from hmore.io.atomic import write_json_atomic
 from hmore.train import checkpoint as ckpt
-from hmore.train.engine import train
+from hmore.train.engine import OptimConfig, TrainConfig, train
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The training recipe every row of a benchmark shares (AdamW through hmore's engine, step decay).
+
+    Attributes: model (registered name), steps, batch_size, lr, decay_every / decay_gamma (step decay),
+    warmup_steps, weight_decay, val_identities (training identities held out for the periodic evaluation),
+    eval_every (0: only at the end).
+    """
+
+    model: str = ""
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 1e-3
+    decay_every: int = 400
+    decay_gamma: float = 0.3
+    warmup_steps: int = 50
+    weight_decay: float = 5e-4
+    val_identities: int = 0
+    eval_every: int = 0
+
+    def train_config(self, *, seed: int, threads: int | None) -> TrainConfig:
+        """The engine settings of a row (CPU, no AMP, one kept checkpoint, no TensorBoard)."""
+        return TrainConfig(steps=self.steps, batch_size=self.batch_size, seed=seed, device="cpu", amp=False,
+                           log_every=10, ckpt_every=100, eval_every=self.eval_every, keep_checkpoints=1,
+                           tensorboard=False, threads=threads or 0,
+                           optim=OptimConfig(lr=self.lr, weight_decay=self.weight_decay, decay_gamma=self.decay_gamma,
+                                             decay_every=self.decay_every, warmup_steps=self.warmup_steps,
+                                             grad_clip=5.0))
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    """What makes a downstream benchmark (see :func:`run_bench`).
+
+    Attributes:
+        name: ``gait`` / ``action-flow``.
+        base_channel: the channel every row starts with (``sil`` / ``rgb``).
+        preset: preset name -> the set's config.
+        recipes: preset name -> :class:`Recipe` (``full`` for presets without their own).
+        build: ``(root, config, flow_model=, shard=, progress=)`` -> build summary (resumable).
+        make_task: ``(row, seed, flow_key, set_root, recipe, threads)`` -> ``(task, run_config)``.
+        score: ``(task, model)`` -> the test scores of a row.
+        summarise: ``(results, config=, recipe=, preset=, seeds=, fm=, timing=, command=)`` -> results.json.
+        write_report: ``(out_dir, summary)`` -> report.html.
+    """
+
+    name: str
+    base_channel: str
+    preset: Callable[[str], Any]
+    recipes: Mapping[str, Recipe]
+    build: Callable[..., Any]
+    make_task: Callable[..., tuple[Any, Any]]
+    score: Callable[[Any, torch.nn.Module], dict[str, Any]]
+    summarise: Callable[..., dict[str, Any]]
+    write_report: Callable[[Path, dict[str, Any]], Path]
+
+
+def run_bench(spec: BenchSpec, out_dir: str | Path, *, preset: str = "full", rows: Sequence[str],
+              seeds: Sequence[int] = (0,), flow_model: str = "hmore_flow_cpu", flow_weights: str | None = None,
+              data_dir: str | Path | None = None, steps: int | None = None, stage: str = "all",
+              shard: tuple[int, int] = (0, 1), threads: int | None = 1, progress: bool | None = None,
+              command: str = "") -> dict[str, Any]:
+    """A whole downstream benchmark: the set, one run per row and seed, scores, results.json and report.html.
+
+    Args:
+        spec: the benchmark.
+        out_dir: output folder (runs, results.json, report.html).
+        preset: the set preset and its recipe.
+        rows: input-channel rows (each starts with ``spec.base_channel``).
+        seeds: training seeds (the tables show their mean).
+        flow_model, flow_weights: the H-MoRe model (and weights file; default its shipped weights).
+        data_dir: the set folder (default ``out_dir/set``).
+        steps: override the recipe's training steps (its decay then every third of them).
+        stage: ``data`` (only build the set), ``train`` (set + runs) or ``all`` (+ scores and report).
+        shard: ``(i, n)`` for the data stage: build every n-th item (parallel processes).
+        threads: torch/OpenCV threads (None: their defaults).
+        progress: progress bars (None: on a terminal).
+        command: the command line, for the report.
+
+    Returns:
+        The summary written to ``results.json`` (``stage="all"``), else what the stage did.
+    """
+    from hmore.bench.flow_bench import set_threads
+
+    if stage not in ("data", "train", "all"):
+        raise UsageError(f"stage must be data, train or all, got {stage!r}")
+    for r in rows:
+        channels_of(r)
+        if r.split("+")[0] != spec.base_channel:
+            raise UsageError(f"{spec.name} rows start with {spec.base_channel}, got {r!r}")
+    set_threads(threads)
+    config = spec.preset(preset)
+    recipe = spec.recipes.get(preset, spec.recipes["full"])
+    if steps is not None:
+        recipe = replace(recipe, steps=int(steps), decay_every=max(1, int(steps) // 3))
+    out = Path(out_dir)
+    set_root = Path(data_dir) if data_dir is not None else out / "set"
+    fm = None
+    if any(uses_hmore(r) for r in rows):
+        from hmore.flowfeed import load_flow_model
+
+        fm = load_flow_model(flow_model, flow_weights)
+    timer = Timer()
+    built = spec.build(set_root, config, flow_model=fm, shard=shard, progress=progress)
+    log.info("%s set: %s", spec.name, built)
+    if stage == "data":
+        return {"stage": "data", "set": str(set_root), "build": json_clean(built.__dict__)}
+    results = run_rows(out, rows=rows, seeds=seeds, flow_key=None if fm is None else fm.key, stage=stage,
+                       make=lambda row, seed, key: spec.make_task(row, seed, key, set_root, recipe, threads),
+                       score=spec.score)
+    if stage == "train":
+        return {"stage": "train", "rows": list(results)}
+    summary = spec.summarise(results, config=config, recipe=recipe, preset=preset, seeds=seeds, fm=fm,
+                             timing=timer.as_dict(), command=command)
+    write_json_atomic(out / "results.json", json_clean(summary))
+    spec.write_report(out, summary)
+    return summary
+
+
+def summary_head(benchmark: str, *, preset: str, config: Any, recipe: Recipe, seeds: Sequence[int], fm: Any,
+                 timing: dict[str, Any], command: str) -> dict[str, Any]:
+    """The entries every results.json starts with."""
+    return {"benchmark": benchmark, "preset": preset, "set": json_clean(config.__dict__),
+            "recipe": json_clean(recipe.__dict__), "seeds": list(seeds),
+            "flow_model": None if fm is None else {"name": fm.name, "weights": fm.weights, "sha256": fm.sha256},
+            "timing": timing, "command": command}
+
+
+def report_setup(rep: Any, summary: dict[str, Any]) -> None:
+    """The report's closing section: the set, the recipe and the flow model."""
+    rep.add_section("Setup")
+    rep.add_table([[k, str(v)] for k, v in summary["set"].items()], header=["set", "value"])
+    rep.add_table([[k, str(v)] for k, v in summary["recipe"].items()], header=["recipe", "value"])
+    if summary.get("flow_model"):
+        rep.add_text(f"H-MoRe flow: {summary['flow_model']['name']} ({summary['flow_model']['weights']}, sha256 "
+                     f"{summary['flow_model']['sha256'][:12]}).")
+    t = summary.get("timing") or {}
+    if t:
+        rep.add_text(f"This run: {t['seconds']:.0f} s wall, {t['cpu_seconds']:.0f} s CPU, load average "
+                     f"{' '.join(str(v) for v in t['load_average'])}.")
+
+
+def pct(v: float | None) -> float | str:
+    """A percentage for a report table (``-`` when missing)."""
+    return "-" if v is None else round(float(v), 2)
 
 
 def uses_hmore(row: str) -> bool:

@@ -12,26 +12,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hmore.bench.downstream import (
-    Timer,
+    BenchSpec,
+    Recipe,
     heatmaps,
-    json_clean,
     line_chart,
     markdown_table,
     mean_over_seeds,
-    run_rows,
-    uses_hmore,
+    pct,
+    report_setup,
+    run_bench,
+    summary_head,
 )
-from hmore.errors import UsageError
-from hmore.flowfeed import channels_of
-from hmore.gait.data import GaitSetConfig, build_gait_set, gait_preset
-from hmore.io.atomic import write_json_atomic
+from hmore.gait.data import GaitSetConfig, gait_preset
 
 log = logging.getLogger(__name__)
 
@@ -59,32 +58,22 @@ PAPER = {
 
 
 @dataclass(frozen=True)
-class GaitRecipe:
-    """The training recipe of every row (ours: AdamW through hmore's engine instead of GaitBase's SGD 0.1).
-
-    Attributes: model, steps, batch_size (sequences), seqs_per_id, frames (per sequence), lr, decay_every,
-    decay_gamma, warmup_steps, val_identities, eval_every, weight_decay.
-    """
+class GaitRecipe(Recipe):
+    """The gait rows' recipe (ours: AdamW through hmore's engine instead of GaitBase's SGD 0.1): the common fields
+    of :class:`hmore.bench.downstream.Recipe`, plus ``seqs_per_id`` (K of the triplet sampler) and ``frames`` (per
+    sequence in training)."""
 
     model: str = "gaitbase_cpu"
-    steps: int = 1000
-    batch_size: int = 16
     seqs_per_id: int = 2
     frames: int = 8
-    lr: float = 1e-3
-    decay_every: int = 400
-    decay_gamma: float = 0.3
-    warmup_steps: int = 50
     val_identities: int = 4
     eval_every: int = 250
-    weight_decay: float = 5e-4
 
 
 RECIPES = {
     "full": GaitRecipe(),
-    "casia11": GaitRecipe(),
-    "quick": GaitRecipe(steps=60, batch_size=8, frames=6, decay_every=40, decay_gamma=0.3, warmup_steps=5,
-                        val_identities=0, eval_every=0),
+    "quick": GaitRecipe(steps=60, batch_size=8, frames=6, decay_every=40, warmup_steps=5, val_identities=0,
+                        eval_every=0),
     "test": GaitRecipe(model="gaitbase_test", steps=2, batch_size=4, frames=2, warmup_steps=0, val_identities=0,
                        eval_every=0),
 }
@@ -94,84 +83,17 @@ def row_config(row: str, *, set_root: Path, recipe: GaitRecipe, seed: int, flow_
                threads: int | None) -> Any:
     """The ``gait`` task's run config of a row."""
     from hmore.gait.task import GaitDataConfig, GaitModelConfig, GaitRunConfig
-    from hmore.train.engine import OptimConfig, TrainConfig
 
-    kwargs: dict[str, Any] = {}
-    if recipe.model == "gaitbase_test":
-        kwargs = {"parts": 4}
+    kwargs: dict[str, Any] = {"parts": 4} if recipe.model == "gaitbase_test" else {}
     return GaitRunConfig(
         model=GaitModelConfig(name=recipe.model, kwargs=kwargs),
         data=GaitDataConfig(root=str(set_root), channels=row, flow_key=flow_key or "",
                             val_identities=recipe.val_identities, seqs_per_id=recipe.seqs_per_id,
                             frames=recipe.frames, seed=seed),
-        train=TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, seed=seed, device="cpu", amp=False,
-                          log_every=10, ckpt_every=100, eval_every=recipe.eval_every, keep_checkpoints=1,
-                          tensorboard=False, threads=threads or 0,
-                          optim=OptimConfig(lr=recipe.lr, weight_decay=recipe.weight_decay,
-                                            decay_gamma=recipe.decay_gamma, decay_every=recipe.decay_every,
-                                            warmup_steps=recipe.warmup_steps, grad_clip=5.0)),
-    )
+        train=recipe.train_config(seed=seed, threads=threads))
 
 
-def run(out_dir: str | Path, *, preset: str = "full", rows: Sequence[str] = ROWS, seeds: Sequence[int] = (0,),
-        flow_model: str = "hmore_flow_cpu", flow_weights: str | None = None, data_dir: str | Path | None = None,
-        steps: int | None = None, stage: str = "all", shard: tuple[int, int] = (0, 1), threads: int | None = 1,
-        progress: bool | None = None, command: str = "") -> dict[str, Any]:
-    """The whole benchmark (see the module docstring). Returns the summary written to ``results.json``.
-
-    Args:
-        out_dir: output folder (runs, results.json, report.html).
-        preset: the gait set (:data:`hmore.gait.data.PRESETS`) and its recipe (:data:`RECIPES`).
-        rows: input-channel rows.
-        seeds: training seeds (the table shows their mean).
-        flow_model, flow_weights: the H-MoRe model (and weights file; default its shipped weights).
-        data_dir: the set folder (default ``out_dir/set``).
-        steps: override the recipe's training steps.
-        stage: ``data`` (only build the set), ``train`` (set + runs) or ``all`` (+ scores and report).
-        shard: ``(i, n)`` for the data stage: build every n-th sequence (parallel processes).
-        threads: torch/OpenCV threads (None: their defaults).
-        progress: progress bars (None: on a terminal).
-        command: the command line, for the report.
-    """
-    from hmore.bench.flow_bench import set_threads
-
-    if stage not in ("data", "train", "all"):
-        raise UsageError(f"stage must be data, train or all, got {stage!r}")
-    for r in rows:
-        channels_of(r)
-        if not r.startswith("sil"):
-            raise UsageError(f"gait rows start with sil, got {r!r}")
-    set_threads(threads)
-    config = gait_preset(preset)
-    recipe = RECIPES.get(preset, RECIPES["full"])
-    if steps is not None:
-        recipe = replace(recipe, steps=int(steps), decay_every=max(1, int(steps) // 3))
-    out = Path(out_dir)
-    set_root = Path(data_dir) if data_dir is not None else out / "set"
-    fm = None
-    if any(uses_hmore(r) for r in rows):
-        from hmore.flowfeed import load_flow_model
-
-        fm = load_flow_model(flow_model, flow_weights)
-    timer = Timer()
-    built = build_gait_set(set_root, config, flow_model=fm, shard=shard, progress=progress)
-    log.info("gait set: %s", built)
-    if stage == "data":
-        return {"stage": "data", "set": str(set_root), "build": json_clean(built.__dict__)}
-    results = run_rows(
-        out, rows=rows, seeds=seeds, flow_key=None if fm is None else fm.key, stage=stage,
-        make=lambda row, seed, key: _task(row, seed=seed, key=key, set_root=set_root, recipe=recipe, threads=threads),
-        score=lambda task, model: {"rank1": task.test(model).as_dict()})
-    if stage == "train":
-        return {"stage": "train", "rows": list(results)}
-    summary = summarise(results, config=config, recipe=recipe, preset=preset, seeds=seeds, fm=fm,
-                        timing=timer.as_dict(), command=command)
-    write_json_atomic(out / "results.json", json_clean(summary))
-    write_report(out, summary)
-    return summary
-
-
-def _task(row: str, *, seed: int, key: str | None, set_root: Path, recipe: GaitRecipe, threads: int | None
+def _task(row: str, seed: int, key: str | None, set_root: Path, recipe: GaitRecipe, threads: int | None
           ) -> tuple[Any, Any]:
     from hmore.gait.task import GaitTask
 
@@ -196,12 +118,11 @@ def summarise(results: dict[str, dict[int, dict[str, Any]]], *, config: GaitSetC
                      "seeds": {s: {c: r["rank1"]["mean"].get(c) for c in CONDITIONS} for s, r in per_seed.items()},
                      "runs": {s: r["run"] for s, r in per_seed.items()}, "flow_key": next(iter(per_seed.values()))
                      .get("flow_key"), "paper": PAPER.get(row)}
-    return {"benchmark": "gait", "preset": preset, "set": json_clean(config.__dict__),
-            "train_identities": len(config.train_subjects) - recipe.val_identities,
-            "val_identities": recipe.val_identities, "test_identities": config.test_identities,
-            "recipe": json_clean(recipe.__dict__), "seeds": list(seeds),
-            "flow_model": None if fm is None else {"name": fm.name, "weights": fm.weights, "sha256": fm.sha256},
-            "rows": rows, "checks": pattern_checks(rows), "timing": timing, "command": command}
+    head = summary_head("gait", preset=preset, config=config, recipe=recipe, seeds=seeds, fm=fm, timing=timing,
+                        command=command)
+    return {**head, "train_identities": len(config.train_subjects) - recipe.val_identities,
+            "val_identities": recipe.val_identities, "test_identities": config.test_identities, "rows": rows,
+            "checks": pattern_checks(rows)}
 
 
 def pattern_checks(rows: dict[str, Any]) -> list[dict[str, Any]]:
@@ -274,8 +195,8 @@ def write_report(out: Path, summary: dict[str, Any]) -> Path:
     body = []
     for e in rows.values():
         paper = e.get("paper") or ("-", (None, None, None))
-        body.append([e["label"], *[_pct(e["rank1"][c]) for c in CONDITIONS], _pct(e["mean"]), paper[0],
-                     *[_pct(v) for v in paper[1]]])
+        body.append([e["label"], *[pct(e["rank1"][c]) for c in CONDITIONS], pct(e["mean"]), paper[0],
+                     *[pct(v) for v in paper[1]]])
     rep.add_table(body, header=header)
     for c in summary["checks"]:
         rep.add_text(f"{c['claim']}: {'holds' if c['holds'] else 'does NOT hold'}.")
@@ -290,14 +211,16 @@ def write_report(out: Path, summary: dict[str, Any]) -> Path:
     labels = [f"{v:.0f}" for v in views]
     rep.add_figure(heatmaps(figs / "matrix_CL.png", mats, xlabels=labels, ylabels=labels, xlabel="gallery view",
                             ylabel="probe view", vmax=100.0), "CL probes: probe view (rows) x gallery view (columns)")
-    rep.add_section("Setup")
-    rep.add_table([[k, str(v)] for k, v in summary["set"].items()], header=["set", "value"])
-    rep.add_table([[k, str(v)] for k, v in summary["recipe"].items()], header=["recipe", "value"])
-    if summary.get("flow_model"):
-        rep.add_text(f"H-MoRe flow: {summary['flow_model']['name']} ({summary['flow_model']['weights']}, sha256 "
-                     f"{summary['flow_model']['sha256'][:12]}).")
+    report_setup(rep, summary)
     return rep.save(out / "report.html")
 
 
-def _pct(v: float | None) -> float | str:
-    return "-" if v is None else round(float(v), 2)
+def run(out_dir: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """The whole benchmark (:func:`hmore.bench.downstream.run_bench` with the gait spec; rows default
+    :data:`ROWS`)."""
+    from hmore.gait.data import build_gait_set
+
+    spec = BenchSpec(name="gait", base_channel="sil", preset=gait_preset, recipes=RECIPES, build=build_gait_set,
+                     make_task=_task, score=lambda task, model: {"rank1": task.test(model).as_dict()},
+                     summarise=summarise, write_report=write_report)
+    return run_bench(spec, out_dir, **{"rows": ROWS, **kwargs})

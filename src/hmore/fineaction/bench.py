@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hmore.bench.downstream import Timer, heatmaps, json_clean, markdown_table, mean_over_seeds, run_rows, uses_hmore
-from hmore.errors import UsageError
-from hmore.fineaction.data import ActionSetConfig, action_preset, build_action_set
+from hmore.bench.downstream import (
+    BenchSpec,
+    Recipe,
+    heatmaps,
+    markdown_table,
+    mean_over_seeds,
+    pct,
+    report_setup,
+    run_bench,
+    summary_head,
+)
+from hmore.fineaction.data import ActionSetConfig, action_preset
 from hmore.fineaction.motions import CLASSES
-from hmore.flowfeed import channels_of
-from hmore.io.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +52,16 @@ PAPER = {
 
 
 @dataclass(frozen=True)
-class ActionRecipe:
-    """Training recipe of every row (AdamW through hmore's engine)."""
+class ActionRecipe(Recipe):
+    """The action rows' recipe: the common fields of :class:`hmore.bench.downstream.Recipe`, plus the window
+    (``frames`` taken every ``frame_step`` frames)."""
 
     model: str = "r2plus1d_cpu"
     steps: int = 1200
-    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-3
     frames: int = 12
     frame_step: int = 2
-    lr: float = 2e-3
-    decay_every: int = 400
-    decay_gamma: float = 0.3
-    warmup_steps: int = 50
-    weight_decay: float = 1e-3
     val_identities: int = 3
     eval_every: int = 400
 
@@ -75,66 +79,20 @@ def row_config(row: str, *, set_root: Path, recipe: ActionRecipe, seed: int, flo
                threads: int | None) -> Any:
     """The ``action_flow`` task's run config of a row."""
     from hmore.fineaction.task import ActionFlowDataConfig, ActionFlowModelConfig, ActionFlowRunConfig
-    from hmore.train.engine import OptimConfig, TrainConfig
 
     return ActionFlowRunConfig(
         model=ActionFlowModelConfig(name=recipe.model),
         data=ActionFlowDataConfig(root=str(set_root), channels=row, flow_key=flow_key or "", frames=recipe.frames,
                                   frame_step=recipe.frame_step, val_identities=recipe.val_identities, seed=seed),
-        train=TrainConfig(steps=recipe.steps, batch_size=recipe.batch_size, seed=seed, device="cpu", amp=False,
-                          log_every=10, ckpt_every=100, eval_every=recipe.eval_every, keep_checkpoints=1,
-                          tensorboard=False, threads=threads or 0,
-                          optim=OptimConfig(lr=recipe.lr, weight_decay=recipe.weight_decay,
-                                            decay_gamma=recipe.decay_gamma, decay_every=recipe.decay_every,
-                                            warmup_steps=recipe.warmup_steps, grad_clip=5.0)),
-    )
+        train=recipe.train_config(seed=seed, threads=threads))
 
 
-def run(out_dir: str | Path, *, preset: str = "full", rows: Sequence[str] = ROWS, seeds: Sequence[int] = (0,),
-        flow_model: str = "hmore_flow_cpu", flow_weights: str | None = None, data_dir: str | Path | None = None,
-        steps: int | None = None, stage: str = "all", shard: tuple[int, int] = (0, 1), threads: int | None = 1,
-        progress: bool | None = None, command: str = "") -> dict[str, Any]:
-    """The whole benchmark; arguments as :func:`hmore.bench.gait_bench.run`. Returns the summary (results.json)."""
-    from hmore.bench.flow_bench import set_threads
+def _task(row: str, seed: int, key: str | None, set_root: Path, recipe: ActionRecipe, threads: int | None
+          ) -> tuple[Any, Any]:
     from hmore.fineaction.task import ActionFlowTask
 
-    if stage not in ("data", "train", "all"):
-        raise UsageError(f"stage must be data, train or all, got {stage!r}")
-    for r in rows:
-        channels_of(r)
-        if not r.startswith("rgb"):
-            raise UsageError(f"action-flow rows start with rgb, got {r!r}")
-    set_threads(threads)
-    config = action_preset(preset)
-    recipe = RECIPES.get(preset, RECIPES["full"])
-    if steps is not None:
-        recipe = replace(recipe, steps=int(steps), decay_every=max(1, int(steps) // 3))
-    out = Path(out_dir)
-    set_root = Path(data_dir) if data_dir is not None else out / "set"
-    fm = None
-    if any(uses_hmore(r) for r in rows):
-        from hmore.flowfeed import load_flow_model
-
-        fm = load_flow_model(flow_model, flow_weights)
-    timer = Timer()
-    built = build_action_set(set_root, config, flow_model=fm, shard=shard, progress=progress)
-    log.info("action set: %s", built)
-    if stage == "data":
-        return {"stage": "data", "set": str(set_root), "build": json_clean(built.__dict__)}
-
-    def make(row: str, seed: int, key: str | None) -> tuple[Any, Any]:
-        cfg = row_config(row, set_root=set_root, recipe=recipe, seed=seed, flow_key=key, threads=threads)
-        return ActionFlowTask(config=cfg), cfg
-
-    results = run_rows(out, rows=rows, seeds=seeds, flow_key=None if fm is None else fm.key, stage=stage, make=make,
-                       score=lambda task, model: task.test(model))
-    if stage == "train":
-        return {"stage": "train", "rows": list(results)}
-    summary = summarise(results, config=config, recipe=recipe, preset=preset, seeds=seeds, fm=fm,
-                        timing=timer.as_dict(), command=command)
-    write_json_atomic(out / "results.json", json_clean(summary))
-    write_report(out, summary)
-    return summary
+    cfg = row_config(row, set_root=set_root, recipe=recipe, seed=seed, flow_key=key, threads=threads)
+    return ActionFlowTask(config=cfg), cfg
 
 
 def summarise(results: dict[str, dict[int, dict[str, Any]]], *, config: ActionSetConfig, recipe: ActionRecipe,
@@ -152,10 +110,9 @@ def summarise(results: dict[str, dict[int, dict[str, Any]]], *, config: ActionSe
                                                            for s, r in per_seed.items()},
                      "runs": {s: r["run"] for s, r in per_seed.items()},
                      "flow_key": next(iter(per_seed.values())).get("flow_key"), "paper": PAPER.get(row)}
-    return {"benchmark": "action-flow", "preset": preset, "set": json_clean(config.__dict__), "classes": list(CLASSES),
-            "recipe": json_clean(recipe.__dict__), "seeds": list(seeds),
-            "flow_model": None if fm is None else {"name": fm.name, "weights": fm.weights, "sha256": fm.sha256},
-            "rows": rows, "checks": pattern_checks(rows), "timing": timing, "command": command}
+    head = summary_head("action-flow", preset=preset, config=config, recipe=recipe, seeds=seeds, fm=fm,
+                        timing=timing, command=command)
+    return {**head, "classes": list(CLASSES), "rows": rows, "checks": pattern_checks(rows)}
 
 
 def pattern_checks(rows: dict[str, Any]) -> list[dict[str, Any]]:
@@ -206,8 +163,8 @@ def write_report(out: Path, summary: dict[str, Any]) -> Path:
     if summary.get("command"):
         rep.add_code(summary["command"])
     rep.add_section("Accuracy")
-    rep.add_table([[e["label"], _pct(e["top1"]), _pct(e["top5"]), (e.get("paper") or ("-",))[0],
-                    *[_pct(v) for v in (e.get("paper") or ("", (None, None)))[1]]] for e in rows.values()],
+    rep.add_table([[e["label"], pct(e["top1"]), pct(e["top5"]), (e.get("paper") or ("-",))[0],
+                    *[pct(v) for v in (e.get("paper") or ("", (None, None)))[1]]] for e in rows.values()],
                   header=["input", "top-1", "top-5", "paper row", "paper top-1", "paper top-5"])
     for c in summary["checks"]:
         rep.add_text(f"{c['claim']}: {'holds' if c['holds'] else 'does NOT hold'} ({c['values'][0]:.2f} vs "
@@ -219,14 +176,16 @@ def write_report(out: Path, summary: dict[str, Any]) -> Path:
     short = [c.replace("_then_", ">").replace("forward", "fwd") for c in summary["classes"]]
     rep.add_figure(heatmaps(figs / "confusion.png", {e["label"]: np.array(e["confusion"]) for e in rows.values()},
                             xlabels=short, ylabels=short, xlabel="predicted", ylabel="true"), "confusion matrices")
-    rep.add_section("Setup")
-    rep.add_table([[k, str(v)] for k, v in summary["set"].items()], header=["set", "value"])
-    rep.add_table([[k, str(v)] for k, v in summary["recipe"].items()], header=["recipe", "value"])
-    if summary.get("flow_model"):
-        rep.add_text(f"H-MoRe flow: {summary['flow_model']['name']} ({summary['flow_model']['weights']}, sha256 "
-                     f"{summary['flow_model']['sha256'][:12]}).")
+    report_setup(rep, summary)
     return rep.save(out / "report.html")
 
 
-def _pct(v: float | None) -> float | str:
-    return "-" if v is None else round(float(v), 2)
+def run(out_dir: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """The whole benchmark (:func:`hmore.bench.downstream.run_bench` with the action spec; rows default
+    :data:`ROWS`)."""
+    from hmore.fineaction.data import build_action_set
+
+    spec = BenchSpec(name="action-flow", base_channel="rgb", preset=action_preset, recipes=RECIPES,
+                     build=build_action_set, make_task=_task, score=lambda task, model: task.test(model),
+                     summarise=summarise, write_report=write_report)
+    return run_bench(spec, out_dir, **{"rows": ROWS, **kwargs})

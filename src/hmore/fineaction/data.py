@@ -11,7 +11,6 @@ shardable, H-MoRe flows per weights) are those of :func:`hmore.flowfeed.build_cl
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +19,18 @@ from typing import Any
 import cv2
 import numpy as np
 
-from hmore.config import from_dict, to_dict
-from hmore.errors import InputError, UsageError
+from hmore.errors import UsageError
 from hmore.fineaction.motions import CLASSES, GESTURES, overlay_gesture
-from hmore.flowfeed import BuildSummary, FlowModel, Prepared, build_clip_cache, load_clip_cache, quantise_flow
-from hmore.io.atomic import write_json_atomic
+from hmore.flowfeed import (
+    BuildSummary,
+    FlowModel,
+    Prepared,
+    build_clip_cache,
+    load_clip_cache,
+    open_set_config,
+    quantise_flow,
+)
 
-SET_VERSION = 1
 VIEWS = tuple(float(v) for v in range(0, 181, 18))
 
 
@@ -179,19 +183,7 @@ def prepare_item(config: ActionSetConfig, item: ActionItem, clip: Any) -> Prepar
 
 def open_set(root: str | Path, config: ActionSetConfig | None = None) -> ActionSetConfig:
     """The config of the action set in ``root``; with ``config``, create ``set.json`` or check that it matches."""
-    path = Path(root) / "set.json"
-    if path.is_file():
-        try:
-            found = from_dict(ActionSetConfig, json.loads(path.read_text())["config"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{path}: not an action set description ({exc})") from None
-        if config is not None and found != config:
-            raise UsageError(f"{root} holds another action set ({path}); use a new folder or the same preset")
-        return found
-    if config is None:
-        raise InputError(f"no action set in {root} (set.json missing): build one with hmore bench action-flow")
-    write_json_atomic(path, {"version": SET_VERSION, "config": to_dict(config)})
-    return config
+    return open_set_config(root, ActionSetConfig, config, what="action set", hint="hmore bench action-flow")
 
 
 def build_action_set(root: str | Path, config: ActionSetConfig, *, flow_model: FlowModel | None = None,

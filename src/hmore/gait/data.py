@@ -20,7 +20,6 @@ shape and motion identify people. Pair t's flow is cropped with frame t's box.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,15 +28,20 @@ from typing import Any
 
 import numpy as np
 
-from hmore.config import from_dict, to_dict
-from hmore.errors import InputError, UsageError
-from hmore.flowfeed import BuildSummary, FlowModel, Prepared, build_clip_cache, load_clip_cache, quantise_flow
+from hmore.errors import UsageError
+from hmore.flowfeed import (
+    BuildSummary,
+    FlowModel,
+    Prepared,
+    build_clip_cache,
+    load_clip_cache,
+    open_set_config,
+    quantise_flow,
+)
 from hmore.gait.silhouette import SIL_HEIGHT, SIL_WIDTH, CropBox, crop_box, crop_silhouette
-from hmore.io.atomic import write_json_atomic
 
 log = logging.getLogger(__name__)
 
-SET_VERSION = 1
 GAIT_TYPES = ("nm", "bg", "cl")
 CONDITION_OF = {"nm": "normal", "bg": "bag", "cl": "coat"}
 SIX_VIEWS = (0.0, 36.0, 72.0, 108.0, 144.0, 180.0)
@@ -221,25 +225,8 @@ def crop_flows(flows: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def open_set(root: str | Path, config: GaitSetConfig | None = None) -> GaitSetConfig:
-    """The config of the set in ``root``; with ``config``, create ``set.json`` or check that it matches.
-
-    Raises:
-        UsageError: ``root`` holds a different set. InputError: no set in ``root`` and no config given.
-    """
-    path = Path(root) / "set.json"
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text())
-            found = from_dict(GaitSetConfig, data["config"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{path}: not a gait set description ({exc})") from None
-        if config is not None and found != config:
-            raise UsageError(f"{root} holds another gait set ({path}); use a new folder or the same preset")
-        return found
-    if config is None:
-        raise InputError(f"no gait set in {root} (set.json missing): build one with hmore bench gait")
-    write_json_atomic(path, {"version": SET_VERSION, "config": to_dict(config)})
-    return config
+    """The config of the gait set in ``root``; with ``config``, create ``set.json`` or check that it matches."""
+    return open_set_config(root, GaitSetConfig, config, what="gait set", hint="hmore bench gait")
 
 
 def prepare_sequence(config: GaitSetConfig, seq: GaitSequence, clip: Any) -> Prepared:
