@@ -144,6 +144,7 @@ def run_bench(spec: BenchSpec, out_dir: str | Path, *, preset: str = "full", row
         return {"stage": "train", "rows": list(results)}
     summary = spec.summarise(results, config=config, recipe=recipe, preset=preset, seeds=seeds, fm=fm,
                              timing=timer.as_dict(), command=command)
+    summary["set_root"] = str(set_root)
     write_json_atomic(out / "results.json", json_clean(summary))
     spec.write_report(out, summary)
     return summary
@@ -315,6 +316,27 @@ def line_chart(path: Path, x: Sequence[float], series: Mapping[str, Sequence[flo
             ax.legend(fontsize=7)
 
     return _save_png(path, draw, figsize=(6.0, 3.6))
+
+
+def input_panels(path: Path, image: np.ndarray, flows: Mapping[str, np.ndarray], *, label: str,
+                 height: int = 128) -> Path:
+    """One model input as people see it: ``image`` ((H, W) grey or (H, W, 3) RGB) and each flow channel
+    ((2, H, W) pixels) colour-coded with one shared scale (Middlebury wheel, white = still)."""
+    import cv2
+
+    from hmore.io.atomic import atomic_path
+    from hmore.report.draw import hstack_panels
+    from hmore.report.flowviz import flow_to_color, robust_max_magnitude
+
+    fields = [np.asarray(f, np.float32).transpose(1, 2, 0) for f in flows.values()]
+    scale = robust_max_magnitude(np.stack(fields), percentile=98.0, floor=0.25) if fields else 1.0
+    img = np.asarray(image)
+    panels = [img if img.ndim == 3 else np.repeat(img[:, :, None], 3, axis=2)]
+    panels += [flow_to_color(f, max_mag=scale) for f in fields]
+    out = hstack_panels(panels, [label, *flows], height=height)
+    with atomic_path(path, suffix=".png") as tmp:
+        cv2.imwrite(str(tmp), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+    return path
 
 
 def heatmaps(path: Path, mats: Mapping[str, np.ndarray], *, xlabels: Sequence[str], ylabels: Sequence[str],

@@ -22,6 +22,7 @@ from hmore.bench.downstream import (
     BenchSpec,
     Recipe,
     heatmaps,
+    input_panels,
     line_chart,
     markdown_table,
     mean_over_seeds,
@@ -30,6 +31,7 @@ from hmore.bench.downstream import (
     run_bench,
     summary_head,
 )
+from hmore.errors import InputError
 from hmore.gait.data import GaitSetConfig, gait_preset
 
 log = logging.getLogger(__name__)
@@ -211,8 +213,35 @@ def write_report(out: Path, summary: dict[str, Any]) -> Path:
     labels = [f"{v:.0f}" for v in views]
     rep.add_figure(heatmaps(figs / "matrix_CL.png", mats, xlabels=labels, ylabels=labels, xlabel="gallery view",
                             ylabel="probe view", vmax=100.0), "CL probes: probe view (rows) x gallery view (columns)")
+    _example_inputs(rep, summary, figs)
     report_setup(rep, summary)
     return rep.save(out / "report.html")
+
+
+def _example_inputs(rep: Any, summary: dict[str, Any], figs: Path) -> None:
+    """Pictures of the inputs: one test subject's NM, BG and CL sequence (the view nearest 90), middle frame."""
+    from hmore.flowfeed import dequantise_flow, load_clip_cache
+    from hmore.gait.data import GaitSequence
+
+    root = Path(summary.get("set_root", ""))
+    if not (root / "set.json").is_file():
+        return
+    s = summary["set"]
+    view = min(s["views"], key=lambda v: abs(v - 90.0))
+    subject = s["identities"] - s["test_identities"] + 1
+    keys = [GaitSequence(subject=subject, type=t, index=1, view=view).key for t in ("nm", "bg", "cl")]
+    key = next((e.get("flow_key") for e in summary["rows"].values() if e.get("flow_key")), None)
+    channels = ["dis", *(["world", "local"] if key else []), "exact_world", "exact_local"]
+    try:
+        got = load_clip_cache(root, keys, arrays=("sil",), channels=channels, flow_key=key)
+    except InputError:
+        return
+    rep.add_section("Inputs", "One test subject at the view nearest 90 degrees, middle frame: silhouette and the "
+                    "flow channels (one colour scale per row; white = still).")
+    for i, k in enumerate(keys):
+        t = len(got["sil"][i]) // 2 - 1
+        flows = {c: dequantise_flow(got[c][i][t]) for c in channels}
+        rep.add_figure(input_panels(figs / f"inputs_{k}.png", got["sil"][i][t], flows, label=k), k)
 
 
 def run(out_dir: str | Path, **kwargs: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from hmore.bench.downstream import (
     BenchSpec,
     Recipe,
     heatmaps,
+    input_panels,
     markdown_table,
     mean_over_seeds,
     pct,
@@ -176,8 +177,36 @@ def write_report(out: Path, summary: dict[str, Any]) -> Path:
     short = [c.replace("_then_", ">").replace("forward", "fwd") for c in summary["classes"]]
     rep.add_figure(heatmaps(figs / "confusion.png", {e["label"]: np.array(e["confusion"]) for e in rows.values()},
                             xlabels=short, ylabels=short, xlabel="predicted", ylabel="true"), "confusion matrices")
+    _example_inputs(rep, summary, figs)
     report_setup(rep, summary)
     return rep.save(out / "report.html")
+
+
+def _example_inputs(rep: Any, summary: dict[str, Any], figs: Path) -> None:
+    """Pictures of the inputs: the first test clip of three classes, middle frame of its window."""
+    from hmore.errors import InputError
+    from hmore.fineaction.data import items, open_set
+    from hmore.flowfeed import dequantise_flow, load_clip_cache
+
+    root = Path(summary.get("set_root", ""))
+    if not (root / "set.json").is_file():
+        return
+    config = open_set(root)
+    picks = [it for it in items(config, "test")][:12:4]
+    key = next((e.get("flow_key") for e in summary["rows"].values() if e.get("flow_key")), None)
+    channels = ["dis", *(["world", "local"] if key else []), "exact_world", "exact_local"]
+    try:
+        got = load_clip_cache(root, [it.key for it in picks], arrays=("rgb",), channels=channels, flow_key=key)
+    except InputError:
+        return
+    rep.add_section("Inputs", "Middle frame of three test clips: RGB and the flow channels (one colour scale per "
+                    "row; white = still). DIS sees the camera's motion on the background; H-MoRe's world flow is "
+                    "meant to be 0 there, its local flow removes the person's own translation.")
+    for i, it in enumerate(picks):
+        t = len(got["rgb"][i]) // 2
+        flows = {c: dequantise_flow(got[c][i][t], config.flow_step) for c in channels}
+        name = f"{it.key} ({CLASSES[it.label]})"
+        rep.add_figure(input_panels(figs / f"inputs_{it.key}.png", got["rgb"][i][t], flows, label=it.key), name)
 
 
 def run(out_dir: str | Path, **kwargs: Any) -> dict[str, Any]:
