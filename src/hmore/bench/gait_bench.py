@@ -74,7 +74,7 @@ class GaitRecipe(Recipe):
 
 RECIPES = {
     "full": GaitRecipe(),
-    "quick": GaitRecipe(steps=60, batch_size=8, frames=6, decay_every=40, warmup_steps=5, val_identities=0,
+    "quick": GaitRecipe(steps=150, batch_size=8, frames=6, decay_every=100, warmup_steps=10, val_identities=0,
                         eval_every=0),
     "test": GaitRecipe(model="gaitbase_test", steps=2, batch_size=4, frames=2, warmup_steps=0, val_identities=0,
                        eval_every=0),
