@@ -355,3 +355,26 @@ def test_bench_and_demo_cli_errors(capsys, tmp_path):
     assert main(["gait", str(tmp_path / "g.mp4"), str(tmp_path / "p.mp4"), "-o", str(tmp_path),
                  "--weights", str(tmp_path / "none.safetensors")]) == 1
     assert "gait weights not found" in capsys.readouterr().err
+
+
+def test_demo_model_loading_and_track_embeddings(tmp_path):
+    from hmore.gait.demo import Track, _card, embed_tracks, load_gait_model
+    from hmore.train.checkpoint import save_weights
+
+    task = _task()
+    model = task.build_model()
+    path = save_weights(tmp_path / "g.safetensors", model, metadata={"model_config": task.model_config()})
+    gm = load_gait_model(path)
+    assert gm.channels == ("dis",) and gm.flow_scale == 2.0
+    rng = np.random.default_rng(0)
+    tracks = [Track(track_id=k, frames=np.arange(5), sil=(rng.random((5, 64, 44)) * 255).astype(np.uint8),
+                    flows={"dis": rng.integers(-9, 9, (5, 2, 64, 44)).astype(np.int8)},
+                    thumbnail=np.zeros((30, 12, 3), np.uint8), height_px=80.0) for k in (1, 2)]
+    emb = embed_tracks(gm, tracks)
+    assert emb.shape == (2, 4, 8) and np.isfinite(emb).all()
+    assert _card(tracks[0], "P1").ndim == 3
+    exact = {**task.model_config(), "channels": "sil+exact_world"}
+    save_weights(tmp_path / "x.safetensors", create_model("gaitbase_test", in_channels=3, num_classes=3),
+                 metadata={"model_config": {**exact, "kwargs": {"in_channels": 3, "num_classes": 3}}})
+    with pytest.raises(UsageError, match="exact"):
+        load_gait_model(tmp_path / "x.safetensors")
