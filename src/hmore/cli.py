@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "lift": "lift",
     "classify": "classify",
     "mesh": "mesh",
+    "gait": "gait",
 }
 
 

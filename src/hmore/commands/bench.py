@@ -22,7 +22,7 @@ import sys
 
 from hmore.errors import UsageError
 
-HELP = "benchmark flow methods on generated or real clips (table, results.json, report.html)"
+HELP = "benchmarks: flow methods (flow), gait recognition (gait) and fine-grained actions (action-flow) with flow"
 
 DEFAULT_METHODS = ("hmore_flow_cpu", "hmore_flow_cpu+nocam", "dis", "dis+cam", "farneback", "farneback+cam", "dis_mask",
                    "zero")
@@ -68,14 +68,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="CPU threads for torch and OpenCV (default: theirs, one per core; idle OpenMP threads sleep, "
                         "see benchmarks/flow_threads.py)")
     p.add_argument("-o", "--out", required=True, help="output folder")
+    from hmore.commands import bench_downstream
+
+    bench_downstream.add_parsers(sub)
 
 
 def run(args: argparse.Namespace) -> int:
     from hmore.bench import flow_bench
     from hmore.io.atomic import check_output_dir
 
+    if getattr(args, "bench_target", None) in ("gait", "action-flow"):
+        from hmore.commands import bench_downstream
+
+        return bench_downstream.run(args)
     if getattr(args, "bench_target", None) != "flow":
-        raise UsageError("choose a benchmark: hmore bench flow ...")
+        raise UsageError("choose a benchmark: hmore bench flow | gait | action-flow ...")
     if args.pairs < 1:
         raise UsageError(f"--pairs must be >= 1, got {args.pairs}")
     if args.clips < 1:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "train a model (tasks: flow, lift, action, toy) with checkpoints, exact resume and DDP"
+HELP = "train a model (tasks: flow, lift, action, gait, action_flow, toy) with checkpoints, exact resume and DDP"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("task", help="training task name: flow, lift, action, mesh or toy")
+    p.add_argument("task", help="training task name: flow, lift, action, mesh, gait, action_flow or toy")
     p.add_argument("--config", type=Path, default=None, help="YAML/JSON run config (default: the task's defaults)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<task>/<config name>)")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,

@@ -78,8 +78,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return obj
 
 
-def loads_safely(data: bytes, *, where: str = "pickle") -> object:
-    """Unpickle ``data`` allowing only plain containers, numbers, strings and numpy arrays (never arbitrary code).
+def loads_safely(data: bytes, *, where: str = "pickle", what: str = "pyskl pickle") -> object:
+    """Unpickle ``data`` allowing only plain containers, numbers, strings and numpy arrays (never arbitrary code);
+    ``what`` names the expected kind of file in the error.
 
     Raises:
         InputError: a refused global (named in the message), or a broken or truncated pickle.
@@ -87,7 +88,7 @@ def loads_safely(data: bytes, *, where: str = "pickle") -> object:
     try:
         return _RestrictedUnpickler(io.BytesIO(data)).load()
     except _Refused as exc:
-        raise InputError(f"{where}: refusing to load the global {exc} (a pyskl pickle holds only numpy arrays and "
+        raise InputError(f"{where}: refusing to load the global {exc} (a {what} holds only numpy arrays and "
                          f"plain containers; this file could run code)") from None
     except RecursionError:
         raise InputError(f"{where}: not a readable pickle (nested too deeply)") from None
@@ -96,11 +97,11 @@ def loads_safely(data: bytes, *, where: str = "pickle") -> object:
         raise InputError(f"{where}: not a readable pickle ({type(exc).__name__}: {exc})".splitlines()[0]) from None
 
 
-def load_pickle_safely(path: str | Path) -> object:
+def load_pickle_safely(path: str | Path, *, what: str = "pyskl pickle") -> object:
     """Read the pickle file ``path`` with :func:`loads_safely`; :class:`InputError` names the file."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return loads_safely(data, where=str(path))
+    return loads_safely(data, where=str(path), what=what)

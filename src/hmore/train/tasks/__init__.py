@@ -29,6 +29,8 @@ TASKS: dict[str, str] = {
     "lift": "hmore.train.tasks.lift:LiftTask",
     "action": "hmore.train.tasks.action:ActionTask",
     "mesh": "hmore.mesh.task:MeshTask",
+    "gait": "hmore.gait.task:GaitTask",
+    "action_flow": "hmore.fineaction.task:ActionFlowTask",
 }
 
 
