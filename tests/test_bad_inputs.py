@@ -234,6 +234,12 @@ CASES = [
     ("demo/flow-model-unknown", "demo --flow-model nosuch " + OUT, 2, "nosuch"),
     ("demo/flow-model-dstformer", "demo --flow-model dstformer_cpu " + OUT, 2, "not a flow model"),
     ("demo/out-is-file", "demo --flow-model none -o {a_file}/sub", 2, "a_file.txt"),
+    ("mesh/out-is-file", "mesh {video} -o {a_file}", 2, "a_file.txt"),
+    ("mesh/weights-flow", "mesh {video} --weights hmore_flow_cpu " + OUT, 1, "not a mesh regressor"),
+    ("gait/gallery-missing", "gait {root}/nope.mp4 {video} " + OUT, 1, "nope.mp4"),
+    ("gait/out-is-file", "gait {video} {video} -o {a_file}", 2, "a_file.txt"),
+    ("bench/gait-out-is-file", "bench gait --quick -o {a_file}", 2, "a_file.txt"),
+    ("bench/action-flow-out-is-file", "bench action-flow --quick -o {a_file}", 2, "a_file.txt"),
 ]
 EVIL = ("evil_reduce", "evil_nested", "evil_dotted_builtins", "evil_dotted_getattribute")
 PICKLE_PATHS = {

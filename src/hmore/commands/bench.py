@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "bench_target", None) in ("gait", "action-flow"):
         from hmore.commands import bench_downstream
 
+        check_output_dir(args.out)
         return bench_downstream.run(args)
     if getattr(args, "bench_target", None) != "flow":
         raise UsageError("choose a benchmark: hmore bench flow | gait | action-flow ...")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hmore.errors import InputError
+
 HELP = "enrol the people of a gallery video and name the people of a probe video by their gait"
 
 
@@ -29,7 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hmore.gait.demo import run_gait_demo
+    from hmore.io.atomic import check_output_dir
 
+    for option, path in (("GALLERY", args.gallery), ("PROBE", args.probe)):
+        if not Path(path).exists():
+            raise InputError(f"{option} {path}: no such file or folder")
+    check_output_dir(args.out)
     res = run_gait_demo(args.gallery, args.probe, args.out, weights=args.weights, max_side=args.max_side,
                         stride=args.stride, min_frames=args.min_frames, top=args.top)
     print(f"gallery: {', '.join(g['name'] for g in res['gallery'])}")

@@ -25,10 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hmore.io.atomic import check_output_dir
     from hmore.lift.pipeline import load_lifter
     from hmore.mesh.infer import DEFAULT_WEIGHTS, mesh_file
     from hmore.models.motion.mesh import MeshRegressor
 
+    check_output_dir(args.out)
     model = load_lifter(weights=args.weights or DEFAULT_WEIGHTS, checkpoint=args.checkpoint, kinds=(MeshRegressor,),
                         what="a mesh regressor")
     name = str(args.checkpoint) if args.checkpoint else (args.weights or DEFAULT_WEIGHTS)
