@@ -136,8 +136,11 @@ def boundaries(instance: np.ndarray) -> np.ndarray:
     if m.ndim != 2:
         raise ValueError(f"instance mask must be (H, W), got {m.shape}")
     # Spread ids over the grey range so that any id change is a strong step, then any gradient is an edge.
-    levels = np.where(m > 0, 64 + (m.astype(np.int64) * 37) % 192, 0).astype(np.uint8)
-    return (cv2.Canny(levels, 1, 1) > 0).astype(np.uint8)
+    levels = _LEVELS[m] if m.dtype == np.uint8 else np.where(m > 0, 64 + (m.astype(np.int64) * 37) % 192, 0)
+    return np.minimum(cv2.Canny(levels.astype(np.uint8, copy=False), 1, 1), 1)
+
+
+_LEVELS = np.where(np.arange(256) > 0, 64 + (np.arange(256) * 37) % 192, 0).astype(np.uint8)  # uint8 id -> grey
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
