@@ -146,11 +146,13 @@ def test_pipeline_scales_keypoints_to_source_pixels(tmp_path: Path) -> None:
 def test_cli_single_video_and_resume(tmp_path: Path, monkeypatch, capsys) -> None:
     import hmore.priors.pose as pose_mod
 
-    monkeypatch.setattr(pose_mod, "create_estimator", lambda name, **kw: FakePose())
+    made = []
+    monkeypatch.setattr(pose_mod, "create_estimator", lambda name, **kw: made.append(kw) or FakePose())
     video = write_video(tmp_path / "two.mp4", _frames(8), fps=10)
     out = tmp_path / "out"
-    assert main(["priors", str(video), "-o", str(out), "--max-side", "0"]) == 0
+    assert main(["priors", str(video), "-o", str(out), "--max-side", "0", "--workers", "1"]) == 0
     assert "done, 8 frames, 2 people" in capsys.readouterr().out
+    assert made[-1]["workers"] == 1
     for name in ("priors.npz", "preview.mp4", "index.html", "meta.json"):
         assert (out / name).is_file(), name
     assert read_frames(out / "preview.mp4").shape[0] == 8
@@ -232,6 +234,8 @@ def test_cli_errors(tmp_path: Path, capsys) -> None:
     assert "no such file" in capsys.readouterr().err
     assert main(["priors", str(tmp_path), "-o", str(tmp_path / "o"), "--shard", "2/2"]) == 2
     assert main(["priors", str(tmp_path), "-o", str(tmp_path / "o"), "--backend", "file"]) == 2
+    assert main(["priors", str(tmp_path), "-o", str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert "--workers must be >= 1" in capsys.readouterr().err
     bad = tmp_path / "x.mp4"
     bad.write_bytes(np.random.default_rng(0).bytes(3000))
     assert main(["priors", str(bad), "-o", str(tmp_path / "o"), "--backend", "file", "--keypoints",
