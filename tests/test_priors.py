@@ -146,11 +146,13 @@ def test_pipeline_scales_keypoints_to_source_pixels(tmp_path: Path) -> None:
 def test_cli_single_video_and_resume(tmp_path: Path, monkeypatch, capsys) -> None:
     import hmore.priors.pose as pose_mod
 
-    monkeypatch.setattr(pose_mod, "create_estimator", lambda name, **kw: FakePose())
+    made = []
+    monkeypatch.setattr(pose_mod, "create_estimator", lambda name, **kw: made.append(kw) or FakePose())
     video = write_video(tmp_path / "two.mp4", _frames(8), fps=10)
     out = tmp_path / "out"
-    assert main(["priors", str(video), "-o", str(out), "--max-side", "0"]) == 0
+    assert main(["priors", str(video), "-o", str(out), "--max-side", "0", "--workers", "1"]) == 0
     assert "done, 8 frames, 2 people" in capsys.readouterr().out
+    assert made[-1]["workers"] == 1
     for name in ("priors.npz", "preview.mp4", "index.html", "meta.json"):
         assert (out / name).is_file(), name
     assert read_frames(out / "preview.mp4").shape[0] == 8
@@ -165,6 +167,29 @@ def test_cli_single_video_and_resume(tmp_path: Path, monkeypatch, capsys) -> Non
     assert "cached" in capsys.readouterr().out
     meta = json.loads((out / "meta.json").read_text())
     assert meta["backend_version"] == "fake-1" and set(meta["timings_s"]) >= {"decode", "pose", "track", "masks"}
+    cached = list((out / ".cache").glob("*.npz"))
+    assert len(cached) == 1 and cached[0].read_bytes() == (out / "priors.npz").read_bytes()  # written once, copied
+
+
+def test_priors_command_builds_only_its_parser() -> None:
+    import subprocess
+    import sys
+
+    from hmore.cli import COMMANDS, build_parser, command_of
+
+    assert command_of(["-v", "priors", "clip.mp4", "-o", "out"]) == "priors"
+    assert command_of(["--version"]) is None and command_of(["nonsense", "x"]) is None
+    only = build_parser(only="priors")
+    assert only.parse_args(["priors", "a.mp4", "-o", "o"]).input == Path("a.mp4")
+    with pytest.raises(SystemExit):
+        only.parse_args(["flow", "a.mp4", "-o", "o"])  # the other subcommands are not there
+    full = build_parser()
+    assert set(full._subparsers._group_actions[0].choices) == set(COMMANDS)
+    # torch (seconds to import) is not loaded to run `hmore priors` (it needs MediaPipe only)
+    code = ("import sys; from hmore.cli import build_parser, command_of; "
+            "build_parser(only=command_of(['priors', 'x.mp4'])); print('torch' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "False", p.stderr[-2000:]
 
 
 def test_cli_folder_shards_and_bad_video(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -209,6 +234,8 @@ def test_cli_errors(tmp_path: Path, capsys) -> None:
     assert "no such file" in capsys.readouterr().err
     assert main(["priors", str(tmp_path), "-o", str(tmp_path / "o"), "--shard", "2/2"]) == 2
     assert main(["priors", str(tmp_path), "-o", str(tmp_path / "o"), "--backend", "file"]) == 2
+    assert main(["priors", str(tmp_path), "-o", str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert "--workers must be >= 1" in capsys.readouterr().err
     bad = tmp_path / "x.mp4"
     bad.write_bytes(np.random.default_rng(0).bytes(3000))
     assert main(["priors", str(bad), "-o", str(tmp_path / "o"), "--backend", "file", "--keypoints",
@@ -260,6 +287,70 @@ def test_mediapipe_finds_both_people_on_ntu(shared_data: Path) -> None:
         for p in range(2):
             x, y = (pr.kp2d[t, p, 11:13, :2].mean(0) / 2).astype(int)  # mid-hip in mask pixels
             assert pr.masks[t, y, x] == pr.track_ids[p]
+
+
+@pytest.mark.shared_data
+def test_mediapipe_parallel_workers_give_the_same_priors(shared_data: Path) -> None:
+    pytest.importorskip("mediapipe", reason="MediaPipe backend not installed (pip install hmore[priors])")
+    from hmore.priors.pose import MediaPipePose
+
+    video = require_file(shared_data, "video", "ntu_two_person_sample.avi")
+    runs = []
+    for workers in (1, 2):
+        with MediaPipePose(workers=workers) as est:
+            runs.append(extract_priors(video, estimator=est, end=3, max_side=480, progress=False))
+            assert len(est._fitted) == (2 if workers == 2 else 0)  # the last frame's two fits ran in parallel
+    one, two = runs
+    assert one.num_people == 2  # two tracked people: their fits run in parallel from the second frame on
+    for name in ("kp2d", "valid", "track_ids", "masks", "boundaries"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(two, name), err_msg=name)
+    with pytest.raises(UsageError, match="workers"):
+        MediaPipePose(workers=0)
+
+
+def test_parallel_graphs_keep_order_and_never_share_a_graph() -> None:
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hmore.priors.pose import _Graphs
+
+    class Graph:
+        def __init__(self) -> None:
+            self.busy = False
+            self.calls = 0
+            self.overlap = False
+            self.closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    lock = threading.Lock()
+    running = [0, 0]  # now, most at once
+
+    def work(graph: Graph, item: int) -> int:
+        if graph.busy:
+            graph.overlap = True
+        graph.busy = True
+        with lock:
+            running[0] += 1
+            running[1] = max(running[1], running[0])
+        time.sleep(0.01 * (item % 3))
+        graph.calls += 1
+        with lock:
+            running[0] -= 1
+        graph.busy = False
+        return item * item
+
+    graphs = [Graph(), Graph()]
+    with ThreadPoolExecutor(3) as pool:  # more threads than graphs: the graphs are what limits
+        par = _Graphs(graphs, pool)
+        assert par.map(work, list(range(9))) == [k * k for k in range(9)]
+    assert not any(g.overlap for g in graphs) and sum(g.calls for g in graphs) == 9 and running[1] <= 2
+    seq = _Graphs([Graph(), Graph()], None)
+    assert seq.map(work, [1, 2, 3]) == [1, 4, 9] and seq._graphs[1].calls == 0  # no pool: the first graph, in turn
+    par.close()
+    assert all(g.closed for g in graphs)
 
 
 @pytest.mark.shared_data

@@ -186,3 +186,44 @@ def test_real_videos(shared_data: Path) -> None:
     assert frames.shape == (3, 270, 480, 3)
     vtest = require_file(shared_data, "video", "vtest.avi")
     assert read_frames(vtest, start=100, end=103).shape == (3, 576, 768, 3)
+
+
+def test_prefetch_keeps_order_raises_in_place_and_stops_when_closed() -> None:
+    import threading
+
+    from hmore.io.video import prefetch
+
+    assert list(prefetch(iter(range(7)), depth=2)) == list(range(7))
+
+    def broken():
+        yield 1
+        yield 2
+        raise InputError("frame 3 is corrupt")
+
+    got = []
+    with pytest.raises(InputError, match="frame 3"):
+        for item in prefetch(broken()):
+            got.append(item)
+    assert got == [1, 2]  # the items before the error all arrive first
+
+    closed = threading.Event()
+    produced = []
+
+    def endless():
+        try:
+            k = 0
+            while True:
+                produced.append(k)
+                yield k
+                k += 1
+        finally:
+            closed.set()
+
+    it = prefetch(endless(), depth=3)
+    assert [next(it) for _ in range(2)] == [0, 1]
+    it.close()  # the consumer stops early: the worker stops and closes the source
+    assert closed.wait(5)
+    assert not any(t.name == "hmore-prefetch" and t.is_alive() for t in threading.enumerate())
+    assert len(produced) <= 2 + 3 + 1  # never more than depth ahead (plus the item in hand)
+    with pytest.raises(UsageError, match="depth"):
+        next(prefetch([1], depth=0))

@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", choices=("blazepose", "hog", "none"), default="blazepose",
                    help="person proposals for MediaPipe: BlazePose's detector on the frame and tiles (default), "
                         "OpenCV's HOG (the former default), or none (tracked people and --box only)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="MediaPipe models run at once, one core each (default 2; same results with any number)")
     p.add_argument("--no-preview", action="store_true", help="skip preview.mp4")
     p.add_argument("--preview-side", type=int, default=640, help="longer side of preview.mp4")
     p.add_argument("--shard", default=None, metavar="I/N", help="folder mode: process videos k with k %% N == I")
@@ -55,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from hmore.priors.batch import PriorsSettings, collect_inputs, parse_shard, run_priors
     from hmore.priors.pose import create_estimator
 
-    if args.stride < 1 or args.max_side < 0 or args.max_people < 1 or args.preview_side < 16:
-        raise UsageError("--stride and --max-people must be >= 1, --max-side >= 0, --preview-side >= 16")
+    if args.stride < 1 or args.max_side < 0 or args.max_people < 1 or args.preview_side < 16 or args.workers < 1:
+        raise UsageError("--stride, --max-people and --workers must be >= 1, --max-side >= 0, --preview-side >= 16")
     if (args.backend == "file") != (args.keypoints is not None):
         raise UsageError("--keypoints goes with --backend file (and --backend file needs --keypoints)")
     shard = parse_shard(args.shard)
@@ -71,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if args.backend == "file":
         estimator = create_estimator("file", path=args.keypoints)
     else:
-        estimator = create_estimator("mediapipe", max_people=args.max_people, detector=args.detector)
+        estimator = create_estimator("mediapipe", max_people=args.max_people, detector=args.detector,
+                                     workers=args.workers)
     results = run_priors(inputs, args.out, estimator=estimator, settings=settings, folder_mode=folder_mode,
                          root=args.input if folder_mode else None, shard=shard, cache_dir=args.cache_dir,
                          preview=not args.no_preview, preview_side=args.preview_side, force=args.force)

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import av
 import cv2
@@ -33,6 +36,7 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 DEFAULT_IMAGE_FPS = 30.0  # an image folder carries no frame rate; this is what callers get unless they pass one
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -199,6 +203,57 @@ def _select(indices: Iterator[tuple[int, np.ndarray]], *, stride: int, src_fps: 
             if src == rel:
                 yield frame
             next_k += 1
+
+
+def prefetch(items: Iterable[T], *, depth: int = 2) -> Iterator[T]:
+    """``items`` produced by a background thread up to ``depth`` ahead of the consumer, in order.
+
+    Decoding (PyAV, colour conversion, resizing) releases the GIL, so a video's next frames decode on another core
+    while the caller works on this one. An exception of ``items`` is raised here, after the items before it; closing
+    this generator early stops the thread (it finishes the item it is producing) and closes ``items``.
+    """
+    if depth < 1:
+        raise UsageError(f"prefetch depth must be >= 1, got {depth}")
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        source = iter(items)
+        try:
+            for item in source:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((end, exc))
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=work, name="hmore-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = slots.get()
+            if item is end:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def iter_frames(path: str | Path, *, stride: int = 1, fps: float | None = None, start: int = 0,

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hmore.errors import InputError, UsageError
-from hmore.io.atomic import write_json_atomic
+from hmore.io.atomic import write_bytes_atomic, write_json_atomic
 from hmore.io.video import IMAGE_SUFFIXES, find_videos, list_images, write_video
 from hmore.priors.pipeline import Priors, extract_priors, load_priors, render_preview, save_priors
 from hmore.priors.pose import PoseEstimator
@@ -119,9 +119,15 @@ def collect_inputs(path: str | Path) -> tuple[list[Path], bool]:
 
 
 def write_outputs(out_dir: Path, video: Path, priors: Priors, *, preview: bool, preview_side: int,
-                  meta: dict) -> None:
-    """``priors.npz``, ``preview.mp4``, ``index.html`` and, last, ``meta.json`` (the completion marker) of one video."""
-    save_priors(out_dir / "priors.npz", priors)
+                  meta: dict, saved: Path | None = None) -> None:
+    """``priors.npz``, ``preview.mp4``, ``index.html`` and, last, ``meta.json`` (the completion marker) of one video.
+
+    ``saved``: a ``priors.npz`` of these priors already written (the cache's): its bytes are copied, not compressed
+    again (the masks' compression is most of the time saving takes)."""
+    if saved is not None:
+        write_bytes_atomic(out_dir / "priors.npz", saved.read_bytes())
+    else:
+        save_priors(out_dir / "priors.npz", priors)
     if preview:
         write_video(out_dir / "preview.mp4", render_preview(video, priors, max_side=preview_side), fps=priors.fps)
     write_index(out_dir, priors, preview=preview)
@@ -218,7 +224,7 @@ def run_priors(
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 save_priors(cached, pr)
                 status = "done"
-            write_outputs(out_dir, video, pr, preview=preview, preview_side=preview_side, meta=meta)
+            write_outputs(out_dir, video, pr, preview=preview, preview_side=preview_side, meta=meta, saved=cached)
             results.append(VideoResult(video, out_dir, status, pr.num_frames, pr.num_people))
         except InputError as exc:
             if not folder_mode:

@@ -87,19 +87,29 @@ def split_person_masks(
     if not probs:
         return []
     shape = np.asarray(probs[0]).shape
-    best = np.full(shape, np.inf, np.float32)  # (H, W) distance to the nearest seed of the owner so far
-    owner = np.full(shape, -1, np.int32)
-    for k, (prob, kp) in enumerate(zip(probs, kps)):
+    maps, cands, rects = [], [], []  # per person: probabilities, candidates, their box (x0, y0, x1, y1) or None
+    for prob, kp in zip(probs, kps):
         prob = np.asarray(prob, np.float32)
         if prob.shape != shape:
             raise ValueError(f"masks must share one shape, got {prob.shape} and {shape}")
-        kp = np.asarray(kp, np.float64)
-        seen = kp[:, 2] >= min_score
         cand = prob > threshold
         x0, y0, w, h = cv2.boundingRect(cand.view(np.uint8))  # work in the candidates' box only
-        if seen.sum() == 0 or w == 0:
+        seen = np.asarray(kp, np.float64)[:, 2] >= min_score
+        maps.append(prob)
+        cands.append(cand)
+        rects.append((x0, y0, x0 + w, y0 + h) if w and seen.any() else None)
+    used = [r for r in rects if r is not None]
+    # The owners are decided inside the union of the candidates' boxes (not the whole frame).
+    ux0, uy0 = (min(r[0] for r in used), min(r[1] for r in used)) if used else (0, 0)
+    ux1, uy1 = (max(r[2] for r in used), max(r[3] for r in used)) if used else (0, 0)
+    best = np.full((uy1 - uy0, ux1 - ux0), np.inf, np.float32)  # distance to the nearest seed of the owner so far
+    owner = np.full(best.shape, -1, np.int32)
+    for k, (cand, kp, rect) in enumerate(zip(cands, kps, rects)):
+        if rect is None:
             continue
-        x1, y1 = x0 + w, y0 + h
+        x0, y0, x1, y1 = rect
+        kp = np.asarray(kp, np.float64)
+        seen = kp[:, 2] >= min_score
         xy = kp[seen, :2]
         size = max(float((xy.max(0) - xy.min(0)).max()), 8.0)
         seeds = np.zeros((y1 - y0, x1 - x0), np.uint8)
@@ -112,20 +122,22 @@ def split_person_masks(
             cv2.circle(seeds, tuple(int(v) for v in pts[j]), width, 1, -1)
         sub = cand[y0:y1, x0:x1].astype(np.uint8)
         dist = cv2.distanceTransform((seeds == 0).astype(np.uint8), cv2.DIST_L2, 3) / np.float32(size)
-        _, labels = cv2.connectedComponents(sub, connectivity=8)
-        touched = np.unique(labels[(seeds > 0) & (sub > 0)])
-        keep = np.isin(labels, touched[touched > 0]) & (dist <= reach)
-        win = keep & (dist < best[y0:y1, x0:x1])
-        best[y0:y1, x0:x1][win] = dist[win]
-        owner[y0:y1, x0:x1][win] = k
+        n, labels = cv2.connectedComponents(sub, connectivity=8)
+        touching = np.zeros(n, bool)  # component label -> touches a seed (label 0 is the background)
+        touching[labels[(seeds > 0) & (sub > 0)]] = True
+        touching[0] = False
+        keep = touching[labels] & (dist <= reach)
+        region = (slice(y0 - uy0, y1 - uy0), slice(x0 - ux0, x1 - ux0))
+        win = keep & (dist < best[region])
+        np.copyto(best[region], dist, where=win)
+        owner[region][win] = k
     out = []
-    for k, prob in enumerate(probs):
-        mine = owner == k
-        x0, y0, w, h = cv2.boundingRect(mine.view(np.uint8))
+    for k, (prob, rect) in enumerate(zip(maps, rects)):
         m = np.zeros(shape, np.float32)
-        if w:
-            crop = (slice(y0, y0 + h), slice(x0, x0 + w))
-            m[crop] = np.where(mine[crop], np.asarray(prob, np.float32)[crop], 0.0)
+        if rect is not None:  # a person owns pixels only inside their own candidates' box
+            x0, y0, x1, y1 = rect
+            mine = owner[y0 - uy0:y1 - uy0, x0 - ux0:x1 - ux0] == k
+            m[y0:y1, x0:x1] = np.where(mine, prob[y0:y1, x0:x1], 0.0)
         out.append(m)
     return out
 
@@ -136,8 +148,11 @@ def boundaries(instance: np.ndarray) -> np.ndarray:
     if m.ndim != 2:
         raise ValueError(f"instance mask must be (H, W), got {m.shape}")
     # Spread ids over the grey range so that any id change is a strong step, then any gradient is an edge.
-    levels = np.where(m > 0, 64 + (m.astype(np.int64) * 37) % 192, 0).astype(np.uint8)
-    return (cv2.Canny(levels, 1, 1) > 0).astype(np.uint8)
+    levels = _LEVELS[m] if m.dtype == np.uint8 else np.where(m > 0, 64 + (m.astype(np.int64) * 37) % 192, 0)
+    return np.minimum(cv2.Canny(levels.astype(np.uint8, copy=False), 1, 1), 1)
+
+
+_LEVELS = np.where(np.arange(256) > 0, 64 + (np.arange(256) * 37) % 192, 0).astype(np.uint8)  # uint8 id -> grey
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:

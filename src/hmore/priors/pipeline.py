@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from hmore.errors import InputError
 from hmore.io.atomic import save_npz_atomic
-from hmore.io.video import iter_frames, probe_video, resized_size
+from hmore.io.video import iter_frames, prefetch, probe_video, resized_size
 from hmore.priors.masks import boundaries, instance_mask
 from hmore.priors.pose import PoseEstimator
 from hmore.priors.tracking import Tracker, TrackerConfig
@@ -135,7 +135,9 @@ def extract_priors(
         stop = total if end is None else min(end, total)
         total = max(0, (stop - start + stride - 1) // stride)
     show = sys.stderr.isatty() if progress is None else progress
-    frames = _timed(iter_frames(video, stride=stride, start=start, end=end, max_side=max_side), timings, "decode")
+    # frames decode in a background thread while the models run; "decode" is the time spent waiting for them
+    frames = _timed(prefetch(iter_frames(video, stride=stride, start=start, end=end, max_side=max_side)), timings,
+                    "decode")
     missed = True  # the last frame had fewer people than the one before: search the next one
     last_count = 0
     last_people: list = []
