@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "lift": "lift",
     "classify": "classify",
+    "concepts": "concepts",
 }
 
 
