@@ -346,8 +346,14 @@ class ConceptModel(nn.Module):
         return self.motion_encoder(states, valid)
 
     def _quantize(self, vq: nn.Module, latent: torch.Tensor, token_valid: torch.Tensor) -> BranchOutput:
-        quantized, ids, commit = vq(latent, mask=token_valid)
-        commit = commit.sum() if commit.ndim else commit
+        if self.training:
+            quantized, ids, commit = vq(latent, mask=token_valid)
+            commit = commit.sum() if commit.ndim else commit
+        else:  # the same nearest code by cosine similarity, without the library's first-call set-up (seconds)
+            codebook = vq.codebook.reshape(-1, latent.shape[-1])
+            ids = (F.normalize(latent, dim=-1) @ codebook.t()).argmax(dim=-1)
+            quantized = codebook[ids]
+            commit = latent.new_zeros(())
         return BranchOutput(latent=latent, quantized=quantized, ids=ids, commit_loss=commit, token_valid=token_valid)
 
     def motion(self, states: torch.Tensor, valid: torch.Tensor) -> BranchOutput:
