@@ -102,6 +102,8 @@ def test_frame_pose_features_are_per_frame_canonical():
     g = cm.frame_pose_features(j @ cm.rot_y(2.0).T + 5.0)
     assert f.shape == (20, 51)
     np.testing.assert_allclose(f, g, atol=1e-5)
+    one_by_one = np.stack([((p - p[0]) @ cm.facing_rotation(p).T / cm.leg_length(j)).reshape(-1) for p in j])
+    np.testing.assert_allclose(f, one_by_one, atol=1e-6)
 
 
 def test_resample_joints():

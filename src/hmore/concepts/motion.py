@@ -143,10 +143,13 @@ def frame_pose_features(joints: np.ndarray) -> np.ndarray:
     in the sequence's leg lengths."""
     j = np.asarray(joints, dtype=np.float64)
     scale = leg_length(j)
-    out = np.empty((j.shape[0], POSE_DIM), np.float32)
-    for i, p in enumerate(j):
-        out[i] = ((p - p[ROOT]) @ facing_rotation(p).T / scale).reshape(-1)
-    return out
+    left = (j[:, L_HIP] - j[:, R_HIP]) + (j[:, L_SHOULDER] - j[:, R_SHOULDER])  # (T, 3)
+    yaw = np.arctan2(-left[:, 2], left[:, 0])  # facing angle of each frame (see facing_rotation)
+    c, s = np.cos(-yaw)[:, None], np.sin(-yaw)[:, None]
+    rel = j - j[:, ROOT : ROOT + 1]
+    x = c * rel[..., 0] + s * rel[..., 2]  # rot_y(-yaw) applied to every joint
+    z = -s * rel[..., 0] + c * rel[..., 2]
+    return (np.stack([x, rel[..., 1], z], axis=-1) / scale).reshape(len(j), POSE_DIM).astype(np.float32)
 
 
 def resample_joints(joints: np.ndarray, src_fps: float, dst_fps: float = MODEL_FPS) -> np.ndarray:
