@@ -4,9 +4,9 @@ answered from them, and how fast is encoding.
 * **Clustering** (held-out Bandai-Namco takes, NW-UCLA view 3): NMI and purity of every frame's concept id against
   the action label, for each concept model given and for k-means with the same number of clusters on the raw
   per-frame pose features (and on pose + velocity), fitted on training frames; when the first model uses fewer
-  concepts than its codebook holds, k-means with that smaller K too (NMI favours fewer clusters, purity more). The Bandai rows also give the NMI
-  against the style label, and the report lists which of the main model's concepts follow the action and which
-  the style.
+  concepts than its codebook holds, k-means with that smaller K too (NMI favours fewer clusters, purity more).
+  The Bandai rows also give the NMI against the style label, and the report lists which of the main model's
+  concepts follow the action and which the style.
 * **Retrieval**: video -> motion R@1 and R@5 on held-out paired windows (generated renders of held-out Bandai takes
   and procedural identities, hmore's flow), against chance 1/N.
 * **QA**: accuracy per query type of the answerer and of the question-only baseline on questions generated from

@@ -41,14 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("train", help="train the concept model (or the answerer with --qa); hmore train's options")
     p.add_argument("--qa", action="store_true", help="train the question answerer (task concept_qa)")
-    p.add_argument("--config", type=Path, default=None, help="YAML/JSON run config (default: the task's defaults)")
-    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<task>/<config name>)")
-    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                   help="continue from the run folder's last checkpoint (default) or start over")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config value, e.g. --set loss.dis=0 (repeatable)")
-    p.add_argument("--export", metavar="NAME", default=None, help="then export the weights as shipped weights NAME")
-    p.add_argument("--export-dir", type=Path, default=None, help="folder for --export (default: the package's)")
+    from hmore.commands.train import add_run_options
+
+    add_run_options(p)
 
     for name, text in (("encode", "concept ids per frame of a video, keypoint file, BVH or generated clip"),
                        ("show", "the concepts report: timeline under the video, nearest segments, label table")):

@@ -11,11 +11,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "train a model (tasks: flow, lift, action, toy) with checkpoints, exact resume and DDP"
+HELP = "train a model (tasks: flow, lift, action, concepts, concept_qa, toy) with checkpoints, exact resume and DDP"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("task", help="training task name: flow, lift, action or toy")
+    p.add_argument("task", help="training task name: flow, lift, action, concepts, concept_qa or toy")
+    add_run_options(p)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options of a training run (everything but the task), shared with ``hmore concepts train``."""
     p.add_argument("--config", type=Path, default=None, help="YAML/JSON run config (default: the task's defaults)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<task>/<config name>)")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,

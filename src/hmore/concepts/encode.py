@@ -1,7 +1,7 @@
 """Concept ids per frame: the trained motion encoder over windows of a sequence, and the inputs it reads.
 
 A sequence at :data:`~hmore.concepts.motion.MODEL_FPS` is cut into windows of the model's length every half window
-(:func:`hmore.concepts.motion.window_starts`); each window gives one concept per segment, and a frame takes the
+(:func:`hmore.lift.infer.window_starts`); each window gives one concept per segment, and a frame takes the
 concept of the window whose middle is nearest, so every frame's concept saw context on both sides where there is
 any. Inputs (:func:`read_motion`): a BVH file (``.bvh`` / ``.bvh.gz``), a generated clip (``.npz`` with ``kp3d``), a
 ``pose3d.npz`` from ``hmore lift``, a 2D keypoint file (COCO / AlphaPose / OpenPose / pyskl / priors, lifted with
@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from hmore.concepts.motion import MODEL_FPS, make_windows, resample_joints, to_y_up, window_starts
+from hmore.concepts.motion import MODEL_FPS, make_windows, resample_joints, to_y_up
 from hmore.errors import InputError, UsageError
+from hmore.lift.infer import window_starts
 
 log = logging.getLogger(__name__)
 

@@ -162,20 +162,7 @@ def resample_joints(joints: np.ndarray, src_fps: float, dst_fps: float = MODEL_F
     return resample(j, float(src_fps), float(dst_fps))
 
 
-# ---- windows ---------------------------------------------------------------------------------------------------
-def window_starts(num_frames: int, window: int, stride: int) -> list[int]:
-    """Starts of windows of ``window`` frames every ``stride`` frames covering ``num_frames`` (the last one ends at
-    the end; one window starting at 0 when the sequence is shorter than a window)."""
-    if window < 1 or stride < 1:
-        raise ValueError(f"window and stride must be >= 1, got {window}, {stride}")
-    if num_frames <= window:
-        return [0]
-    starts = list(range(0, num_frames - window + 1, stride))
-    if starts[-1] != num_frames - window:
-        starts.append(num_frames - window)
-    return starts
-
-
+# ---- windows (their starts: hmore.lift.infer.window_starts) ------------------------------------------------------
 @dataclass(frozen=True)
 class WindowBatch:
     """Padded windows for the motion encoder.

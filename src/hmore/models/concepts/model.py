@@ -132,7 +132,8 @@ class BranchOutput:
     token_valid: torch.Tensor
 
 
-def _transformer(dim: int, depth: int, heads: int, mlp_ratio: float, dropout: float) -> nn.TransformerEncoder:
+def transformer(dim: int, depth: int, heads: int, mlp_ratio: float, dropout: float) -> nn.TransformerEncoder:
+    """A stack of pre-LN, GELU, batch-first transformer encoder layers."""
     layer = nn.TransformerEncoderLayer(d_model=dim, nhead=heads, dim_feedforward=int(dim * mlp_ratio),
                                        dropout=dropout, activation="gelu", batch_first=True, norm_first=True)
     return nn.TransformerEncoder(layer, num_layers=depth, enable_nested_tensor=False)
@@ -161,7 +162,7 @@ class TemporalEncoder(nn.Module):
         self.embed = nn.Linear(in_dim, dim)
         self.pos = nn.Parameter(torch.zeros(1, max_len, dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
-        self.blocks = _transformer(dim, depth, heads, mlp_ratio, dropout)
+        self.blocks = transformer(dim, depth, heads, mlp_ratio, dropout)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -222,7 +223,7 @@ class SegmentDecoder(nn.Module):
         self.pos = nn.Parameter(torch.zeros(1, tokens, dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
         nn.init.trunc_normal_(self.mask_token, std=0.02)
-        self.blocks = _transformer(dim, depth, heads, mlp_ratio, dropout)
+        self.blocks = transformer(dim, depth, heads, mlp_ratio, dropout)
         self.out = nn.Linear(dim, segment * out_dim)
 
     def forward(self, tokens: torch.Tensor, masked: torch.Tensor | None = None) -> torch.Tensor:
@@ -276,7 +277,7 @@ class VelocityPredictor(nn.Module):
         self.grad = nn.Sequential(nn.Linear(state_dim, dim), nn.GELU(), nn.Linear(dim, dim))
         self.pos = nn.Parameter(torch.zeros(1, max_len, dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
-        self.blocks = _transformer(dim, depth, heads, 2.0, 0.0)
+        self.blocks = transformer(dim, depth, heads, 2.0, 0.0)
         self.out = nn.Linear(dim, out_dim)
 
     def forward(self, states: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:

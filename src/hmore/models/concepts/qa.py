@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hmore.models.concepts.model import transformer
 from hmore.registry import register_model
 
 PAD_WORD, UNK_WORD = "<pad>", "<unk>"
@@ -72,9 +73,7 @@ class ConceptQA(nn.Module):
         self.cls = nn.Parameter(torch.zeros(1, 1, c.dim))
         for p in (self.concept_pos, self.word_pos, self.cls):
             nn.init.trunc_normal_(p, std=0.02)
-        layer = nn.TransformerEncoderLayer(d_model=c.dim, nhead=c.heads, dim_feedforward=2 * c.dim,
-                                           dropout=c.dropout, activation="gelu", batch_first=True, norm_first=True)
-        self.blocks = nn.TransformerEncoder(layer, num_layers=c.depth, enable_nested_tensor=False)
+        self.blocks = transformer(c.dim, c.depth, c.heads, 2.0, c.dropout)
         self.norm = nn.LayerNorm(c.dim)
         self.head = nn.Linear(c.dim, len(c.answers))
 
