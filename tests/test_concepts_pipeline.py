@@ -122,6 +122,15 @@ def test_task_batches_are_deterministic_and_losses_switch(tiny_pairs):
     off = ConceptsTask(config=_cfg(dis=0.0, act=0.0, align=0.0), sequences=_seqs(), pairs=tiny_pairs)
     _, logs = off.loss(model, a)
     assert not {"dis", "act", "align"} & set(logs)
+    seg = ConceptsTask(config=_cfg(dis_positive="segment", dis_tokens=5), sequences=_seqs(), pairs=tiny_pairs)
+    out = model.motion(a["states"], a["valid"])
+    logits, positive = seg._dis_inputs(model, out, a["states"], a["valid"])
+    assert logits.shape == positive.shape == (5, int(positive.sum())) and (positive.sum(dim=1) >= 1).all()
+    assert (positive.sum(dim=0) == 1).all()  # every frame is the positive of exactly its own token
+    logits, positive = task._dis_inputs(model, out, a["states"], a["valid"])  # concept positives
+    assert logits.shape[0] == len(torch.unique(out.ids[out.token_valid]))
+    with pytest.raises(Exception, match="dis_positive"):
+        _cfg(dis_positive="frame")
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--pairs", type=int, default=None, metavar="N",
                    help="render at most N generated pairs in this call (default: all of the set; 0 skips)")
     p.add_argument("--bandai-train", type=int, default=240, help="Bandai training takes to render (default 240)")
+    p.add_argument("--procedural-train", type=int, default=10,
+                   help="procedural training identities to render, every action each (default 10)")
+    p.add_argument("--splits", nargs="+", choices=("train", "test"), default=("train", "test"),
+                   help="render only the pairs of these splits (default both)")
     p.add_argument("--flow", choices=("mixed", "hmore", "exact"), default="mixed",
                    help="flow of the generated pairs: hmore_flow_cpu for held-out pairs and 1 in 5 training pairs, "
                         "the generator's exact flow for the others (mixed, default; hmore's flow costs ~10x the "
@@ -92,7 +96,13 @@ def _data(args: argparse.Namespace) -> int:
         for src, path in build_skeleton_cache(args.out, sources=sources, progress=progress).items():
             print(f"{src}: {path} {sequence_summary(load_sequences(path))}")
     if args.pairs is None or args.pairs > 0:
-        specs = pair_specs(bandai_train=args.bandai_train, seed=args.seed)
+        from hmore.concepts.motion import PROCEDURAL_TRAIN_IDS
+
+        if not 0 <= args.procedural_train <= len(PROCEDURAL_TRAIN_IDS):
+            raise UsageError(f"--procedural-train must be within 0-{len(PROCEDURAL_TRAIN_IDS)}")
+        specs = pair_specs(bandai_train=args.bandai_train, seed=args.seed,
+                           procedural_train_ids=PROCEDURAL_TRAIN_IDS[: args.procedural_train])
+        specs = [s for s in specs if s.split in args.splits]
         done = build_pair_cache(args.out, specs, flow=args.flow, progress=progress, limit=args.pairs)
         print(f"generated pairs: {len(done)} of {len(specs)} cached in {args.out / 'pairs'}")
     if args.real:

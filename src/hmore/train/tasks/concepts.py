@@ -86,7 +86,9 @@ class ConceptsDataSection:
 
 @dataclass(frozen=True)
 class ConceptsLossSection:
-    """Loss weights (0 turns a term off). ``dis_states``: states drawn per step for the discriminative term."""
+    """Loss weights (0 turns a term off) and the discriminative term's set-up: ``dis_positive`` ``"segment"`` (each
+    token's classifier, positive on its own segment's frames) or ``"concept"`` (each concept's classifier, positive on
+    the frames of all its segments, InfoCon's); ``dis_tokens`` / ``dis_states`` bound the pairs scored per step."""
 
     rec_motion: float = 1.0
     rec_video: float = 1.0
@@ -95,7 +97,13 @@ class ConceptsLossSection:
     cluster: float = 0.05
     act: float = 0.5
     align: float = 0.5
+    dis_positive: str = "concept"
+    dis_tokens: int = 48
     dis_states: int = 256
+
+    def __post_init__(self) -> None:
+        if self.dis_positive not in ("segment", "concept"):
+            raise ConfigError(f"loss.dis_positive must be 'segment' or 'concept', got {self.dis_positive!r}")
 
 
 @dataclass(frozen=True)
@@ -229,7 +237,6 @@ class ConceptsTask:
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         core: ConceptModel = getattr(model, "module", model)
         w, d = self.config.loss, self.config.data
-        seg = core.config.segment
         states, valid = batch["states"], batch["valid"]
         out = core.motion(states, valid)
         tv = out.token_valid
@@ -239,20 +246,8 @@ class ConceptsTask:
         logs = {"rec_motion": rec.detach(), "commit_motion": out.commit_loss.detach(),
                 "codes_used": float(torch.unique(out.ids[tv]).numel())}
         if w.dis > 0:
-            frame_ids = out.ids.repeat_interleave(seg, dim=1)  # (B, T)
-            flat_valid = valid.reshape(-1)
-            idx = torch.nonzero(flat_valid).squeeze(1)
-            if idx.numel() > w.dis_states:
-                idx = idx[torch.randperm(idx.numel(), device=idx.device)[: w.dis_states]]
-            sel_states = states.reshape(-1, states.shape[-1])[idx]  # (M, S)
-            sel_ids = frame_ids.reshape(-1)[idx]  # (M,)
-            uniq, inv = torch.unique(out.ids[tv], return_inverse=True)
-            # each present concept's vector: the mean of its tokens' straight-through codes (equal to the code)
-            codes = torch.zeros(len(uniq), out.quantized.shape[-1], device=states.device, dtype=out.quantized.dtype)
-            codes = codes.index_add(0, inv, out.quantized[tv])
-            codes = codes / torch.bincount(inv, minlength=len(uniq)).clamp_min(1)[:, None].to(codes.dtype)
-            logits = core.hypernet.logits(codes[:, None, :], sel_states[None, :, :])  # (U, M)
-            dis = discriminative_loss(logits, sel_ids[None, :] == uniq[:, None])
+            logits, positive = self._dis_inputs(core, out, states, valid)
+            dis = discriminative_loss(logits, positive)
             clu = clustering_loss(out.latent, core.codebook("motion"), tv)
             total = total + w.dis * dis + w.cluster * clu
             logs.update(dis=dis.detach(), cluster=clu.detach())
@@ -278,6 +273,43 @@ class ConceptsTask:
                 total = total + w.align * align
                 logs.update(align=align.detach(), temperature=float(1.0 / core.logit_scale.exp().item()))
         return total, logs
+
+    def _dis_inputs(self, core: ConceptModel, out: BranchOutput, states: torch.Tensor, valid: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Classifier logits and positives of the discriminative term (``loss.dis_positive``).
+
+        ``"segment"`` (the issue's wording): up to ``dis_tokens`` tokens, each code's classifier scored on the frames
+        of those tokens, its own segment's frames positive and every other segment's (same code or not) negative.
+        ``"concept"`` (InfoCon): every concept present, scored on up to ``dis_states`` frames, the frames of all its
+        segments positive.
+        """
+        w = self.config.loss
+        seg = core.config.segment
+        tv = out.token_valid
+        if w.dis_positive == "segment":
+            tokens = torch.nonzero(tv.reshape(-1)).squeeze(1)  # flat (b * N + n) indices
+            if tokens.numel() > w.dis_tokens:
+                tokens = tokens[torch.randperm(tokens.numel(), device=tokens.device)[: w.dis_tokens]]
+            grouped = states.reshape(-1, seg, states.shape[-1])  # (B*N, S, C): the frames of each token
+            frames_ok = valid.reshape(-1, seg)[tokens]  # (U, S)
+            sel = grouped[tokens][frames_ok]  # (M, C)
+            owner = torch.arange(len(tokens), device=states.device)[:, None].expand(-1, seg)[frames_ok]  # (M,)
+            codes = out.quantized.reshape(-1, out.quantized.shape[-1])[tokens]  # (U, D) straight-through
+            logits = core.hypernet.logits(codes[:, None, :], sel[None, :, :])  # (U, M)
+            return logits, owner[None, :] == torch.arange(len(tokens), device=states.device)[:, None]
+        frame_ids = out.ids.repeat_interleave(seg, dim=1)  # (B, T)
+        idx = torch.nonzero(valid.reshape(-1)).squeeze(1)
+        if idx.numel() > w.dis_states:
+            idx = idx[torch.randperm(idx.numel(), device=idx.device)[: w.dis_states]]
+        sel_states = states.reshape(-1, states.shape[-1])[idx]  # (M, C)
+        sel_ids = frame_ids.reshape(-1)[idx]  # (M,)
+        uniq, inv = torch.unique(out.ids[tv], return_inverse=True)
+        # each present concept's vector: the mean of its tokens' straight-through codes (equal to the code)
+        codes = torch.zeros(len(uniq), out.quantized.shape[-1], device=states.device, dtype=out.quantized.dtype)
+        codes = codes.index_add(0, inv, out.quantized[tv])
+        codes = codes / torch.bincount(inv, minlength=len(uniq)).clamp_min(1)[:, None].to(codes.dtype)
+        logits = core.hypernet.logits(codes[:, None, :], sel_states[None, :, :])  # (U, M)
+        return logits, sel_ids[None, :] == uniq[:, None]
 
     # ---- evaluation --------------------------------------------------------------------------------------------
     def evaluate(self, model: nn.Module) -> dict[str, float]:
