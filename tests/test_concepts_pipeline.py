@@ -122,6 +122,9 @@ def test_task_batches_are_deterministic_and_losses_switch(tiny_pairs):
     off = ConceptsTask(config=_cfg(dis=0.0, act=0.0, align=0.0), sequences=_seqs(), pairs=tiny_pairs)
     _, logs = off.loss(model, a)
     assert not {"dis", "act", "align"} & set(logs)
+    vq = ConceptsTask(config=_cfg(dis=0.0, act=0.0, align=0.0, rec_video=0.0), sequences=_seqs(), pairs=tiny_pairs)
+    c = vq.batch(3, rank=0, world_size=1, batch_size=4)  # the VQ-VAE ablation: same motion windows, no video
+    assert "video" not in c and torch.equal(c["states"], a["states"])
     seg = ConceptsTask(config=_cfg(dis_positive="segment", dis_tokens=5), sequences=_seqs(), pairs=tiny_pairs)
     out = model.motion(a["states"], a["valid"])
     logits, positive = seg._dis_inputs(model, out, a["states"], a["valid"])

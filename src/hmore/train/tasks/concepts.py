@@ -59,7 +59,8 @@ class ConceptsDataSection:
         cache: the folder ``hmore concepts data`` wrote (relative paths: to the current folder).
         sources: skeleton sources for training (their ``train`` split).
         source_weights: sampling weight of each source (empty: equal).
-        pair_batch: paired video-motion windows per step (0: no video branch training).
+        pair_batch: paired video-motion windows per step (0: none); their motion joins the motion windows, their video
+            feeds the video terms when those are on.
         max_pairs: use at most this many training pairs (0: all cached).
         root_dropout: probability that a training window hides its root trajectory (as lifted input does).
         noise: std of Gaussian joint noise in metres added to training windows.
@@ -211,7 +212,10 @@ class ConceptsTask:
             roots.append(seq.has_root and rng.random() >= d.root_dropout)
         out: dict[str, torch.Tensor] = {}
         videos = []
-        train_pairs = self.pairs("train") if (has_video and d.pair_batch > 0) else []
+        # the paired clips' motion joins the motion windows whatever the losses (every ablation variant sees the same
+        # motion data); their video only when a video term is on
+        want_video = has_video and (self.config.loss.rec_video > 0 or self.config.loss.align > 0)
+        train_pairs = self.pairs("train") if d.pair_batch > 0 else []
         if train_pairs:
             for g in range(rank * d.pair_batch, (rank + 1) * d.pair_batch):
                 rng = np.random.default_rng([d.seed, 0xFA1, step, g])
@@ -221,11 +225,12 @@ class ConceptsTask:
                 piece = p.joints[s : s + n + 1].astype(np.float64)
                 pieces.append(piece)
                 roots.append(bool(p.meta.get("has_root", True)) and rng.random() >= d.root_dropout)
-                frames = np.zeros((window,) + p.frames.shape[1:], np.uint8)
-                world = np.zeros((window, 2) + p.world.shape[2:], np.float32)
-                local = np.zeros_like(world)
-                frames[:n], world[:n], local[:n] = p.frames[s : s + n], p.world[s : s + n], p.local[s : s + n]
-                videos.append(video_channels(frames, world, local, size=video_size))
+                if want_video:
+                    frames = np.zeros((window,) + p.frames.shape[1:], np.uint8)
+                    world = np.zeros((window, 2) + p.world.shape[2:], np.float32)
+                    local = np.zeros_like(world)
+                    frames[:n], world[:n], local[:n] = p.frames[s : s + n], p.world[s : s + n], p.local[s : s + n]
+                    videos.append(video_channels(frames, world, local, size=video_size))
         wb = make_windows(pieces, window=window, has_root=roots)
         out.update(states=torch.from_numpy(wb.states), velocity=torch.from_numpy(wb.velocity),
                    valid=torch.from_numpy(wb.valid), velocity_valid=torch.from_numpy(wb.velocity_valid))
