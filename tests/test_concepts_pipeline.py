@@ -136,6 +136,16 @@ def test_task_batches_are_deterministic_and_losses_switch(tiny_pairs):
         _cfg(dis_positive="frame")
 
 
+def test_weights_licence_names_the_real_data():
+    from hmore.train.tasks.concepts import weights_licence
+
+    assert weights_licence(("procedural",)) == "MIT (weights trained by hmore on generated data)"
+    text = weights_licence(("bandai", "h36m", "procedural"))
+    assert "CC BY-NC 4.0" in text and "Human3.6M" in text and "NW-UCLA" not in text and "non-commercial" in text
+    task_licence = ConceptsTask(config=_cfg(), sequences=_seqs()).weights_licence  # the run trains on Bandai only
+    assert "CC BY-NC 4.0" in task_licence and "Human3.6M" not in task_licence
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_pairs) -> Path:
     from hmore.train.engine import train
@@ -172,6 +182,8 @@ def test_encode_sequences_covers_every_frame(tiny_run):
     from hmore.concepts.encode import concept_segments, encode_sequences, load_concept_model
 
     model = load_concept_model(checkpoint=tiny_run)
+    with pytest.raises(InputError, match="DSTformer, not a concept model"):
+        load_concept_model(weights="dstformer_cpu")
     seqs = _seqs()
     short, long = seqs[0].joints[:5], np.concatenate([seqs[0].joints, seqs[1].joints])
     enc = encode_sequences(model, [short, long])

@@ -111,12 +111,13 @@ def load_bench_data(cache: str | Path | None, *, quick: bool, pairs: int | None 
 
 def _load(spec: str):
     """A model from ``NAME=SOURCE`` or ``SOURCE`` (shipped weights name, run folder or checkpoint)."""
-    from hmore.lift.pipeline import load_lifter
+    from hmore.concepts.encode import load_concept_model
 
     name, _, source = spec.partition("=")
     source = source or name
     path = Path(source)
-    model = load_lifter(checkpoint=path) if path.exists() else load_lifter(weights=source)
+    model = (load_concept_model(checkpoint=path, answerer=True) if path.exists()
+             else load_concept_model(weights=source, answerer=True))
     return name, source, model
 
 

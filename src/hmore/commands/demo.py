@@ -96,8 +96,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", default=default_size, help="frame size HxW (default: %(default)s)")
     p.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="frames per clip (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--flow-model", default=FLOW_MODEL,
-                   help="shipped flow model whose world/local flow is shown (default: %(default)s; 'none' to skip)")
+    p.add_argument("--flow-model", default=None,
+                   help=f"shipped flow model whose world/local flow is shown (default: {FLOW_MODEL} when its weights "
+                        f"ship; 'none' to skip)")
     p.add_argument("--video", default=None,
                    help="real video for the first section (default: the clip shipped with hmore; 'none' to skip)")
     p.add_argument("--video-frames", type=int, default=None,
@@ -107,9 +108,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    net = load_shipped_flow(args.flow_model)
-    panels, text = hmore_flow_panels(net, args.flow_model) if net is not None else (None, {})
+    from hmore.io.atomic import check_output_dir
+
+    check_output_dir(args.out)
+    parse_size(args.size)
+    if args.frames < 2:
+        raise UsageError(f"the demo needs at least 2 frames (flow is between pairs), got {args.frames}")
     video = None if args.video == "none" else (args.video or "default")
+    if video not in (None, "default") and not Path(video).exists():
+        raise UsageError(f"--video {video}: no such file or folder")
+    if args.video_frames is not None and args.video_frames < 2:
+        raise UsageError(f"--video-frames must be at least 2 (flow is between pairs), got {args.video_frames}")
+    net = load_shipped_flow(args.flow_model or FLOW_MODEL, required=args.flow_model is not None)
+    panels, text = hmore_flow_panels(net, args.flow_model or FLOW_MODEL) if net is not None else (None, {})
     index = build_demo(args.out, size=parse_size(args.size), num_frames=args.frames, seed=args.seed,
                        extra_panels=panels, extra_panel_text=text, video=video, video_frames=args.video_frames,
                        flow_model=net, progress=sys.stderr.isatty())
@@ -121,17 +132,28 @@ FLOW_MODEL = "hmore_flow_cpu"
 LIFTER = "dstformer_cpu"
 
 
-def load_shipped_flow(model: str) -> Any:
-    """The flow model with the weights shipped as ``model``, or None (with a log line saying why) when ``model`` is
-    ``"none"`` or no such weights ship: the demo then shows no flow rather than the flow of an untrained network."""
-    from hmore.weights import list_weights, load_model
+def load_shipped_flow(model: str, *, required: bool = False) -> Any:
+    """The flow model with the weights shipped as ``model``, or None when ``model`` is ``"none"``, or, with a warning,
+    when no weights ship for it and it was not ``required``: the demo then shows no hmore flow rather than the flow
+    of an untrained network.
+
+    Raises:
+        UsageError: ``model`` is not a registered flow model, or is ``required`` and no weights ship for it.
+    """
+    from hmore.flow.inference import check_flow_model_name, load_flow_model
+    from hmore.weights import list_weights
 
     if model == "none":
         return None
+    check_flow_model_name(model)
     if model not in list_weights():
+        if required:
+            raise UsageError(f"no shipped weights for the flow model {model!r} (shipped: "
+                             f"{', '.join(list_weights()) or 'none'}); use --flow-model none for no hmore flow")
         log.warning("no shipped weights for %s: the demo shows no hmore flow", model)
         return None
-    return load_model(model)
+    net, _ = load_flow_model(model)
+    return net
 
 
 def hmore_flow_panels(net: Any, model: str) -> tuple[PanelFn, dict[str, str]]:
@@ -139,7 +161,7 @@ def hmore_flow_panels(net: Any, model: str) -> tuple[PanelFn, dict[str, str]]:
     from hmore.flow.inference import flow
 
     def panels(name: str, clip: Clip) -> dict[str, np.ndarray]:
-        rep = flow(clip.frames, model=net, masks=clip.masks, device="cpu", progress=False)
+        rep = flow(clip.frames, model=net, masks=clip.masks, keypoints=clip.kp2d, device="cpu", progress=False)
         # (T-1, 2, H, W) -> (T-1, H, W, 2), the panel layout
         return {
             "hmore world flow": rep.world.transpose(0, 2, 3, 1),
@@ -153,8 +175,8 @@ def hmore_flow_panels(net: Any, model: str) -> tuple[PanelFn, dict[str, str]]:
             "panel on the people and stay white on the background."
         ),
         "hmore local flow": (
-            "hmore's local flow: the world flow minus each person's overall motion (the subject network's v_s) "
-            "inside that person, zero elsewhere: the motion of the limbs relative to the body."
+            "hmore's local flow: the world flow minus each person's overall motion (v_s: the pelvis motion of the "
+            "pose) inside that person, zero elsewhere: the motion of the limbs relative to the body."
         ),
     }
     return panels, text

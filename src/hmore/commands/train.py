@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "train a model (tasks: flow, lift, action, concepts, concept_qa, toy) with checkpoints, exact resume and DDP"
+HELP = ("train a model (tasks: flow, lift, action, mesh, gait, action_flow, concepts, concept_qa, toy) with "
+        "checkpoints, exact resume and DDP")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("task", help="training task name: flow, lift, action, concepts, concept_qa or toy")
+    p.add_argument("task", help="training task name: flow, lift, action, mesh, gait, action_flow, concepts, concept_qa "
+                                "or toy")
     add_run_options(p)
 
 
@@ -36,12 +38,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hmore.config import to_dict
+    from hmore.io.atomic import check_output_dir
     from hmore.train.distributed import env_int
     from hmore.train.engine import train
     from hmore.train.tasks import build_task, load_task_config
 
     cfg = load_task_config(args.task, args.config, args.overrides)
     out = args.out or Path("runs") / args.task / (args.config.stem if args.config else "default")
+    check_output_dir(out, option="--out")
     task = build_task(args.task, cfg)
     summary = train(task, cfg.train, out, resume=args.resume, run_config=to_dict(cfg))
     if env_int("RANK", 0) == 0:
@@ -72,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
                 "metrics": metrics,
                 "recipe_command": _command(args),
             }
+            if getattr(task, "weights_licence", None):  # a task trained on licensed real data says so
+                metadata["licence"] = task.weights_licence
             origin = _initialised_from(run_cfg.get("init_from"))
             if origin:
                 metadata["initialised_from"] = origin

@@ -31,13 +31,20 @@ DEFAULT_WEIGHTS = "concepts_cpu"
 
 # ---- the model ---------------------------------------------------------------------------------------------------
 def load_concept_model(*, weights: str | None = None, checkpoint: str | Path | None = None,
-                       device: str = "cpu") -> torch.nn.Module:
-    """The concept model: shipped weights by name (default ``concepts_cpu``) or a training run / checkpoint."""
+                       device: str = "cpu", answerer: bool = False) -> torch.nn.Module:
+    """The concept model: shipped weights by name (default ``concepts_cpu``) or a training run / checkpoint.
+
+    With ``answerer`` a motion question answerer is accepted too; any other kind of model is an ``InputError``.
+    """
     from hmore.lift.pipeline import load_lifter
+    from hmore.models.concepts.model import ConceptModel
+    from hmore.models.concepts.qa import ConceptQA
 
     if checkpoint is None and weights is None:
         weights = DEFAULT_WEIGHTS
-    return load_lifter(weights=weights, checkpoint=checkpoint, device=device)
+    kinds, what = ((ConceptModel, ConceptQA), "a concept model or question answerer") if answerer else \
+        ((ConceptModel,), "a concept model")
+    return load_lifter(weights=weights, checkpoint=checkpoint, device=device, kinds=kinds, what=what)
 
 
 # ---- encoding ----------------------------------------------------------------------------------------------------

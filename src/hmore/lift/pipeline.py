@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +60,11 @@ class Tracks2D:
 
 
 def load_lifter(*, weights: str | None = None, checkpoint: str | Path | None = None,
-                device: str = "cpu") -> torch.nn.Module:
-    """The lifter to use: shipped weights by name (default ``dstformer_cpu``) or a training run/checkpoint."""
+                device: str = "cpu", kinds: tuple[type, ...] | None = None, what: str | None = None) -> torch.nn.Module:
+    """The lifter to use: shipped weights by name (default ``dstformer_cpu``) or a training run/checkpoint.
+
+    ``kinds`` are the accepted model classes (default: the 2D-to-3D lifters), ``what`` names them in the error.
+    """
     if checkpoint is not None:
         from hmore.train.checkpoint import load_weights_into, read_metadata, resolve_checkpoint
         from hmore.weights import build_model_from_config
@@ -70,11 +74,25 @@ def load_lifter(*, weights: str | None = None, checkpoint: str | Path | None = N
         if not isinstance(cfg, dict):
             raise InputError(f"checkpoint {path} carries no model_config")
         model = build_model_from_config(cfg, source=str(path))
+        _check_kind(model, f"checkpoint {path}", kinds, what)
         load_weights_into(model, path)
         return model.to(device).eval()
     from hmore.weights import load_model
 
-    return load_model(weights or DEFAULT_WEIGHTS, device=device)
+    name = weights or DEFAULT_WEIGHTS
+    model = load_model(name, device=device)
+    _check_kind(model, f"weights {name!r}", kinds, what)
+    return model
+
+
+def _check_kind(model: torch.nn.Module, source: str, kinds: tuple[type, ...] | None, what: str | None) -> None:
+    if kinds is None:
+        from hmore.models.motion.baselines import MLPLifter, TCNLifter
+        from hmore.models.motion.dstformer import DSTformer
+
+        kinds, what = (DSTformer, MLPLifter, TCNLifter), "a 2D-to-3D lifter (DSTformer, MLP or TCN lifter)"
+    if not isinstance(model, kinds):
+        raise InputError(f"{source} hold a {type(model).__name__}, not {what or ' / '.join(k.__name__ for k in kinds)}")
 
 
 def read_tracks(path: str | Path, *, size: tuple[int, int] | None = None, fps: float | None = None,
@@ -94,18 +112,23 @@ def read_tracks(path: str | Path, *, size: tuple[int, int] | None = None, fps: f
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such file or folder: {path}")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise UsageError(f"fps must be a finite number > 0, got {fps}")
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return _tracks_from_video(path, backend=backend)
     kp3d = None
     if path.suffix.lower() == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            if "kp3d" in z.files and "kp2d" in z.files:  # a generated clip (hmore.synth.clip)
-                kp3d = np.asarray(z["kp3d"], np.float32).transpose(1, 0, 2, 3)  # (T, P, 17, 3) -> (P, T, 17, 3)
-                if size is None and "frames" in z.files:
-                    h, w = z["frames"].shape[1:3]
-                    size = (int(w), int(h))
-                if fps is None and "meta" in z.files:
-                    fps = _meta_fps(str(z["meta"]))
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "kp3d" in z.files and "kp2d" in z.files:  # a generated clip (hmore.synth.clip)
+                    kp3d = np.asarray(z["kp3d"], np.float32).transpose(1, 0, 2, 3)  # (T, P, 17, 3) -> (P, T, 17, 3)
+                    if size is None and "frames" in z.files:
+                        h, w = z["frames"].shape[1:3]
+                        size = (int(w), int(h))
+                    if fps is None and "meta" in z.files:
+                        fps = _meta_fps(str(z["meta"]))
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise InputError(f"{path}: not a readable numpy file ({str(exc).splitlines()[0]})") from None
     from hmore.io.keypoints import read_keypoints
 
     seq = read_keypoints(path, clip=clip)
@@ -123,6 +146,8 @@ def read_tracks(path: str | Path, *, size: tuple[int, int] | None = None, fps: f
         coco[..., 2] = 1.0
     kp = convert(coco, "coco17", "h36m17", has_score=True)  # (T, P, 17, 3)
     kp[~seq.valid] = 0.0
+    if seq.fps is None and fps is None:
+        log.warning("%s does not give the frame rate; assuming 30 fps (pass --fps)", path)
     return Tracks2D(kp2d=kp.transpose(1, 0, 2, 3).astype(np.float32), track_ids=seq.track_ids,
                     frame_index=seq.frame_index, width=int(img_size[0]), height=int(img_size[1]),
                     fps=float(seq.fps or fps or 30.0), source=seq.source if kp3d is None else "generated_clip",
@@ -269,6 +294,8 @@ def lift_file(path: str | Path, out_dir: str | Path, *, model: torch.nn.Module, 
 
     out = Path(out_dir)
     tracks = read_tracks(path, size=size, fps=fps, clip=clip)
+    if tracks.kp2d.shape[1] == 0:
+        raise InputError(f"{path}: no frames")
     if tracks.kp2d.shape[0] == 0:
         raise InputError(f"{path}: no person found")
     t0 = time.perf_counter()

@@ -120,6 +120,23 @@ def _slice(out: BranchOutput, rows: slice) -> BranchOutput:
                         commit_loss=out.commit_loss, token_valid=out.token_valid[rows])
 
 
+# the terms of the real datasets a run trains on (``/work/shared/data`` READMEs); they go into exported weights' licence
+DATA_TERMS = {
+    "bandai": "Bandai-Namco Research Motion dataset (CC BY-NC 4.0, non-commercial)",
+    "nw_ucla": "Northwestern-UCLA Multiview Action 3D (research use only)",
+    "h36m": "Human3.6M (academic non-commercial research only)",
+}
+
+
+def weights_licence(sources: tuple[str, ...]) -> str:
+    """The licence line of weights trained on ``sources``: MIT code, plus the terms of every real dataset used."""
+    terms = [DATA_TERMS[s] for s in sources if s in DATA_TERMS]
+    if not terms:
+        return "MIT (weights trained by hmore on generated data)"
+    return ("MIT (hmore), trained on research datasets whose terms apply to these weights: " + "; ".join(terms)
+            + ". Research, non-commercial use only.")
+
+
 class ConceptsTask:
     """See the module docstring.
 
@@ -131,6 +148,10 @@ class ConceptsTask:
 
     name = "concepts"
     config_class = ConceptsRunConfig
+
+    @property
+    def weights_licence(self) -> str:
+        return weights_licence(tuple(self.config.data.sources))
 
     def __init__(self, *, config: ConceptsRunConfig, sequences: list[SkeletonSequence] | None = None,
                  pairs: list[PairedClip] | None = None) -> None:
@@ -443,6 +464,10 @@ class ConceptQATask:
 
     name = "concept_qa"
     config_class = ConceptQARunConfig
+
+    @property
+    def weights_licence(self) -> str:  # its questions come from these sources, its concept tokens from all four
+        return weights_licence(tuple(dict.fromkeys((*self.config.data.sources, *SOURCES))))
 
     def __init__(self, *, config: ConceptQARunConfig, items: list | None = None,
                  concept_model: nn.Module | None = None) -> None:
