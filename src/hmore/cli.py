@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "lift": "lift",
     "classify": "classify",
+    "concepts": "concepts",
     "mesh": "mesh",
     "gait": "gait",
 }

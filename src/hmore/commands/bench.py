@@ -19,6 +19,7 @@ import argparse
 import math
 import shlex
 import sys
+from pathlib import Path
 
 from hmore.errors import UsageError
 
@@ -71,19 +72,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from hmore.commands import bench_downstream
 
     bench_downstream.add_parsers(sub)
+    _add_concepts(sub)
+
+
+def _add_concepts(sub: argparse._SubParsersAction) -> None:
+    from hmore.bench.concepts_bench import DEFAULT_MODELS, DEFAULT_QA
+    from hmore.bench.concepts_bench import __doc__ as doc
+
+    p = sub.add_parser("concepts", help="motion concepts: NMI/purity vs actions, retrieval, QA, encode speed",
+                       description=doc)
+    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="[NAME=]SOURCE",
+                   help="concept models: shipped weights names, run folders or checkpoints (the first is the main one)")
+    p.add_argument("--qa", nargs="*", default=list(DEFAULT_QA), metavar="[NAME=]SOURCE", help="question answerers")
+    p.add_argument("--data", type=Path, default=None,
+                   help="a concepts data folder (hmore concepts data); default: read the shared data folder")
+    p.add_argument("--quick", action="store_true", help="small sets: a few minutes with the shipped models")
+    p.add_argument("--pairs", type=int, default=None, help="held-out pairs for retrieval (default 100, quick 24)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="k-means and QA seed (default 0)")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+
+
+def _concepts(args: argparse.Namespace) -> int:
+    from hmore.bench import concepts_bench
+
+    if args.pairs is not None and args.pairs < 1:
+        raise UsageError(f"--pairs must be >= 1, got {args.pairs}")
+    summary = concepts_bench.run(out_dir=args.out, models=args.models, qa_models=args.qa, data=args.data,
+                                 quick=args.quick, pairs=args.pairs, threads=args.threads, seed=args.seed,
+                                 command="hmore " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+                                 progress=sys.stderr.isatty())
+    print(concepts_bench.format_tables(summary))
+    print(f"\nwrote {args.out}/results.json and {args.out}/report.html")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from hmore.bench import flow_bench
     from hmore.io.atomic import check_output_dir
 
+    if getattr(args, "bench_target", None) == "concepts":
+        return _concepts(args)
     if getattr(args, "bench_target", None) in ("gait", "action-flow"):
         from hmore.commands import bench_downstream
 
         check_output_dir(args.out)
         return bench_downstream.run(args)
     if getattr(args, "bench_target", None) != "flow":
-        raise UsageError("choose a benchmark: hmore bench flow | gait | action-flow ...")
+        raise UsageError("choose a benchmark: hmore bench flow | gait | action-flow | concepts ...")
     if args.pairs < 1:
         raise UsageError(f"--pairs must be >= 1, got {args.pairs}")
     if args.clips < 1:

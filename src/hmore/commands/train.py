@@ -11,11 +11,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "train a model (tasks: flow, lift, action, gait, action_flow, toy) with checkpoints, exact resume and DDP"
+HELP = ("train a model (tasks: flow, lift, action, mesh, gait, action_flow, concepts, concept_qa, toy) with "
+        "checkpoints, exact resume and DDP")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("task", help="training task name: flow, lift, action, mesh, gait, action_flow or toy")
+    p.add_argument("task", help="training task name: flow, lift, action, mesh, gait, action_flow, concepts, concept_qa "
+                                "or toy")
+    add_run_options(p)
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options of a training run (everything but the task), shared with ``hmore concepts train``."""
     p.add_argument("--config", type=Path, default=None, help="YAML/JSON run config (default: the task's defaults)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<task>/<config name>)")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
@@ -69,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
                 "metrics": metrics,
                 "recipe_command": _command(args),
             }
+            if getattr(task, "weights_licence", None):  # a task trained on licensed real data says so
+                metadata["licence"] = task.weights_licence
             origin = _initialised_from(run_cfg.get("init_from"))
             if origin:
                 metadata["initialised_from"] = origin

@@ -28,6 +28,8 @@ TASKS: dict[str, str] = {
     "flow": "hmore.flow.task:FlowTask",
     "lift": "hmore.train.tasks.lift:LiftTask",
     "action": "hmore.train.tasks.action:ActionTask",
+    "concepts": "hmore.train.tasks.concepts:ConceptsTask",
+    "concept_qa": "hmore.train.tasks.concepts:ConceptQATask",
     "mesh": "hmore.mesh.task:MeshTask",
     "gait": "hmore.gait.task:GaitTask",
     "action_flow": "hmore.fineaction.task:ActionFlowTask",

@@ -1,0 +1,588 @@
+"""The ``concepts`` training task (HuMoCon) and the ``concept_qa`` task (the question answerer).
+
+``concepts``: unsupervised; the labels are only read by the evaluation. Each step draws ``train.batch_size`` motion
+windows from the cached skeleton sequences (training splits of the chosen sources, a source drawn by
+``data.source_weights``, then a sequence, then a window) and ``data.pair_batch`` paired video-motion windows from
+the cached pairs (``hmore concepts data``). The loss (``loss:`` weights, 0 switches a term off, HuMoCon's
+ablation) is
+
+    rec_motion L_rec,motion + rec_video L_rec,video + commit (VQ commitment) + dis L_dis + cluster L_cluster
+    + act L_act + align L_align
+
+with the motion terms over all motion windows (the paired windows' motion included) and the video and alignment
+terms over the paired windows. A sample is a pure function of (data seed, step, index), so runs resume exactly.
+This task calls the model's parts directly, so it trains in one process (no DDP).
+
+``concept_qa``: the answerer of :mod:`hmore.models.concepts.qa` on a generated QA set (:mod:`hmore.concepts.qa`)
+whose concept tokens come from a trained concept model (``data.concept_weights`` / ``data.concept_checkpoint``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hmore.concepts.motion import SOURCES, SkeletonSequence, load_sequences, make_windows
+from hmore.concepts.pairs import PairedClip, list_pairs, load_pair, video_channels
+from hmore.errors import ConfigError, InputError
+from hmore.losses.concepts import (
+    actionable_loss,
+    clustering_loss,
+    discriminative_loss,
+    info_nce,
+    reconstruction_loss,
+)
+from hmore.models.concepts.model import BranchOutput, ConceptModel
+from hmore.registry import create_model
+from hmore.train.engine import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConceptsModelSection:
+    """Attributes: registered model name and keyword overrides for its builder."""
+
+    name: str = "concepts_cpu"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConceptsDataSection:
+    """Attributes:
+        cache: the folder ``hmore concepts data`` wrote (relative paths: to the current folder).
+        sources: skeleton sources for training (their ``train`` split).
+        source_weights: sampling weight of each source (empty: equal).
+        pair_batch: paired video-motion windows per step (0: none); their motion joins the motion windows, their video
+            feeds the video terms when those are on.
+        max_pairs: use at most this many training pairs (0: all cached).
+        root_dropout: probability that a training window hides its root trajectory (as lifted input does).
+        noise: std of Gaussian joint noise in metres added to training windows.
+        mask_ratio: fraction of tokens hidden from the reconstruction decoders.
+        seed: data seed.
+        eval_sources: sources whose test split the evaluation scores (NMI / purity against actions).
+        eval_sequences: at most this many held-out sequences per source (evenly spread; 0: all).
+        eval_pairs: held-out pairs for retrieval (0: none).
+    """
+
+    cache: str = "runs/concepts/data"
+    sources: tuple[str, ...] = SOURCES
+    source_weights: tuple[float, ...] = ()
+    pair_batch: int = 12
+    max_pairs: int = 0
+    root_dropout: float = 0.2
+    noise: float = 0.005
+    mask_ratio: float = 0.25
+    seed: int = 0
+    eval_sources: tuple[str, ...] = ("bandai", "nw_ucla")
+    eval_sequences: int = 200
+    eval_pairs: int = 100
+
+
+@dataclass(frozen=True)
+class ConceptsLossSection:
+    """Loss weights (0 turns a term off) and the discriminative term's set-up: ``dis_positive`` ``"segment"`` (each
+    token's classifier, positive on its own segment's frames) or ``"concept"`` (each concept's classifier, positive on
+    the frames of all its segments, InfoCon's); ``dis_tokens`` / ``dis_states`` bound the pairs scored per step."""
+
+    rec_motion: float = 1.0
+    rec_video: float = 1.0
+    commit: float = 1.0
+    dis: float = 0.5
+    cluster: float = 0.05
+    act: float = 0.5
+    align: float = 0.5
+    dis_positive: str = "concept"
+    dis_tokens: int = 48
+    dis_states: int = 256
+
+    def __post_init__(self) -> None:
+        if self.dis_positive not in ("segment", "concept"):
+            raise ConfigError(f"loss.dis_positive must be 'segment' or 'concept', got {self.dis_positive!r}")
+
+
+@dataclass(frozen=True)
+class ConceptsRunConfig:
+    model: ConceptsModelSection = field(default_factory=ConceptsModelSection)
+    data: ConceptsDataSection = field(default_factory=ConceptsDataSection)
+    loss: ConceptsLossSection = field(default_factory=ConceptsLossSection)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _slice(out: BranchOutput, rows: slice) -> BranchOutput:
+    return BranchOutput(latent=out.latent[rows], quantized=out.quantized[rows], ids=out.ids[rows],
+                        commit_loss=out.commit_loss, token_valid=out.token_valid[rows])
+
+
+# the terms of the real datasets a run trains on (``/work/shared/data`` READMEs); they go into exported weights' licence
+DATA_TERMS = {
+    "bandai": "Bandai-Namco Research Motion dataset (CC BY-NC 4.0, non-commercial)",
+    "nw_ucla": "Northwestern-UCLA Multiview Action 3D (research use only)",
+    "h36m": "Human3.6M (academic non-commercial research only)",
+}
+
+
+def weights_licence(sources: tuple[str, ...]) -> str:
+    """The licence line of weights trained on ``sources``: MIT code, plus the terms of every real dataset used."""
+    terms = [DATA_TERMS[s] for s in sources if s in DATA_TERMS]
+    if not terms:
+        return "MIT (weights trained by hmore on generated data)"
+    return ("MIT (hmore), trained on research datasets whose terms apply to these weights: " + "; ".join(terms)
+            + ". Research, non-commercial use only.")
+
+
+class ConceptsTask:
+    """See the module docstring.
+
+    Args:
+        config: the run config.
+        sequences: skeleton sequences to use instead of the cache (tests).
+        pairs: paired clips to use instead of the cache (tests).
+    """
+
+    name = "concepts"
+    config_class = ConceptsRunConfig
+
+    @property
+    def weights_licence(self) -> str:
+        return weights_licence(tuple(self.config.data.sources))
+
+    def __init__(self, *, config: ConceptsRunConfig, sequences: list[SkeletonSequence] | None = None,
+                 pairs: list[PairedClip] | None = None) -> None:
+        self.config = config
+        d = config.data
+        bad = sorted(set(d.sources) - set(SOURCES))
+        if bad:
+            raise ConfigError(f"data.sources: unknown {bad}; known: {', '.join(SOURCES)}")
+        if d.source_weights and len(d.source_weights) != len(d.sources):
+            raise ConfigError(f"data.source_weights has {len(d.source_weights)} values for {len(d.sources)} sources")
+        self._seqs = sequences
+        self._pairs = pairs
+
+    # ---- data ------------------------------------------------------------------------------------------------------
+    def sequences(self) -> list[SkeletonSequence]:
+        """Every cached sequence of the configured and evaluated sources (train and test splits)."""
+        if self._seqs is None:
+            d = self.config.data
+            seqs: list[SkeletonSequence] = []
+            for src in dict.fromkeys(d.sources + d.eval_sources):
+                seqs += load_sequences(Path(d.cache) / f"skeleton_{src}.npz")
+            self._seqs = seqs
+        return self._seqs
+
+    def _train_by_source(self) -> list[list[SkeletonSequence]]:
+        if not hasattr(self, "_by_source"):
+            d = self.config.data
+            groups = [[s for s in self.sequences() if s.source == src and s.split == "train" and s.num_frames >= 2]
+                      for src in d.sources]
+            for src, g in zip(d.sources, groups):
+                if not g:
+                    raise InputError(f"no training sequences of source {src!r} in {d.cache}")
+            self._by_source = groups
+        return self._by_source
+
+    def pairs(self, split: str) -> list[PairedClip]:
+        """Cached pairs of a split (kept in memory, resized to the model's video size)."""
+        if self._pairs is None:
+            d = self.config.data
+            size = self._model_shape()[1]
+            self._pairs = [load_pair(f).resized(size) for f in list_pairs(d.cache)]
+        out = [p for p in self._pairs if p.meta.get("split", "train") == split]
+        if split == "train" and self.config.data.max_pairs:
+            out = out[: self.config.data.max_pairs]
+        return out
+
+    def build_model(self) -> nn.Module:
+        m = self.config.model
+        return create_model(m.name, **m.kwargs)
+
+    def model_config(self) -> dict:
+        m = self.config.model
+        return {"name": m.name, "kwargs": dict(m.kwargs)}
+
+    def _model_shape(self) -> tuple[int, int, bool]:
+        """(window, video_size, video) of the configured model, without building it twice."""
+        if not hasattr(self, "_shape"):
+            probe = create_model(self.config.model.name, **{**self.config.model.kwargs, "kmeans_init": False})
+            self._shape = (probe.config.window, probe.config.video_size, probe.config.video)
+        return self._shape
+
+    def batch(self, step: int, *, rank: int, world_size: int, batch_size: int) -> dict[str, torch.Tensor]:
+        d = self.config.data
+        window, video_size, has_video = self._model_shape()
+        groups = self._train_by_source()
+        weights = np.asarray(d.source_weights or [1.0] * len(groups), np.float64)
+        weights = weights / weights.sum()
+        pieces, roots = [], []
+        for g in range(rank * batch_size, (rank + 1) * batch_size):
+            rng = np.random.default_rng([d.seed, 0xC0C, step, g])
+            group = groups[int(rng.choice(len(groups), p=weights))]
+            seq = group[int(rng.integers(len(group)))]
+            n = min(window + 1, seq.num_frames)
+            s = int(rng.integers(0, seq.num_frames - n + 1))
+            piece = seq.joints[s : s + n].astype(np.float64)
+            if d.noise > 0:
+                piece = piece + rng.normal(0, d.noise, size=piece.shape)
+            pieces.append(piece)
+            roots.append(seq.has_root and rng.random() >= d.root_dropout)
+        out: dict[str, torch.Tensor] = {}
+        videos = []
+        # the paired clips' motion joins the motion windows whatever the losses (every ablation variant sees the same
+        # motion data); their video only when a video term is on
+        want_video = has_video and (self.config.loss.rec_video > 0 or self.config.loss.align > 0)
+        train_pairs = self.pairs("train") if d.pair_batch > 0 else []
+        if train_pairs:
+            for g in range(rank * d.pair_batch, (rank + 1) * d.pair_batch):
+                rng = np.random.default_rng([d.seed, 0xFA1, step, g])
+                p = train_pairs[int(rng.integers(len(train_pairs)))]
+                n = min(window, p.num_frames - 1)
+                s = int(rng.integers(0, p.num_frames - 1 - n + 1))
+                piece = p.joints[s : s + n + 1].astype(np.float64)
+                pieces.append(piece)
+                roots.append(bool(p.meta.get("has_root", True)) and rng.random() >= d.root_dropout)
+                if want_video:
+                    frames = np.zeros((window,) + p.frames.shape[1:], np.uint8)
+                    world = np.zeros((window, 2) + p.world.shape[2:], np.float32)
+                    local = np.zeros_like(world)
+                    frames[:n], world[:n], local[:n] = p.frames[s : s + n], p.world[s : s + n], p.local[s : s + n]
+                    videos.append(video_channels(frames, world, local, size=video_size))
+        wb = make_windows(pieces, window=window, has_root=roots)
+        out.update(states=torch.from_numpy(wb.states), velocity=torch.from_numpy(wb.velocity),
+                   valid=torch.from_numpy(wb.valid), velocity_valid=torch.from_numpy(wb.velocity_valid))
+        if videos:
+            out["video"] = torch.from_numpy(np.stack(videos))
+        return out
+
+    # ---- loss --------------------------------------------------------------------------------------------------
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        core: ConceptModel = getattr(model, "module", model)
+        w, d = self.config.loss, self.config.data
+        states, valid = batch["states"], batch["valid"]
+        out = core.motion(states, valid)
+        tv = out.token_valid
+        masked = (torch.rand(tv.shape, device=tv.device) < d.mask_ratio) & tv
+        rec = reconstruction_loss(core.decode_motion(out.quantized, masked), states, valid)
+        total = w.rec_motion * rec + w.commit * out.commit_loss
+        logs = {"rec_motion": rec.detach(), "commit_motion": out.commit_loss.detach(),
+                "codes_used": float(torch.unique(out.ids[tv]).numel())}
+        if w.dis > 0:
+            logits, positive = self._dis_inputs(core, out, states, valid)
+            dis = discriminative_loss(logits, positive)
+            clu = clustering_loss(out.latent, core.codebook("motion"), tv)
+            total = total + w.dis * dis + w.cluster * clu
+            logs.update(dis=dis.detach(), cluster=clu.detach())
+        if w.act > 0:
+            pred = core.predict_velocity(states, out.quantized)
+            act = actionable_loss(pred, batch["velocity"], batch["velocity_valid"] & valid)
+            total = total + w.act * act
+            logs["act"] = act.detach()
+        if "video" in batch and core.config.video:
+            video = batch["video"]
+            n_p = video.shape[0]
+            rows = slice(states.shape[0] - n_p, states.shape[0])
+            pvalid = valid[rows]
+            vout = core.video(video, pvalid)
+            vmask = (torch.rand(vout.token_valid.shape, device=video.device) < d.mask_ratio) & vout.token_valid
+            vrec = reconstruction_loss(core.decode_video(vout.quantized, vmask), core.video_target(video), pvalid)
+            total = total + w.rec_video * vrec + w.commit * vout.commit_loss
+            logs.update(rec_video=vrec.detach(), commit_video=vout.commit_loss.detach())
+            if w.align > 0:
+                m_emb = core.embed(_slice(out, rows), "motion")
+                v_emb = core.embed(vout, "video")
+                align = info_nce(v_emb, m_emb, core.logit_scale)
+                total = total + w.align * align
+                logs.update(align=align.detach(), temperature=float(1.0 / core.logit_scale.exp().item()))
+        return total, logs
+
+    def _dis_inputs(self, core: ConceptModel, out: BranchOutput, states: torch.Tensor, valid: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Classifier logits and positives of the discriminative term (``loss.dis_positive``).
+
+        ``"segment"`` (the issue's wording): up to ``dis_tokens`` tokens, each code's classifier scored on the frames
+        of those tokens, its own segment's frames positive and every other segment's (same code or not) negative.
+        ``"concept"`` (InfoCon): every concept present, scored on up to ``dis_states`` frames, the frames of all its
+        segments positive.
+        """
+        w = self.config.loss
+        seg = core.config.segment
+        tv = out.token_valid
+        if w.dis_positive == "segment":
+            tokens = torch.nonzero(tv.reshape(-1)).squeeze(1)  # flat (b * N + n) indices
+            if tokens.numel() > w.dis_tokens:
+                tokens = tokens[torch.randperm(tokens.numel(), device=tokens.device)[: w.dis_tokens]]
+            grouped = states.reshape(-1, seg, states.shape[-1])  # (B*N, S, C): the frames of each token
+            frames_ok = valid.reshape(-1, seg)[tokens]  # (U, S)
+            sel = grouped[tokens][frames_ok]  # (M, C)
+            owner = torch.arange(len(tokens), device=states.device)[:, None].expand(-1, seg)[frames_ok]  # (M,)
+            codes = out.quantized.reshape(-1, out.quantized.shape[-1])[tokens]  # (U, D) straight-through
+            logits = core.hypernet.logits(codes[:, None, :], sel[None, :, :])  # (U, M)
+            return logits, owner[None, :] == torch.arange(len(tokens), device=states.device)[:, None]
+        frame_ids = out.ids.repeat_interleave(seg, dim=1)  # (B, T)
+        idx = torch.nonzero(valid.reshape(-1)).squeeze(1)
+        if idx.numel() > w.dis_states:
+            idx = idx[torch.randperm(idx.numel(), device=idx.device)[: w.dis_states]]
+        sel_states = states.reshape(-1, states.shape[-1])[idx]  # (M, C)
+        sel_ids = frame_ids.reshape(-1)[idx]  # (M,)
+        uniq, inv = torch.unique(out.ids[tv], return_inverse=True)
+        # each present concept's vector: the mean of its tokens' straight-through codes (equal to the code)
+        codes = torch.zeros(len(uniq), out.quantized.shape[-1], device=states.device, dtype=out.quantized.dtype)
+        codes = codes.index_add(0, inv, out.quantized[tv])
+        codes = codes / torch.bincount(inv, minlength=len(uniq)).clamp_min(1)[:, None].to(codes.dtype)
+        logits = core.hypernet.logits(codes[:, None, :], sel_states[None, :, :])  # (U, M)
+        return logits, sel_ids[None, :] == uniq[:, None]
+
+    # ---- evaluation --------------------------------------------------------------------------------------------
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        from hmore.concepts.evaluate import cluster_scores, encode_labelled, retrieval_scores
+
+        d = self.config.data
+        metrics: dict[str, float] = {}
+        for src in d.eval_sources:
+            test = [s for s in self.sequences() if s.source == src and s.split == "test" and s.action]
+            if d.eval_sequences and len(test) > d.eval_sequences:
+                test = [test[i] for i in np.linspace(0, len(test) - 1, d.eval_sequences).round().astype(int)]
+            if not test:
+                continue
+            fl = encode_labelled(model, test)
+            for k, v in cluster_scores(fl.ids, fl.action).items():
+                metrics[f"{src}_{k}"] = v
+        if d.eval_pairs and model.config.video:
+            test_pairs = self.pairs("test")[: d.eval_pairs]
+            if test_pairs:
+                r = retrieval_scores(model, test_pairs)
+                metrics.update(r1=r["r1"], r5=r["r5"], retrieval_n=r["n"])
+        return metrics
+
+    def images(self, model: nn.Module, batch: Any) -> dict[str, np.ndarray]:
+        return {}
+
+
+__all__ = ["ConceptsRunConfig", "ConceptsTask"]
+
+
+# ---- question answering ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConceptQAModelSection:
+    """Attributes: registered answerer name and keyword overrides (``use_concepts: false`` for the question-only
+    baseline); vocab, answers and num_concepts are set from the data."""
+
+    name: str = "concept_qa_cpu"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConceptQADataSection:
+    """Attributes:
+        cache: the concepts data folder (skeleton sequences; the encoded QA set is cached there too).
+        sources: skeleton sources of the generated QA set.
+        concept_weights: shipped concept weights that turn motions into concept tokens.
+        concept_checkpoint: a concept training run / checkpoint instead (overrides ``concept_weights``).
+        seed: QA generation and sampling seed.
+        composites_per_sequence: before/after questions per sequence.
+        babel_qa: a BABEL-QA ``questions.json`` to train on instead of the generated set (with ``babel_motions``;
+            ``babel_qa_test`` for its evaluation split).
+        babel_qa_test: the held-out BABEL-QA questions.
+        babel_motions: the folder of BABEL-QA motions.
+    """
+
+    cache: str = "runs/concepts/data"
+    sources: tuple[str, ...] = ("bandai", "nw_ucla", "procedural")
+    concept_weights: str = "concepts_cpu"
+    concept_checkpoint: str = ""
+    seed: int = 0
+    composites_per_sequence: float = 1.0
+    babel_qa: str = ""
+    babel_qa_test: str = ""
+    babel_motions: str = ""
+
+
+@dataclass(frozen=True)
+class ConceptQARunConfig:
+    model: ConceptQAModelSection = field(default_factory=ConceptQAModelSection)
+    data: ConceptQADataSection = field(default_factory=ConceptQADataSection)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass(frozen=True)
+class QAArrays:
+    """A tokenised QA set: concepts (N, Lc), words (N, Lq), answer (N,) index, query_type (N,) str, split (N,) str."""
+
+    concepts: np.ndarray
+    words: np.ndarray
+    answer: np.ndarray
+    query_type: np.ndarray
+    split: np.ndarray
+
+
+def qa_items(config: ConceptQADataSection) -> list:
+    """The QA items of a config: BABEL-QA when given, else the generated set of the cached sequences."""
+    from hmore.concepts.qa import generate_qa, read_babel_qa
+
+    if config.babel_qa:
+        motions = config.babel_motions or None
+        items = read_babel_qa(config.babel_qa, motions=motions, split="train")
+        if config.babel_qa_test:
+            items += read_babel_qa(config.babel_qa_test, motions=motions, split="test")
+        return items
+    seqs: list[SkeletonSequence] = []
+    for src in config.sources:
+        seqs += load_sequences(Path(config.cache) / f"skeleton_{src}.npz")
+    return generate_qa(seqs, seed=config.seed, composites_per_sequence=config.composites_per_sequence)
+
+
+def concept_tokens(concept_model: nn.Module, items: list, *, max_tokens: int) -> np.ndarray:
+    """(N, max_tokens) concept tokens of the items' motions (each distinct motion encoded once)."""
+    from hmore.concepts.encode import encode_sequences
+    from hmore.concepts.qa import segment_tokens
+
+    missing = [i for i, it in enumerate(items) if it.joints is None]
+    if missing:
+        raise InputError(f"{len(missing)} QA item(s) have no motion (e.g. {items[missing[0]].motion_id!r}): give the "
+                         "BABEL-QA motions folder")
+    keys: dict[str, int] = {}
+    motions, roots = [], []
+    for it in items:
+        key = f"{it.motion_id}|{len(it.joints)}"
+        if key not in keys:
+            keys[key] = len(motions)
+            motions.append(it.joints)
+            roots.append(it.has_root)
+    enc = encode_sequences(concept_model, motions, has_root=roots)
+    seg = concept_model.config.segment
+    tokens = [segment_tokens(e.ids, seg, max_tokens=max_tokens) for e in enc]
+    return np.stack([tokens[keys[f"{it.motion_id}|{len(it.joints)}"]] for it in items])
+
+
+class ConceptQATask:
+    """Train the answerer (cross-entropy over the answer vocabulary); reports accuracy per query type."""
+
+    name = "concept_qa"
+    config_class = ConceptQARunConfig
+
+    @property
+    def weights_licence(self) -> str:  # its questions come from these sources, its concept tokens from all four
+        return weights_licence(tuple(dict.fromkeys((*self.config.data.sources, *SOURCES))))
+
+    def __init__(self, *, config: ConceptQARunConfig, items: list | None = None,
+                 concept_model: nn.Module | None = None) -> None:
+        self.config = config
+        self._items = items
+        self._concept_model = concept_model
+        self._arrays: QAArrays | None = None
+
+    def concept_model(self) -> nn.Module:
+        if self._concept_model is None:
+            from hmore.concepts.encode import load_concept_model
+
+            d = self.config.data
+            self._concept_model = load_concept_model(weights=d.concept_weights or None,
+                                                     checkpoint=d.concept_checkpoint or None)
+        return self._concept_model
+
+    def _probe(self) -> Any:
+        return create_model(self.config.model.name, **{k: v for k, v in self.config.model.kwargs.items()
+                                                       if k not in ("vocab", "answers", "num_concepts")})
+
+    def vocab(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(question words, answers) of the set."""
+        from hmore.concepts.qa import build_vocab
+
+        items = self.items()
+        vocab = build_vocab([it.question for it in items if it.split == "train"])
+        answers = tuple(sorted({it.answer for it in items}))
+        return vocab, answers
+
+    def items(self) -> list:
+        if self._items is None:
+            self._items = qa_items(self.config.data)
+            if not any(it.split == "train" for it in self._items):
+                raise InputError("the QA set has no training questions")
+        return self._items
+
+    def arrays(self) -> QAArrays:
+        if self._arrays is None:
+            from hmore.concepts.qa import encode_question
+
+            items = self.items()
+            probe = self._probe().config
+            vocab, answers = self.vocab()
+            index = {a: i for i, a in enumerate(answers)}
+            self._arrays = QAArrays(
+                concepts=concept_tokens(self.concept_model(), items, max_tokens=probe.max_concepts),
+                words=np.stack([encode_question(it.question, vocab, max_words=probe.max_words) for it in items]),
+                answer=np.array([index[it.answer] for it in items], np.int64),
+                query_type=np.array([it.query_type for it in items]),
+                split=np.array([it.split for it in items]))
+        return self._arrays
+
+    def _model_kwargs(self) -> dict[str, Any]:
+        vocab, answers = self.vocab()
+        return {**self.config.model.kwargs, "vocab": list(vocab), "answers": list(answers),
+                "num_concepts": int(self.concept_model().config.codebook_size)}
+
+    def build_model(self) -> nn.Module:
+        return create_model(self.config.model.name, **self._model_kwargs())
+
+    def model_config(self) -> dict:
+        d = self.config.data
+        source = d.concept_checkpoint or d.concept_weights
+        sha = ""
+        if not d.concept_checkpoint:
+            from hmore.weights import read_weights_metadata
+
+            try:
+                sha = str(read_weights_metadata(d.concept_weights)["sha256"])
+            except InputError:
+                sha = ""
+        return {"name": self.config.model.name, "kwargs": self._model_kwargs(),
+                "concept_model": {"source": source, "sha256": sha, "segment": int(self.concept_model().config.segment)}}
+
+    def batch(self, step: int, *, rank: int, world_size: int, batch_size: int) -> dict[str, torch.Tensor]:
+        a = self.arrays()
+        train = np.flatnonzero(a.split == "train")
+        rng = np.random.default_rng([self.config.data.seed, 0x9A, step, rank])
+        pick = train[rng.integers(0, len(train), size=batch_size)]
+        return {"concepts": torch.from_numpy(a.concepts[pick]), "words": torch.from_numpy(a.words[pick]),
+                "answer": torch.from_numpy(a.answer[pick])}
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = model(batch["concepts"], batch["words"])
+        loss = torch.nn.functional.cross_entropy(logits.float(), batch["answer"])
+        return loss, {"acc": (logits.argmax(dim=-1) == batch["answer"]).float().mean().item()}
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, rows: np.ndarray) -> np.ndarray:
+        """Answer indices of the given rows of :meth:`arrays`."""
+        a = self.arrays()
+        was = model.training
+        model.eval()
+        out = []
+        for b0 in range(0, len(rows), 256):
+            r = rows[b0 : b0 + 256]
+            out.append(model(torch.from_numpy(a.concepts[r]), torch.from_numpy(a.words[r])).argmax(dim=-1).numpy())
+        model.train(was)
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        a = self.arrays()
+        test = np.flatnonzero(a.split == "test")
+        if not len(test):
+            return {}
+        correct = self.predict(model, test) == a.answer[test]
+        metrics = {"acc": float(correct.mean())}
+        for qt in sorted(set(a.query_type[test])):
+            m = a.query_type[test] == qt
+            metrics[f"acc_{qt}"] = float(correct[m].mean())
+        return metrics
+
+    def images(self, model: nn.Module, batch: Any) -> dict[str, np.ndarray]:
+        return {}
+
+
+__all__ += ["ConceptQARunConfig", "ConceptQATask", "concept_tokens", "qa_items"]

@@ -1,0 +1,197 @@
+"""Concept model, its losses and metrics (hmore.models.concepts, hmore.losses.concepts, hmore.metrics.concepts)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hmore.losses.concepts import actionable_loss, clustering_loss, discriminative_loss, info_nce, masked_mse
+from hmore.metrics.concepts import contingency, nmi, purity, recall_at_k
+from hmore.models.concepts.model import ConceptModelConfig, segment_pool, segment_valid
+from hmore.registry import create_model, list_models
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    return create_model("concepts_test", **kw)
+
+
+def _batch(b: int = 3, t: int = 8):
+    g = torch.Generator().manual_seed(1)
+    states = torch.randn(b, t, 55, generator=g)
+    valid = torch.ones(b, t, dtype=torch.bool)
+    return states, valid
+
+
+@pytest.mark.parametrize("name", ["concepts_test", "concept_qa_test"])
+def test_registered(name):
+    assert name in list_models("concept*")
+
+
+def test_motion_branch_shapes_and_vq_decode():
+    m = _model().eval()
+    states, valid = _batch()
+    out = m.motion(states, valid)
+    assert out.latent.shape == (3, 2, 16) and out.quantized.shape == (3, 2, 16) and out.ids.shape == (3, 2)
+    assert out.ids.dtype == torch.long and torch.isfinite(out.commit_loss)
+    # decode(indices) gives the quantised output (vector-quantize's contract), and the model's own eval-time
+    # nearest-code search agrees with the library's
+    torch.testing.assert_close(m.motion_vq.get_output_from_indices(out.ids), out.quantized)
+    torch.testing.assert_close(m.codebook()[out.ids], out.quantized)
+    lib_q, lib_ids, _ = m.motion_vq(out.latent, mask=out.token_valid)
+    assert torch.equal(lib_ids, out.ids)
+    torch.testing.assert_close(lib_q, out.quantized)
+    assert m.decode_motion(out.quantized).shape == (3, 8, 55)
+
+
+def test_padding_with_mask_equals_truncation():
+    m = _model().eval()
+    states, valid = _batch(b=2, t=8)
+    short = m.forward_features(states[:, :4], valid[:, :4])
+    padded_valid = valid.clone()
+    padded_valid[:, 4:] = False
+    garbage = states.clone()
+    garbage[:, 4:] = 100.0
+    long = m.forward_features(garbage, padded_valid)
+    torch.testing.assert_close(long[:, :1], short, atol=1e-5, rtol=1e-5)
+
+
+def test_shape_errors():
+    m = _model()
+    with pytest.raises(ValueError, match="multiple of 4"):
+        m.forward_features(torch.zeros(1, 6, 55), torch.ones(1, 6, dtype=torch.bool))
+    with pytest.raises(ValueError, match="55"):
+        m.forward_features(torch.zeros(1, 8, 54), torch.ones(1, 8, dtype=torch.bool))
+    with pytest.raises(ValueError, match="video"):
+        m.video_features(torch.zeros(1, 8, 3, 16, 16), torch.ones(1, 8, dtype=torch.bool))
+    with pytest.raises(ValueError):
+        ConceptModelConfig(window=10, segment=4)
+    with pytest.raises(ValueError):
+        ConceptModelConfig(backbone="lstm")
+    no_video = _model(video=False)
+    with pytest.raises(ValueError, match="no video branch"):
+        no_video.video(torch.zeros(1, 8, 7, 16, 16), torch.ones(1, 8, dtype=torch.bool))
+
+
+def test_segment_helpers():
+    x = torch.arange(8.0).reshape(1, 8, 1)
+    valid = torch.tensor([[True, True, True, False, False, False, False, False]])
+    np.testing.assert_allclose(segment_pool(x, valid, 4)[0, :, 0].numpy(), [1.0, 0.0])
+    assert segment_valid(valid, 4).tolist() == [[True, False]]
+
+
+def test_hypernet_starts_at_identity_and_scores_in_unit_interval():
+    m = _model()
+    h = m.hypernet
+    codes = torch.randn(5, 1, 16)
+    states = torch.randn(1, 7, 55)
+    r = h(codes, states)
+    assert r.shape == (5, 7) and (r > 0).all() and (r < 1).all()
+    # W starts as the identity: with a zero params layer the logits are cos(proto(code), embed(state)) / tau
+    with torch.no_grad():
+        h.params.weight.zero_()
+        expect = torch.nn.functional.cosine_similarity(h.proto(codes), h.embed(states), dim=-1) / h.tau
+        torch.testing.assert_close(h.logits(codes, states), expect)
+
+
+def test_actionable_path_is_second_order():
+    m = _model()
+    states, valid = _batch()
+    out = m.motion(states, valid)
+    pred = m.predict_velocity(states, out.quantized)
+    assert pred.shape == (3, 8, 54)
+    loss = actionable_loss(pred, torch.zeros_like(pred), valid)
+    loss.backward()
+    # the loss reaches the hypernetwork only through d score / d state (create_graph) and the encoder through the
+    # straight-through codes
+    assert m.hypernet.params.weight.grad is not None and m.hypernet.params.weight.grad.abs().sum() > 0
+    assert m.motion_encoder.embed.weight.grad.abs().sum() > 0
+
+
+def test_video_branch_and_embedding():
+    m = _model().eval()
+    video = torch.randn(2, 8, 7, 16, 16)
+    valid = torch.ones(2, 8, dtype=torch.bool)
+    out = m.video(video, valid)
+    assert out.ids.shape == (2, 2)
+    assert m.video_target(video).shape == (2, 8, 16) and m.decode_video(out.quantized).shape == (2, 8, 16)
+    e = m.embed(out, "video")
+    torch.testing.assert_close(e.norm(dim=-1), torch.ones(2))
+
+
+def test_dstformer_backbone_variant():
+    torch.manual_seed(0)
+    m = create_model("concepts_test", backbone="dstformer", dstformer_name="dstformer_test").eval()
+    states, valid = _batch(b=2)
+    assert m.motion(states, valid).ids.shape == (2, 2)
+
+
+# ---- losses --------------------------------------------------------------------------------------------------
+def test_masked_mse_ignores_invalid_frames():
+    pred = torch.zeros(1, 3, 2)
+    target = torch.tensor([[[1.0, 1.0], [2.0, 2.0], [100.0, 100.0]]])
+    valid = torch.tensor([[True, True, False]])
+    assert masked_mse(pred, target, valid).item() == pytest.approx((1 + 4) / 2)
+    assert masked_mse(pred, target, torch.zeros(1, 3, dtype=torch.bool)).item() == 0.0
+    with pytest.raises(ValueError):
+        masked_mse(pred, target[:, :2], valid)
+
+
+def test_discriminative_loss_by_hand():
+    logits = torch.tensor([[2.0, -1.0, 0.0]])
+    positive = torch.tensor([[True, False, False]])
+    sp = torch.nn.functional.softplus
+    expect = 0.5 * (sp(torch.tensor(-2.0)) + (sp(torch.tensor(-1.0)) + sp(torch.tensor(0.0))) / 2)
+    assert discriminative_loss(logits, positive).item() == pytest.approx(expect.item(), rel=1e-6)
+    # perfect separation -> near zero; inverse cluster-size weights: the same for 1 or 100 negatives
+    big = torch.tensor([[50.0] + [-50.0] * 100])
+    assert discriminative_loss(big, big > 0).item() < 1e-6
+    with pytest.raises(ValueError):
+        discriminative_loss(logits, positive[:, :2])
+
+
+def test_clustering_loss_by_hand():
+    codebook = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    latent = torch.tensor([[[1.0, 0.0]]])
+    valid = torch.ones(1, 1, dtype=torch.bool)
+    expect = -math.log(math.exp(10) / (math.exp(10) + 1))
+    assert clustering_loss(latent, codebook, valid, tau=0.1).item() == pytest.approx(expect, abs=1e-7)
+
+
+def test_info_nce():
+    a = torch.nn.functional.normalize(torch.randn(6, 4, generator=torch.Generator().manual_seed(0)), dim=-1)
+    good = info_nce(a, a, torch.tensor(math.log(100.0)))
+    shuffled = info_nce(a, a.roll(1, dims=0), torch.tensor(math.log(100.0)))
+    assert good.item() < shuffled.item()
+    # zero temperature scale: uniform logits, log(B)
+    assert info_nce(a, a, torch.tensor(-30.0)).item() == pytest.approx(math.log(6), rel=1e-4)
+
+
+# ---- metrics -------------------------------------------------------------------------------------------------
+def test_nmi_and_purity_by_hand():
+    labels = ["a", "a", "b", "b"]
+    assert nmi([0, 0, 1, 1], labels) == pytest.approx(1.0)
+    assert nmi([5, 5, 9, 9], labels) == pytest.approx(1.0)  # renaming clusters changes nothing
+    assert nmi([0, 1, 0, 1], labels) == pytest.approx(0.0, abs=1e-12)
+    assert purity([0, 1, 0, 1], labels) == 0.5
+    # clusters {a, a, b} and {b}: I = H(Y) - H(Y|C) with H(Y|C) = 3/4 H(2/3, 1/3); H(C) = H(3/4, 1/4)
+    h = lambda *p: -sum(x * math.log(x) for x in p)  # noqa: E731
+    mi = h(0.5, 0.5) - 0.75 * h(2 / 3, 1 / 3)
+    assert nmi([0, 0, 0, 1], labels) == pytest.approx(mi / ((h(0.75, 0.25) + h(0.5, 0.5)) / 2))
+    assert purity([0, 0, 0, 1], labels) == pytest.approx(3 / 4)
+    table, cu, yu = contingency([0, 0, 0, 1], labels)
+    assert table.tolist() == [[2, 1], [0, 1]] and list(cu) == [0, 1] and list(yu) == ["a", "b"]
+    with pytest.raises(ValueError):
+        nmi([0, 1], ["a"])
+
+
+def test_recall_at_k():
+    q = np.eye(3)
+    assert recall_at_k(q, q, 1) == 1.0
+    g = q[[1, 2, 0]]
+    assert recall_at_k(q, g, 1) == 0.0 and recall_at_k(q, g, 3) == 1.0
+    with pytest.raises(ValueError):
+        recall_at_k(q, q[:2])

@@ -1,0 +1,268 @@
+"""Paired clips, the training tasks, encoding, the report, the CLI and the benchmark of motion concepts, end to end
+on tiny generated data (no shared data needed)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hmore.cli import main
+from hmore.concepts import pairs as cp
+from hmore.concepts.motion import SkeletonSequence, procedural_sequences, save_sequences
+from hmore.config import load_config
+from hmore.errors import InputError
+from hmore.train.tasks.concepts import ConceptQARunConfig, ConceptQATask, ConceptsRunConfig, ConceptsTask
+
+
+# ---- crops -------------------------------------------------------------------------------------------------------
+def test_person_boxes_follow_the_mask():
+    masks = np.zeros((3, 40, 60), np.uint8)
+    for t in range(3):
+        masks[t, 10:30, 5 + 10 * t : 15 + 10 * t] = 1
+    boxes = cp.person_boxes(masks, pad=0.0)
+    assert (boxes[:, 2] == 20).all()  # the same side in every frame: the largest box side
+    np.testing.assert_array_equal(boxes[:, 0], [0, 10, 20])  # centre x 10, 20, 30 minus half the side
+    assert (boxes[:, 1] == 10).all()
+    empty = cp.person_boxes(np.zeros((2, 40, 60), np.uint8))
+    assert (empty == [10, 0, 40]).all()
+    with pytest.raises(ValueError):
+        cp.person_boxes(np.zeros((40, 60)))
+
+
+def test_crop_flow_scales_values_and_pads():
+    flow = np.ones((1, 2, 40, 60), np.float32)
+    boxes = np.array([[-8, 0, 32]])  # partly outside the frame: zero padded
+    out = cp.crop_flow(flow, boxes, size=16)
+    assert out.shape == (1, 2, 16, 16)
+    assert out[0, 0, 8, 12] == pytest.approx(0.5)  # 1 px in a 32 px box -> 0.5 px in a 16 px crop
+    assert out[0, 0, 8, 0] == 0.0
+    frames = cp.crop_frames(np.full((1, 40, 60, 3), 200, np.uint8), boxes, size=16)
+    assert frames.shape == (1, 16, 16, 3) and frames[0, 8, 12, 0] == 200 and frames[0, 8, 0, 0] == 0
+
+
+def test_video_channels():
+    frames = np.full((4, 16, 16, 3), 255, np.uint8)
+    world = np.full((4, 2, 16, 16), cp.FLOW_UNIT, np.float32)
+    local = np.zeros_like(world)
+    x = cp.video_channels(frames, world, local)
+    assert x.shape == (4, 7, 16, 16)
+    np.testing.assert_allclose(x[:, :3], 0.5)
+    np.testing.assert_allclose(x[:, 3:5], 1.0)
+    small = cp.video_channels(frames, world, local, size=8)
+    assert small.shape == (4, 7, 8, 8)
+    np.testing.assert_allclose(small[:, 3:5], 0.5)  # flows shrink with the crop
+    with pytest.raises(ValueError):
+        cp.video_channels(frames, world[:3], local)
+
+
+@pytest.fixture(scope="module")
+def tiny_pairs(tmp_path_factory) -> list[cp.PairedClip]:
+    specs = [cp.PairSpec(name=f"procedural_{a}_id{i}", source="procedural", split=split, action=a, style="",
+                         subject=f"id{i}", take="", identity=i, view=90.0, condition="normal", camera="static",
+                         seed=i)
+             for a, i, split in (("walk", 0, "train"), ("wave_one", 1, "train"), ("walk", 7, "test"),
+                                 ("wave_one", 8, "test"))]
+    out = tmp_path_factory.mktemp("pairs")
+    files = cp.build_pair_cache(out, specs, flow="exact")
+    files = cp.build_pair_cache(out, specs, flow="exact")  # resumes: nothing left to render
+    return [cp.load_pair(f).resized(16) for f in files]
+
+
+def test_rendered_pairs(tiny_pairs):
+    p = tiny_pairs[0]
+    assert p.frames.shape == (cp.PAIR_FRAMES, 16, 16, 3) and p.world.shape == (cp.PAIR_FRAMES - 1, 2, 16, 16)
+    assert p.joints.shape == (cp.PAIR_FRAMES, 17, 3) and p.meta["flow"] == "exact" and p.meta["split"] == "train"
+    assert p.joints[..., 1].min() > -0.05  # the paired motion is the world-frame motion, feet on the ground
+    assert np.abs(p.world).max() > 0  # the person moves
+    assert cp.spec_flow(replace(cp.PairSpec(**{k: p.meta[k] for k in cp.PairSpec.__dataclass_fields__}),
+                                split="test"), "mixed") == "hmore"
+
+
+def test_pair_roundtrip_and_errors(tmp_path, tiny_pairs):
+    path = tiny_pairs[1].save(tmp_path / "p.npz")
+    back = cp.load_pair(path)
+    np.testing.assert_array_equal(back.frames, tiny_pairs[1].frames)
+    assert back.meta == tiny_pairs[1].meta
+    (tmp_path / "bad.npz").write_bytes(b"nope")
+    with pytest.raises(InputError, match="bad.npz"):
+        cp.load_pair(tmp_path / "bad.npz")
+
+
+# ---- training ----------------------------------------------------------------------------------------------------
+def _seqs() -> list[SkeletonSequence]:
+    acts = ["walk", "wave_one", "squat"]
+    tr = procedural_sequences(identities=[0, 1], split="train", num_frames=30, actions=acts)
+    te = procedural_sequences(identities=[9], split="test", num_frames=30, actions=acts)
+    return [replace(s, source="bandai", style="normal" if i % 2 else "tired") for i, s in enumerate(tr + te)]
+
+
+def _cfg(**loss) -> ConceptsRunConfig:
+    return load_config(ConceptsRunConfig, {
+        "model": {"name": "concepts_test"},
+        "data": {"sources": ["bandai"], "eval_sources": ["bandai"], "pair_batch": 2, "eval_pairs": 2},
+        "loss": loss, "train": {"steps": 2, "batch_size": 4, "log_every": 1, "ckpt_every": 2, "tensorboard": False,
+                                "device": "cpu", "amp": False}})
+
+
+def test_task_batches_are_deterministic_and_losses_switch(tiny_pairs):
+    task = ConceptsTask(config=_cfg(), sequences=_seqs(), pairs=tiny_pairs)
+    a = task.batch(3, rank=0, world_size=1, batch_size=4)
+    b = task.batch(3, rank=0, world_size=1, batch_size=4)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert a["states"].shape == (6, 8, 55) and a["video"].shape == (2, 8, 7, 16, 16)
+    torch.manual_seed(0)
+    model = task.build_model()
+    loss, logs = task.loss(model, a)
+    assert torch.isfinite(loss) and {"rec_motion", "dis", "act", "rec_video", "align"} <= set(logs)
+    off = ConceptsTask(config=_cfg(dis=0.0, act=0.0, align=0.0), sequences=_seqs(), pairs=tiny_pairs)
+    _, logs = off.loss(model, a)
+    assert not {"dis", "act", "align"} & set(logs)
+    vq = ConceptsTask(config=_cfg(dis=0.0, act=0.0, align=0.0, rec_video=0.0), sequences=_seqs(), pairs=tiny_pairs)
+    c = vq.batch(3, rank=0, world_size=1, batch_size=4)  # the VQ-VAE ablation: same motion windows, no video
+    assert "video" not in c and torch.equal(c["states"], a["states"])
+    seg = ConceptsTask(config=_cfg(dis_positive="segment", dis_tokens=5), sequences=_seqs(), pairs=tiny_pairs)
+    out = model.motion(a["states"], a["valid"])
+    logits, positive = seg._dis_inputs(model, out, a["states"], a["valid"])
+    assert logits.shape == positive.shape == (5, int(positive.sum())) and (positive.sum(dim=1) >= 1).all()
+    assert (positive.sum(dim=0) == 1).all()  # every frame is the positive of exactly its own token
+    logits, positive = task._dis_inputs(model, out, a["states"], a["valid"])  # concept positives
+    assert logits.shape[0] == len(torch.unique(out.ids[out.token_valid]))
+    with pytest.raises(Exception, match="dis_positive"):
+        _cfg(dis_positive="frame")
+
+
+def test_weights_licence_names_the_real_data():
+    from hmore.train.tasks.concepts import weights_licence
+
+    assert weights_licence(("procedural",)) == "MIT (weights trained by hmore on generated data)"
+    text = weights_licence(("bandai", "h36m", "procedural"))
+    assert "CC BY-NC 4.0" in text and "Human3.6M" in text and "NW-UCLA" not in text and "non-commercial" in text
+    task_licence = ConceptsTask(config=_cfg(), sequences=_seqs()).weights_licence  # the run trains on Bandai only
+    assert "CC BY-NC 4.0" in task_licence and "Human3.6M" not in task_licence
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_pairs) -> Path:
+    from hmore.train.engine import train
+
+    out = tmp_path_factory.mktemp("run")
+    cfg = _cfg()
+    task = ConceptsTask(config=cfg, sequences=_seqs(), pairs=tiny_pairs)
+    summary = train(task, cfg.train, out)
+    assert summary.step == 2 and np.isfinite(summary.losses).all()
+    assert {"bandai_nmi", "bandai_purity", "r1"} <= set(summary.eval_metrics)
+    return out
+
+
+def test_qa_task(tiny_run):
+    from hmore.concepts.encode import load_concept_model
+    from hmore.concepts.qa import generate_qa
+
+    items = generate_qa(_seqs(), seed=0)
+    cfg = load_config(ConceptQARunConfig, {"model": {"name": "concept_qa_test"},
+                                           "train": {"batch_size": 8, "device": "cpu"}})
+    task = ConceptQATask(config=cfg, items=items, concept_model=load_concept_model(checkpoint=tiny_run))
+    model = task.build_model()
+    assert model.config.vocab == task.vocab()[0] and model.config.num_concepts == 8
+    batch = task.batch(0, rank=0, world_size=1, batch_size=8)
+    loss, logs = task.loss(model, batch)
+    assert torch.isfinite(loss) and 0 <= logs["acc"] <= 1
+    metrics = task.evaluate(model.eval())
+    assert "acc" in metrics and "acc_action" in metrics
+    assert task.model_config()["kwargs"]["answers"] == list(task.vocab()[1])
+
+
+# ---- encoding, report, CLI, benchmark ----------------------------------------------------------------------------
+def test_encode_sequences_covers_every_frame(tiny_run):
+    from hmore.concepts.encode import concept_segments, encode_sequences, load_concept_model
+
+    model = load_concept_model(checkpoint=tiny_run)
+    with pytest.raises(InputError, match="DSTformer, not a concept model"):
+        load_concept_model(weights="dstformer_cpu")
+    seqs = _seqs()
+    short, long = seqs[0].joints[:5], np.concatenate([seqs[0].joints, seqs[1].joints])
+    enc = encode_sequences(model, [short, long])
+    assert enc[0].ids.shape == (5,) and enc[1].ids.shape == (60,)
+    assert enc[1].latent.shape == (60, 16) and enc[1].embedding.shape == (60, 8)
+    again = encode_sequences(model, [long])[0]
+    np.testing.assert_array_equal(again.ids, enc[1].ids)  # batching does not change the result
+    runs = concept_segments(enc[1].ids)
+    assert sum(e - s for _, s, e in runs) == 60 and runs[0][1] == 0
+    assert concept_segments(np.array([3, 3, 5])) == [(3, 0, 2), (5, 2, 3)]
+    with pytest.raises(InputError):
+        encode_sequences(model, [np.zeros((4, 16, 3))])
+
+
+def test_read_motion_inputs(tmp_path):
+    from hmore.concepts.encode import read_motion
+    from hmore.synth.motion import embedded_bvh
+
+    bvh = read_motion(embedded_bvh())
+    assert bvh.kind == "bvh" and bvh.has_root and bvh.source_fps == pytest.approx(120.0, rel=1e-4)
+    assert len(bvh.joints) == int((bvh.source_frames - 1) / 120 * 15) + 1
+    assert bvh.source_to_model()[-1] == len(bvh.joints) - 1
+    pose = np.zeros((1, 10, 17, 3), np.float32)
+    pose[0, :, 10, 1] = -0.5  # the head above the root in the camera frame (y down)
+    np.savez(tmp_path / "pose3d.npz", pose3d=pose, fps=np.array(30.0), interpolated=np.zeros((1, 10), bool))
+    lifted = read_motion(tmp_path / "pose3d.npz")
+    assert lifted.kind == "pose3d" and not lifted.has_root and lifted.joints[0, 10, 1] == pytest.approx(0.5)
+    with pytest.raises(InputError):
+        read_motion(tmp_path / "missing.bvh")
+
+
+def test_cli_encode_and_show(tiny_run, tmp_path, capsys):
+    from hmore.synth.motion import embedded_bvh
+
+    out = tmp_path / "enc"
+    assert main(["concepts", "encode", str(embedded_bvh()), "-o", str(out), "--checkpoint", str(tiny_run)]) == 0
+    rec = json.loads((out / "concepts.json").read_text())
+    assert rec["kind"] == "bvh" and len(rec["ids"]) == rec["source_frames"]
+    with np.load(out / "concepts.npz") as z:
+        assert z["ids"].shape == (rec["source_frames"],)
+    assert main(["concepts", "encode", str(tmp_path / "nope.bvh"), "-o", str(out), "--checkpoint",
+                 str(tiny_run)]) == 2
+    assert "no such input" in capsys.readouterr().err
+    assert main(["concepts"]) == 2
+
+
+def test_show_report(tiny_run, tmp_path):
+    from hmore.concepts.encode import encode_file, load_concept_model
+    from hmore.concepts.show import show_concepts
+    from hmore.synth.motion import embedded_bvh
+
+    model = load_concept_model(checkpoint=tiny_run)
+    motion, enc = encode_file(model, embedded_bvh())
+    motion = replace(motion, joints=motion.joints[:40], source_frames=320)
+    enc = replace(enc, ids=enc.ids[:40], latent=enc.latent[:40], embedding=enc.embedding[:40])
+    page = show_concepts(motion, enc, tmp_path, model=model, reference=_seqs(), max_concepts=2, per_concept=2)
+    html = page.read_text()
+    assert "Concept timeline" in html and "Nearest segments" in html and "Concept by label" in html
+    assert (tmp_path / "timeline.png").is_file() and (tmp_path / "preview.mp4").is_file()
+    assert list(tmp_path.glob("concept_*.mp4"))
+
+
+def test_bench_on_a_tiny_cache(tiny_run, tiny_pairs, tmp_path):
+    from hmore.bench import concepts_bench
+
+    cache = tmp_path / "data"
+    seqs = _seqs()
+    save_sequences(cache / "skeleton_bandai.npz", seqs)
+    save_sequences(cache / "skeleton_nw_ucla.npz", [replace(s, source="nw_ucla", style="") for s in seqs])
+    (cache / "pairs").mkdir()
+    for p in tiny_pairs:
+        p.save(cache / "pairs" / f"{p.meta['name']}.npz")
+    summary = concepts_bench.run(out_dir=tmp_path / "bench", models=[f"tiny={tiny_run}"], qa_models=[], data=cache,
+                                 seed=0)
+    rows = summary["clustering"]["bandai"]
+    assert {"tiny", "k-means (pose)", "k-means (pose + velocity)"} <= set(rows)
+    assert 0 <= rows["tiny"]["nmi"] <= 1 and 0 < rows["k-means (pose)"]["purity"] <= 1
+    assert summary["retrieval"]["tiny"]["n"] == 2 and summary["speed"]["model_fps"] > 0
+    saved = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert saved["codebook_size"] == 8
+    assert (tmp_path / "bench" / "report.html").is_file()
+    assert "NMI" in concepts_bench.format_tables(summary)
