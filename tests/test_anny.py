@@ -3,6 +3,9 @@ blend-shape cache, about 3 minutes, once; no Warp kernel is ever compiled: hmore
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,7 @@ from hmore.synth.motion import generate_motion  # noqa: E402
 from hmore.synth.retarget import rest_joints, retarget_error, retarget_h36m  # noqa: E402
 
 pytestmark = pytest.mark.slow
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +152,25 @@ def test_cli_renders_anny_bodies(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert cli_main(argv) == 0
     clip = load_clip(tmp_path / "d" / "clip_00000.npz")
     assert clip.meta["params"]["body"] == "anny" and clip.meta["labels"][0]["identity"] == 3
+
+
+def test_anny_bodies_work_offline_without_warp() -> None:
+    """make test on a fresh machine: building and posing Anny bodies neither compiles Warp kernels (warp is never
+    imported; Anny's own skinning is not used) nor touches the network (an audit hook fails any socket use)."""
+    code = (
+        "import sys\n"
+        "def hook(event, args):\n"
+        "    if event.startswith('socket.') or event == 'urllib.Request':\n"
+        "        raise RuntimeError('network use: ' + event)\n"
+        "sys.addaudithook(hook)\n"
+        "from hmore.synth.anny_body import anny_person, pose_anny\n"
+        "from hmore.synth.identity import sample_identity\n"
+        "from hmore.synth.motion import generate_motion\n"
+        "p = anny_person(sample_identity(2), 'normal')\n"
+        "posed = pose_anny(p, generate_motion('walk', p.identity, num_frames=2, seed=0), 'normal')\n"
+        "print('warp' in sys.modules, posed.vertices.shape[1])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "13718"]
