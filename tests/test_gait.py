@@ -3,6 +3,7 @@ OpenGait pickles, the benchmark's bookkeeping and CLI errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 
@@ -274,6 +275,19 @@ def test_sequence_identity_keeps_body_and_gait_but_not_clothes():
     a, b = (sequence_identity(cfg, GaitSequence(subject=7, type="nm", index=i, view=0.0)) for i in (1, 2))
     assert (a.height, a.stride, a.cadence, a.arm_swing) == (b.height, b.stride, b.cadence, b.arm_swing)
     assert a.texture_seed != b.texture_seed
+
+
+def test_full46_is_a_prefix_of_the_full_set_with_the_same_sequences():
+    from hmore.gait.data import PRESETS, sequence_seed
+
+    full, part = PRESETS["full"], PRESETS["full46"]
+    assert part.train_subjects == tuple(range(1, 31)) and part.test_subjects == tuple(range(31, 47))
+    assert dataclasses.replace(part, identities=full.identities, test_identities=full.test_identities) == full
+    seqs = sequences(part)
+    assert len(seqs) == 46 * 10 * 6 and {s.key for s in seqs} <= {s.key for s in sequences(full)}
+    # a sequence's render seed does not depend on how many identities the set has: the files are shareable
+    assert all(sequence_seed(part, s) == sequence_seed(full, s) for s in seqs[::97])
+    assert sequence_seed(part, seqs[0]) != sequence_seed(part, seqs[1])
 
 
 # ---- OpenGait pickles ----------------------------------------------------------------------------------------------
