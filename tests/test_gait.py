@@ -350,13 +350,16 @@ def test_gait_summary_tables_and_pattern_checks():
                               "matrix": {k: [[None, v], [v, None]] for k, v in mean.items()}},
                     "run": "r", "flow_key": None}}
 
-    results = {"sil": res(0.9, 0.8, 0.5), "sil+dis": res(0.91, 0.82, 0.6), "sil+world+local": res(0.9, 0.8, 0.55)}
+    results = {"sil": res(0.9, 0.8, 0.5), "sil+dis": res(0.91, 0.82, 0.6), "sil+world+local": res(0.9, 0.8, 0.55),
+               "sil+world": res(0.7, 0.6, 0.45)}
     s = summarise(results, config=GaitSetConfig(), recipe=RECIPES["full"], preset="full", seeds=[0], fm=None,
                   timing={}, command="x")
     assert s["rows"]["sil+dis"]["rank1"]["CL"] == pytest.approx(60.0)
     checks = {c["claim"]: c["holds"] for c in s["checks"]}
     assert checks["+ DIS flow: adding flow raises CL the most"] is True
     assert checks["CL: + hmore world+local > + DIS flow"] is False
+    # every condition loses, CL least: flow did not raise CL
+    assert checks["+ hmore world: adding flow raises CL the most"] is False
     text = format_tables(s)
     assert "| + DIS flow | 91.00 | 82.00 | 60.00 |" in text and "DOES NOT HOLD" in text
 
