@@ -3,6 +3,7 @@ OpenGait pickles, the benchmark's bookkeeping and CLI errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 
@@ -276,6 +277,19 @@ def test_sequence_identity_keeps_body_and_gait_but_not_clothes():
     assert a.texture_seed != b.texture_seed
 
 
+def test_full46_is_a_prefix_of_the_full_set_with_the_same_sequences():
+    from hmore.gait.data import PRESETS, sequence_seed
+
+    full, part = PRESETS["full"], PRESETS["full46"]
+    assert part.train_subjects == tuple(range(1, 31)) and part.test_subjects == tuple(range(31, 47))
+    assert dataclasses.replace(part, identities=full.identities, test_identities=full.test_identities) == full
+    seqs = sequences(part)
+    assert len(seqs) == 46 * 10 * 6 and {s.key for s in seqs} <= {s.key for s in sequences(full)}
+    # a sequence's render seed does not depend on how many identities the set has: the files are shareable
+    assert all(sequence_seed(part, s) == sequence_seed(full, s) for s in seqs[::97])
+    assert sequence_seed(part, seqs[0]) != sequence_seed(part, seqs[1])
+
+
 # ---- OpenGait pickles ----------------------------------------------------------------------------------------------
 
 
@@ -336,13 +350,16 @@ def test_gait_summary_tables_and_pattern_checks():
                               "matrix": {k: [[None, v], [v, None]] for k, v in mean.items()}},
                     "run": "r", "flow_key": None}}
 
-    results = {"sil": res(0.9, 0.8, 0.5), "sil+dis": res(0.91, 0.82, 0.6), "sil+world+local": res(0.9, 0.8, 0.55)}
+    results = {"sil": res(0.9, 0.8, 0.5), "sil+dis": res(0.91, 0.82, 0.6), "sil+world+local": res(0.9, 0.8, 0.55),
+               "sil+world": res(0.7, 0.6, 0.45)}
     s = summarise(results, config=GaitSetConfig(), recipe=RECIPES["full"], preset="full", seeds=[0], fm=None,
                   timing={}, command="x")
     assert s["rows"]["sil+dis"]["rank1"]["CL"] == pytest.approx(60.0)
     checks = {c["claim"]: c["holds"] for c in s["checks"]}
     assert checks["+ DIS flow: adding flow raises CL the most"] is True
     assert checks["CL: + hmore world+local > + DIS flow"] is False
+    # every condition loses, CL least: flow did not raise CL
+    assert checks["+ hmore world: adding flow raises CL the most"] is False
     text = format_tables(s)
     assert "| + DIS flow | 91.00 | 82.00 | 60.00 |" in text and "DOES NOT HOLD" in text
 

@@ -141,8 +141,9 @@ def pattern_checks(rows: dict[str, Any]) -> list[dict[str, Any]]:
                  for c in CONDITIONS}
         if None in gains.values():
             continue
+        # "raises": CL must gain at all, not merely lose least
         checks.append({"claim": f"{ROW_LABELS.get(row, row)}: adding flow raises CL the most",
-                       "holds": gains["CL"] >= max(gains["NM"], gains["BG"]), "gains": gains})
+                       "holds": gains["CL"] > 0 and gains["CL"] >= max(gains["NM"], gains["BG"]), "gains": gains})
     for better, worse in (("sil+world+local", "sil+dis"), ("sil+world+local", "sil+world"),
                           ("sil+world+local", "sil+local"), ("sil+exact_world+exact_local", "sil+world+local")):
         a, b = r1(better, "CL"), r1(worse, "CL")

@@ -71,6 +71,8 @@ RECIPES = {
     "full": ActionRecipe(),
     "quick": ActionRecipe(steps=200, batch_size=8, frames=8, decay_every=130, warmup_steps=10, val_identities=0,
                           eval_every=0),
+    "mid": ActionRecipe(steps=600, batch_size=16, frames=8, decay_every=250, warmup_steps=20, val_identities=0,
+                        eval_every=0),
     "test": ActionRecipe(model="r2plus1d_test", steps=2, batch_size=2, frames=2, warmup_steps=0, val_identities=0,
                          eval_every=0),
 }

@@ -74,6 +74,9 @@ PRESETS: dict[str, ActionSetConfig] = {
     "full": ActionSetConfig(),
     "quick": ActionSetConfig(train_identities=8, test_identities=4, train_per_class=6, test_per_class=3, frames=16,
                              size=(80, 80), crop=48),
+    # between quick and full: what the README's action table could afford on the shared 2-core machine
+    "mid": ActionSetConfig(train_identities=12, test_identities=6, train_per_class=16, test_per_class=6, frames=16,
+                           size=(80, 80), crop=48),
     "test": ActionSetConfig(train_identities=2, test_identities=1, train_per_class=1, test_per_class=1, frames=5,
                             size=(48, 48), crop=16, distractors=0),
 }
