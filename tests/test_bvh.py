@@ -235,3 +235,53 @@ def test_cmu_mapping_shapes_and_face(cmu) -> None:
     assert np.mean(nose_fwd > 0) > 0.95
     with pytest.raises(ValueError, match="positions must be"):
         to_h36m(p[:, :5], b)
+
+
+# Position channels on a child joint with a non-zero OFFSET (as Bandai-Namco writes them): B's channels hold its
+# translation (here 0 3 0, while its OFFSET says 0 2 0).
+POSITIONED = TINY.replace("""    OFFSET 0 2 0
+    CHANNELS 3 Yrotation Xrotation Zrotation""", """    OFFSET 0 2 0
+    CHANNELS 6 Xposition Yposition Zposition Yrotation Xrotation Zrotation""").replace(
+    "1 2 3 90 0 0 90 90 0 0 0 0\n0 0 0 0 0 0 0 0 0 0 0 0",
+    "0 0 0 0 0 0 0 3 0 0 0 0 0 0 0\n0 0 0 0 0 0 0 3 0 0 0 0 0 0 0")
+
+
+def test_position_channels_replace_the_offset() -> None:
+    b = parse_bvh(POSITIONED)
+    rep = b.forward_kinematics(scale=1.0)
+    add = b.forward_kinematics(scale=1.0, positions="add")
+    np.testing.assert_allclose(rep[0, 1], [0, 3, 0])  # the channels, not OFFSET + channels
+    np.testing.assert_allclose(add[0, 1], [0, 5, 0])
+    np.testing.assert_allclose(rep[0, 2], [1, 3, 0])
+    # Without position channels on B both readings agree (the CMU case: only the root has them, OFFSET 0).
+    tiny = parse_bvh(TINY)
+    np.testing.assert_allclose(tiny.forward_kinematics(scale=1.0), tiny.forward_kinematics(scale=1.0, positions="add"))
+    with pytest.raises(ValueError, match="positions"):
+        b.forward_kinematics(scale=1.0, positions="sum")
+
+
+def test_gzipped_bvh_reads_like_the_plain_file(tmp_path: Path) -> None:
+    import gzip
+
+    from hmore.io.bvh import bvh_stem
+
+    plain = tmp_path / "tiny.bvh"
+    plain.write_text(TINY)
+    packed = tmp_path / "tiny.bvh.gz"
+    packed.write_bytes(gzip.compress(TINY.encode()))
+    a, b = read_bvh(plain), read_bvh(packed)
+    np.testing.assert_array_equal(a.motion, b.motion)
+    assert a.names == b.names and bvh_stem(packed) == bvh_stem(plain) == "tiny"
+    (tmp_path / "broken.bvh.gz").write_bytes(b"not gzip")
+    with pytest.raises(InputError, match="broken.bvh.gz"):
+        read_bvh(tmp_path / "broken.bvh.gz")
+
+
+def test_auto_scale_uses_the_first_frame_when_the_rest_pose_lies_flat() -> None:
+    # A 170 cm chain resting along x (3 units of height), stood up by the root's rotation: centimetres. The rest
+    # pose alone would say metres (3 m is the closest to an adult's 1.45 m span).
+    text = TINY.replace("OFFSET 0 2 0", "OFFSET 120 3 0").replace("OFFSET 0 0 2", "OFFSET 50 0 0").replace(
+        "1 2 3 90 0 0 90 90 0 0 0 0", "0 0 0 90 0 0 0 0 0 0 0 0")
+    b = parse_bvh(text)
+    assert np.ptp(b.rest_positions()[:, 1]) == pytest.approx(3.0)
+    assert b.auto_scale() == ("cm", 0.01)

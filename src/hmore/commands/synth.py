@@ -48,7 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--distractors", type=int, default=2, metavar="N",
                    help="moving background objects per clip (default 2)")
     p.add_argument("--overlap", type=float, default=0.0, help="subject overlap in [0, 1) (default 0)")
-    p.add_argument("--bvh", default=None, metavar="FILE", help="play this BVH file on every subject instead of actions")
+    p.add_argument("--bvh", default=None, metavar="FILE",
+                   help="play this BVH file (.bvh or .bvh.gz) on every subject instead of actions")
     p.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="processes rendering clips in parallel (default 1; the output does not depend on it)")

@@ -4,23 +4,31 @@ Conventions:
 
 * **End Sites are kept** as extra leaf joints named ``"<parent>_End"`` with no channels, so their positions (the head
   top, toe and finger tips) come out of :meth:`Bvh.forward_kinematics` like any other joint.
-* A joint's local transform is ``T(offset + position channels) @ R(c1) @ R(c2) @ R(c3)`` with the rotation channels
-  in file order (``Zrotation Xrotation Yrotation`` means ``Rz @ Rx @ Ry``), angles in degrees; a child's position is
-  ``p_parent + R_parent_global @ (offset + position channels)``.
+* A joint's local transform is ``T(translation) @ R(c1) @ R(c2) @ R(c3)`` with the rotation channels in file order
+  (``Zrotation Xrotation Yrotation`` means ``Rz @ Rx @ Ry``), angles in degrees; a child's position is
+  ``p_parent + R_parent_global @ translation``. The translation of a joint **with position channels is those
+  channels** (its OFFSET is only the rest value), of a joint without them its OFFSET. This is what exporters that
+  write position channels on every joint mean: the Bandai-Namco files repeat each joint's OFFSET in its position
+  channels and give the root (``Hips``, OFFSET = its rest place) its current place there, so adding OFFSET and
+  channels would double every bone. ``positions="add"`` gives the other reading (OFFSET + channels). The two agree
+  for the common files whose only position channels are the root's with a zero OFFSET (CMU).
 * BVH files are unitless. :data:`UNITS` lists the known ones; ``scale=None`` picks the unit whose factor makes the
-  skeleton's rest-pose span (lowest to highest joint, End Sites included) closest to 1.45 m, the joint span of an
-  adult (foot joints to head top). The CMU files (the "3ds Max friendly" conversion of the CMU ASF data, whose
-  offsets equal the ASF bone lengths) are in the ASF unit: the CMU FAQ (mocap.cs.cmu.edu/faqs.php) gives
-  ``(1.0 / 0.45) * 2.54 / 100 = 0.056444`` m per unit. Subject 131 then has a rest span of 24.2 units = 1.37 m,
+  skeleton's vertical span (lowest to highest joint, End Sites included; the larger of the rest pose's and the first
+  frame's, as some rigs rest lying along an axis) closest to 1.45 m, the joint span of an adult (foot joints to head
+  top). The CMU files (the "3ds Max friendly" conversion of the CMU ASF data, whose offsets equal the ASF bone
+  lengths) are in the ASF unit: the CMU FAQ (mocap.cs.cmu.edu/faqs.php) gives ``(1.0 / 0.45) * 2.54 / 100 =
+  0.056444`` m per unit. Subject 131 then has a rest span of 24.2 units = 1.37 m,
   legs (hip to ankle) of 0.80 m, its pelvis 0.86 m and head top 1.45 m above the floor while standing, and it walks
   at about 1.1 m/s. The head top is lower than a 1.6 m stature would put it because the CMU spine chain is short
   (hips to head top 0.5 m); the legs, 0.80 m = 0.49 x stature for a 1.63 m person, the pelvis height and the walking
   speed all agree with the FAQ factor, while inches would make a 0.6 m person and metres a 24 m one.
+* Files read from ``.gz`` paths are gunzipped first.
 * World frame: the BVH's own axes (y up for CMU and most exporters), which are hmore's (y up).
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
 import re
 from dataclasses import dataclass, field
@@ -122,7 +130,8 @@ class Bvh:
     def auto_scale(self) -> tuple[str, float]:
         """The unit (name, metres per unit) that makes the rest-pose span closest to :data:`TYPICAL_SPAN_M`."""
         rest = self.rest_positions()
-        span = float(rest[:, 1].max() - rest[:, 1].min())
+        first = self.forward_kinematics(scale=1.0, frames=[0])[0] if self.num_frames else rest
+        span = max(float(np.ptp(rest[:, 1])), float(np.ptp(first[:, 1])))
         if span <= 0:
             span = float(np.ptp(rest, axis=0).max())
         if span <= 0:
@@ -145,17 +154,22 @@ class Bvh:
         return float(scale)
 
     def forward_kinematics(
-        self, *, scale: float | str | None = None, frames: slice | np.ndarray | list[int] = slice(None)
+        self, *, scale: float | str | None = None, frames: slice | np.ndarray | list[int] = slice(None),
+        positions: str = "replace",
     ) -> np.ndarray:
         """Joint positions of the selected frames.
 
         Args:
             scale: metres per file unit, a unit name from :data:`UNITS`, or None to guess (see the module doc).
             frames: which frames (a slice or indices).
+            positions: ``"replace"`` (a joint's position channels are its translation) or ``"add"`` (OFFSET +
+                position channels); see the module doc.
 
         Returns:
             (F, J, 3) float64 positions in metres, the file's axes (y up), End Sites included.
         """
+        if positions not in ("replace", "add"):
+            raise ValueError(f"positions must be 'replace' or 'add', got {positions!r}")
         s = self.resolve_scale(scale)
         mot = self.motion[frames]  # (F, C)
         if mot.ndim == 1:
@@ -166,6 +180,8 @@ class Bvh:
         for j, (p, chans, start) in enumerate(zip(self.parents, self.channels, self.channel_starts)):
             local_r = np.broadcast_to(np.eye(3), (f, 3, 3))
             trans = np.broadcast_to(self.offsets[j], (f, 3)).copy()
+            if positions == "replace" and any(ch.endswith("position") for ch in chans):
+                trans[:] = 0.0
             for k, ch in enumerate(chans):
                 axis = _AXES[ch[0]]
                 if ch.endswith("rotation"):
@@ -360,13 +376,30 @@ def parse_bvh(text: str, name: str = "<string>") -> Bvh:
     )
 
 
+def bvh_stem(path: str | Path) -> str:
+    """A BVH file's name without ``.bvh`` / ``.bvh.gz``: ``"walk_001.bvh.gz"`` -> ``"walk_001"``."""
+    name = Path(path).name
+    for suffix in (".gz", ".bvh"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return name
+
+
 def read_bvh(path: str | Path) -> Bvh:
-    """Read a BVH file (see :func:`parse_bvh`). Raises :class:`InputError` when it is missing or malformed."""
+    """Read a BVH file, gzipped when its name ends in ``.gz`` (see :func:`parse_bvh`).
+
+    Raises:
+        InputError: a missing, unreadable (or not gzip when named ``.gz``) or malformed file.
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise InputError(f"cannot read BVH file {path}: {exc.strerror or exc}") from None
+        if path.suffix.lower() == ".gz":
+            with gzip.open(path, "rb") as fh:
+                text = fh.read().decode("utf-8", errors="replace")
+        else:
+            text = path.read_text(encoding="utf-8", errors="replace")
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read BVH file {path}: {getattr(exc, 'strerror', None) or exc}") from None
     return parse_bvh(text, name=str(path))
 
 
@@ -374,22 +407,24 @@ def read_bvh(path: str | Path) -> Bvh:
 # Candidate names per role, first match wins. The CMU BVHs come in two namings: the "3ds Max friendly" one
 # (LeftHip/LeftKnee/LeftAnkle, lowerneck/Neck/Head, LeftCollar/LeftShoulder/LeftElbow/LeftWrist) and the
 # "MotionBuilder friendly" one (LeftUpLeg/LeftLeg/LeftFoot, Neck/Neck1/Head, LeftShoulder/LeftArm/LeftForeArm/
-# LeftHand). In the latter LeftShoulder is the collar bone, so the arm names are tried first.
+# LeftHand). In the latter LeftShoulder is the collar bone, so the arm names are tried first. The Bandai-Namco
+# skeleton (Hips, Spine, Chest, Neck, Head, Shoulder_L = collar, UpperArm_L, LowerArm_L, Hand_L, UpperLeg_L,
+# LowerLeg_L, Foot_L, Toes_L and _R) maps by its own names; its Neck sits at the base of the neck like H36M's Thorax.
 _ROLES: dict[str, tuple[str, ...]] = {
-    "left_hip": ("LeftUpLeg", "LeftHip", "LeftThigh", "LeftUpperLeg", "lfemur"),
-    "left_knee": ("LeftLeg", "LeftKnee", "LeftShin", "LeftLowerLeg", "ltibia"),
-    "left_ankle": ("LeftFoot", "LeftAnkle", "lfoot"),
-    "right_hip": ("RightUpLeg", "RightHip", "RightThigh", "RightUpperLeg", "rfemur"),
-    "right_knee": ("RightLeg", "RightKnee", "RightShin", "RightLowerLeg", "rtibia"),
-    "right_ankle": ("RightFoot", "RightAnkle", "rfoot"),
+    "left_hip": ("LeftUpLeg", "LeftHip", "LeftThigh", "LeftUpperLeg", "lfemur", "UpperLeg_L"),
+    "left_knee": ("LeftLeg", "LeftKnee", "LeftShin", "LeftLowerLeg", "ltibia", "LowerLeg_L"),
+    "left_ankle": ("LeftFoot", "LeftAnkle", "lfoot", "Foot_L"),
+    "right_hip": ("RightUpLeg", "RightHip", "RightThigh", "RightUpperLeg", "rfemur", "UpperLeg_R"),
+    "right_knee": ("RightLeg", "RightKnee", "RightShin", "RightLowerLeg", "rtibia", "LowerLeg_R"),
+    "right_ankle": ("RightFoot", "RightAnkle", "rfoot", "Foot_R"),
     "neck": ("lowerneck", "Neck", "neck"),
     "head": ("Head", "head"),
-    "left_shoulder": ("LeftArm", "LeftUpperArm", "LeftShoulder", "lhumerus"),
-    "left_elbow": ("LeftForeArm", "LeftLowerArm", "LeftElbow", "lradius"),
-    "left_wrist": ("LeftHand", "LeftWrist", "lwrist"),
-    "right_shoulder": ("RightArm", "RightUpperArm", "RightShoulder", "rhumerus"),
-    "right_elbow": ("RightForeArm", "RightLowerArm", "RightElbow", "rradius"),
-    "right_wrist": ("RightHand", "RightWrist", "rwrist"),
+    "left_shoulder": ("LeftArm", "LeftUpperArm", "LeftShoulder", "lhumerus", "UpperArm_L"),
+    "left_elbow": ("LeftForeArm", "LeftLowerArm", "LeftElbow", "lradius", "LowerArm_L"),
+    "left_wrist": ("LeftHand", "LeftWrist", "lwrist", "Hand_L"),
+    "right_shoulder": ("RightArm", "RightUpperArm", "RightShoulder", "rhumerus", "UpperArm_R"),
+    "right_elbow": ("RightForeArm", "RightLowerArm", "RightElbow", "rradius", "LowerArm_R"),
+    "right_wrist": ("RightHand", "RightWrist", "rwrist", "Hand_R"),
 }
 # Face points in the head frame (u up the head, f forward, l to the person's left), in units of the head segment
 # length s = |head top - head joint| (about 9 cm for CMU subjects): nose 0.35 s up and 0.9 s forward; eyes 0.6 s up,
@@ -418,14 +453,34 @@ def _roles(bvh: Bvh) -> dict[str, int]:
     return found
 
 
+# Head top for rigs whose Head has no End Site, or one at the Head joint itself (Bandai-Namco: OFFSET 0 0 0): placed
+# on the neck -> head line at HEAD_TOP_PER_LEG x the leg length (hip-knee + knee-ankle) from the neck, H36M's mean
+# |Head - Thorax| / leg (0.18-0.23 on S1/Walking, S9/Walking, S11/Eating, S5/Directions 1). The face is then built on
+# a head segment of HEAD_SEGMENT_PER_LEG x leg below that top, the CMU rigs' |Head_End - Head| / leg (0.115).
+HEAD_TOP_PER_LEG = 0.21
+HEAD_SEGMENT_PER_LEG = 0.115
+_MIN_HEAD_SEGMENT_PER_LEG = 0.02  # a shorter head End Site counts as missing
+
+
+def _leg_length(pos: np.ndarray, r: dict[str, int]) -> np.ndarray:
+    """(F, 1) mean of the two legs' hip-knee + knee-ankle lengths."""
+    legs = [np.linalg.norm(pos[:, r[f"{s}_knee"]] - pos[:, r[f"{s}_hip"]], axis=-1)
+            + np.linalg.norm(pos[:, r[f"{s}_ankle"]] - pos[:, r[f"{s}_knee"]], axis=-1) for s in ("left", "right")]
+    return (0.5 * (legs[0] + legs[1]))[:, None]
+
+
 def _head_frame(pos: np.ndarray, bvh: Bvh, r: dict[str, int]) -> tuple[np.ndarray, ...]:
-    """Head joint, head top, head size s (F, 1) and unit axes up, forward, left (F, 3) each."""
+    """Head joint (or the estimated head-segment base), head top, head size s (F, 1) and unit axes up, forward,
+    left (F, 3) each."""
     head = pos[:, r["head"]]
     tops = [j for j, p in enumerate(bvh.parents) if p == r["head"]]
-    if tops:
-        top = pos[:, tops[0]]
-    else:  # no End Site: extend the neck -> head direction
-        top = head + 0.6 * (head - pos[:, r["neck"]])
+    top = pos[:, tops[0]] if tops else head
+    leg = _leg_length(pos, r)
+    if np.median(np.linalg.norm(top - head, axis=-1) / np.maximum(leg[:, 0], 1e-12)) < _MIN_HEAD_SEGMENT_PER_LEG:
+        neck_up = head - pos[:, r["neck"]]
+        neck_up /= np.maximum(np.linalg.norm(neck_up, axis=-1, keepdims=True), 1e-12)
+        top = pos[:, r["neck"]] + HEAD_TOP_PER_LEG * leg * neck_up
+        head = top - HEAD_SEGMENT_PER_LEG * leg * neck_up
     up = top - head
     s = np.linalg.norm(up, axis=-1, keepdims=True)
     up = up / np.maximum(s, 1e-9)

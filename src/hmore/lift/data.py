@@ -341,11 +341,9 @@ def generated_clips(*, identities: Sequence[int], actions: Sequence[str] | None 
 
 def bvh_clip(path, *, fps: float = 30.0) -> MotionClip:
     """A BVH file's motion as H36M-17 metres resampled to ``fps`` (through ``hmore.io.bvh``)."""
-    from pathlib import Path
-
-    from hmore.io.bvh import read_bvh, to_h36m
+    from hmore.io.bvh import bvh_stem, read_bvh, to_h36m
 
     bvh = read_bvh(path)
     joints = np.asarray(to_h36m(bvh.forward_kinematics(), bvh), np.float64)
     src_fps = 1.0 / bvh.frame_time if hasattr(bvh, "frame_time") else float(bvh.fps)
-    return MotionClip(joints=resample(joints, src_fps, fps), fps=fps, name=f"bvh:{Path(path).stem}")
+    return MotionClip(joints=resample(joints, src_fps, fps), fps=fps, name=f"bvh:{bvh_stem(path)}")

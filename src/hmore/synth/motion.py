@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from hmore.errors import UsageError
-from hmore.io.bvh import Bvh, read_bvh, to_h36m
+from hmore.io.bvh import Bvh, bvh_stem, read_bvh, to_h36m
 from hmore.synth.identity import Identity
 from hmore.synth.motion_types import Motion
 
@@ -802,7 +802,7 @@ def motion_from_bvh(
         out = (out - origin) @ rot_y(turn).T + origin
     out[..., 0] += float(place_at[0]) - origin[0]
     out[..., 2] += float(place_at[1]) - origin[2]
-    return Motion(joints=out, fps=float(fps), name=f"bvh:{Path(bvh.source).stem}", face=face_from_joints(out))
+    return Motion(joints=out, fps=float(fps), name=f"bvh:{bvh_stem(bvh.source)}", face=face_from_joints(out))
 
 
 def embedded_bvh(name: str = "cmu_131_01_walk") -> Path:
