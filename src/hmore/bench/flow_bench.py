@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from hmore.bench.flow_methods import FlowMethod, MethodFlow, MethodUnavailable, create_method
 from hmore.errors import InputError, UsageError
 from hmore.metrics import flow as fm
+from hmore.report.charts import save_png
 
 log = logging.getLogger(__name__)
 
@@ -746,25 +747,6 @@ def format_cost_table(summary: dict[str, Any]) -> str:
 # ---- report -----------------------------------------------------------------------------------------------------
 
 
-def _save_png(path: Path, draw: Callable[[Any], None], *, figsize: tuple[float, float]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from hmore.io.atomic import atomic_path
-
-    fig = plt.figure(figsize=figsize, dpi=90)
-    try:
-        draw(fig)
-        fig.tight_layout()
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, format="png", metadata={"Software": None})
-    finally:
-        plt.close(fig)
-    return path
-
-
 def _chart_metrics(summary: dict[str, Any], set_name: str | None = None) -> list[str]:
     """The metrics a set's bar chart shows: those at least one method has there (no EPE panels for real clips)."""
     values = method_values(summary, set_name)
@@ -796,7 +778,7 @@ def _bar_chart(path: Path, summary: dict[str, Any], set_name: str | None = None)
             ax.set_title(f"{summary['metrics'][m]['label']} ({better} is better)", fontsize=8)
             ax.tick_params(axis="y", labelsize=7)
 
-    return _save_png(path, draw, figsize=(3.0 * cols, 2.6 * rows))
+    return save_png(path, draw, figsize=(3.0 * cols, 2.6 * rows))
 
 
 def _curves(path: Path, summary: dict[str, Any], set_name: str) -> Path:
@@ -822,7 +804,7 @@ def _curves(path: Path, summary: dict[str, Any], set_name: str) -> Path:
             if i == 0:
                 ax.legend(fontsize=6)
 
-    return _save_png(path, draw, figsize=(3.0 * cols, 2.5 * rows))
+    return save_png(path, draw, figsize=(3.0 * cols, 2.5 * rows))
 
 
 def _thumbnail(path: Path, res: BenchResults, clip: BenchClip) -> Path | None:

@@ -1,4 +1,6 @@
-"""Benchmarks. ``hmore bench flow`` runs flow methods on the same frame pairs and writes a table and a report.
+"""Benchmarks. ``hmore bench flow`` runs flow methods on the same frame pairs and writes a table and a report;
+``hmore bench lift --data h36m`` scores 2D-to-3D lifters on Human3.6M (MotionBERT's protocol);
+``hmore bench action --data nw_ucla`` scores skeleton action models on NW-UCLA's cross-view split.
 
 Data (``--data``, one or more sources): a generated held-out set (``synth-heldout``, ``robustness`` or
 ``robustness:SET`` with SET one of overlap, background, clothing, small, motion; seeds never used in training) with
@@ -19,7 +21,7 @@ import sys
 
 from hmore.errors import UsageError
 
-HELP = "benchmark flow methods on generated or real clips (table, results.json, report.html)"
+HELP = "benchmark flow methods, 3D lifters (Human3.6M) or action models (NW-UCLA): table, results.json, report.html"
 
 DEFAULT_METHODS = ("hmore_flow_cpu", "dis", "farneback", "dis_mask")
 
@@ -61,13 +63,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch and OpenCV (default: theirs; 1 is often faster on a loaded machine)")
     p.add_argument("-o", "--out", required=True, help="output folder")
+    _add_lift(sub)
+
+
+def _add_lift(sub: argparse._SubParsersAction) -> None:
+    from hmore.bench.lift_bench import DEFAULT_MODELS
+
+    p = sub.add_parser("lift", help="2D-to-3D lifters on Human3.6M S9/S11 (MotionBERT's protocol)",
+                       description="Scores lifters on Human3.6M S9 and S11 with MotionBERT's protocol: root-relative "
+                                   "camera-frame 3D, 2D normalised by the image size, test-time flip; Protocol 1 and 2 "
+                                   "per action and averaged over actions, on SH detections and on ground-truth 2D; "
+                                   "P1 with joints missing; bone-length steadiness. Writes OUT/results.json and "
+                                   "OUT/report.html.")
+    p.add_argument("--data", default="h36m", choices=("h36m",), help="benchmark data (default h36m)")
+    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="MODEL",
+                   help="shipped weights names or NAME=RUN_OR_CHECKPOINT (default: "
+                        f"{' '.join(DEFAULT_MODELS)})")
+    p.add_argument("--inputs", nargs="+", default=["sh", "gt"], choices=("sh", "gt"),
+                   help="2D inputs: sh (Stacked-Hourglass detections), gt (ground-truth 2D) (default both)")
+    p.add_argument("--quick", type=int, default=1, metavar="N",
+                   help="score every N-th window of each sequence only (default 1: every frame)")
+    p.add_argument("--missing", type=float, default=0.2,
+                   help="fraction of joints dropped for the robustness row, SH input (default 0.2; 0 skips it)")
+    p.add_argument("--no-flip", action="store_true", help="no test-time flip")
+    p.add_argument("--pictures", type=int, default=4, help="skeleton pictures per model (default 4)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+
+
+def _run_lift(args: argparse.Namespace) -> int:
+    import torch
+
+    from hmore.bench import lift_bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    summary = lift_bench.run(models=args.models, data=args.data, sources=args.inputs, every=args.quick,
+                             missing=args.missing, flip=not args.no_flip, out_dir=args.out, pictures=args.pictures,
+                             command="hmore " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    print(f"Human3.6M S9/S11, {summary['protocol']['frames']}; {summary['protocol']['frames_total']} frames in "
+          f"{summary['protocol']['examples']} sequence x camera pairs")
+    print(lift_bench.format_table(summary))
+    for name, why in summary["unavailable"].items():
+        print(f"{name}: unavailable: {why}")
+    print(f"\nwrote {args.out}/results.json and {args.out}/report.html")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from hmore.bench import flow_bench
 
-    if getattr(args, "bench_target", None) != "flow":
-        raise UsageError("choose a benchmark: hmore bench flow ...")
+    target = getattr(args, "bench_target", None)
+    if target == "lift":
+        return _run_lift(args)
+    if target != "flow":
+        raise UsageError("choose a benchmark: hmore bench flow | lift | action ...")
     if args.pairs < 1:
         raise UsageError(f"--pairs must be >= 1, got {args.pairs}")
     if args.clips < 1:

@@ -28,6 +28,7 @@ TASKS: dict[str, str] = {
     "flow": "hmore.flow.task:FlowTask",
     "lift": "hmore.train.tasks.lift:LiftTask",
     "action": "hmore.train.tasks.action:ActionTask",
+    "lift_h36m": "hmore.train.tasks.lift_h36m:H36MLiftTask",
 }
 
 
