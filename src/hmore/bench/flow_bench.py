@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from hmore.bench import json_clean
 from hmore.bench.flow_methods import FlowMethod, MethodFlow, MethodUnavailable, create_method
 from hmore.errors import InputError, UsageError
 from hmore.metrics import flow as fm
@@ -615,7 +616,7 @@ def summarise(res: BenchResults) -> dict[str, Any]:
             entry["per_clip"][c.name] = {m.name: _finite_mean(vals.get(c.name, {}).get(m.name, []))[0]
                                          for m in METRICS}
         methods[spec.name] = entry
-    return _json_clean({
+    return json_clean({
         "hmore_version": __version__,
         "seed_base": BENCH_SEED_BASE,
         "metrics": {m.name: {"label": m.label, "description": m.description,
@@ -631,20 +632,6 @@ def summarise(res: BenchResults) -> dict[str, Any]:
         "methods": methods,
         "notes": list(res.notes),
     })
-
-
-def _json_clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_clean(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
 
 
 def summary_sets(summary: dict[str, Any]) -> dict[str, dict[str, int]]:

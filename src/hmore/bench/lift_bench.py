@@ -250,12 +250,13 @@ def write_outputs(out_dir: str | Path, summary: dict[str, Any], *, arrays: Any, 
     """``results.json``, charts, skeleton pictures and ``report.html``."""
     import cv2
 
+    from hmore.bench import json_clean
     from hmore.io.atomic import atomic_path, write_json_atomic
     from hmore.report.html import Report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "results.json", _json_clean(summary))
+    write_json_atomic(out / "results.json", json_clean(summary))
     rep = Report("hmore bench lift: Human3.6M", intro=(
         "2D-to-3D lifting on Human3.6M S9 and S11 with MotionBERT's protocol: root-relative camera-frame 3D, 2D "
         "normalised by the image size, test-time flip. P1 = MPJPE after root alignment, P2 = P-MPJPE after a "
@@ -299,15 +300,3 @@ def write_outputs(out_dir: str | Path, summary: dict[str, Any], *, arrays: Any, 
         rep.add_section("Command")
         rep.add_code(summary["command"])
     return rep.save(out / "report.html")
-
-
-def _json_clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_clean(v) for v in obj]
-    if isinstance(obj, float | np.floating):
-        return None if not math.isfinite(float(obj)) else round(float(obj), 4)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
