@@ -81,21 +81,31 @@ def _add_action(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", required=True, help="output folder")
 
 
-def _run_action(args: argparse.Namespace) -> int:
-    import torch
+def _set_threads(threads: int | None) -> str:
+    """Set torch's threads (when given); the command line, for the reports."""
+    if threads:
+        import torch
 
-    from hmore.bench import action_bench
+        torch.set_num_threads(threads)
+    return "hmore " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    summary = action_bench.run(models=args.models, data=args.data, out_dir=args.out,
-                               command="hmore " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    print(f"{summary['benchmark']}, {summary['test_sequences']} test sequences")
-    print(action_bench.format_table(summary))
+
+def _print_summary(heading: str, table: str, summary: dict, out: str) -> int:
+    print(heading)
+    print(table)
     for name, why in summary["unavailable"].items():
         print(f"{name}: unavailable: {why}")
-    print(f"\nwrote {args.out}/results.json and {args.out}/report.html")
+    print(f"\nwrote {out}/results.json and {out}/report.html")
     return 0
+
+
+def _run_action(args: argparse.Namespace) -> int:
+    from hmore.bench import action_bench
+
+    command = _set_threads(args.threads)
+    summary = action_bench.run(models=args.models, data=args.data, out_dir=args.out, command=command)
+    return _print_summary(f"{summary['benchmark']}, {summary['test_sequences']} test sequences",
+                          action_bench.format_table(summary), summary, args.out)
 
 
 def _add_lift(sub: argparse._SubParsersAction) -> None:
@@ -124,22 +134,15 @@ def _add_lift(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_lift(args: argparse.Namespace) -> int:
-    import torch
-
     from hmore.bench import lift_bench
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    command = _set_threads(args.threads)
     summary = lift_bench.run(models=args.models, data=args.data, sources=args.inputs, every=args.quick,
                              missing=args.missing, flip=not args.no_flip, out_dir=args.out, pictures=args.pictures,
-                             command="hmore " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    print(f"Human3.6M S9/S11, {summary['protocol']['frames']}; {summary['protocol']['frames_total']} frames in "
-          f"{summary['protocol']['examples']} sequence x camera pairs")
-    print(lift_bench.format_table(summary))
-    for name, why in summary["unavailable"].items():
-        print(f"{name}: unavailable: {why}")
-    print(f"\nwrote {args.out}/results.json and {args.out}/report.html")
-    return 0
+                             command=command)
+    return _print_summary(f"Human3.6M S9/S11, {summary['protocol']['frames']}; {summary['protocol']['frames_total']} "
+                          f"frames in {summary['protocol']['examples']} sequence x camera pairs",
+                          lift_bench.format_table(summary), summary, args.out)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -32,9 +32,9 @@ from hmore.data.h36m import TRAIN_SUBJECTS
 from hmore.errors import ConfigError
 from hmore.lift.data import CameraConfig, MotionPool, NoiseConfig, SampleConfig, flip_batch, mask_batch, virtual_batch
 from hmore.lift.h36m import LiftArrays, build_arrays, evaluate, gather_windows, split_validation
-from hmore.losses.pose3d import LiftLossWeights, lift_loss
+from hmore.losses.pose3d import LiftLossWeights
 from hmore.train.engine import TrainConfig
-from hmore.train.tasks.lift import LiftModelConfig
+from hmore.train.tasks.lift import LiftLossMixin, LiftModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class H36MLiftRunConfig:
     init_from: str = ""
 
 
-class H36MLiftTask:
+class H36MLiftTask(LiftLossMixin):
     """Lifting on Human3.6M (see the module doc).
 
     Args:
@@ -205,14 +205,6 @@ class H36MLiftTask:
             init_model_from(model, self.config.init_from)
         return model
 
-    def model_config(self) -> dict:
-        return {"name": self.config.model.name, "kwargs": dict(self.config.model.kwargs)}
-
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        pred = model(batch["x"])  # (B, F, 17, 3)
-        terms = lift_loss(pred.float(), batch["y"], weights=self.config.loss)
-        return terms.total, {"mpjpe_mm": 1000 * terms.mpjpe.item(), "n_mpjpe_mm": 1000 * terms.n_mpjpe.item(),
-                             "vel_mm": 1000 * terms.velocity.item()}
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
