@@ -222,3 +222,16 @@ def test_motion_clip_pool_resamples() -> None:
     pool = MotionPool.from_clips([clip, clip], fps=50.0)
     assert pool.joints.shape[0] == 2 * 51 and list(pool.offsets) == [0, 51, 102]
     assert len(pool.window_starts(51)) == 2 and len(pool.window_starts(52)) == 0
+
+
+def test_load_lifter_reads_exported_weights(tmp_path: Path) -> None:
+    from hmore.lift.pipeline import load_lifter
+    from hmore.registry import create_model
+    from hmore.train.checkpoint import save_weights
+
+    model = create_model("mlp_lifter_test")
+    # what hmore train --export writes: the model under "model", not "model_config"
+    path = save_weights(tmp_path / "w.safetensors", model, metadata={"name": "w", "model": {"name": "mlp_lifter_test"}})
+    back = load_lifter(checkpoint=path)
+    x = torch.randn(1, 5, 17, 3)
+    torch.testing.assert_close(back(x), model.eval()(x))

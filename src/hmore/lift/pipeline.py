@@ -59,13 +59,15 @@ class Tracks2D:
 
 def load_lifter(*, weights: str | None = None, checkpoint: str | Path | None = None,
                 device: str = "cpu") -> torch.nn.Module:
-    """The lifter to use: shipped weights by name (default ``dstformer_cpu``) or a training run/checkpoint."""
+    """The lifter to use: shipped weights by name (default ``dstformer_cpu``), or a training run / checkpoint / weights
+    file exported by ``hmore train --export``."""
     if checkpoint is not None:
         from hmore.train.checkpoint import load_weights_into, read_metadata, resolve_checkpoint
         from hmore.weights import build_model_from_config
 
         path = resolve_checkpoint(checkpoint)
-        cfg = read_metadata(path).get("model_config")
+        meta = read_metadata(path)
+        cfg = meta.get("model_config", meta.get("model"))  # a training checkpoint's, or exported weights'
         if not isinstance(cfg, dict):
             raise InputError(f"checkpoint {path} carries no model_config")
         model = build_model_from_config(cfg, source=str(path))
