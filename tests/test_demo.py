@@ -112,13 +112,14 @@ def test_write_clip_preview_writes_npz_mp4_poster_and_stats(tmp_path):
 
 def test_demo_command_writes_a_complete_report(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "-o", str(out), "--size", "48x64", "--frames", "6", "--seed", "3"]) == 0
+    assert main(["demo", "-o", str(out), "--size", "48x64", "--frames", "6", "--seed", "3", "--video-frames", "6"]) == 0
     printed = capsys.readouterr().out.strip()
     assert Path(printed) == out / "index.html"
     text = (out / "index.html").read_text()
     links = re.findall(r'(?:src|poster)="([^"]+)"', text)
     assert links and all((out / link).is_file() for link in links)
-    assert sorted(p.name for p in out.glob("*.npz")) == ["cmu_walk.npz", "two_people.npz"]
+    assert sorted(p.name for p in out.glob("*.npz")) == [
+        "cmu_walk.npz", "real_video_pose3d.npz", "real_video_priors.npz", "two_people.npz"]
     for name, people in (("cmu_walk", 1), ("two_people", 2)):
         assert f'src="{name}.mp4"' in text and f'poster="{name}.png"' in text
         with np.load(out / f"{name}.npz") as z:
@@ -131,6 +132,29 @@ def test_demo_command_writes_a_complete_report(tmp_path, capsys):
 
     # with shipped flow weights the report shows hmore's own flow beside the ground truth, else it says nothing of it
     assert ("hmore world flow" in text) == ("hmore_flow_cpu" in list_weights())
+    # the real-video section comes first: its preview plays 5 frame pairs in two rows of panels
+    assert "hmore on a real video" in text
+    assert text.index("hmore on a real video") < text.index("cmu_walk.mp4")
+    assert 'src="real_video.mp4"' in text and 'poster="real_video.png"' in text
+    with av.open(str(out / "real_video.mp4")) as c:
+        previews = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(previews) == 5
+    assert previews[0].shape[0] > 2 * 240 and previews[0].shape[1] >= 3 * 320  # 2 rows of 320x240 panels
+    with np.load(out / "real_video_priors.npz") as z:
+        assert z["kp2d"].shape[0] == 6 and z["kp2d"].shape[1] >= 1  # the juggler is found
+        assert (z["masks"] > 0).any()
+    with np.load(out / "real_video_pose3d.npz") as z:
+        assert z["pose3d"].shape[1:] == (6, 17, 3) and np.isfinite(z["pose3d"]).all()
+    for panel in ("frame + 2D pose", "person masks", "world flow", "local flow", "3D skeleton"):
+        assert panel in text
+    assert "frames/s" in text and "--video-frames 6" in text
+
+
+def test_demo_without_real_video_says_so_in_the_command(tmp_path):
+    index = build_demo(tmp_path, size=(32, 48), num_frames=2, seed=0)
+    text = index.read_text()
+    assert "hmore on a real video" not in text and "--video none" in text
+    assert not (tmp_path / "real_video.mp4").exists()
 
 
 def test_demo_command_rejects_bad_options(tmp_path, capsys):

@@ -91,6 +91,8 @@ def test_hmore_model_with_given_weights_gives_world_and_local(tmp_path: Path):
     torch.manual_seed(0)
     path = save_weights(tmp_path / "w.safetensors", create_model("hmore_flow_test"), metadata={"test": True})
     method = create_method(f"hmore_flow_test={path}")
+    assert method.name == "hmore_flow_test=w"  # labelled with the weights' file stem
+    assert create_method(f"hmore_flow_test={path}+nocam").name == "hmore_flow_test=w+nocam"
     frames = np.random.default_rng(0).integers(0, 255, (2, 40, 52, 3), dtype=np.uint8)
     mask = np.zeros((40, 52), np.uint8)
     mask[10:30, 10:30] = 1
@@ -283,43 +285,45 @@ def test_command_over_a_generated_set_and_a_real_video_reports_each_set(tmp_path
     assert code == 0
     printed = capsys.readouterr().out
     data = _no_nan((out / "results.json").read_text())
-    assert [c["set"] for c in data["clips"]] == ["synth-heldout", "real"]
-    assert data["sets"] == {"synth-heldout": {"clips": 1, "pairs": 2}, "real": {"clips": 1, "pairs": 2}}
+    real_set = "real (static camera)"  # a square sliding over a still background: the camera does not move
+    assert [c["set"] for c in data["clips"]] == ["synth-heldout", real_set]
+    assert data["sets"] == {"synth-heldout": {"clips": 1, "pairs": 2}, real_set: {"clips": 1, "pairs": 2}}
     for name, entry in data["methods"].items():
         assert set(entry["metrics"]) == set(flow_bench.METRIC_NAMES)  # the pooled means stay
-        assert list(entry["by_set"]) == ["synth-heldout", "real"]
+        assert list(entry["by_set"]) == ["synth-heldout", real_set]
         for set_name, vals in entry["by_set"].items():
             assert set(vals) == set(flow_bench.METRIC_NAMES), (name, set_name)
-        assert entry["by_set"]["synth-heldout"]["epe_mask"] is not None and entry["by_set"]["real"]["epe_mask"] is None
+        assert entry["by_set"]["synth-heldout"]["epe_mask"] is not None
+        assert entry["by_set"][real_set]["epe_mask"] is None
         for metric in ("leakage", "photo_l1", "skeleton", "chamfer", "stability"):
-            assert entry["by_set"]["real"][metric] is not None, (name, metric)
-    assert data["methods"]["dis_mask"]["by_set"]["real"]["leakage"] == 0.0
+            assert entry["by_set"][real_set][metric] is not None, (name, metric)
+    assert data["methods"]["dis_mask"]["by_set"][real_set]["leakage"] == 0.0
 
     synth = flow_bench.format_table(data, set_name="synth-heldout")
-    real = flow_bench.format_table(data, set_name="real")
-    l1 = {s: data["methods"]["dis"]["by_set"][s]["photo_l1"] for s in ("synth-heldout", "real")}
-    assert l1["synth-heldout"] != l1["real"] and synth != real
-    assert f"{l1['synth-heldout']:.4g}" in synth and f"{l1['real']:.4g}" in real
-    assert f"{l1['real']:.4g}" not in synth
+    real = flow_bench.format_table(data, set_name=real_set)
+    l1 = {s: data["methods"]["dis"]["by_set"][s]["photo_l1"] for s in ("synth-heldout", real_set)}
+    assert l1["synth-heldout"] != l1[real_set] and synth != real
+    assert f"{l1['synth-heldout']:.4g}" in synth and f"{l1[real_set]:.4g}" in real
+    assert f"{l1[real_set]:.4g}" not in synth
     real_rows = {line.split()[0]: line for line in real.splitlines()[2:]}
     assert real_rows["dis"].split()[1] == "-"  # no ground truth on the real video
     with pytest.raises(UsageError, match="no set 'overlap'"):
         flow_bench.format_table(data, set_name="overlap")
     # the real set's bar chart has no panels for the ground-truth metrics; the generated set's has every one
-    shown = {s: flow_bench._chart_metrics(data, s) for s in ("synth-heldout", "real")}
+    shown = {s: flow_bench._chart_metrics(data, s) for s in ("synth-heldout", real_set)}
     assert {"epe_mask", "local_epe", "leakage", "photo_l1"} <= set(shown["synth-heldout"])
-    assert "epe_mask" not in shown["real"] and "local_epe" not in shown["real"]
-    assert {"leakage", "photo_l1", "skeleton", "chamfer", "stability"} <= set(shown["real"])
+    assert "epe_mask" not in shown[real_set] and "local_epe" not in shown[real_set]
+    assert {"leakage", "photo_l1", "skeleton", "chamfer", "stability"} <= set(shown[real_set])
 
     # one table per set, each headed by its name and counts; no pooled table
-    assert "synth-heldout: 1 clip, 2 pairs" in printed and "real: 1 clip, 2 pairs" in printed
+    assert "synth-heldout: 1 clip, 2 pairs" in printed and f"{real_set}: 1 clip, 2 pairs" in printed
     assert printed.count("EPE in masks") == 2 and flow_bench.format_table(data) not in printed
     assert synth in printed and real in printed
     figs = out / "figures"
-    assert (figs / "bars_synth-heldout.png").is_file() and (figs / "bars_real.png").is_file()
+    assert (figs / "bars_synth-heldout.png").is_file() and (figs / "bars_real__static_camera_.png").is_file()
     assert not (figs / "bars.png").exists()
     html = (out / "report.html").read_text()
-    assert "Results: real: 1 clip, 2 pairs" in html and "square.avi" in html
+    assert f"Results: {real_set}: 1 clip, 2 pairs" in html and "square.avi" in html
 
 
 def test_one_set_keeps_the_single_pooled_table():
@@ -338,7 +342,7 @@ def test_real_clips_with_the_same_name_from_two_folders_get_unique_names(tmp_pat
     clips = flow_bench.bench_clips([str(a), str(b)], pairs=1, size=TINY)
     assert clips[0].name == "square.avi" and clips[1].name == f"{b.as_posix()}/square.avi"
     assert clips[1].level == clips[1].name and "renamed from 'square.avi'" in clips[1].notes[-1]
-    assert {c.set_name for c in clips} == {"real"}
+    assert {c.set_name for c in clips} == {"real (static camera)"}
     with pytest.raises(UsageError, match="given twice"):
         flow_bench.bench_clips([str(a), str(a)], pairs=1, size=TINY)
     with pytest.raises(UsageError, match="no data source"):
@@ -372,3 +376,33 @@ def test_command_fps_reaches_the_generated_clips_and_bad_fps_fails(tmp_path: Pat
     assert len(seen) == 1  # refused before rendering
     assert main(["bench", "flow", "--data", "synth-heldout", "synth-heldout", "-o", str(out)]) == 2
     assert "--data" in capsys.readouterr().err
+
+
+def test_ground_truth_masks_beside_a_video_replace_the_priors_masks(tmp_path: Path):
+    video = _square_video(tmp_path / "videos", frames=4)
+    gt = np.zeros((4, 96, 128), np.uint8)  # at twice the video's size: resized with nearest neighbours
+    gt[:, 20:80, 10:70] = 1
+    np.savez_compressed(video.with_name("square_masks.npz"), masks=gt)
+    (clip,) = flow_bench.real_clips(video, pairs=2, max_side=64)
+    assert clip.masks.shape == (3, 48, 64) and (clip.masks[0, 10:40, 5:35] == 1).all() and clip.masks.sum() == 3 * 900
+    assert clip.mask_source == "ground truth (square_masks.npz)" and clip.set_name.endswith("ground-truth masks)")
+    assert clip.kp2d.shape == (3, 1, 17, 3) and clip.kp2d[..., 2].max() == pytest.approx(0.9)  # matched to label 1
+    res = flow_bench.run_flow_bench([clip], flow_bench.build_methods(["dis"]), progress=False)
+    summary = flow_bench.summarise(res)
+    assert summary["clips"][0]["masks"] == "ground truth (square_masks.npz)"
+    np.savez_compressed(video.with_name("square_masks.npz"), masks=gt[:2])
+    with pytest.raises(InputError, match="2 masks but frames up to 2"):
+        flow_bench.real_clips(video, pairs=2, max_side=64)
+
+
+def test_prior_people_are_matched_to_mask_labels_by_their_joints():
+    masks = np.zeros((2, 20, 30), np.uint8)
+    masks[:, :, :15], masks[:, :, 15:] = 1, 2
+    kp = np.zeros((2, 3, 17, 3), np.float32)
+    kp[:, 0, :, :2], kp[:, 0, :, 2] = (25.0, 10.0), 0.9  # person 0 stands in label 2
+    kp[:, 1, :, :2], kp[:, 1, :, 2] = (5.0, 10.0), 0.9  # person 1 in label 1
+    kp[:, 2, :, :2], kp[:, 2, :, 2] = (6.0, 10.0), 0.1  # person 2 is not confident
+    out = flow_bench._match_people(kp, masks)
+    assert out.shape == (2, 2, 17, 3)
+    np.testing.assert_array_equal(out[:, 0], kp[:, 1])
+    np.testing.assert_array_equal(out[:, 1], kp[:, 0])

@@ -228,3 +228,39 @@ def test_shape_errors_name_the_shapes():
         fm.epe(np.zeros((H, W)), np.zeros((H, W, 2)))
     with pytest.raises(ValueError, match="mask"):
         fm.background_leakage(_const(0, 0), np.zeros((H + 1, W)))
+
+
+# ---- local flow at the joints -----------------------------------------------------------------------------------
+
+
+def _pose(x0: float, y0: float) -> np.ndarray:
+    """(1, 17, 3) joints on a 3-column grid from (x0, y0), confident; hips (11, 12) side by side."""
+    kp = np.zeros((1, 17, 3), np.float32)
+    kp[0, :, 0] = x0 + (np.arange(17) % 3) * 4.0
+    kp[0, :, 1] = y0 + (np.arange(17) // 3) * 4.0
+    kp[0, :, 2] = 0.9
+    return kp
+
+
+def test_joint_local_error_by_hand():
+    mask = _box(4, 44, 10, 30)
+    kp_t = _pose(12.0, 6.0)
+    kp_t1 = kp_t.copy()
+    kp_t1[0, :, :2] += [2.0, 1.0]  # the whole body moves by (2, 1)
+    kp_t1[0, 9, :2] += [3.0, 0.0]  # and joint 9 (a wrist) moves 3 px more, relative to the pelvis
+    zero = np.zeros((H, W, 2), np.float32)
+    # zero local flow: the relative motion of the joints (3 px on one of 15 joints) is the error
+    assert fm.joint_local_error(zero, mask, kp_t, kp_t1) == pytest.approx(3.0 / 15)
+    right = zero.copy()
+    x, y = int(kp_t[0, 9, 0]), int(kp_t[0, 9, 1])
+    right[y, x] = [3.0, 0.0]  # local flow that carries exactly the wrist's motion relative to the pelvis
+    assert fm.joint_local_error(right, mask, kp_t, kp_t1) == pytest.approx(0.0)
+    # hips not confident: no pelvis, nothing to score; a joint far from the mask is skipped
+    no_hips = kp_t.copy()
+    no_hips[0, 11, 2] = 0.1
+    assert math.isnan(fm.joint_local_error(zero, mask, no_hips, kp_t1))
+    far = kp_t.copy()
+    far[0, 9, :2] = [60.0, 40.0]  # outside the mask by far more than search_px
+    assert fm.joint_local_error(zero, mask, far, kp_t1) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="kp_t and kp_t1"):
+        fm.joint_local_error(zero, mask, kp_t, kp_t1[:, :5])

@@ -127,3 +127,20 @@ def test_flip_twice_is_identity_and_swaps_sides():
     np.testing.assert_allclose(once[5, :2], (99 - 40, 20))
     h = S.H36M17.flip_index
     assert h[1] == 4 and h[14] == 11 and h[0] == 0
+
+
+def test_as_disk_full_names_a_file_size_limit(tmp_path):
+    import errno
+    import resource
+
+    from hmore.io.atomic import as_disk_full
+
+    target = tmp_path / "ckpt.pt"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    assert as_disk_full(target, RuntimeError("unexpected pos")) is None  # room enough, no limit: not a disk error
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 30, hard))
+    try:
+        err = as_disk_full(target, RuntimeError("unexpected pos"))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert isinstance(err, OSError) and err.errno == errno.EFBIG and err.filename == str(target)

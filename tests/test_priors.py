@@ -263,18 +263,77 @@ def test_mediapipe_finds_both_people_on_ntu(shared_data: Path) -> None:
 
 
 @pytest.mark.shared_data
-def test_mediapipe_with_hog_finds_small_pedestrians(shared_data: Path) -> None:
+def test_mediapipe_tiles_find_small_pedestrians(shared_data: Path) -> None:
     pytest.importorskip("mediapipe", reason="MediaPipe backend not installed (pip install hmore[priors])")
     from hmore.priors.pose import MediaPipePose
 
     frame = read_frames(require_file(shared_data, "video", "vtest.avi"), end=1)[0]  # 768x576, people ~100 px
     with MediaPipePose() as est:
-        assert est.detect_boxes(frame), "HOG finds no pedestrian"
         people = est.estimate_people(frame)
-    with MediaPipePose(detector="none") as est:
-        alone = est.estimate_people(frame)
-    assert len(people) >= 1 and len(people) > len(alone)
+    with MediaPipePose(tiles=()) as est:
+        whole = est.estimate_people(frame)
+    assert len(people) >= 3 and len(people) > len(whole)
     for p in people:
         height = p.box[3] - p.box[1]
-        assert 40 < height < 250  # pedestrians, not a whole-frame hallucination
+        assert 30 < height < 250  # pedestrians, not a whole-frame hallucination
         assert p.mask is not None and p.mask.shape == frame.shape[:2]
+
+
+def _coco_person(shared_data: Path, image_id: int) -> tuple[Path, np.ndarray]:
+    root = shared_data / "keypoints" / "coco"
+    data = json.loads(require_file(root, "test_coco.json").read_text())
+    name = next(i["file_name"] for i in data["images"] if i["id"] == image_id)
+    gt = [a for a in data["annotations"] if a["image_id"] == image_id and a["num_keypoints"] > 0]
+    assert len(gt) == 1
+    return require_file(root, name), np.asarray(gt[0]["keypoints"], np.float64).reshape(17, 3)
+
+
+@pytest.mark.shared_data
+def test_single_image_with_one_person_returns_that_person(shared_data: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("mediapipe", reason="MediaPipe backend not installed (pip install hmore[priors])")
+    image, gt = _coco_person(shared_data, 785)  # one skier, all 17 joints annotated
+    out = tmp_path / "out"
+    assert main(["priors", str(image), "-o", str(out), "--no-preview"]) == 0
+    assert "1 frames, 1 people" in capsys.readouterr().out
+    pr = load_priors(out / "priors.npz")
+    assert pr.kp2d.shape == (1, 1, 17, 3) and pr.valid.all()
+    kp = pr.kp2d[0, 0]
+    torso = np.linalg.norm(gt[5, :2] - gt[12, :2])
+    err = np.linalg.norm(kp[:, :2] - gt[:, :2], axis=1)
+    assert ((err < 0.2 * torso) & (kp[:, 2] > 0)).mean() >= 0.8  # PCK@0.2 of that person
+    ys, xs = np.nonzero(pr.masks[0] == pr.track_ids[0])
+    assert xs.min() < gt[:, 0].min() + 20 and xs.max() > gt[:, 0].max() - 20  # the mask covers the person
+
+
+@pytest.mark.shared_data
+def test_legs_only_crop_gives_legs_only(shared_data: Path) -> None:
+    pytest.importorskip("mediapipe", reason="MediaPipe backend not installed (pip install hmore[priors])")
+    import cv2
+
+    from hmore.priors.pose import MediaPipePose
+
+    image, gt = _coco_person(shared_data, 785)
+    frame = cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2RGB)
+    top = int(gt[11:13, 1].max()) + 10  # just below the hips: knees, ankles and skis only
+    legs = np.ascontiguousarray(frame[top:])
+    with MediaPipePose() as est:
+        people = est.estimate_people(legs)
+    assert len(people) <= 1
+    for p in people:
+        assert (p.kp[:13] == 0).all()  # no face, arms or hips placed on the legs
+        shift = gt[13:, :2] - [0, top]
+        assert (np.linalg.norm(p.kp[13:, :2] - shift, axis=1)[p.kp[13:, 2] > 0] < 40).all()
+
+
+def test_tiny_and_thin_frames_never_crash_the_proposals() -> None:
+    pytest.importorskip("mediapipe", reason="MediaPipe backend not installed (pip install hmore[priors])")
+    from hmore.priors.pose import MediaPipePose
+
+    rng = np.random.default_rng(0)
+    for detector in ("blazepose", "hog"):
+        with MediaPipePose(detector=detector) as est:
+            for shape in ((1, 1), (16, 2000), (2000, 16), (33, 17), (17, 33), (130, 4000)):
+                people = est.estimate_people(rng.integers(0, 255, (*shape, 3), dtype=np.uint8))
+                assert isinstance(people, list)
+                for p in people:
+                    assert p.kp.shape == (17, 3) and np.isfinite(p.kp).all()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -13,6 +12,7 @@ from hmore.cli import main as cli_main
 from hmore.errors import InputError, UsageError
 from hmore.synth.body import CONDITIONS, body_frames, build_body, measure_bones, part_poses
 from hmore.synth.camera import CameraTrack, intrinsics, look_rotation
+from hmore.synth.checks import warp_error
 from hmore.synth.clip import CLIP_KEYS, Clip, load_clip, local_flow, render_clip
 from hmore.synth.dataset import MANIFEST, clip_seed, write_dataset
 from hmore.synth.identity import sample_identity
@@ -26,26 +26,8 @@ SMALL = {"size": (64, 80), "num_frames": 4, "subjects": 2}
 
 
 def warp_ratio(clip: Clip, region: np.ndarray) -> tuple[float, float]:
-    """Mean |frame_t - frame_{t+1}(x + flow(x))| and the same with zero flow, over ``region`` (T-1, H, W) pixels that
-    stay visible: the generator's depth check and the same subject label on all four bilinear neighbours."""
-    T, H, W = clip.masks.shape
-    jj, ii = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
-    errs, zeros = [], []
-    for t in range(T - 1):
-        mx, my = jj + clip.flow[t, ..., 0], ii + clip.flow[t, ..., 1]
-        nxt = clip.frames[t + 1].astype(np.float32)
-        warped = cv2.remap(nxt, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        cur = clip.frames[t].astype(np.float32)
-        x0 = np.clip(np.floor(mx), 0, W - 2).astype(int)
-        y0 = np.clip(np.floor(my), 0, H - 2).astype(int)
-        same = np.ones((H, W), dtype=bool)
-        for dy in (0, 1):
-            for dx in (0, 1):
-                same &= clip.masks[t + 1][y0 + dy, x0 + dx] == clip.masks[t]
-        ok = region[t] & clip.flow_valid[t] & same
-        errs.append(np.abs(warped - cur).mean(-1)[ok])
-        zeros.append(np.abs(nxt - cur).mean(-1)[ok])
-    return float(np.concatenate(errs).mean()), float(np.concatenate(zeros).mean())
+    """Warp error of the flow and of zero flow over ``region`` (see :func:`hmore.synth.checks.warp_error`)."""
+    return warp_error(clip, region)
 
 
 def one_sphere_scene(shift_x: float = 0.1, spin: float = 0.0, pattern: int = 0) -> Rasteriser:
@@ -167,7 +149,7 @@ def test_clip_format_and_roundtrip(tmp_path: Path) -> None:
     assert clip.meta["seed"] == 1 and clip.meta["generator"].startswith("hmore.synth")
     path = clip.save(tmp_path / "c.npz")
     with np.load(path) as z:
-        assert set(z.files) == set(CLIP_KEYS)
+        assert set(z.files) == {*CLIP_KEYS, "camera_flow"}
         assert json.loads(str(z["meta"])) == clip.meta
     back = load_clip(path)
     for key in want:

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import os  # noqa: E402
+
+# OpenMP threads that spin while waiting for work make torch many times slower on a busy machine (2 threads on 2 busy
+# cores: 0.2-0.6 pairs/s for `hmore flow` against 3-7 with sleeping threads; benchmarks/flow_threads.py). libgomp
+# reads the policy when torch loads, so it is set here, before anything imports torch, unless the user chose one.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from typing import TYPE_CHECKING  # noqa: E402
 
 from hmore.registry import create_model, list_models, register_model  # noqa: E402

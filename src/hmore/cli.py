@@ -1,17 +1,22 @@
 """The ``hmore`` command: parses arguments, calls the library, prints results.
 
 Each subcommand lives in ``hmore.commands.<name>`` and provides ``HELP`` (one line), ``add_arguments(parser)``
-and ``run(args) -> int``. Errors of the user's making (:class:`hmore.errors.HmoreError`, a missing file) become one
-line on stderr and a non-zero exit code: 2 for usage errors, 1 for bad input.
+and ``run(args) -> int``. Errors of the user's making become one line on stderr, ``hmore CMD: error: ...``, and a
+non-zero exit code: 2 for usage errors (:class:`hmore.errors.UsageError`), 1 for bad input
+(:class:`hmore.errors.InputError`) and for what the machine refuses: a file system error (missing file, no space
+left, a file in the way of an output folder, permission denied: the path is named) or running out of memory (the
+size asked for is named). Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from hmore import __version__
 from hmore.errors import HmoreError
@@ -27,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "lift": "lift",
     "classify": "classify",
+    "mesh": "mesh",
+    "gait": "gait",
 }
 
 
@@ -63,12 +70,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HmoreError as exc:
         print(f"hmore {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except FileNotFoundError as exc:
-        print(f"hmore {args.command}: error: file not found: {exc.filename or exc}", file=sys.stderr)
+    except OSError as exc:
+        print(f"hmore {args.command}: error: {describe_os_error(exc, getattr(args, 'out', None))}", file=sys.stderr)
+        return 1
+    except MemoryError as exc:
+        print(f"hmore {args.command}: error: {describe_memory_error(exc)}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # torch's CPU allocator reports exhaustion as a RuntimeError
+        if "not enough memory" not in str(exc) and "out of memory" not in str(exc):
+            raise
+        print(f"hmore {args.command}: error: {describe_memory_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"hmore {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def describe_os_error(exc: OSError, out: str | Path | None = None) -> str:
+    """One line for a file system error: what happened and the path (the file, else the command's output)."""
+    where = exc.filename if exc.filename is not None else out
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the device while writing {where or 'the output'} (partial files were removed)"
+    if exc.errno == errno.EFBIG:
+        return (f"file too large for the file system or the file-size limit while writing {where or 'the output'} "
+                "(partial files were removed)")
+    if isinstance(exc, FileNotFoundError):
+        return f"file not found: {exc.filename or exc}"
+    if exc.errno == errno.ENOMEM:
+        return "out of memory (ask for fewer frames or a smaller size)"
+    reason = exc.strerror or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return f"{reason}: {where}" if where is not None else reason
+
+
+def describe_memory_error(exc: BaseException) -> str:
+    """One line for running out of memory, with the size asked for when the allocator said it."""
+    detail = str(exc).splitlines()[0].strip() if str(exc) else ""
+    return f"out of memory{': ' + detail if detail else ''} (ask for fewer frames or a smaller size)"
 
 
 if __name__ == "__main__":  # pragma: no cover

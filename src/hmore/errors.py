@@ -25,5 +25,11 @@ class InputError(HmoreError, ValueError):
     exit_code = 1
 
 
+class BusyError(HmoreError):
+    """A resource another live process holds, e.g. a run folder being trained (exit 1)."""
+
+    exit_code = 1
+
+
 class ConfigError(UsageError):
     """A config file or override that does not fit its schema (unknown key, wrong type) (exit 2)."""

@@ -63,13 +63,20 @@ class MetricInfo:
 
 
 METRICS: tuple[MetricInfo, ...] = (
-    MetricInfo("epe_mask", "EPE in masks", "end-point error inside the person masks (px)", ground_truth=True),
+    MetricInfo("epe_mask", "EPE in masks", "end-point error inside the person masks against the optical flow (px); "
+               "a compensating method is judged on world + the camera flow it removed", ground_truth=True),
+    MetricInfo("epe_scene", "EPE scene", "end-point error inside the person masks against the motion relative to the "
+               "scene: optical flow minus the exact camera-induced flow (px)", ground_truth=True),
+    MetricInfo("camera_epe", "camera EPE", "error of the camera-induced flow the method removed, against the exact "
+               "one, over all pixels (px); a method without compensation removes none", ground_truth=True),
     MetricInfo("local_epe", "local EPE", "local-flow error inside masks, local = flow - v_s (px); methods without a "
                "subject network use each subject's median flow as v_s", ground_truth=True),
+    MetricInfo("joint_local", "joint local", "local flow at the joints against each joint's motion relative to the "
+               "pelvis, from the pose (px); methods without a subject network use flow minus each subject's median"),
     MetricInfo("leakage", "leakage", "mean |flow| outside masks dilated by 5 px / mean |flow| inside (0 = none)"),
     MetricInfo("leakage_px", "bg |flow|", "mean |flow| outside masks dilated by 5 px (px)"),
-    MetricInfo("photo_l1", "photo L1", "L1 between frame t and frame t+1 warped back, in masks, occlusions "
-               "removed (intensity 0-1)"),
+    MetricInfo("photo_l1", "photo L1", "L1 between frame t and frame t+1 warped back by the optical flow (world + any "
+               "removed camera flow), in masks, occlusions removed (intensity 0-1)"),
     MetricInfo("photo_census", "census", "census (7x7) Hamming distance after warping, in masks (fraction of bits)"),
     MetricInfo("photo_ssim", "1-SSIM", "(1 - SSIM) / 2 after warping, in masks"),
     MetricInfo("skeleton", "skeleton ok", "share of body pixels whose flow is within 15 deg and 0.8-1.2x of the "
@@ -96,7 +103,9 @@ class BenchClip:
         kp2d: (N+1, P, 17, 3) COCO-17 x, y, confidence in the frames' pixels, or None.
         flow: (N, H, W, 2) ground-truth flow, or None.
         subject_velocity: (N, P, 2) ground-truth v_s, or None.
-        notes: why parts are missing (no priors, ...).
+        notes: why parts are missing (no priors, ...), where the masks came from.
+        camera_flow: (N, H, W, 2) exact camera-induced flow (generated clips), or None.
+        mask_source: where ``masks`` came from: ``generator``, ``ground truth (FILE)``, ``priors (...)`` or ``none``.
     """
 
     name: str
@@ -109,6 +118,8 @@ class BenchClip:
     flow: np.ndarray | None = None
     subject_velocity: np.ndarray | None = None
     notes: tuple[str, ...] = ()
+    camera_flow: np.ndarray | None = None
+    mask_source: str = "generator"
 
     @property
     def num_pairs(self) -> int:
@@ -131,7 +142,7 @@ def generated_clips(name: str = "synth-heldout", *, clips: int = 2, pairs: int =
         c = spec.render(num_frames=pairs + 1)
         out.append(BenchClip(name=spec.name, set_name=spec.set_name, level=spec.level, level_value=spec.level_value,
                              frames=c.frames, masks=c.masks, kp2d=c.kp2d, flow=c.flow,
-                             subject_velocity=c.subject_velocity))
+                             subject_velocity=c.subject_velocity, camera_flow=c.camera_flow))
     return out
 
 
@@ -184,13 +195,85 @@ def _priors_for(video: Path, frames: np.ndarray, *, priors_side: int,
     return masks, kp, note
 
 
+MOVING_CAMERA_PX = 0.2  # a real clip's camera counts as moving when its median camera-induced flow exceeds this
+
+
+def masks_file(video: Path) -> Path | None:
+    """``<stem>_masks.npz`` beside a video (DAVIS layout; ``masks`` (T, H, W) uint8 labels, row t = frame t)."""
+    cand = video.with_name(video.stem + "_masks.npz")
+    return cand if video.is_file() and cand.is_file() else None
+
+
+def _ground_truth_masks(path: Path, hw: tuple[int, int], start: int, count: int) -> np.ndarray:
+    """Rows ``start .. start+count`` of a ``*_masks.npz`` resized to ``hw`` (nearest), as (count, H, W) uint8."""
+    import cv2
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "masks" not in z.files:
+                raise InputError(f"{path}: no 'masks' array")
+            raw = z["masks"]
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read masks {path}: {exc}") from None
+    if raw.ndim != 3 or raw.dtype.kind not in "ub":
+        raise InputError(f"{path}: masks must be (T, H, W) unsigned labels, got {raw.shape} {raw.dtype}")
+    if raw.shape[0] < start + count:
+        raise InputError(f"{path}: {raw.shape[0]} masks but frames up to {start + count - 1} are used")
+    h, w = hw
+    return np.stack([cv2.resize(np.ascontiguousarray(m).astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+                     for m in raw[start:start + count]])
+
+
+def _match_people(kp: np.ndarray, masks: np.ndarray, min_confidence: float = 0.3) -> np.ndarray:
+    """Reorder the prior's people (T, P, 17, 3) so row k-1 is the one whose confident joints fall most often inside
+    label k of ``masks`` (T, H, W); labels nobody matches get zero confidence."""
+    t, h, w = masks.shape
+    num = int(masks.max()) if masks.size else 0
+    out = np.zeros((t, num, 17, 3), np.float32)
+    if kp.shape[1] == 0 or num == 0:
+        return out
+    xi = np.clip(np.rint(np.nan_to_num(kp[..., 0])).astype(np.int64), 0, w - 1)  # (T, P, 17)
+    yi = np.clip(np.rint(np.nan_to_num(kp[..., 1])).astype(np.int64), 0, h - 1)
+    lab = masks[np.arange(t)[:, None, None], yi, xi]  # (T, P, 17) label under each joint
+    conf = kp[..., 2] > min_confidence
+    taken: set[int] = set()
+    for k in range(1, num + 1):
+        hits = ((lab == k) & conf).sum(axis=(0, 2))  # (P,)
+        order = [int(p) for p in np.argsort(-hits, kind="stable") if hits[p] > 0 and int(p) not in taken]
+        if order:
+            taken.add(order[0])
+            out[:, k - 1] = kp[:, order[0]]
+    return out
+
+
+def camera_motion_px(frames: np.ndarray, masks: np.ndarray) -> float:
+    """Median over the pairs of the mean camera-induced flow (px) fitted to OpenCV DIS on the background."""
+    import cv2
+
+    from hmore.flow.camera import estimate_camera
+
+    dis = create_method("dis")
+    mags = []
+    for t in range(len(frames) - 1):
+        flow = dis(frames[t], frames[t + 1]).world
+        motion = estimate_camera(flow, masks[t] > 0, cv2.cvtColor(frames[t], cv2.COLOR_RGB2GRAY))
+        mags.append(float(np.linalg.norm(motion.flow(flow.shape[:2]), axis=-1).mean()))
+    return float(np.median(mags)) if mags else 0.0
+
+
 def real_clips(path: str | Path, *, pairs: int = 4, max_side: int = 256, priors_side: int = 640,
                start: int = 0) -> list[BenchClip]:
-    """Clips from a video, a folder of videos, or an image folder (images as one sequence), no ground truth.
+    """Clips from a video, a folder of videos, or an image folder (images as one sequence), no ground-truth flow.
 
     Person masks and keypoints come from ``<video>.priors.npz`` / ``<stem>.priors.npz`` / ``<stem>/priors.npz``
     beside the video, or ``priors.npz`` inside an image folder (``hmore priors`` output), or else from
-    :mod:`hmore.priors` (MediaPipe) on the frames used; without either the metrics that need them are null.
+    :mod:`hmore.priors` (MediaPipe) on the frames used; without either the metrics that need them are null. Masks in
+    ``<stem>_masks.npz`` beside a video (DAVIS's ground truth) replace the priors' masks (given to the methods and
+    used for scoring); the priors' people are then matched to its labels by their joints.
+
+    Each clip's set says whether its camera moves (the median camera-induced flow that :mod:`hmore.flow.camera`
+    fits to OpenCV DIS exceeds :data:`MOVING_CAMERA_PX`) and which masks it uses: ``real (static camera)``,
+    ``real (moving camera)``, or either with ``, ground-truth masks``.
 
     Args:
         path: video file, image folder, or folder holding videos (and possibly images).
@@ -200,6 +283,7 @@ def real_clips(path: str | Path, *, pairs: int = 4, max_side: int = 256, priors_
             masks and keypoints are then scaled to the frames.
         start: first frame.
     """
+    from hmore.flow.inference import MIN_FLOW_SIDE
     from hmore.io.video import VIDEO_SUFFIXES, find_videos, iter_frames, list_images
 
     if pairs < 1:
@@ -217,17 +301,37 @@ def real_clips(path: str | Path, *, pairs: int = 4, max_side: int = 256, priors_
     if not sources:
         raise InputError(f"{root}: no video or image sequence found")
     out = []
+    skipped: list[str] = []
     for src in sources:
         frames = np.stack(list(iter_frames(src, start=start, end=start + pairs + 1, max_side=max_side)))
+        reason = ""
         if len(frames) < 2:
-            log.warning("%s: fewer than 2 frames, skipped", src)
+            reason = "fewer than 2 frames"
+        elif min(frames.shape[1:3]) < MIN_FLOW_SIDE:
+            reason = (f"frames of {frames.shape[2]}x{frames.shape[1]} px at this size are too small for flow (at "
+                      f"least {MIN_FLOW_SIDE} px per side)")
+        if reason:
+            log.warning("%s: %s, skipped", src, reason)
+            skipped.append(f"{src.name}: {reason}")
             continue
         masks, kp, note = _priors_for(src, frames, priors_side=max(priors_side, max_side), start=start)
+        notes = [note]
+        gt_file = masks_file(src)
+        mask_source = f"priors ({note})" if kp is not None else "none"
+        if gt_file is not None:
+            masks = _ground_truth_masks(gt_file, frames.shape[1:3], start, len(frames))
+            kp = None if kp is None else _match_people(kp, masks)
+            mask_source = f"ground truth ({gt_file.name})"
+            notes.append(f"masks: ground truth from {gt_file.name} (given to the methods and used for scoring)")
+        moving = camera_motion_px(frames, masks)
+        camera = "moving" if moving > MOVING_CAMERA_PX else "static"
+        notes.append(f"camera: {camera} (median fitted camera flow {moving:.2f} px per pair)")
+        set_name = f"real ({camera} camera{', ground-truth masks' if gt_file is not None else ''})"
         name = f"{src.name} (image sequence)" if src.is_dir() else src.name
-        out.append(BenchClip(name=name, set_name="real", level=name, level_value=float(len(out)),
-                             frames=frames, masks=masks, kp2d=kp, notes=(note,)))
+        out.append(BenchClip(name=name, set_name=set_name, level=name, level_value=float(len(out)),
+                             frames=frames, masks=masks, kp2d=kp, notes=tuple(notes), mask_source=mask_source))
     if not out:
-        raise InputError(f"{root}: no clip with at least 2 frames")
+        raise InputError(f"{root}: no clip to benchmark ({'; '.join(skipped)})"[:400])
     return out
 
 
@@ -329,25 +433,37 @@ def build_methods(specs: Sequence[str], *, weights: str | None = None, device: s
 
 def _pair_metrics(clip: BenchClip, t: int, out: MethodFlow, backward: np.ndarray | None,
                   occluded: np.ndarray | None = None) -> dict[str, float]:
-    """Every per-pair metric of one method's flow (nan where undefined)."""
+    """Every per-pair metric of one method's flow (nan where undefined).
+
+    A method that removed camera motion (``out.camera``) is judged on what it claims: metrics of image motion (EPE
+    against the optical flow, the photometric errors, skeleton consistency against the keypoints' image
+    displacement) use its optical flow, world + camera; metrics of human-centric motion (EPE against the
+    scene-relative flow, leakage, Chamfer, stability, local flow) use its world flow.
+    """
     mask = clip.masks[t]
     world = out.world
+    optical = world if out.camera is None else world + out.camera
     vals: dict[str, float] = dict.fromkeys(METRIC_NAMES, math.nan)
     if not (mask > 0).any():
         return vals
+    local = out.local if out.local is not None else fm.local_from_world(world, mask)
     if clip.flow is not None:
         gt = clip.flow[t]
-        vals["epe_mask"] = fm.epe(world, gt, mask)
+        vals["epe_mask"] = fm.epe(optical, gt, mask)
+        if clip.camera_flow is not None:
+            cam = clip.camera_flow[t]
+            vals["epe_scene"] = fm.epe(world, gt - cam, mask)
+            vals["camera_epe"] = fm.epe(np.zeros_like(cam) if out.camera is None else out.camera, cam)
         if clip.subject_velocity is not None:
-            local = out.local if out.local is not None else fm.local_from_world(world, mask)
             vals["local_epe"] = fm.local_flow_epe(local, gt, mask, clip.subject_velocity[t])
     leak = fm.background_leakage(world, mask)
     vals["leakage"], vals["leakage_px"] = leak.ratio, leak.outside
-    pe = fm.photometric_error(clip.frames[t], clip.frames[t + 1], world, mask, flow_backward=backward,
+    pe = fm.photometric_error(clip.frames[t], clip.frames[t + 1], optical, mask, flow_backward=backward,
                               occluded=occluded)
     vals["photo_l1"], vals["photo_census"], vals["photo_ssim"] = pe.l1, pe.census, pe.ssim
     if clip.kp2d is not None and clip.kp2d.shape[1] > 0:
-        vals["skeleton"] = fm.skeleton_consistency(world, mask, clip.kp2d[t], clip.kp2d[t + 1]).consistency
+        vals["skeleton"] = fm.skeleton_consistency(optical, mask, clip.kp2d[t], clip.kp2d[t + 1]).consistency
+        vals["joint_local"] = fm.joint_local_error(local, mask, clip.kp2d[t], clip.kp2d[t + 1])
     vals["chamfer"] = fm.boundary_chamfer(world, mask).chamfer
     return vals
 
@@ -430,12 +546,14 @@ def run_flow_bench(clips: Sequence[BenchClip], methods: Sequence[MethodSpec], *,
         worlds = []
         for t in range(clip.num_pairs):
             a, b = clip.frames[t], clip.frames[t + 1]
+            pose = None if clip.kp2d is None else (clip.kp2d[t], clip.kp2d[t + 1])
             t0 = time.perf_counter()
-            out = method(a, b, clip.masks[t])
+            out = method(a, b, clip.masks[t], pose)
             res.seconds[spec.name] += time.perf_counter() - t0
             backward = None
             if occlusion == "own" and not method.sequential:
-                backward = method(b, a, clip.masks[t + 1]).world
+                back = method(b, a, clip.masks[t + 1])
+                backward = back.world if back.camera is None else back.world + back.camera
             occ = occluded[clip.name][t] if occluded else None
             for k, v in _pair_metrics(clip, t, out, backward, occ).items():
                 per[k].append(float(v))
@@ -500,48 +618,72 @@ class _PeakRss:
 
 
 def measure_cost(methods: Sequence[MethodSpec], *, sizes: Sequence[tuple[int, int]] = COST_SIZES, pairs: int = 3,
-                 progress: bool | None = None) -> dict[str, list[dict[str, Any]]]:
+                 repeats: int = 5, progress: bool | None = None) -> dict[str, list[dict[str, Any]]]:
     """Pairs per second and peak memory of each method's forward flow at each (H, W) size.
 
-    Frames are a generated held-out clip of that size. Per method and size: one warm-up pair, then ``pairs`` timed
-    pairs (pairs/s), then the same pairs again under ``tracemalloc`` (peak Python/numpy allocation) while a thread
-    samples the process's resident memory (peak increase over the start: covers torch and OpenCV buffers, but
-    memory the process already holds from earlier work is reused and not counted).
+    Frames are a generated held-out clip of that size. Per size: one warm-up pair per method, then ``repeats``
+    rounds, each timing ``pairs`` pairs of every method in turn (interleaved, so a change of load on a shared machine
+    hits every method alike); pairs/s is the median over the rounds, with the slowest and fastest round beside it.
+    Then the same pairs again under ``tracemalloc`` (peak Python/numpy allocation) while a thread samples the
+    process's resident memory (peak increase over the start: covers torch and OpenCV buffers, but memory the process
+    already holds from earlier work is reused and not counted). Each row states the threads in use and the load
+    average (1 minute) while it was timed.
 
     Returns:
-        method -> rows ``{"size": "WxH", "pairs_per_s", "peak_tracemalloc_mb", "peak_rss_increase_mb",
-        "reason"}`` (values null with a reason for unavailable or file methods).
+        method -> rows ``{"size": "WxH", "pairs_per_s", "pairs_per_s_min", "pairs_per_s_max", "repeats",
+        "threads", "load", "peak_tracemalloc_mb", "peak_rss_increase_mb", "reason"}`` (values null with a reason
+        for unavailable or file methods).
     """
     from hmore.bench.robustness import bench_seed
     from hmore.synth.clip import render_clip
 
+    if repeats < 1:
+        raise UsageError(f"repeats must be >= 1, got {repeats}")
     out: dict[str, list[dict[str, Any]]] = {m.name: [] for m in methods}
     for h, w in tqdm(sizes, desc="cost", unit="size", disable=not _show(progress), leave=False):
         clip = render_clip(size=(h, w), num_frames=pairs + 1, seed=bench_seed("synth-heldout", 0), subjects=1,
-                           distractors=2)
+                           distractors=2, camera_motion="pan")  # a moving camera: compensation runs in full
+        rows: dict[str, dict[str, Any]] = {}
+        timed = []
         for spec in methods:
-            row: dict[str, Any] = {"size": f"{w}x{h}", "pairs_per_s": None, "peak_tracemalloc_mb": None,
-                                   "peak_rss_increase_mb": None, "threads": set_threads(None), "reason": None}
+            row = rows[spec.name] = {
+                "size": f"{w}x{h}", "pairs_per_s": None, "pairs_per_s_min": None, "pairs_per_s_max": None,
+                "repeats": repeats, "threads": set_threads(None), "load": None, "peak_tracemalloc_mb": None,
+                "peak_rss_increase_mb": None, "reason": None}
             m = spec.method
             if m is None or m.sequential:
                 row["reason"] = spec.reason if m is None else "flow read from files: no compute to measure"
-                out[spec.name].append(row)
                 continue
-            m(clip.frames[0], clip.frames[1], clip.masks[0])  # warm-up (lazy initialisation, caches)
-            t0 = time.perf_counter()
-            for t in range(pairs):
-                m(clip.frames[t], clip.frames[t + 1], clip.masks[t])
-            row["pairs_per_s"] = pairs / max(time.perf_counter() - t0, 1e-9)
+            m(clip.frames[0], clip.frames[1], clip.masks[0], (clip.kp2d[0], clip.kp2d[1]))  # warm-up (lazy init)
+            timed.append(spec)
+        speeds: dict[str, list[float]] = {s.name: [] for s in timed}
+        loads: dict[str, list[float]] = {s.name: [] for s in timed}
+        for _ in range(repeats):
+            for spec in timed:
+                m = spec.method
+                assert m is not None
+                t0 = time.perf_counter()
+                for t in range(pairs):
+                    m(clip.frames[t], clip.frames[t + 1], clip.masks[t], (clip.kp2d[t], clip.kp2d[t + 1]))
+                speeds[spec.name].append(pairs / max(time.perf_counter() - t0, 1e-9))
+                loads[spec.name].append(os.getloadavg()[0])
+        for spec in timed:
+            m, row = spec.method, rows[spec.name]
+            assert m is not None
+            v = speeds[spec.name]
+            row.update(pairs_per_s=float(np.median(v)), pairs_per_s_min=min(v), pairs_per_s_max=max(v),
+                       load=float(np.mean(loads[spec.name])))
             tracemalloc.start()
             try:
                 with _PeakRss() as rss:
                     for t in range(pairs):
-                        m(clip.frames[t], clip.frames[t + 1], clip.masks[t])
+                        m(clip.frames[t], clip.frames[t + 1], clip.masks[t], (clip.kp2d[t], clip.kp2d[t + 1]))
                 row["peak_tracemalloc_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
             finally:
                 tracemalloc.stop()
             row["peak_rss_increase_mb"] = (rss.peak - rss.start) / 2**20
-            out[spec.name].append(row)
+        for spec in methods:
+            out[spec.name].append(rows[spec.name])
     return out
 
 
@@ -558,10 +700,14 @@ def _missing_reason(metric: MetricInfo, res: BenchResults, spec: MethodSpec, cli
         return f"method unavailable: {spec.reason}"
     if metric.ground_truth and all(c.flow is None for c in clips):
         return "no ground-truth flow (real video)"
+    if metric.name in ("epe_scene", "camera_epe") and all(c.camera_flow is None for c in clips):
+        return "no camera-induced ground truth"
     if all(not (c.masks > 0).any() for c in clips):
         return "no person masks (no priors)"
-    if metric.name == "skeleton" and all(c.kp2d is None or c.kp2d.shape[1] == 0 for c in clips):
+    if metric.name in ("skeleton", "joint_local") and all(c.kp2d is None or c.kp2d.shape[1] == 0 for c in clips):
         return "no pose prior"
+    if metric.name == "joint_local":
+        return "no confident joints (hips and at least one other joint at t and t+1) on a person's mask"
     if metric.name == "stability" and all(c.num_pairs < 2 for c in clips):
         return "needs at least 2 consecutive pairs per clip"
     if metric.name == "leakage":
@@ -624,7 +770,8 @@ def summarise(res: BenchResults) -> dict[str, Any]:
                     for m in METRICS},
         "clips": [{"name": c.name, "set": c.set_name, "level": c.level, "level_value": c.level_value,
                    "pairs": c.num_pairs, "size": [int(c.frames.shape[1]), int(c.frames.shape[2])],
-                   "subjects": int(c.masks.max()) if c.masks.size else 0, "notes": list(c.notes)}
+                   "subjects": int(c.masks.max()) if c.masks.size else 0, "masks": c.mask_source,
+                   "notes": list(c.notes)}
                   for c in res.clips],
         "sets": {s: {"clips": sum(c.set_name == s for c in res.clips),
                      "pairs": sum(c.num_pairs for c in res.clips if c.set_name == s)}
@@ -719,15 +866,24 @@ def winners(summary: dict[str, Any], set_name: str | None = None) -> list[list[A
 
 
 def format_cost_table(summary: dict[str, Any]) -> str:
-    """pairs/s and peak memory per method and size, as text."""
-    lines = [f"{'method':<22}{'size':>9}{'pairs/s':>10}{'tracemalloc MB':>16}{'RSS+ MB':>10}"]
+    """pairs/s (median of the repeats, slowest-fastest), threads, load and peak memory per method and size."""
+    lines = [f"{'method':<22}{'size':>9}{'pairs/s':>10}{'range':>15}{'threads':>9}{'load':>7}"
+             f"{'tracemalloc MB':>16}{'RSS+ MB':>10}"]
     for name, e in summary["methods"].items():
         for row in e["cost"]:
             def f(v: float | None, fmt: str) -> str:
                 return "-" if v is None else format(v, fmt)
 
-            lines.append(f"{name:<22}{row['size']:>9}{f(row['pairs_per_s'], '.2f'):>10}"
+            lo, hi = row.get("pairs_per_s_min"), row.get("pairs_per_s_max")
+            spread = "-" if lo is None or hi is None else f"{lo:.2f}-{hi:.2f}"
+            threads = row.get("threads") or {}
+            lines.append(f"{name:<22}{row['size']:>9}{f(row['pairs_per_s'], '.2f'):>10}{spread:>15}"
+                         f"{threads.get('torch', '-')!s:>9}{f(row.get('load'), '.2f'):>7}"
                          f"{f(row['peak_tracemalloc_mb'], '.1f'):>16}{f(row['peak_rss_increase_mb'], '.1f'):>10}")
+    if any(e["cost"] for e in summary["methods"].values()):
+        reps = {row.get("repeats") for e in summary["methods"].values() for row in e["cost"]}
+        lines.append(f"pairs/s: median over {', '.join(str(r) for r in sorted(reps, key=str))} interleaved rounds; "
+                     "threads: torch's; load: 1-minute load average while timed")
     return "\n".join(lines)
 
 
@@ -886,7 +1042,7 @@ def write_outputs(out_dir: str | Path, res: BenchResults, *, title: str = "hmore
         report.add_table([list(u) for u in unavailable], header=["unavailable method", "reason"])
 
     sets = list(dict.fromkeys(c.set_name for c in res.clips))
-    curve_sets = [s for s in sets if s not in ("real", "synth-heldout")]
+    curve_sets = [s for s in sets if not s.startswith("real") and s != "synth-heldout"]
     if curve_sets:
         report.add_section("Robustness", "The same scenes at each level of one knob; one line per method.")
         for s in curve_sets:
@@ -894,14 +1050,22 @@ def write_outputs(out_dir: str | Path, res: BenchResults, *, title: str = "hmore
                               f"set '{s}': metric per level (methods with equal values overlap, e.g. DIS and DIS x "
                               "mask inside the masks)")
 
-    cost_rows = [[n, r["size"], r["pairs_per_s"] if r["pairs_per_s"] is not None else "-",
-                  r["peak_tracemalloc_mb"] if r["peak_tracemalloc_mb"] is not None else "-",
-                  r["peak_rss_increase_mb"] if r["peak_rss_increase_mb"] is not None else "-"]
+    def cell(v: Any, nd: int = 3) -> Any:
+        return "-" if v is None else round(v, nd) if isinstance(v, float) else v
+
+    cost_rows = [[n, r["size"], cell(r["pairs_per_s"]),
+                  "-" if r.get("pairs_per_s_min") is None else f"{r['pairs_per_s_min']:.2f}-{r['pairs_per_s_max']:.2f}",
+                  cell((r.get("threads") or {}).get("torch")), cell(r.get("load"), 2),
+                  cell(r["peak_tracemalloc_mb"], 1), cell(r["peak_rss_increase_mb"], 1)]
                  for n, e in summary["methods"].items() for r in e["cost"]]
     if cost_rows:
-        report.add_section("Cost", "Forward flow only, on this machine; memory: peak tracemalloc (Python and numpy "
+        reps = sorted({str(r.get("repeats")) for e in summary["methods"].values() for r in e["cost"]})
+        report.add_section("Cost", f"Forward flow only, on this machine: pairs/s is the median over {', '.join(reps)} "
+                           "interleaved rounds (range: slowest to fastest round), with torch's threads and the "
+                           "1-minute load average while timed; memory: peak tracemalloc (Python and numpy "
                            "allocations) and peak increase of the resident set during the run.")
-        report.add_table(cost_rows, header=["method", "size", "pairs/s", "peak tracemalloc MB", "peak RSS+ MB"])
+        report.add_table(cost_rows, header=["method", "size", "pairs/s", "range", "threads", "load",
+                                            "peak tracemalloc MB", "peak RSS+ MB"])
 
     report.add_section("Clips", "First pair of each clip: frame | flow per method (one colour scale per clip).")
     for i in _thumbnail_picks(res.clips, max_thumbnails):
@@ -919,7 +1083,7 @@ def run(data: str | Sequence[str], *, methods: Sequence[str], out_dir: str | Pat
         size: tuple[int, int] = (192, 256), fps: float | None = None, weights: str | None = None,
         device: str = "cpu", cost_sizes: Sequence[tuple[int, int]] | None = COST_SIZES, cost_pairs: int = 3,
         occlusion: str = "reference", threads: int | None = None, progress: bool | None = None,
-        command: str = "") -> dict[str, Any]:
+        command: str = "", cost_repeats: int = 5) -> dict[str, Any]:
     """The whole benchmark: clips, methods, metrics, cost, outputs. Returns the summary (``results.json``).
 
     Args:
@@ -935,6 +1099,7 @@ def run(data: str | Sequence[str], *, methods: Sequence[str], out_dir: str | Pat
         device: torch device for hmore models.
         cost_sizes: sizes for :func:`measure_cost` (None or empty: skip).
         cost_pairs: pairs per size for the cost.
+        cost_repeats: timed rounds per size (pairs/s is their median).
         occlusion: occlusion handling of the photometric error (see :func:`run_flow_bench`).
         threads: CPU threads for torch and OpenCV (None: their defaults). On a shared, loaded machine torch's
             default (one thread per core) can be many times slower than 1 thread (busy-waiting threads).
@@ -950,5 +1115,6 @@ def run(data: str | Sequence[str], *, methods: Sequence[str], out_dir: str | Pat
     res.notes.append(f"Photometric errors: occlusions removed by the '{occlusion}' forward-backward check.")
     res.notes.append(f"CPU threads: torch {used_threads['torch']}, OpenCV {used_threads['opencv']}.")
     if cost_sizes:
-        res.cost = measure_cost(specs, sizes=cost_sizes, pairs=cost_pairs, progress=progress)
+        res.cost = measure_cost(specs, sizes=cost_sizes, pairs=cost_pairs, repeats=cost_repeats,
+                                progress=progress)
     return write_outputs(out_dir, res, command=command)

@@ -10,11 +10,17 @@ spec                        method
 ``dis``                     OpenCV DIS optical flow, medium preset (Kroeger et al., ECCV 2016)
 ``farneback``               OpenCV Farneback (pyramid 0.5, 5 levels, window 15, 3 iterations, poly 5 / 1.2)
 ``dis_mask``                DIS multiplied by the person mask: the cheap human-centric baseline
+``zero``                    no motion anywhere: the floor of the local-flow measures
 ``hmore_flow_cpu`` (any     hmore's registered flow model with its shipped weights, or ``name=PATH`` with a
 registered flow model)      ``.safetensors`` file; unavailable (never silently random) when neither exists
 ``file:DIR_OR_FILE``        flow files given by the user: ``.flo`` (Middlebury) or ``.npy`` ``(H, W, 2)`` files
                             taken in natural order, one per pair, or one ``.npy`` ``(N, H, W, 2)``
 ==========================  ==============================================================================
+
+Camera compensation (:mod:`hmore.flow.camera`) is a suffix: ``dis+cam``, ``farneback+cam``, ``dis_mask+cam`` fit
+the camera's motion to the method's own flow on the background and subtract it (the same estimator hmore uses), so a
+table separates what the compensation gives from what the network gives. hmore models compensate by default (as
+``hmore flow`` does); ``hmore_flow_cpu+nocam`` turns it off (the network's optical flow).
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from hmore.errors import InputError, UsageError
 log = logging.getLogger(__name__)
 
 FLO_MAGIC = 202021.25  # "PIEH" as a little-endian float32: the Middlebury .flo tag
-BASELINES = ("dis", "farneback", "dis_mask")
+BASELINES = ("dis", "farneback", "dis_mask", "zero")
+CAMERA_SUFFIXES = ("+cam", "+nocam")
 
 __all__ = ["BASELINES", "FLO_MAGIC", "FlowMethod", "MethodFlow", "MethodUnavailable", "create_method",
            "list_methods", "read_flo", "read_flow_file", "write_flo"]
@@ -50,11 +57,13 @@ class MethodFlow:
         world: (H, W, 2) float32 flow t -> t+1 in pixels.
         local: (H, W, 2) float32 local flow (world - v_s inside subject s) when the method computes one, else None.
         subject_velocity: (P, 2) float32 v_s for labels 1..P when the method computes them, else None.
+        camera: (H, W, 2) float32 camera-induced flow the method removed from ``world`` (None: none removed).
     """
 
     world: np.ndarray
     local: np.ndarray | None = None
     subject_velocity: np.ndarray | None = None
+    camera: np.ndarray | None = None
 
 
 @dataclass
@@ -68,21 +77,29 @@ class FlowMethod:
         needs_masks: True when the method uses the person masks.
         sequential: True for file methods, which return the stored flows in call order (no backward flows).
         info: a description (weights, parameters) for the report.
+        uses_pose: ``fn`` takes a fourth argument, the pose ``(kp_t, kp_t1)`` (each (P, 17, 3) for labels 1..P)
+            or None (hmore: v_s from the pelvis track).
     """
 
     name: str
-    fn: Callable[[np.ndarray, np.ndarray, np.ndarray | None], MethodFlow]
+    fn: Callable[..., MethodFlow]
     human_centric: bool = False
     needs_masks: bool = False
     sequential: bool = False
     info: dict[str, str] = field(default_factory=dict)
+    uses_pose: bool = False
 
-    def __call__(self, frame_t: np.ndarray, frame_t1: np.ndarray, masks: np.ndarray | None = None) -> MethodFlow:
-        """Flow of the pair; frames (H, W, 3) uint8 RGB, masks (H, W) labels at t (or None)."""
+    def __call__(self, frame_t: np.ndarray, frame_t1: np.ndarray, masks: np.ndarray | None = None,
+                 pose: tuple[np.ndarray, np.ndarray] | None = None) -> MethodFlow:
+        """Flow of the pair; frames (H, W, 3) uint8 RGB, masks (H, W) labels at t (or None), pose keypoints at t
+        and t+1 (or None)."""
         frame_t, frame_t1 = np.asarray(frame_t), np.asarray(frame_t1)
         if frame_t.shape != frame_t1.shape or frame_t.ndim != 3 or frame_t.shape[2] != 3:
             raise ValueError(f"frames must both be (H, W, 3), got {frame_t.shape} and {frame_t1.shape}")
-        out = self.fn(frame_t, frame_t1, masks)
+        from hmore.flow.inference import check_frame_size
+
+        check_frame_size(frame_t.shape[1], frame_t.shape[0])  # OpenCV's DIS crashes on smaller frames
+        out = self.fn(frame_t, frame_t1, masks, pose) if self.uses_pose else self.fn(frame_t, frame_t1, masks)
         if out.world.shape != (*frame_t.shape[:2], 2):
             raise InputError(f"method {self.name} returned a flow of shape {out.world.shape} for "
                              f"{frame_t.shape[1]}x{frame_t.shape[0]} frames")
@@ -111,14 +128,38 @@ def _farneback(a: np.ndarray, b: np.ndarray, masks: np.ndarray | None) -> Method
     return MethodFlow(world=flow.astype(np.float32))
 
 
-def _dis_mask() -> Callable[[np.ndarray, np.ndarray, np.ndarray | None], MethodFlow]:
-    dis = _dis()
+def _zero(a: np.ndarray, b: np.ndarray, masks: np.ndarray | None) -> MethodFlow:
+    zero = np.zeros((*a.shape[:2], 2), np.float32)
+    return MethodFlow(world=zero, local=zero)
+
+
+def _masked(fn: Callable[[np.ndarray, np.ndarray, np.ndarray | None], MethodFlow]
+            ) -> Callable[[np.ndarray, np.ndarray, np.ndarray | None], MethodFlow]:
+    """``fn``'s flow multiplied by the person mask (0 on the background)."""
 
     def run(a: np.ndarray, b: np.ndarray, masks: np.ndarray | None) -> MethodFlow:
-        world = dis(a, b, None).world
         if masks is None:
             raise InputError("dis_mask needs person masks")
-        return MethodFlow(world=np.where((np.asarray(masks) > 0)[..., None], world, 0.0).astype(np.float32))
+        out = fn(a, b, masks)
+        world = np.where((np.asarray(masks) > 0)[..., None], out.world, 0.0).astype(np.float32)
+        return MethodFlow(world=world, camera=out.camera)
+
+    return run
+
+
+def _compensated(fn: Callable[[np.ndarray, np.ndarray, np.ndarray | None], MethodFlow]
+                 ) -> Callable[[np.ndarray, np.ndarray, np.ndarray | None], MethodFlow]:
+    """``fn``'s flow minus the camera motion fitted to it on the background (:func:`hmore.flow.camera`)."""
+    from hmore.flow.camera import estimate_camera
+
+    def run(a: np.ndarray, b: np.ndarray, masks: np.ndarray | None) -> MethodFlow:
+        flow = fn(a, b, masks).world
+        person = np.zeros(flow.shape[:2], bool) if masks is None else np.asarray(masks) > 0
+        motion = estimate_camera(flow, person, _grey(a))
+        if motion.is_identity:
+            return MethodFlow(world=flow)
+        cam = motion.flow(flow.shape[:2])
+        return MethodFlow(world=(flow - cam).astype(np.float32), camera=cam)
 
     return run
 
@@ -126,7 +167,7 @@ def _dis_mask() -> Callable[[np.ndarray, np.ndarray, np.ndarray | None], MethodF
 # ---- hmore's models ---------------------------------------------------------------------------------------------
 
 
-def _hmore(name: str, weights: str | None, device: str) -> FlowMethod:
+def _hmore(name: str, weights: str | None, device: str, camera: bool = True, label: str | None = None) -> FlowMethod:
     from hmore.registry import list_models
 
     if name not in list_models("hmore_flow*"):
@@ -148,17 +189,24 @@ def _hmore(name: str, weights: str | None, device: str) -> FlowMethod:
 
     net, _ = load_flow_model(name, weights=weights, device=device)
 
-    def run(a: np.ndarray, b: np.ndarray, masks: np.ndarray | None) -> MethodFlow:
+    def run(a: np.ndarray, b: np.ndarray, masks: np.ndarray | None,
+            pose: tuple[np.ndarray, np.ndarray] | None) -> MethodFlow:
         labels = "whole" if masks is None else np.stack([masks, masks]).astype(np.uint8)  # (2, H, W)
+        kp = None if pose is None or masks is None else np.stack(pose)  # (2, P, 17, 3)
         with torch.inference_mode():
             pair = next(iter_flow(np.stack([a, b]), model=net, size=max(a.shape[:2]), device=device,
-                                  masks=labels, progress=False))
+                                  masks=labels, progress=False, camera="homography" if camera else "off",
+                                  keypoints=kp))
         return MethodFlow(world=pair.world.transpose(1, 2, 0).astype(np.float32),  # (2, H, W) -> (H, W, 2)
                           local=pair.local.transpose(1, 2, 0).astype(np.float32),
-                          subject_velocity=pair.subject_velocity.astype(np.float32))
+                          subject_velocity=pair.subject_velocity.astype(np.float32),
+                          camera=None if pair.camera is None else pair.camera.transpose(1, 2, 0))
 
-    return FlowMethod(name=name, fn=run, human_centric=True, needs_masks=True,
-                      info={"kind": "hmore model", "weights": desc, "device": device})
+    label = label or name
+    return FlowMethod(name=label if camera else f"{label}+nocam", fn=run, human_centric=True, needs_masks=True,
+                      uses_pose=True, info={"kind": "hmore model", "weights": desc, "device": device,
+                                            "camera compensation": "homography" if camera else "off",
+                                            "subject motion": "pelvis of the pose track (median without one)"})
 
 
 # ---- flow files -------------------------------------------------------------------------------------------------
@@ -262,7 +310,8 @@ def _files(spec: str) -> FlowMethod:
 
 
 def list_methods() -> list[str]:
-    """Names accepted by :func:`create_method` (plus ``file:PATH`` and ``MODEL=WEIGHTS``)."""
+    """Names accepted by :func:`create_method` (plus ``file:PATH``, ``MODEL=WEIGHTS`` and the ``+cam`` / ``+nocam``
+    suffixes)."""
     from hmore.registry import list_models
 
     return [*BASELINES, *(m for m in list_models("hmore_flow*"))]
@@ -272,8 +321,8 @@ def create_method(spec: str, *, weights: str | None = None, device: str = "cpu")
     """Build the method named by ``spec`` (see the module docstring).
 
     Args:
-        spec: ``dis``, ``farneback``, ``dis_mask``, a registered flow model name (optionally ``name=WEIGHTS``), or
-            ``file:PATH``.
+        spec: ``dis``, ``farneback``, ``dis_mask``, ``zero``, a registered flow model name (optionally
+            ``name=WEIGHTS``), or ``file:PATH``; ``+cam`` / ``+nocam`` turn camera compensation on / off.
         weights: weights for an hmore model when ``spec`` has none.
         device: torch device of hmore models.
 
@@ -282,14 +331,28 @@ def create_method(spec: str, *, weights: str | None = None, device: str = "cpu")
         InputError: missing flow or weights files.
         MethodUnavailable: an hmore model without weights.
     """
-    if spec == "dis":
-        return FlowMethod(name="dis", fn=_dis(), info={"kind": "OpenCV DIS", "preset": "medium"})
-    if spec == "farneback":
-        return FlowMethod(name="farneback", fn=_farneback, info={"kind": "OpenCV Farneback"})
-    if spec == "dis_mask":
-        return FlowMethod(name="dis_mask", fn=_dis_mask(), human_centric=True, needs_masks=True,
-                          info={"kind": "OpenCV DIS x person mask", "preset": "medium"})
+    base, camera = spec, None
+    for suffix in CAMERA_SUFFIXES:
+        if spec.endswith(suffix) and not spec.startswith("file:"):
+            base, camera = spec[: -len(suffix)], suffix == "+cam"
+    if base in ("dis", "farneback", "dis_mask"):
+        fn = _farneback if base == "farneback" else _dis()
+        info = {"kind": "OpenCV Farneback"} if base == "farneback" else {"kind": "OpenCV DIS", "preset": "medium"}
+        if camera:
+            fn = _compensated(fn)
+            info["camera compensation"] = "homography fitted to its own flow (hmore.flow.camera)"
+        if base == "dis_mask":
+            fn = _masked(fn)
+            info["kind"] = "OpenCV DIS x person mask"
+        return FlowMethod(name=base + ("+cam" if camera else ""), fn=fn, human_centric=base == "dis_mask",
+                          needs_masks=base == "dis_mask" or bool(camera), info=info)
+    if base == "zero":
+        if camera is not None:
+            raise UsageError("zero flow has no camera to compensate: use 'zero'")
+        return FlowMethod(name="zero", fn=_zero, human_centric=True, info={"kind": "zero flow"})
     if spec.startswith("file:"):
         return _files(spec[len("file:"):])
-    name, _, w = spec.partition("=")
-    return _hmore(name, w or weights, device)
+    name, _, w = base.partition("=")
+    # weights named in the spec label the row with their file stem, so several weights of one model can be compared
+    label = f"{name}={Path(w).stem}" if w else None
+    return _hmore(name, w or weights, device, camera=camera is not False, label=label)

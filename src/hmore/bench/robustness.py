@@ -2,7 +2,7 @@
 
 Seeds: every clip here uses generator seed ``BENCH_SEED_BASE + 10_000 * set_id + clip_index`` with
 ``BENCH_SEED_BASE = HELD_OUT_SEED_BASE + 10**9`` (= 3 147 483 648): above the training seeds (< 2**31, see
-:mod:`hmore.flow.task`) and apart from the trainer's own evaluation clips. Within a robustness set, every level
+:mod:`hmore.flow.data`) and apart from the trainer's own evaluation clips. Within a robustness set, every level
 uses the *same* seeds (the same people, actions and scenes), so the levels differ only by the knob.
 
 Sets (``name``: levels):

@@ -5,10 +5,13 @@
 Data (``--data``, one or more sources): a generated held-out set (``synth-heldout``, ``robustness`` or
 ``robustness:SET`` with SET one of overlap, background, clothing, small, motion; seeds never used in training) with
 ground truth, or a video / folder of videos (then only the ground-truth-free metrics; masks and pose from a
-``priors.npz`` beside the video or hmore.priors). With several sets (e.g. ``--data synth-heldout VIDEO_DIR``), the table
-and the report show each set on its own. ``--fps`` renders the generated sets at that frame rate.
-Methods (``--methods``): dis, farneback, dis_mask, a registered hmore flow model (``hmore_flow_cpu``, with shipped
-weights, ``--weights`` or ``NAME=WEIGHTS``), ``file:PATH`` (.flo / .npy flows, one per pair in order).
+``priors.npz`` beside the video or hmore.priors; masks from ``<stem>_masks.npz`` beside it when there is one, e.g.
+DAVIS's ground truth). Real clips are split into sets by whether their camera moves and which masks they use. With
+several sets (e.g. ``--data synth-heldout VIDEO_DIR``), the table and the report show each set on its own. ``--fps``
+renders the generated sets at that frame rate.
+Methods (``--methods``): dis, farneback, dis_mask, zero, a registered hmore flow model (``hmore_flow_cpu``, with
+shipped weights, ``--weights`` or ``NAME=WEIGHTS``), ``file:PATH`` (.flo / .npy flows, one per pair in order);
+``+cam`` adds camera compensation to a baseline, ``+nocam`` removes it from an hmore model.
 Writes OUT/results.json and OUT/report.html.
 """
 
@@ -21,9 +24,11 @@ import sys
 
 from hmore.errors import UsageError
 
-HELP = "benchmark flow methods, 3D lifters (Human3.6M) or action models (NW-UCLA): table, results.json, report.html"
+HELP = ("benchmarks: flow methods (flow), 3D lifters on Human3.6M (lift), skeleton actions on NW-UCLA (action), gait "
+        "recognition (gait) and fine-grained actions (action-flow) with flow")
 
-DEFAULT_METHODS = ("hmore_flow_cpu", "dis", "farneback", "dis_mask")
+DEFAULT_METHODS = ("hmore_flow_cpu", "hmore_flow_cpu+nocam", "dis", "dis+cam", "farneback", "farneback+cam", "dis_mask",
+                   "zero")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -56,15 +61,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device for hmore models (default cpu)")
     p.add_argument("--cost-sizes", type=_size, nargs="*", default=None, metavar="WxH",
                    help="sizes for pairs/s and memory (default 128x96 256x192 512x384; none given: skip)")
-    p.add_argument("--cost-pairs", type=int, default=3, help="timed pairs per method and size (default 3)")
+    p.add_argument("--cost-pairs", type=int, default=3, help="timed pairs per method, size and round (default 3)")
+    p.add_argument("--cost-repeats", type=int, default=5,
+                   help="timed rounds per size, methods interleaved; pairs/s is their median (default 5)")
     p.add_argument("--occlusion", choices=("reference", "own", "none"), default="reference",
                    help="occluded pixels left out of the photometric error: one DIS forward-backward check shared by "
                         "all methods (reference, default), each method's own backward flow (own), or none")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch and OpenCV (default: theirs; 1 is often faster on a loaded machine)")
+                   help="CPU threads for torch and OpenCV (default: theirs, one per core; idle OpenMP threads sleep, "
+                        "see benchmarks/flow_threads.py)")
     p.add_argument("-o", "--out", required=True, help="output folder")
     _add_lift(sub)
     _add_action(sub)
+    from hmore.commands import bench_downstream
+
+    bench_downstream.add_parsers(sub)
 
 
 def _add_action(sub: argparse._SubParsersAction) -> None:
@@ -147,30 +158,38 @@ def _run_lift(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from hmore.bench import flow_bench
+    from hmore.io.atomic import check_output_dir
 
     target = getattr(args, "bench_target", None)
     if target == "lift":
         return _run_lift(args)
     if target == "action":
         return _run_action(args)
+    if target in ("gait", "action-flow"):
+        from hmore.commands import bench_downstream
+
+        return bench_downstream.run(args)
     if target != "flow":
-        raise UsageError("choose a benchmark: hmore bench flow | lift | action ...")
+        raise UsageError("choose a benchmark: hmore bench flow | lift | action | gait | action-flow ...")
     if args.pairs < 1:
         raise UsageError(f"--pairs must be >= 1, got {args.pairs}")
     if args.clips < 1:
         raise UsageError(f"--clips must be >= 1, got {args.clips}")
     if args.cost_pairs < 1:
         raise UsageError(f"--cost-pairs must be >= 1, got {args.cost_pairs}")
+    if args.cost_repeats < 1:
+        raise UsageError(f"--cost-repeats must be >= 1, got {args.cost_repeats}")
     repeated = sorted({d for d in args.data if args.data.count(d) > 1})
     if repeated:
         raise UsageError(f"--data lists a source twice: {', '.join(repeated)}")
     if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
         raise UsageError(f"--fps must be a finite number > 0, got {args.fps:g}")
+    check_output_dir(args.out)
     cost = flow_bench.COST_SIZES if args.cost_sizes is None else tuple(args.cost_sizes)
     summary = flow_bench.run(
         args.data, methods=args.methods, out_dir=args.out, pairs=args.pairs, clips=args.clips, size=args.size,
         fps=args.fps, weights=args.weights, device=args.device, cost_sizes=cost, cost_pairs=args.cost_pairs,
-        occlusion=args.occlusion, threads=args.threads,
+        occlusion=args.occlusion, threads=args.threads, cost_repeats=args.cost_repeats,
         command="hmore " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     print(flow_bench.format_tables(summary))

@@ -9,9 +9,12 @@ model) lifts 2D keypoints and videos to 3D first with the shipped lifter and say
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import numpy as np
+
+from hmore.commands.lift import image_size
 
 HELP = "classify skeleton actions (pyskl pickle, keypoint file, NW-UCLA file or video) with an action model"
 
@@ -23,23 +26,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--weights", help="shipped action weights name (e.g. action_ucla)")
     p.add_argument("--split", default=None, help="only this split of a pyskl pickle or of the NW-UCLA archive")
     p.add_argument("--top", type=int, default=3, help="classes to print per clip (default 3)")
-    p.add_argument("--size", default=None, help="image size WxH when a keypoint file does not give it")
+    p.add_argument("--size", type=image_size, default=None,
+                   help="image size WxH when a keypoint file does not give it")
 
 
 def run(args: argparse.Namespace) -> int:
-    from hmore.errors import UsageError
-    from hmore.lift.classify import classify_inputs, load_action_model, prepare_inputs
+    from hmore.errors import InputError, UsageError
+    from hmore.lift.classify import classify_inputs, load_action_model, prepare_inputs, read_clips_first
 
     if args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
-    size = None
-    if args.size:
-        try:
-            size = tuple(int(v) for v in args.size.lower().split("x"))
-        except ValueError:
-            raise UsageError(f"--size must look like 1920x1080, got {args.size!r}") from None
+    clips = read_clips_first(args.input, size=args.size, split=args.split)  # the input is checked before the model
     am = load_action_model(checkpoint=args.checkpoint, weights=args.weights)
-    prepared = prepare_inputs(am, args.input, size=size, split=args.split)
+    prepared = prepare_inputs(am, args.input, size=args.size, split=args.split, clips=clips)
+    beyond = sorted({lab for lab in prepared.labels if lab >= len(am.classes)})
+    if beyond:
+        raise InputError(f"{args.input}: labels {beyond} are beyond the model's {len(am.classes)} classes "
+                         f"({', '.join(am.classes[:8])}{', ...' if len(am.classes) > 8 else ''}): the file's "
+                         "classes are not the model's")
+    unlabelled = [f"{n}={lab}" for n, lab in zip(prepared.names, prepared.labels) if lab < 0]
+    if unlabelled and len(unlabelled) < len(prepared.names):
+        logging.getLogger(__name__).warning(
+            "%d clip(s) have a negative label (%s) and are counted as unlabelled: left out of the accuracy",
+            len(unlabelled), ", ".join(unlabelled)[:200])
     for note in prepared.notes:
         print(note)
     prob = classify_inputs(am, prepared)

@@ -1,6 +1,8 @@
-"""Render the embedded demo: a CMU walk played on a generated person and a procedural action clip with two people,
-with exact ground truth, and write a report (OUT/index.html) that shows each clip as frame | ground-truth flow |
-masks | skeleton previews. The clips are saved beside it as npz files.
+"""Run hmore's main job on a short real video shipped with the package (a man juggling a football): pose and person
+masks from the priors, world / camera / local flow and the lifted 3D skeleton, with the time each stage took here.
+Then render the embedded generated demo: a CMU walk played on a generated person and a procedural action clip with
+two people, with exact ground truth, shown as frame | ground-truth flow | masks | skeleton previews (hmore's own
+flow beside them). Everything goes into one report (OUT/index.html); the clips and results are saved beside it.
 
 (For developers: the library function build_demo takes extra_panels, a function adding named panels per clip,
 e.g. hmore's own world and local flow beside the ground truth.)
@@ -25,7 +27,7 @@ from hmore.errors import UsageError
 if TYPE_CHECKING:  # the generator is imported when the demo runs, not when the CLI builds its parser
     from hmore.synth.clip import Clip
 
-HELP = "render two generated clips (a CMU walk, two people acting) and write an HTML report of their ground truth"
+HELP = "hmore on a real video (priors, flow, 3D) and on generated clips with ground truth, in one HTML report"
 
 log = logging.getLogger(__name__)
 
@@ -94,43 +96,72 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", default=default_size, help="frame size HxW (default: %(default)s)")
     p.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="frames per clip (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--flow-model", default=FLOW_MODEL,
-                   help="shipped flow model whose world/local flow is shown beside the ground truth "
-                        "(default: %(default)s; 'none' to skip)")
+    p.add_argument("--flow-model", default=None,
+                   help=f"shipped flow model whose world/local flow is shown (default: {FLOW_MODEL} when its weights "
+                        f"ship; 'none' to skip)")
+    p.add_argument("--video", default=None,
+                   help="real video for the first section (default: the clip shipped with hmore; 'none' to skip)")
+    p.add_argument("--video-frames", type=int, default=None,
+                   help="process only the first N frames of that video (default: all)")
 
 
 def run(args: argparse.Namespace) -> int:
-    panels, text = hmore_flow_panels(args.flow_model)
+    import sys
+
+    from hmore.io.atomic import check_output_dir
+
+    check_output_dir(args.out)
+    parse_size(args.size)
+    if args.frames < 2:
+        raise UsageError(f"the demo needs at least 2 frames (flow is between pairs), got {args.frames}")
+    video = None if args.video == "none" else (args.video or "default")
+    if video not in (None, "default") and not Path(video).exists():
+        raise UsageError(f"--video {video}: no such file or folder")
+    if args.video_frames is not None and args.video_frames < 2:
+        raise UsageError(f"--video-frames must be at least 2 (flow is between pairs), got {args.video_frames}")
+    net = load_shipped_flow(args.flow_model or FLOW_MODEL, required=args.flow_model is not None)
+    panels, text = hmore_flow_panels(net, args.flow_model or FLOW_MODEL) if net is not None else (None, {})
     index = build_demo(args.out, size=parse_size(args.size), num_frames=args.frames, seed=args.seed,
-                       extra_panels=panels, extra_panel_text=text)
+                       extra_panels=panels, extra_panel_text=text, video=video, video_frames=args.video_frames,
+                       flow_model=net, progress=sys.stderr.isatty())
     print(index)
     return 0
 
 
 FLOW_MODEL = "hmore_flow_cpu"
+LIFTER = "dstformer_cpu"
 
 
-def hmore_flow_panels(model: str) -> tuple[PanelFn | None, dict[str, str]]:
-    """Panels of hmore's own world and local flow, from the weights shipped as ``model``.
+def load_shipped_flow(model: str, *, required: bool = False) -> Any:
+    """The flow model with the weights shipped as ``model``, or None when ``model`` is ``"none"``, or, with a warning,
+    when no weights ship for it and it was not ``required``: the demo then shows no hmore flow rather than the flow
+    of an untrained network.
 
-    Returns ``(None, {})`` (with a log line saying why) when ``model`` is ``"none"`` or no such weights ship: the
-    demo then shows the ground truth alone rather than the flow of an untrained network.
+    Raises:
+        UsageError: ``model`` is not a registered flow model, or is ``required`` and no weights ship for it.
     """
+    from hmore.flow.inference import check_flow_model_name, load_flow_model
     from hmore.weights import list_weights
 
     if model == "none":
-        return None, {}
+        return None
+    check_flow_model_name(model)
     if model not in list_weights():
-        log.warning("no shipped weights for %s: the demo shows the ground truth only", model)
-        return None, {}
+        if required:
+            raise UsageError(f"no shipped weights for the flow model {model!r} (shipped: "
+                             f"{', '.join(list_weights()) or 'none'}); use --flow-model none for no hmore flow")
+        log.warning("no shipped weights for %s: the demo shows no hmore flow", model)
+        return None
+    net, _ = load_flow_model(model)
+    return net
 
+
+def hmore_flow_panels(net: Any, model: str) -> tuple[PanelFn, dict[str, str]]:
+    """Panels of hmore's own world and local flow on the generated clips, from ``net`` (the shipped ``model``)."""
     from hmore.flow.inference import flow
-    from hmore.weights import load_model
-
-    net = load_model(model)
 
     def panels(name: str, clip: Clip) -> dict[str, np.ndarray]:
-        rep = flow(clip.frames, model=net, masks=clip.masks, device="cpu", progress=False)
+        rep = flow(clip.frames, model=net, masks=clip.masks, keypoints=clip.kp2d, device="cpu", progress=False)
         # (T-1, 2, H, W) -> (T-1, H, W, 2), the panel layout
         return {
             "hmore world flow": rep.world.transpose(0, 2, 3, 1),
@@ -144,8 +175,8 @@ def hmore_flow_panels(model: str) -> tuple[PanelFn | None, dict[str, str]]:
             "panel on the people and stay white on the background."
         ),
         "hmore local flow": (
-            "hmore's local flow: the world flow minus each person's overall motion (the subject network's v_s) "
-            "inside that person, zero elsewhere: the motion of the limbs relative to the body."
+            "hmore's local flow: the world flow minus each person's overall motion (v_s: the pelvis motion of the "
+            "pose) inside that person, zero elsewhere: the motion of the limbs relative to the body."
         ),
     }
     return panels, text
@@ -160,8 +191,13 @@ def build_demo(
     extra_panels: PanelFn | None = None,
     extra_panel_text: Mapping[str, str] | None = None,
     command: str | None = None,
+    video: str | Path | None = None,
+    video_frames: int | None = None,
+    flow_model: Any = None,
+    progress: bool = False,
 ) -> Path:
-    """Render the two demo clips, save them with previews, and write ``out/index.html``.
+    """Run the real-video section (if ``video``), render the two demo clips, save them with previews, and write
+    ``out/index.html``.
 
     Args:
         out: output folder (created).
@@ -172,6 +208,10 @@ def build_demo(
             ``"local flow"`` from the flow model.
         extra_panel_text: a sentence per extra panel title for the report's explanation.
         command: the command line that reproduces the report (shown in it); default the equivalent ``hmore demo``.
+        video: a real video for the first section, ``"default"`` for the clip shipped with hmore, or None to skip.
+        video_frames: process only the first this many frames of ``video``.
+        flow_model: the loaded flow model for the real video's flow panels (None: no flow panels there).
+        progress: progress bars.
 
     Returns:
         The path of ``index.html``.
@@ -190,6 +230,16 @@ def build_demo(
     out.mkdir(parents=True, exist_ok=True)
     if command is None:
         command = f"hmore demo -o {shlex.quote(str(out))} --size {h}x{w} --frames {num_frames} --seed {seed}"
+        if video is None:
+            command += " --video none"
+        elif video != "default":
+            command += f" --video {shlex.quote(str(video))}"
+        if video is not None and video_frames is not None:
+            command += f" --video-frames {video_frames}"
+
+    real = None
+    if video is not None:
+        real = _real_video_section(out, video, video_frames=video_frames, flow_model=flow_model, progress=progress)
 
     jobs = [
         (
@@ -214,9 +264,30 @@ def build_demo(
         extra = dict(extra_panels(name, clip)) if extra_panels is not None else {}
         results.append((write_clip_preview(clip, out, name=name, title=title, extra=extra), text))
 
-    legend = _write_png(out / "flow_wheel.png", _wheel_legend())
-    index = _write_report(out, results, legend, command, extra_panel_text or {})
+    from hmore.report.draw import write_png
+
+    legend = write_png(out / "flow_wheel.png", _wheel_legend())
+    index = _write_report(out, results, legend, command, extra_panel_text or {}, real=real)
     return index
+
+
+def _real_video_section(out: Path, video: str | Path, *, video_frames: int | None, flow_model: Any,
+                        progress: bool) -> Any:
+    """Run :func:`hmore.report.video_demo.run_video_demo`; a str (why) instead when the priors cannot run here."""
+    from hmore.report.video_demo import demo_video, run_video_demo
+    from hmore.weights import list_weights, load_model
+
+    try:
+        import mediapipe  # noqa: F401
+    except ImportError:
+        why = "the real-video section needs the pose priors (pip install 'hmore[priors]'); it was skipped"
+        log.warning(why)
+        return why
+    path = demo_video() if video == "default" else Path(video)
+    lifter = load_model(LIFTER) if LIFTER in list_weights() else None
+    log.info("real video %s: priors, flow and lifting", path)
+    return run_video_demo(path, out, name="real_video", flow_model=flow_model, lifter=lifter,
+                          max_frames=video_frames, progress=progress)
 
 
 def write_clip_preview(
@@ -235,6 +306,7 @@ def write_clip_preview(
         What was written, with the clip's statistics.
     """
     from hmore.io.video import write_video
+    from hmore.report.draw import write_png
     from hmore.report.flowviz import robust_max_magnitude
 
     extra = dict(extra or {})
@@ -254,7 +326,7 @@ def write_clip_preview(
     frames = preview_frames(clip, flow_scale=scale, extra=extra)
     video = write_video(out / f"{name}.mp4", _progress(frames, t - 1, name), fps)
     mid = (t - 1) // 2
-    poster = _write_png(out / f"{name}.png", next(preview_frames(clip, flow_scale=scale, extra=extra, start=mid)))
+    poster = write_png(out / f"{name}.png", next(preview_frames(clip, flow_scale=scale, extra=extra, start=mid)))
     return DemoClipResult(name=name, title=title, npz=npz, video=video, poster=poster, flow_scale=scale,
                           panels=(*BUILTIN_PANELS, *extra), stats=clip_stats(clip, flow_scale=scale))
 
@@ -365,35 +437,31 @@ def _wheel_legend() -> np.ndarray:
     return img
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> Path:
-    import cv2
-
-    from hmore.io.atomic import write_bytes_atomic
-
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))  # cv2 wants BGR
-    if not ok:  # pragma: no cover - cv2 fails only on impossible shapes
-        raise ValueError(f"could not encode {path.name} as PNG")
-    return write_bytes_atomic(path, buf.tobytes())
-
 
 def _write_report(
-    out: Path, results: list[tuple[DemoClipResult, str]], legend: Path, command: str, extra_text: Mapping[str, str]
+    out: Path, results: list[tuple[DemoClipResult, str]], legend: Path, command: str, extra_text: Mapping[str, str],
+    *, real: Any = None,
 ) -> Path:
     from hmore.report.html import Report
 
     rep = Report(
-        "hmore demo: generated people with exact motion ground truth",
+        "hmore demo: a real video, and generated people with exact motion ground truth",
         intro=(
-            "hmore renders people in motion with exact ground truth: forward optical flow, instance masks and 2D/3D "
-            "joints for every frame. This page shows two generated clips. Each preview plays the frame pairs "
-            "t -> t+1 side by side; the clips themselves are saved next to this page in hmore's clip format (npz)."
+            "hmore turns videos of people into motion representations: pose and person masks, world flow (the "
+            "motion of the body relative to the scene), local flow (the limbs' motion relative to the body) and 3D "
+            "skeletons. The first section runs all of it on a short real video shipped with hmore. hmore also "
+            "renders people in motion with exact ground truth (forward optical flow, instance masks, 2D/3D joints); "
+            "the sections after it show two generated clips with hmore's flow beside the truth. Each preview plays "
+            "the frame pairs t -> t+1; the clips and results are saved next to this page."
         ),
     )
+    if real is not None:
+        _add_real_section(rep, real)
     panels = dict(PANEL_TEXT)
     for res, _ in results:
         for key in res.panels:
             panels.setdefault(key, extra_text.get(key, ""))
-    rep.add_section("What the panels show")
+    rep.add_section("Generated people: what the panels show")
     rep.add_table([[k, v] for k, v in panels.items()], header=["panel", "what it shows"])
     rep.add_figure(legend, "Flow colour wheel (Baker et al., ICCV 2007): the colour at offset (dx, dy) from the centre "
                    "is the colour of flow (dx, dy); the rim is the clip's colour scale (see the table), x to the "
@@ -418,6 +486,34 @@ def _write_report(
         "print(clip['flow'].shape, json.loads(str(clip['meta']))['labels'])"
     )
     return rep.save(out / "index.html")
+
+
+def _add_real_section(rep: Any, real: Any) -> None:
+    """The real-video section: the two-row preview, what each panel shows, the timings, the files."""
+    from hmore.report.video_demo import PANEL_TEXT, VideoDemoResult
+
+    rep.add_section("hmore on a real video")
+    if not isinstance(real, VideoDemoResult):
+        rep.add_text(str(real))
+        return
+    w, h = real.size
+    rep.add_text(f"A man juggling a football (a clip from the SAM 2 repository, Apache-2.0; see the package's "
+                 f"assets/video/CREDITS.md): {real.frames} frames at {w}x{h}, {real.people} tracked "
+                 f"{'person' if real.people == 1 else 'people'}. Flow colours share one scale, "
+                 f"{real.flow_scale:.1f} px/frame at full saturation (wheel below).")
+    rep.add_figure(real.video, " | ".join(real.panels), poster=real.poster)
+    rep.add_table([[k, PANEL_TEXT.get(k, "")] for k in real.panels], header=["panel", "what it shows"])
+    total = sum(real.timings.values())
+    rows = [[stage, round(sec, 2), round(real.frames / sec, 1) if sec > 0 else ""]
+            for stage, sec in real.timings.items()]
+    rows.append(["total", round(total, 2), round(real.frames / total, 1) if total > 0 else ""])
+    rep.add_text("Time per stage on this machine (seconds, frames per second):")
+    rep.add_table(rows, header=["stage", "seconds", "frames/s"])
+    for note in real.notes:
+        rep.add_text(f"Note: {note}.")
+    files = ", ".join(p.name for p in real.files.values())
+    rep.add_text(f"Saved beside this page: {files} (the formats of hmore priors and hmore lift). The same steps on "
+                 f"any video: hmore priors VIDEO -o OUT, hmore flow VIDEO -o OUT, hmore lift VIDEO -o OUT.")
 
 
 def _cell(v: Any) -> Any:

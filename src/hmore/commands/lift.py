@@ -16,7 +16,8 @@ from hmore.errors import UsageError
 HELP = "lift 2D keypoints (file, generated clip or video) to 3D skeletons with DSTformer"
 
 
-def _size(text: str) -> tuple[int, int]:
+def image_size(text: str) -> tuple[int, int]:
+    """``"1920x1080"`` -> (1920, 1080) (width, height) for argparse; positive integers only."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -26,15 +27,21 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_input_arguments(p: argparse.ArgumentParser, *, default_weights: str) -> None:
+    """The input, output and model options that ``hmore lift`` and ``hmore mesh`` share."""
     p.add_argument("input", type=Path, help="keypoint file/folder, generated clip .npz or video")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--weights", default=None, help="shipped weights name (default: dstformer_cpu)")
+    src.add_argument("--weights", default=None, help=f"shipped weights name (default: {default_weights})")
     src.add_argument("--checkpoint", type=Path, default=None, help="a training run folder or checkpoint instead")
-    p.add_argument("--size", type=_size, default=None, help="image size WxH when the file does not give it")
+    p.add_argument("--size", type=image_size, default=None, help="image size WxH when the file does not give it")
     p.add_argument("--fps", type=float, default=None, help="frame rate when the file does not give it")
-    p.add_argument("--clip", default=None, help="clip index or name in a multi-clip pyskl pickle")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_input_arguments(p, default_weights="dstformer_cpu")
+    p.add_argument("--clip", default=None,
+                   help="clip (pyskl pickle) or video (PoseTrack-style file) to lift, by name or index")
     p.add_argument("--window", type=int, default=None, help="frames per window (default: the model's maximum)")
     p.add_argument("--stride", type=int, default=None, help="step between windows (default: half a window)")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="skip test-time flip averaging")
@@ -44,15 +51,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+    import math
     import sys
 
+    from hmore.io.atomic import check_output_dir
     from hmore.lift.pipeline import DEFAULT_WEIGHTS, lift_file, load_lifter
 
     for name in ("window", "stride"):
         v = getattr(args, name)
         if v is not None and v <= 0:
             raise UsageError(f"--{name} must be positive, got {v}")
-    clip = int(args.clip) if args.clip is not None and args.clip.lstrip("-").isdigit() else args.clip
+    for name in ("fps", "focal"):
+        v = getattr(args, name)
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise UsageError(f"--{name} must be a finite number > 0, got {v:g}")
+    if args.focal is not None and not args.trajectory:
+        logging.getLogger(__name__).warning("--focal is only used with --trajectory; ignoring it")
+    check_output_dir(args.out)
+    clip = args.clip
     model = load_lifter(weights=args.weights, checkpoint=args.checkpoint)
     max_len = getattr(getattr(model, "config", None), "max_len", None)
     if args.window is not None and max_len is not None and args.window > max_len:

@@ -13,9 +13,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hmore.errors import InputError
     from hmore.registry import create_model, list_models
 
-    for name in list_models(args.pattern):
+    names = list_models(args.pattern)
+    if not names:
+        raise InputError(f"no registered model matches {args.pattern!r} ({len(list_models())} models: "
+                         "`hmore models` lists them)")
+    for name in names:
         if args.params:
             model = create_model(name)
             n = sum(p.numel() for p in model.parameters())

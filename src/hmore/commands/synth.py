@@ -51,13 +51,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bvh", default=None, metavar="FILE",
                    help="play this BVH file (.bvh or .bvh.gz) on every subject instead of actions")
     p.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
+    p.add_argument("--body", choices=("capsule", "anny"), default="capsule",
+                   help="body model: articulated capsules (default) or Anny meshes (phenotype-sampled people; needs "
+                        "the body extra, and its first use builds Anny's cache, about 3 minutes)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="processes rendering clips in parallel (default 1; the output does not depend on it)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from hmore.io.atomic import check_output_dir
     from hmore.synth.dataset import MANIFEST, write_dataset
 
+    check_output_dir(args.out, option="--out")
     size = parse_size(args.size)
     views = None
     if args.views is not None:
@@ -77,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         args.out, clips=args.clips, seed=args.seed, workers=args.workers, size=size, num_frames=args.frames,
         subjects=args.subjects, actions=args.actions, conditions=args.conditions, views=views,
         identities=identities, camera_motion=args.camera, shading=args.shading, distractors=args.distractors,
-        overlap=args.overlap, bvh=args.bvh, fps=args.fps,
+        overlap=args.overlap, bvh=args.bvh, fps=args.fps, body=args.body,
     )
     print(f"wrote {len(entries)} clips and {MANIFEST} to {args.out}")
     return 0

@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "train a model (tasks: flow, lift, action, toy) with checkpoints, exact resume and DDP"
+HELP = "train a model (tasks: flow, lift, action, gait, action_flow, toy) with checkpoints, exact resume and DDP"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("task", help="training task name: flow, lift, action or toy")
+    p.add_argument("task", help="training task name: flow, lift, action, mesh, gait, action_flow or toy")
     p.add_argument("--config", type=Path, default=None, help="YAML/JSON run config (default: the task's defaults)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<task>/<config name>)")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
@@ -31,12 +31,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hmore.config import to_dict
+    from hmore.io.atomic import check_output_dir
     from hmore.train.distributed import env_int
     from hmore.train.engine import train
     from hmore.train.tasks import build_task, load_task_config
 
     cfg = load_task_config(args.task, args.config, args.overrides)
     out = args.out or Path("runs") / args.task / (args.config.stem if args.config else "default")
+    check_output_dir(out, option="--out")
     task = build_task(args.task, cfg)
     summary = train(task, cfg.train, out, resume=args.resume, run_config=to_dict(cfg))
     if env_int("RANK", 0) == 0:

@@ -14,6 +14,17 @@ Subject masks (``masks=``):
 * a ``priors.npz`` path (``hmore priors`` output) or an array ``(T, h, w)`` of labels (0 background, k subject k)
   for the selected frames, at any resolution (resized to the processing size with nearest neighbours).
 
+Camera compensation (``camera=``, default ``"homography"``): world flow is motion relative to the scene. For each
+pair the camera's image motion is fitted to OpenCV DIS flow on the background (:mod:`hmore.flow.camera`: outside the
+dilated person masks, RANSAC), frame t+1 is warped onto frame t's view so the background stands still, the network
+runs on that pair, and its flow is mapped back to "optical flow minus camera-induced flow". Where no fit can be
+trusted (people fill the frame, a plain background, a static camera) the camera counts as still and the pair is
+processed as it is; the reason is kept. ``camera="off"`` gives the network's optical flow as before.
+
+Local flow (``subject_motion=``, default ``"pose"``): world flow minus each person's motion v_s, taken from the pelvis
+of the pose track (priors, a priors.npz, a generated clip's keypoints, or ``keypoints=``) and else from the
+person's median flow; ``"psi"`` uses the subject network (:mod:`hmore.flow.subject`).
+
 Memory: flow is computed and written one pair at a time; only the priors pass (``"auto"``/``"priors"``) keeps the
 clip's uint8 label masks (T x h x w bytes), and a generated clip (``.npz``) is read whole.
 
@@ -27,7 +38,7 @@ import logging
 import sys
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +48,7 @@ import torch
 from tqdm import tqdm
 
 from hmore.errors import InputError, UsageError
+from hmore.flow.camera import CameraConfig, CameraMotion, estimate_camera, scene_flow, stabilise, to_stabilised
 from hmore.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -44,6 +56,12 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "hmore_flow_cpu"
 DEFAULT_MAX_SIDE = 512  # longer side of the processing size when ``size`` is None
 MASK_MODES = ("auto", "priors", "whole")
+# OpenCV's DIS flow (the model's initial flow, and a baseline) raises on frames under 16 px on a side, or corrupts the
+# heap (SIGSEGV) when they are also wide (e.g. 15x200): smaller frames are refused
+MIN_FLOW_SIDE = 16
+CAMERA_MODES = ("homography", "affine", "off")
+DEFAULT_CAMERA = "homography"
+DEFAULT_SUBJECT_MOTION = "pose"
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,9 @@ class FlowPair:
         local: (2, H, W) float32 local flow (world - v_s inside subject s, 0 outside every subject).
         subject_velocity: (P, 2) float32 v_s in pixels for the video's subjects 1..P (0 where absent).
         mask: (H, W) uint8 subject labels of frame t that were used.
+        camera: (2, H, W) float32 camera-induced flow that was removed from the world flow (zeros when the camera
+            counts as still or compensation is off).
+        camera_motion: the fitted camera motion (homography, model, and why the identity was used, if it was).
     """
 
     index: int
@@ -65,6 +86,12 @@ class FlowPair:
     local: np.ndarray
     subject_velocity: np.ndarray
     mask: np.ndarray
+    camera: np.ndarray | None = None
+    camera_motion: CameraMotion = field(default_factory=CameraMotion)
+
+    def camera_field(self) -> np.ndarray:
+        """(2, H, W) camera-induced flow (zeros when none was removed)."""
+        return np.zeros_like(self.world) if self.camera is None else self.camera
 
 
 @dataclass(frozen=True)
@@ -76,6 +103,9 @@ class FlowRepresentation:
         local: (T-1, 2, H, W) local flow in pixels.
         subject_velocity: (T-1, P, 2) v_s per pair and subject.
         masks: (T-1, H, W) uint8 subject labels used (frame t of each pair).
+        camera: (T-1, 2, H, W) camera-induced flow removed from the world flow (zeros where none was).
+        camera_homography: (T-1, 3, 3) the camera motion of each pair (identity where none was fitted).
+        camera_note: per pair, "" when the camera motion was fitted, else why the camera counted as still.
         fps: frame rate of the selected frames.
         model: model name.
         weights: where the weights came from (a file, the shipped name, or ``"random"``).
@@ -86,6 +116,9 @@ class FlowRepresentation:
     local: np.ndarray
     subject_velocity: np.ndarray
     masks: np.ndarray
+    camera: np.ndarray
+    camera_homography: np.ndarray
+    camera_note: list[str]
     fps: float
     model: str
     weights: str
@@ -101,13 +134,36 @@ class FlowRepresentation:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise UsageError(f"unknown device {device!r}: {exc}") from None
+    """``"auto"`` -> CUDA when available, else CPU; otherwise the device named, which must exist on this machine
+    (:class:`UsageError` for unknown devices and for CUDA without CUDA)."""
+    from hmore.train.distributed import resolve_device as resolve
+
+    return resolve(str(device))
+
+
+def flow_model_names() -> list[str]:
+    """The registered flow models (builders under ``hmore.models.flow``)."""
+    from hmore.registry import get_builder, list_models
+
+    return [n for n in list_models() if get_builder(n).__module__.startswith("hmore.models.flow")]
+
+
+def check_flow_model_name(name: str) -> None:
+    """:class:`UsageError` unless ``name`` is a registered flow model (the message lists them)."""
+    from hmore.registry import list_models
+
+    flows = flow_model_names()
+    if name not in flows:
+        what = "is not a flow model" if name in list_models() else "is not a registered model"
+        raise UsageError(f"{name!r} {what}; flow models: {', '.join(flows)}")
+
+
+def _check_is_flow_model(model: torch.nn.Module, source: str) -> None:
+    from hmore.models.flow.model import HMoReFlow
+
+    if not isinstance(model, HMoReFlow):
+        raise InputError(f"{source} holds a {type(model).__name__}, not a flow model (give weights of "
+                         f"{', '.join(flow_model_names())})")
 
 
 def load_flow_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = None,
@@ -121,6 +177,7 @@ def load_flow_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = N
     from hmore.registry import create_model
 
     dev = resolve_device(device)
+    check_flow_model_name(name)
     if weights is not None:
         from hmore.train.checkpoint import load_weights_into, read_metadata
         from hmore.weights import build_model_from_config
@@ -135,6 +192,7 @@ def load_flow_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = N
             model = build_model_from_config(model_config, source=str(path))
         else:
             model = create_model(name)
+        _check_is_flow_model(model, f"weights file {path}")
         load_weights_into(model, path, strict=True)
         return model.to(dev).eval(), str(path)
     try:
@@ -143,7 +201,9 @@ def load_flow_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = N
         load_model = None
     if load_model is not None:
         try:
-            return load_model(name, device=dev), name
+            model = load_model(name, device=dev)
+            _check_is_flow_model(model, f"shipped weights {name}")
+            return model, name
         except InputError as exc:
             if "not found" not in str(exc):
                 raise  # a corrupt file is an error, not a reason to fall back
@@ -195,8 +255,13 @@ def _whole(_: int, hw: tuple[int, int]) -> np.ndarray:
     return np.ones(hw, np.uint8)
 
 
-def resolve_masks(masks: Any, video_or_frames: Any, *, stride: int, size: int | None) -> tuple[MaskFn, str, int]:
-    """``masks`` (see the module docstring) -> (function (pair index, (H, W)) -> labels, source name, P)."""
+def resolve_masks(masks: Any, video_or_frames: Any, *, stride: int, size: int | None,
+                  pose: dict[str, PoseFn] | None = None) -> tuple[MaskFn, str, int]:
+    """``masks`` (see the module docstring) -> (function (pair index, (H, W)) -> labels, source name, P).
+
+    When the masks come from priors (computed or a ``priors.npz``) and ``pose`` is a dict, ``pose["fn"]`` is set to
+    the priors' keypoints by frame (:func:`pose_from_priors`).
+    """
     if masks is None:
         masks = "auto"
     if isinstance(masks, str) and masks in MASK_MODES:
@@ -218,10 +283,16 @@ def resolve_masks(masks: Any, video_or_frames: Any, *, stride: int, size: int | 
                                 max_side=DEFAULT_MAX_SIDE if size is None else size)
         labels = priors.masks
         source = "priors"
+        if pose is not None:
+            pose["fn"] = pose_from_priors(priors, None)
     elif isinstance(masks, (str, Path)):
         from hmore.priors.pipeline import load_priors
 
+        if not Path(masks).is_file():
+            raise UsageError(f"masks must be {', '.join(MASK_MODES)} or a priors.npz file from `hmore priors`; "
+                             f"{str(masks)!r} is none of these")
         priors = load_priors(masks)
+        _check_masks_fit(priors, Path(masks), video_or_frames, stride)
         # Row of the priors for each selected frame k (source frame stride * k); frames it lacks get no subjects.
         rows = {int(f): i for i, f in enumerate(priors.frame_index)}
         total = int(priors.frame_index.max()) // stride + 1 if len(priors.frame_index) else 0
@@ -229,6 +300,8 @@ def resolve_masks(masks: Any, video_or_frames: Any, *, stride: int, size: int | 
         empty = np.zeros((1, *priors.masks.shape[1:]), np.uint8)
         labels = np.concatenate([priors.masks, empty])[pick]  # row -1 is the empty mask
         source = "file"
+        if pose is not None:
+            pose["fn"] = pose_from_priors(priors, pick)
     else:
         labels = np.asarray(masks)
         if labels.ndim != 3:
@@ -247,6 +320,91 @@ def resolve_masks(masks: Any, video_or_frames: Any, *, stride: int, size: int | 
     return from_labels, source, num
 
 
+def _check_masks_fit(priors: Any, path: Path, video_or_frames: Any, stride: int) -> None:
+    """:class:`InputError` when a priors file was made from another video (other size, or frames the video lacks);
+    a warning when it covers only the start of the video."""
+    if isinstance(video_or_frames, (str, Path)):
+        from hmore.io.video import probe_video
+
+        info = probe_video(video_or_frames)
+        size, frames, name = (info.width, info.height), info.frames, Path(video_or_frames).name
+    elif isinstance(video_or_frames, np.ndarray) and video_or_frames.ndim == 4:
+        size, frames, name = (video_or_frames.shape[2], video_or_frames.shape[1]), len(video_or_frames), "the clip"
+    else:
+        return
+    if tuple(int(v) for v in priors.size) != tuple(size):
+        raise InputError(f"masks file {path} was made from a {priors.size[0]}x{priors.size[1]} video "
+                         f"({priors.source or 'unknown'}), but {name} is {size[0]}x{size[1]}")
+    last = int(priors.frame_index.max()) if len(priors.frame_index) else -1
+    if frames is not None and last >= frames:
+        raise InputError(f"masks file {path} has masks up to frame {last}, but {name} has {frames} frames: it was "
+                         f"made from another video ({priors.source or 'unknown'})")
+    if frames is not None and last + stride < frames:
+        log.warning("masks file %s covers frames 0-%d of %s's %d: later frames get no subjects", path, last, name,
+                    frames)
+
+
+def check_frame_size(width: int, height: int) -> None:
+    """:class:`InputError` for frames (at the processing size) smaller than ``MIN_FLOW_SIDE`` on a side."""
+    if min(width, height) < MIN_FLOW_SIDE:
+        raise InputError(f"frames of {width}x{height} px (at the processing size) are too small for flow: at least "
+                         f"{MIN_FLOW_SIDE} px per side (a larger --size keeps more of a thin video)")
+
+PoseFn = Callable[[int, tuple[int, int]], "np.ndarray | None"]
+
+
+def pose_from_priors(priors: Any, pick: list[int] | None) -> PoseFn:
+    """Keypoints by selected frame from ``hmore.priors`` output: a function (frame k, (H, W)) -> (L, 17, 3) COCO-17
+    x, y (scaled to H, W), confidence (0 where the person is not tracked) for mask labels 1..L (row label - 1), or
+    None for a frame the priors lack. ``pick`` maps selected frames to prior rows (None: the same)."""
+    kp = np.nan_to_num(priors.kp2d.astype(np.float32))  # (T, P, 17, 3) source pixels
+    kp[..., 2] *= priors.valid[..., None]
+    ids = [int(i) for i in priors.track_ids]
+    by_label = np.zeros((kp.shape[0], max([0, *[i for i in ids if 0 < i < 256]]), 17, 3), np.float32)
+    for p, tid in enumerate(ids):
+        if 0 < tid < 256:
+            by_label[:, tid - 1] = kp[:, p]
+    src_w, src_h = priors.size
+
+    def fn(k: int, hw: tuple[int, int]) -> np.ndarray | None:
+        row = k if pick is None else (pick[k] if k < len(pick) else -1)
+        if not 0 <= row < by_label.shape[0]:
+            return None
+        out = by_label[row].copy()
+        out[..., 0] *= hw[1] / src_w
+        out[..., 1] *= hw[0] / src_h
+        return out
+
+    return fn
+
+
+def _pose_from_array(keypoints: np.ndarray, frame_hw: tuple[int, int]) -> PoseFn:
+    """Keypoints (T, L, 17, 3) in the pixels of frames of size ``frame_hw`` -> a :data:`PoseFn`."""
+    kp = np.asarray(keypoints, np.float32)
+    if kp.ndim != 4 or kp.shape[2:] != (17, 3):
+        raise UsageError(f"keypoints must be (T, L, 17, 3) COCO-17 per mask label, got {kp.shape}")
+
+    def fn(k: int, hw: tuple[int, int]) -> np.ndarray | None:
+        if k >= kp.shape[0]:
+            return None
+        out = np.nan_to_num(kp[k]).copy()
+        out[..., 0] *= hw[1] / frame_hw[1]
+        out[..., 1] *= hw[0] / frame_hw[0]
+        return out
+
+    return fn
+
+
+def _by_compact(kp: np.ndarray | None, ids: np.ndarray) -> np.ndarray | None:
+    """Rows of ``kp`` (L, 17, 3) for the compact labels 1..k of original ids ``ids`` (zeros where it has none)."""
+    if kp is None:
+        return None
+    out = np.zeros((len(ids), 17, 3), np.float32)
+    have = (ids >= 1) & (ids <= kp.shape[0])
+    out[have] = kp[ids[have] - 1]
+    return out
+
+
 def _compact(mask: np.ndarray, max_subjects: int) -> tuple[np.ndarray, np.ndarray]:
     """Relabel the ids present in ``mask`` to 1..k (k <= max_subjects); returns (compact mask, original ids)."""
     ids, counts = np.unique(mask[mask > 0], return_counts=True)
@@ -260,11 +418,95 @@ def _compact(mask: np.ndarray, max_subjects: int) -> tuple[np.ndarray, np.ndarra
     return lut[mask], ids
 
 
+def resolve_camera(camera: str | CameraConfig | None) -> CameraConfig | None:
+    """``camera`` -> the estimation settings, or None when compensation is off.
+
+    ``"homography"`` (default, also None) and ``"affine"`` pick the fitted model; ``"off"`` turns compensation off;
+    a :class:`~hmore.flow.camera.CameraConfig` is used as it is.
+    """
+    if camera is None:
+        camera = DEFAULT_CAMERA
+    if isinstance(camera, CameraConfig):
+        return camera
+    if camera not in CAMERA_MODES:
+        raise UsageError(f"camera must be one of {', '.join(CAMERA_MODES)}, got {camera!r}")
+    return None if camera == "off" else CameraConfig(model=camera)
+
+
+@torch.inference_mode()
+def pair_flow(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray,
+              num_subjects: int, *, camera: CameraConfig | None, iters: int | None = None,
+              device: torch.device | None = None, subject: str = "psi", kp_t: np.ndarray | None = None,
+              kp_t1: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, CameraMotion]:
+    """The representation of one pair with compact label masks (see the module docstring).
+
+    Args:
+        net: the flow model (eval mode).
+        frame_t, frame_t1: (H, W, 3) uint8 RGB.
+        labels: (H, W) int labels 0..num_subjects of frame t (compact: 1..k).
+        num_subjects: k.
+        camera: camera estimation settings, or None for no compensation.
+        iters: refinement iterations (None: the model's).
+        device: where the network runs (default: its parameters' device).
+        subject: where v_s comes from: ``psi``, ``median`` or ``pose`` (:mod:`hmore.flow.subject`).
+        kp_t, kp_t1: (k, 17, 3) keypoints of labels 1..k at t and t+1 (for ``pose``), or None.
+
+    Returns:
+        ``(world (2, H, W), local (2, H, W), v_s (k, 2), camera motion)``, float32 numpy.
+    """
+    world, local, velocity, motion = _network_pair(net, frame_t, frame_t1, labels, num_subjects, camera=camera,
+                                                   iters=iters, device=device)
+    if subject == "psi" and local is not None:
+        return world, local, velocity, motion
+    from hmore.flow.subject import subject_motion
+    from hmore.metrics.flow import local_from_world
+
+    w = world.transpose(1, 2, 0)  # (H, W, 2)
+    velocity = subject_motion(subject, w, labels, velocity, kp_t, kp_t1,
+                              None if motion.is_identity else motion.homography)
+    return world, local_from_world(w, labels, velocity).transpose(2, 0, 1), velocity, motion
+
+
+def _network_pair(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray,
+                  num_subjects: int, *, camera: CameraConfig | None, iters: int | None,
+                  device: torch.device | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, CameraMotion]:
+    """World flow, the model's local flow (None when the pair was stabilised: it is then not relative to the
+    scene), Psi's v_s and the camera motion of one pair (:func:`pair_flow` without the choice of v_s)."""
+    from hmore.models.flow.init import dis_flow
+
+    dev = device or next(net.parameters()).device
+    img1 = torch.from_numpy(frame_t).to(dev).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
+    mask_t = torch.from_numpy(labels).to(dev)[None]
+    if camera is None:
+        out = net(img1, torch.from_numpy(frame_t1).to(dev).permute(2, 0, 1)[None], masks=mask_t,
+                  num_subjects=num_subjects, iters=iters, all_iterations=False)
+        return (out.world[0].float().cpu().numpy(), out.local[0].float().cpu().numpy(),
+                out.subject_velocity[0].float().cpu().numpy(), CameraMotion(reason="compensation off"))
+    img2 = torch.from_numpy(frame_t1).to(dev).permute(2, 0, 1)[None]
+    dis = dis_flow(img1, img2)  # (1, 2, H, W): the camera fit's input and the model's own start
+    grey = cv2.cvtColor(np.ascontiguousarray(frame_t), cv2.COLOR_RGB2GRAY)
+    motion = estimate_camera(dis[0].cpu().numpy().transpose(1, 2, 0), labels > 0, grey, camera)
+    init = dis if getattr(getattr(net, "config", None), "init", None) == "dis" else None
+    if not motion.is_identity:
+        img2 = torch.from_numpy(np.ascontiguousarray(stabilise(frame_t1, motion))).to(dev).permute(2, 0, 1)[None]
+        if init is not None:
+            moved = to_stabilised(dis[0].cpu().numpy().transpose(1, 2, 0), motion)  # (H, W, 2)
+            init = torch.from_numpy(np.ascontiguousarray(moved.transpose(2, 0, 1)))[None].to(dev)
+    out = net(img1, img2, masks=mask_t, num_subjects=num_subjects, iters=iters, flow_init=init, all_iterations=False)
+    velocity = out.subject_velocity[0].float().cpu().numpy()
+    if motion.is_identity:
+        return out.world[0].float().cpu().numpy(), out.local[0].float().cpu().numpy(), velocity, motion
+    world = scene_flow(out.world[0].float().cpu().numpy().transpose(1, 2, 0), motion)  # (H, W, 2)
+    return world.transpose(2, 0, 1), None, velocity, motion
+
+
 @torch.inference_mode()
 def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MODEL, size: int | None = None,
               device: str | torch.device = "auto", stride: int = 1, masks: Any = None,
               weights: str | Path | None = None, iters: int | None = None, progress: bool | None = None,
-              info: dict[str, Any] | None = None) -> Iterator[FlowPair]:
+              info: dict[str, Any] | None = None, camera: str | CameraConfig | None = DEFAULT_CAMERA,
+              subject_motion: str = DEFAULT_SUBJECT_MOTION, keypoints: np.ndarray | None = None
+              ) -> Iterator[FlowPair]:
     """Stream the H-MoRe representation of a video pair by pair (see the module docstring for ``masks``).
 
     Args:
@@ -278,7 +520,14 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         weights: a ``.safetensors`` file for ``model`` (default: the shipped weights, else random with a warning).
         iters: refinement iterations (default: the model's).
         progress: show a progress bar (None: only when stderr is a terminal).
-        info: if given, filled with ``model``, ``weights``, ``mask_source``, ``num_subjects``.
+        info: if given, filled with ``model``, ``weights``, ``mask_source``, ``num_subjects``, ``camera``.
+        camera: camera compensation: ``"homography"`` (default), ``"affine"``, ``"off"`` or a
+            :class:`~hmore.flow.camera.CameraConfig`.
+        subject_motion: v_s of the local flow: ``"pose"`` (default: the pelvis of the pose track, where the masks
+            come with a pose: priors, a priors.npz, a generated clip or ``keypoints``; else the median), ``"median"``
+            or ``"psi"`` (:mod:`hmore.flow.subject`).
+        keypoints: (T, L, 17, 3) COCO-17 keypoints for mask labels 1..L in the pixels of the given frames (with
+            ``masks`` given as an array), for ``subject_motion="pose"``.
 
     Yields:
         :class:`FlowPair` per frame pair.
@@ -287,6 +536,14 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         raise UsageError(f"stride must be >= 1, got {stride}")
     if size is not None and size < 16:
         raise UsageError(f"size must be >= 16 pixels, got {size}")
+    if iters is not None and iters < 1:
+        raise UsageError(f"iters must be >= 1, got {iters}")
+    camera_cfg = resolve_camera(camera)
+    from hmore.flow.subject import SUBJECT_MODES
+
+    if subject_motion not in SUBJECT_MODES:
+        raise UsageError(f"subject_motion must be one of {', '.join(SUBJECT_MODES)}, got {subject_motion!r}")
+    pose: dict[str, PoseFn] = {}
     from_clip = _is_clip(video_or_frames)
     if from_clip:
         from hmore.synth.clip import load_clip
@@ -294,9 +551,15 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         clip = load_clip(video_or_frames)
         video_or_frames = clip.frames
         if masks is None or (isinstance(masks, str) and masks == "auto"):
-            masks = clip.masks  # a generated clip carries exact subject masks
+            masks = clip.masks  # a generated clip carries exact subject masks and keypoints
+            pose["fn"] = _pose_from_array(clip.kp2d, clip.size)
         else:
             from_clip = False
+    if keypoints is not None:
+        first = np.asarray(video_or_frames[0]) if not isinstance(video_or_frames, (str, Path)) else None
+        if first is None:
+            raise UsageError("keypoints can be given with frames in memory only (videos get theirs from the priors)")
+        pose["fn"] = _pose_from_array(keypoints, first.shape[:2])
     dev = resolve_device(device)
     if isinstance(model, str):
         name = model
@@ -304,15 +567,25 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
     else:
         name, net, weights_desc = type(model).__name__, model.to(dev).eval(), "given"
     max_subjects = int(getattr(getattr(net, "config", None), "max_subjects", 16))
-    mask_fn, mask_source, num_subjects = resolve_masks(masks, video_or_frames, stride=stride, size=size)
+    if isinstance(video_or_frames, (str, Path)):  # checked before the masks' priors pass reads the whole video
+        from hmore.io.video import probe_video, resized_size
+
+        info_v = probe_video(video_or_frames)
+        check_frame_size(*resized_size(info_v.width, info_v.height, DEFAULT_MAX_SIDE if size is None else size))
+    mask_fn, mask_source, num_subjects = resolve_masks(masks, video_or_frames, stride=stride, size=size,
+                                                       pose=pose if subject_motion == "pose" else None)
+    pose_fn = pose.get("fn")
     mask_source = "clip" if from_clip else mask_source
     if info is not None:
-        info.update(model=name, weights=weights_desc, mask_source=mask_source, num_subjects=num_subjects)
+        info.update(model=name, weights=weights_desc, mask_source=mask_source, num_subjects=num_subjects,
+                    camera="off" if camera_cfg is None else camera_cfg.model,
+                    subject_motion=subject_motion if subject_motion != "pose" or pose_fn else "median (no pose)")
     show = sys.stderr.isatty() if progress is None else progress
     frames = _frames(video_or_frames, size=size, stride=stride)
     prev = None
     for t, frame in enumerate(tqdm(frames, disable=not show, desc="flow", unit="frame")):
         if prev is None:
+            check_frame_size(frame.shape[1], frame.shape[0])
             prev = frame
             continue
         if frame.shape != prev.shape:
@@ -321,22 +594,24 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         hw = prev.shape[:2]
         labels = mask_fn(t - 1, hw)
         compact, ids = _compact(labels, max_subjects)
-        img1 = torch.from_numpy(prev).to(dev).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
-        img2 = torch.from_numpy(frame).to(dev).permute(2, 0, 1)[None]
-        out = net(img1, img2, masks=torch.from_numpy(compact).to(dev)[None], num_subjects=len(ids), iters=iters,
-                  all_iterations=False)
+        kp = (None, None) if pose_fn is None else (pose_fn(t - 1, hw), pose_fn(t, hw))
+        world, local, v, motion = pair_flow(net, prev, frame, compact, len(ids), camera=camera_cfg, iters=iters,
+                                            device=dev, subject=subject_motion, kp_t=_by_compact(kp[0], ids),
+                                            kp_t1=_by_compact(kp[1], ids))
         velocity = np.zeros((num_subjects, 2), np.float32)
-        v = out.subject_velocity[0].float().cpu().numpy()  # (k, 2) for the compact ids
         in_range = ids <= num_subjects
-        velocity[ids[in_range] - 1] = v[in_range]
-        yield FlowPair(index=t - 1, frame=prev, world=out.world[0].float().cpu().numpy(),
-                       local=out.local[0].float().cpu().numpy(), subject_velocity=velocity, mask=labels)
+        velocity[ids[in_range] - 1] = v[in_range]  # v: (k, 2) for the compact ids
+        cam = None if motion.is_identity else motion.flow(hw).transpose(2, 0, 1)
+        yield FlowPair(index=t - 1, frame=prev, world=world, local=local, subject_velocity=velocity, mask=labels,
+                       camera=cam, camera_motion=motion)
         prev = frame
 
 
 def flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MODEL, size: int | None = None,
          device: str | torch.device = "auto", stride: int = 1, masks: Any = None, weights: str | Path | None = None,
-         iters: int | None = None, progress: bool | None = None) -> FlowRepresentation:
+         iters: int | None = None, progress: bool | None = None,
+         camera: str | CameraConfig | None = DEFAULT_CAMERA, subject_motion: str = DEFAULT_SUBJECT_MOTION,
+         keypoints: np.ndarray | None = None) -> FlowRepresentation:
     """The H-MoRe representation of a whole clip, in memory (computation streams; see :func:`iter_flow`).
 
     Returns:
@@ -345,12 +620,16 @@ def flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MODEL, 
     info: dict[str, Any] = {}
     fps = source_fps(video_or_frames, stride)
     pairs = list(iter_flow(video_or_frames, model=model, size=size, device=device, stride=stride, masks=masks,
-                           weights=weights, iters=iters, progress=progress, info=info))
+                           weights=weights, iters=iters, progress=progress, info=info, camera=camera,
+                           subject_motion=subject_motion, keypoints=keypoints))
     if not pairs:
         raise InputError("fewer than 2 frames selected: no frame pair to compute flow on")
     return FlowRepresentation(
         world=np.stack([p.world for p in pairs]), local=np.stack([p.local for p in pairs]),
         subject_velocity=np.stack([p.subject_velocity for p in pairs]), masks=np.stack([p.mask for p in pairs]),
+        camera=np.stack([p.camera_field() for p in pairs]),
+        camera_homography=np.stack([p.camera_motion.homography for p in pairs]),
+        camera_note=[p.camera_motion.reason for p in pairs],
         fps=fps, model=info["model"], weights=info["weights"], mask_source=info["mask_source"],
     )
 
@@ -428,10 +707,28 @@ class StreamingNpzWriter:
         self._files.clear()
 
 
+def append_pair(writer: StreamingNpzWriter, pair: FlowPair, dtype: str, notes: list[str]) -> None:
+    """Append one pair's arrays to a ``flow.npz`` writer (see :func:`write_flow_npz`); its camera note to ``notes``."""
+    writer.append("world", pair.world.astype(dtype))
+    writer.append("local", pair.local.astype(dtype))
+    writer.append("subject_velocity", pair.subject_velocity.astype(np.float32))
+    writer.append("masks", pair.mask.astype(np.uint8))
+    writer.append("camera", pair.camera_field().astype(dtype))
+    writer.append("camera_homography", np.asarray(pair.camera_motion.homography, np.float64))
+    notes.append(pair.camera_motion.reason)
+
+
+def camera_notes_array(notes: list[str]) -> np.ndarray:
+    """The ``camera_note`` entry of ``flow.npz``: (T-1,) unicode, "" where the camera motion was fitted."""
+    return np.array(notes, dtype=f"<U{max([1, *map(len, notes)])}")
+
+
 def write_flow_npz(path: str | Path, pairs: Iterator[FlowPair], *, dtype: str = "float32",
                    meta: dict[str, Any] | None = None, on_pair: Callable[[FlowPair], None] | None = None) -> int:
-    """Stream ``pairs`` into ``path`` (``world``, ``local`` (T-1, 2, H, W) ``dtype``; ``subject_velocity``
-    (T-1, P, 2); ``masks`` (T-1, H, W) uint8; plus ``meta`` entries as 0-d arrays). Returns the number of pairs.
+    """Stream ``pairs`` into ``path`` (``world``, ``local``, ``camera`` (T-1, 2, H, W) ``dtype``;
+    ``subject_velocity`` (T-1, P, 2); ``masks`` (T-1, H, W) uint8; ``camera_homography`` (T-1, 3, 3);
+    ``camera_note`` (T-1,) str, "" where the camera motion was fitted, else why not; plus ``meta`` entries as 0-d
+    arrays). Returns the number of pairs.
 
     ``on_pair`` is called with every pair after it is written (e.g. to feed a preview writer).
     """
@@ -439,12 +736,10 @@ def write_flow_npz(path: str | Path, pairs: Iterator[FlowPair], *, dtype: str = 
         raise UsageError(f"dtype must be float16 or float32, got {dtype!r}")
     writer = StreamingNpzWriter(path)
     n = 0
+    notes: list[str] = []
     try:
         for pair in pairs:
-            writer.append("world", pair.world.astype(dtype))
-            writer.append("local", pair.local.astype(dtype))
-            writer.append("subject_velocity", pair.subject_velocity.astype(np.float32))
-            writer.append("masks", pair.mask.astype(np.uint8))
+            append_pair(writer, pair, dtype, notes)
             n += 1
             if on_pair is not None:
                 on_pair(pair)
@@ -454,9 +749,10 @@ def write_flow_npz(path: str | Path, pairs: Iterator[FlowPair], *, dtype: str = 
     if n == 0:
         writer.discard()
         raise InputError("fewer than 2 frames selected: no frame pair to compute flow on")
-    writer.close(**{k: np.asarray(v) for k, v in (meta or {}).items()})
+    writer.close(camera_note=camera_notes_array(notes), **{k: np.asarray(v) for k, v in (meta or {}).items()})
     return n
 
 
-__all__ = ["FlowPair", "FlowRepresentation", "flow", "iter_flow", "load_flow_model", "resolve_device",
-           "resolve_masks", "source_fps", "write_flow_npz", "StreamingNpzWriter"]
+__all__ = ["CAMERA_MODES", "FlowPair", "FlowRepresentation", "StreamingNpzWriter", "append_pair", "camera_notes_array",
+           "flow", "iter_flow", "load_flow_model", "pair_flow", "resolve_camera", "resolve_device", "resolve_masks",
+           "source_fps", "write_flow_npz"]

@@ -4,8 +4,10 @@ file that looks whole."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from hmore.errors import UsageError
 
 
 @contextlib.contextmanager
@@ -35,6 +39,55 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def check_output_dir(path: str | Path, *, option: str = "-o") -> Path:
+    """Check, before any work, that the folder ``path`` can be an output folder; nothing is created.
+
+    Raises:
+        UsageError: ``path`` (or a folder above it) is an existing file, or the nearest existing folder above it is
+            not writable; the message names the path and the ``option`` it came from.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path}: is an existing file, not a folder")
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UsageError(f"{option} {path}: {probe} is a file, not a folder")
+    if probe.is_dir() and not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: cannot write in {probe} (permission denied)")
+    return path
+
+
+LOW_SPACE = 1 << 20  # bytes: a write that fails with less than this free failed for want of space
+
+
+def as_disk_full(path: str | Path, exc: BaseException) -> OSError | None:
+    """``OSError`` naming ``path`` when a writer that reports failures in its own way (torch.save's ``RuntimeError``,
+    safetensors' ``SafetensorError``) failed for want of room: ``ENOSPC`` on a full device, ``EFBIG`` when the
+    process runs under a file-size limit (``ulimit -f``); else None."""
+    folder = Path(path).parent
+    try:
+        free = shutil.disk_usage(folder if folder.exists() else Path.cwd()).free
+    except OSError:
+        return None
+    code = errno.ENOSPC if free < LOW_SPACE else None
+    if code is None:
+        try:
+            import resource
+        except ImportError:  # pragma: no cover - not on POSIX
+            return None
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        code = errno.EFBIG
+    full = OSError(code, os.strerror(code), str(path))
+    full.__cause__ = exc
+    return full
 
 
 def _umask() -> int:

@@ -8,7 +8,7 @@ Formats (picked from the path and content by :func:`read_keypoints`):
   Halpe-26/136 and COCO-WholeBody-133 keep their first 17 (COCO) joints.
 - OpenPose JSON folder (``*_keypoints.json`` per frame) or one such file: BODY_25 and COCO-18 map to COCO-17.
 - pyskl pickles: ``{"split", "annotations": [...]}``, a list of annotations or one annotation dict with
-  ``keypoint (M, T, V, 2|3)`` and ``keypoint_score (M, T, V)``; read with a restricted unpickler (numpy only).
+  ``keypoint (M, T, V, 2|3)`` and ``keypoint_score (M, T, V)``; read with :mod:`hmore.io.safe_pickle` (cannot run code).
 - hmore ``priors.npz`` (``kp2d (T, P, 17, 3)``, ``track_ids``, ...), or any ``.npz``/``.npy`` holding ``(T, 17, 3)``
   or ``(T, P, 17, 3)``.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 import re
 import zipfile
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from hmore.errors import InputError
+from hmore.io.safe_pickle import load_pickle_safely
 from hmore.io.video import natural_key
 from hmore.skeleton import BLAZEPOSE33, convert
 
@@ -120,13 +120,30 @@ def to_coco17(kp: np.ndarray, *, layout: str | None = None, where: str = "keypoi
     return kp[..., list(index), :].copy()
 
 
+MAX_COORDINATE = 1e6  # pixels: larger keypoint coordinates are not image positions (and overflow float32 maths)
+
+
+def check_coordinates(xy: np.ndarray, where: str) -> None:
+    """:class:`InputError` unless every keypoint coordinate is finite and within ``MAX_COORDINATE`` pixels."""
+    xy = np.asarray(xy)
+    if not np.isfinite(xy).all():
+        raise InputError(f"{where}: keypoints contain NaN or inf")
+    largest = float(np.abs(xy).max()) if xy.size else 0.0
+    if largest > MAX_COORDINATE:
+        raise InputError(f"{where}: keypoint coordinates reach {largest:.3g}, beyond {MAX_COORDINATE:.0e} pixels: "
+                         "these are not pixel positions")
+
+
 def _flat_to_joints(values: Any, where: str) -> np.ndarray:
-    arr = np.asarray(values, np.float64).ravel()
+    try:
+        arr = np.asarray(values, np.float64).ravel()
+    except (ValueError, TypeError):
+        raise InputError(f"{where}: keypoints must be a flat list of numbers (x, y, score per joint)") from None
     if arr.size % 3:
         raise InputError(f"{where}: {arr.size} keypoint values is not a multiple of 3 (x, y, score per joint)")
-    if not np.isfinite(arr).all():
-        raise InputError(f"{where}: keypoints contain NaN or inf")
-    return arr.reshape(-1, 3)
+    joints = arr.reshape(-1, 3)
+    check_coordinates(joints, where)
+    return joints
 
 
 def _frame_number(image_id: Any) -> int | None:
@@ -212,11 +229,20 @@ def _load_json(path: Path) -> Any:
         raise InputError(f"{path}: not valid JSON ({exc})") from None
 
 
-def _read_result_list(path: Path, data: list, *, layout: str | None, track: bool) -> KeypointSequence:
+def _read_result_list(path: Path, data: list, *, layout: str | None, track: bool,
+                      clip: int | str | None = None) -> KeypointSequence:
     """COCO results or AlphaPose: a list of per-person dicts."""
     for k, d in enumerate(data):
         if not isinstance(d, dict) or "keypoints" not in d or "image_id" not in d:
             raise InputError(f"{path}: entry {k} is not a detection with 'image_id' and 'keypoints'")
+        if not isinstance(d["image_id"], (int, str)) or isinstance(d["image_id"], bool):
+            raise InputError(f"{path}: entry {k}: image_id must be a number or a string, got "
+                             f"{type(d['image_id']).__name__} {d['image_id']!r}"[:200])
+    videos = [_video_of(d["image_id"]) for d in data]
+    if len(set(videos)) > 1:
+        names = list(dict.fromkeys(videos))
+        chosen = names[_choose(names, clip, path, "video")]
+        data = [d for d, v in zip(data, videos) if v == chosen]
     is_alphapose = any("box" in d or "idx" in d for d in data) or any(isinstance(d["image_id"], str) for d in data)
     slots, frame_index = _frame_slots([d["image_id"] for d in data])
     per_frame: list[list[tuple[np.ndarray, int | None]]] = [[] for _ in frame_index]
@@ -230,11 +256,24 @@ def _read_result_list(path: Path, data: list, *, layout: str | None, track: bool
                      image_size=None, fps=None, source="alphapose" if is_alphapose else "coco_results", path=path)
 
 
-def _read_coco_gt(path: Path, data: dict, *, layout: str | None, track: bool) -> KeypointSequence:
+def _read_coco_gt(path: Path, data: dict, *, layout: str | None, track: bool,
+                  clip: int | str | None = None) -> KeypointSequence:
     images = data.get("images")
     anns = data.get("annotations")
     if not isinstance(images, list) or not isinstance(anns, list):
         raise InputError(f"{path}: a COCO annotation file needs 'images' and 'annotations' lists")
+    for k, img in enumerate(images):
+        if not isinstance(img, dict) or not isinstance(img.get("id"), (int, str)) or isinstance(img["id"], bool):
+            raise InputError(f"{path}: image {k} needs an 'id' that is a number or a string")
+    if not all(isinstance(a, dict) for a in anns):
+        raise InputError(f"{path}: every annotation must be an object")
+    videos = [str(img["vid_id"]) if "vid_id" in img else _video_of(img.get("file_name", "")) for img in images]
+    if len(set(videos)) > 1:  # PoseTrack: one file, several videos: take the one asked for
+        names = list(dict.fromkeys(videos))
+        chosen = names[_choose(names, clip, path, "video")]
+        images = [img for img, v in zip(images, videos) if v == chosen]
+        keep = {img["id"] for img in images}
+        anns = [a for a in anns if a.get("image_id") in keep or not isinstance(a.get("image_id"), (int, str))]
     by_id = {img["id"]: img for img in images}
     order = sorted(by_id, key=lambda i: natural_key(str(by_id[i].get("file_name", i))))
     slot = {img_id: t for t, img_id in enumerate(order)}
@@ -242,7 +281,7 @@ def _read_coco_gt(path: Path, data: dict, *, layout: str | None, track: bool) ->
     for k, a in enumerate(anns):
         if "keypoints" not in a:
             continue
-        if a.get("image_id") not in slot:
+        if not isinstance(a.get("image_id"), (int, str)) or a.get("image_id") not in slot:
             raise InputError(f"{path}: annotation {k} refers to unknown image id {a.get('image_id')!r}")
         if a.get("num_keypoints", 1) == 0:
             continue
@@ -253,7 +292,15 @@ def _read_coco_gt(path: Path, data: dict, *, layout: str | None, track: bool) ->
         tid = a.get("track_id")
         per_frame[slot[a["image_id"]]].append((kp, int(tid) if tid is not None else None))
     first = by_id[order[0]] if order else {}
-    size = (int(first["width"]), int(first["height"])) if "width" in first and "height" in first else None
+    size = None
+    if "width" in first and "height" in first:
+        try:
+            size = (int(first["width"]), int(first["height"]))
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: image width and height must be numbers, got {first['width']!r} and "
+                             f"{first['height']!r}") from None
+        if size[0] <= 0 or size[1] <= 0:
+            raise InputError(f"{path}: image size must be positive, got {size[0]}x{size[1]}")
     return _assemble(per_frame, frame_index=np.arange(len(order), dtype=np.int64), layout=layout, where=str(path),
                      track=track, image_size=size, fps=None, source="coco_annotations", path=path)
 
@@ -290,33 +337,6 @@ def _read_openpose(path: Path, *, layout: str | None, track: bool) -> KeypointSe
                      image_size=None, fps=None, source="openpose", path=path)
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles builtins and numpy arrays only: a keypoint pickle cannot run code."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
-        ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "slice"), ("builtins", "complex"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self._ALLOWED or (module == "numpy" and name.endswith("Dtype")) or (
-            module.startswith("numpy.dtypes")
-        ):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a keypoint pickle")
-
-
-def load_pickle_safely(path: Path) -> object:
-    """Unpickle ``path`` allowing only plain containers and numpy arrays (never arbitrary code)."""
-    try:
-        with path.open("rb") as fh:
-            return _NumpyOnlyUnpickler(fh).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
-        raise InputError(f"{path}: not a readable pyskl pickle ({exc})") from None
-
-
 def pyskl_keypoints(annotation: dict, where: str, *, joints: int | None = None) -> np.ndarray:
     """An annotation's ``keypoint`` (M, T, V, 2|3) with ``keypoint_score`` joined -> (M, T, V, 3) float32, checked.
 
@@ -332,8 +352,11 @@ def pyskl_keypoints(annotation: dict, where: str, *, joints: int | None = None) 
         if score.shape != kp.shape[:3]:
             raise InputError(f"{where}: 'keypoint_score' is {score.shape}, expected {kp.shape[:3]}")
         kp = np.concatenate([kp, score[..., None]], axis=-1)
-    if not np.isfinite(kp).all():
-        raise InputError(f"{where}: keypoints contain NaN or inf")
+    if kp.shape[1] == 0:
+        raise InputError(f"{where}: no frames (keypoint shape {kp.shape})")
+    check_coordinates(kp[..., :2], where)
+    if not np.isfinite(kp[..., 2]).all():
+        raise InputError(f"{where}: keypoint scores contain NaN or inf")
     return kp
 
 
@@ -352,20 +375,25 @@ def _pyskl_annotations(path: Path) -> list[dict]:
     return anns
 
 
-def read_pyskl(path: str | Path, *, layout: str | None = None) -> list[KeypointSequence]:
-    """Every clip of a pyskl pickle (``keypoint (M, T, V, 2|3)``, ``keypoint_score (M, T, V)``, ``img_shape``)."""
+def read_pyskl(path: str | Path, *, layout: str | None = None,
+               annotations: list[dict] | None = None) -> list[KeypointSequence]:
+    """Every clip of a pyskl pickle (``keypoint (M, T, V, 2|3)``, ``keypoint_score (M, T, V)``, ``img_shape``), or
+    of ``annotations`` already read from it."""
     path = Path(path)
-    if not path.is_file():
+    if annotations is None and not path.is_file():
         raise InputError(f"no such file: {path}")
     out = []
-    for k, a in enumerate(_pyskl_annotations(path)):
+    for k, a in enumerate(_pyskl_annotations(path) if annotations is None else annotations):
         where = f"{path} clip {a.get('frame_dir', k)}"
         kp = pyskl_keypoints(a, where)
         coco = to_coco17(kp, layout=layout, where=where).transpose(1, 0, 2, 3)  # (M, T, 17, 3) -> (T, M, 17, 3)
         valid = (coco[..., 2] > 0).any(-1) | (np.abs(coco[..., :2]).sum((-1, -2)) > 0)  # (T, M)
         coco[~valid] = 0
         shape = a.get("img_shape") or a.get("original_shape")
-        size = (int(shape[1]), int(shape[0])) if shape is not None and len(shape) >= 2 else None  # (h, w) -> (w, h)
+        try:
+            size = (int(shape[1]), int(shape[0])) if shape is not None and len(shape) >= 2 else None  # (h, w) -> (w, h)
+        except (TypeError, ValueError):
+            raise InputError(f"{where}: 'img_shape' must be (h, w) integers, got {shape!r}"[:300]) from None
         out.append(KeypointSequence(kp2d=coco, valid=valid, track_ids=np.arange(coco.shape[1], dtype=np.int64),
                                     frame_index=np.arange(coco.shape[0], dtype=np.int64), image_size=size, fps=None,
                                     source="pyskl", path=path, interpolated=np.zeros_like(valid)))
@@ -389,8 +417,9 @@ def _read_npz(path: Path, *, layout: str | None) -> KeypointSequence:
         kp = kp[:, None]  # (T, J, 3) -> (T, 1, J, 3)
     if kp.ndim != 4 or kp.shape[-1] != 3:
         raise InputError(f"{path}: '{key}' must be (T, P, J, 3) or (T, J, 3) with x, y, score; got {kp.shape}")
-    if not np.isfinite(kp).all():
-        raise InputError(f"{path}: keypoints contain NaN or inf")
+    check_coordinates(kp[..., :2], str(path))
+    if not np.isfinite(kp[..., 2]).all():
+        raise InputError(f"{path}: keypoint scores contain NaN or inf")
     kp = to_coco17(kp, layout=layout, where=str(path))
     T, P = kp.shape[:2]
     valid = arrays["valid"].astype(bool) if "valid" in arrays else (kp[..., 2] > 0).any(-1)
@@ -418,34 +447,56 @@ def read_keypoints(
         layout: the file's joint layout (``coco17``, ``coco18``, ``body25``, ``halpe26``, ``wholebody133``,
             ``halpe136``, ``blazepose33``); None guesses it from the joint count.
         track: give people without track ids in the file consistent ids with hmore's tracker.
-        clip: for a pyskl pickle with several clips, its index or ``frame_dir`` name.
+        clip: which clip of a pyskl pickle with several clips (its index or ``frame_dir`` name), or which video
+            of a file with several (PoseTrack's ``vid_id``, or the folder of ``file_name`` / a string ``image_id``).
 
     Returns:
         A :class:`KeypointSequence`.
 
     Raises:
-        InputError: missing or malformed file, unknown format, wrong joint count for the layout.
+        InputError: missing or malformed file, unknown format, wrong joint count for the layout, no frames, several
+            clips or videos and ``clip`` does not choose one.
     """
-    path = Path(path)
+    seq = _read_any(Path(path), layout=layout, track=track, clip=clip)
+    if seq.num_frames == 0:
+        raise InputError(f"{path}: no frames")
+    return seq
+
+
+def _video_of(name: Any) -> str:
+    """The video an image belongs to, from the folder part of its file name or string id ('' when none)."""
+    return str(Path(name).parent) if isinstance(name, str) and ("/" in name or "\\" in name) else ""
+
+
+def _choose(names: list[str], clip: int | str | None, path: Path, what: str) -> int:
+    """Index of the clip or video ``clip`` (a name, or an index as int or digits) among ``names``."""
+    shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+    if clip is None:
+        if len(names) == 1:
+            return 0
+        raise InputError(f"{path}: holds {len(names)} {what}s ({shown}); choose one by name or index "
+                         f"(hmore lift/classify --clip NAME)")
+    if isinstance(clip, str) and clip in names:
+        return names.index(clip)
+    if isinstance(clip, str) and clip.lstrip("-").isdigit():
+        clip = int(clip)
+    if isinstance(clip, int):
+        if not -len(names) <= clip < len(names):
+            raise InputError(f"{path}: {what} {clip} out of range (it holds {len(names)}: {shown})")
+        return clip % len(names)
+    raise InputError(f"{path}: no {what} named {clip!r} (it holds {shown})")
+
+
+def _read_any(path: Path, *, layout: str | None, track: bool, clip: int | str | None) -> KeypointSequence:
     if not path.exists():
         raise InputError(f"no such file or folder: {path}")
     suffix = path.suffix.lower()
     if path.is_dir():
         return _read_openpose(path, layout=layout, track=track)
     if suffix in (".pkl", ".pickle"):
-        clips = read_pyskl(path, layout=layout)
-        if clip is None:
-            if len(clips) != 1:
-                raise InputError(f"{path}: holds {len(clips)} clips; choose one with clip=<index or frame_dir>")
-            return clips[0]
-        if isinstance(clip, int):
-            if not -len(clips) <= clip < len(clips):
-                raise InputError(f"{path}: clip {clip} out of range (it holds {len(clips)})")
-            return clips[clip]
-        names = [str(a.get("frame_dir")) for a in _pyskl_annotations(path)]
-        if clip not in names:
-            raise InputError(f"{path}: no clip named {clip!r}")
-        return clips[names.index(clip)]
+        anns = _pyskl_annotations(path)
+        names = [str(a.get("frame_dir", k)) for k, a in enumerate(anns)]
+        return read_pyskl(path, layout=layout, annotations=[anns[_choose(names, clip, path, "clip")]])[0]
     if suffix in (".npz", ".npy"):
         return _read_npz(path, layout=layout)
     if suffix == ".json":
@@ -455,9 +506,9 @@ def read_keypoints(
         if isinstance(data, list):
             if not data:
                 raise InputError(f"{path}: no detections (empty list)")
-            return _read_result_list(path, data, layout=layout, track=track)
+            return _read_result_list(path, data, layout=layout, track=track, clip=clip)
         if isinstance(data, dict) and "annotations" in data and "images" in data:
-            return _read_coco_gt(path, data, layout=layout, track=track)
+            return _read_coco_gt(path, data, layout=layout, track=track, clip=clip)
         if isinstance(data, dict) and "people" in data:
             return _read_openpose(path, layout=layout, track=track)
         raise InputError(f"{path}: not a COCO, AlphaPose or OpenPose keypoint JSON")

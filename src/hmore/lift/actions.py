@@ -3,7 +3,7 @@
 pyskl format (docs/motionbert.md): ``{"split": {name: [frame_dir, ...]}, "annotations": [{"frame_dir", "label",
 "img_shape": (h, w), "total_frames", "keypoint": (M, T, 17, 2), "keypoint_score": (M, T, 17)}]}`` with COCO-17
 keypoints in pixels. hmore adds an optional top-level ``"classes"`` list of label names (pyskl ignores it).
-Pickles are read with hmore's numpy-only unpickler (``hmore.io.keypoints``), so a file cannot run code.
+Pickles are read with :mod:`hmore.io.safe_pickle`, so a file cannot run code.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ class ActionDataset:
 
 def read_action_pickle(path: str | Path) -> ActionDataset:
     """Read a pyskl action pickle; :class:`InputError` for missing, unreadable or malformed files."""
-    from hmore.io.keypoints import load_pickle_safely, pyskl_keypoints
+    from hmore.io.keypoints import pyskl_keypoints
+    from hmore.io.safe_pickle import load_pickle_safely
 
     path = Path(path)
     if not path.is_file():
@@ -80,10 +81,14 @@ def read_action_pickle(path: str | Path) -> ActionDataset:
             raise InputError(f"{where}: needs 'keypoint' and 'label'")
         kp = pyskl_keypoints(a, where, joints=17)
         shape = a.get("img_shape")
-        if shape is None or len(shape) < 2:
-            raise InputError(f"{where}: needs 'img_shape' (h, w)")
-        clips.append(ActionClip(name=str(a.get("frame_dir", k)), label=int(a["label"]), kp2d=kp,
-                                width=int(shape[1]), height=int(shape[0])))
+        try:
+            label, height, width = int(a["label"]), int(shape[0]), int(shape[1])
+        except (TypeError, ValueError, IndexError, KeyError):
+            raise InputError(f"{where}: needs an integer 'label' and 'img_shape' (h, w) of positive integers, got "
+                             f"{a.get('label')!r} and {shape!r}"[:300]) from None
+        if height <= 0 or width <= 0:
+            raise InputError(f"{where}: 'img_shape' must be positive, got {shape!r}")
+        clips.append(ActionClip(name=str(a.get("frame_dir", k)), label=label, kp2d=kp, width=width, height=height))
     split = {str(k): [str(n) for n in v] for k, v in (data.get("split") or {}).items()}
     n_cls = max((c.label for c in clips), default=-1) + 1
     classes = [str(c) for c in data.get("classes", [])] or [str(i) for i in range(n_cls)]

@@ -156,9 +156,22 @@ class PreparedInputs:
     notes: list[str]
 
 
+def read_clips_first(path: str | Path, *, size: tuple[int, int] | None = None,
+                     split: str | None = None) -> list[ActionClip] | None:
+    """The 2D clips of a pyskl pickle or keypoint file, read (and checked) before any model is loaded; None for an
+    NW-UCLA file or a video (read by :func:`prepare_inputs`)."""
+    from hmore.io.video import VIDEO_SUFFIXES
+
+    path = Path(path)
+    if not path.is_file() or path.suffix.lower() in VIDEO_SUFFIXES or is_nw_ucla_file(path):
+        return None
+    return read_action_pickle(path).subset(split) if split else read_action_clips(path, size=size)
+
+
 def prepare_inputs(am: ActionModel, path: str | Path, *, size: tuple[int, int] | None = None,
-                   split: str | None = None, lifter: str = "dstformer_cpu") -> PreparedInputs:
-    """What ``am`` needs from ``path`` (see the module doc)."""
+                   split: str | None = None, lifter: str = "dstformer_cpu",
+                   clips: list[ActionClip] | None = None) -> PreparedInputs:
+    """What ``am`` needs from ``path`` (see the module doc); ``clips``: the file's 2D clips when already read."""
     from hmore.train.tasks.action import clip_input, skeleton3d_input
 
     path = Path(path)
@@ -176,7 +189,8 @@ def prepare_inputs(am: ActionModel, path: str | Path, *, size: tuple[int, int] |
         return PreparedInputs(names=[n for n, _, _ in seqs], labels=[lab for _, lab, _ in seqs],
                               xs=[skeleton3d_input(camera_frame(to_h36m17(j))) for _, _, j in seqs], notes=notes)
     if am.input == "2d":
-        clips = read_action_pickle(path).subset(split) if split else read_action_clips(path, size=size)
+        if clips is None:
+            clips = read_action_pickle(path).subset(split) if split else read_action_clips(path, size=size)
         return PreparedInputs(names=[c.name for c in clips], labels=[c.label for c in clips],
                               xs=[clip_input(c, persons=am.persons) for c in clips], notes=[])
     if split:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from hmore.errors import UsageError
 from hmore.lift.data import ROOT, flip_pair, normalize_2d
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,25 @@ class LiftResult:
     fps: float
     width: int
     height: int
+
+
+def max_len_of(model: torch.nn.Module) -> int | None:
+    """The longest clip (frames) a motion model takes (its ``config.max_len``, or its backbone's), None if unlimited."""
+    for part in (model, getattr(model, "backbone", None)):
+        value = getattr(getattr(part, "config", None), "max_len", None)
+        if value is not None:
+            return int(value)
+    return None
+
+
+def check_clip_fits(model: torch.nn.Module, clip_len: int, *, name: str) -> None:
+    """:class:`ConfigError` when training clips of ``clip_len`` frames are longer than the model ``name`` takes."""
+    from hmore.errors import ConfigError
+
+    limit = max_len_of(model)
+    if limit is not None and clip_len > limit:
+        raise ConfigError(f"data.clip_len {clip_len} is longer than model {name}'s max_len of {limit} frames: "
+                          f"set data.clip_len <= {limit} or choose a model with a longer max_len")
 
 
 def blend_weights(length: int) -> np.ndarray:
@@ -164,6 +184,10 @@ def lift_tracks(model: torch.nn.Module, kp2d: np.ndarray, *, width: int, height:
         raise ValueError(f"lift_tracks expects (P, T, 17, 3) H36M-17 keypoints with scores, got {kp2d.shape}")
     if window is None:
         window = int(getattr(getattr(model, "config", None), "max_len", 81))
+    if focal is not None and not (math.isfinite(focal) and focal > 0):
+        raise UsageError(f"focal length must be a finite number of pixels > 0, got {focal}")
+    if not (math.isfinite(fps) and fps > 0) or width <= 0 or height <= 0:
+        raise UsageError(f"fps, width and height must be > 0, got {fps}, {width}, {height}")
     kp2d = np.where(np.isfinite(kp2d), kp2d, 0.0)
     p, t = kp2d.shape[:2]
     valid = kp2d[..., 2].max(axis=-1) > 0  # (P, T)

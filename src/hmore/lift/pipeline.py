@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -58,9 +60,12 @@ class Tracks2D:
 
 
 def load_lifter(*, weights: str | None = None, checkpoint: str | Path | None = None,
-                device: str = "cpu") -> torch.nn.Module:
+                device: str = "cpu", kinds: tuple[type, ...] | None = None, what: str | None = None) -> torch.nn.Module:
     """The lifter to use: shipped weights by name (default ``dstformer_cpu``), or a training run / checkpoint / weights
-    file exported by ``hmore train --export``."""
+    file exported by ``hmore train --export``.
+
+    ``kinds`` are the accepted model classes (default: the 2D-to-3D lifters), ``what`` names them in the error.
+    """
     if checkpoint is not None:
         from hmore.train.checkpoint import load_weights_into, read_metadata, resolve_checkpoint
         from hmore.weights import build_model_from_config
@@ -71,11 +76,25 @@ def load_lifter(*, weights: str | None = None, checkpoint: str | Path | None = N
         if not isinstance(cfg, dict):
             raise InputError(f"checkpoint {path} carries no model_config")
         model = build_model_from_config(cfg, source=str(path))
+        _check_kind(model, f"checkpoint {path}", kinds, what)
         load_weights_into(model, path)
         return model.to(device).eval()
     from hmore.weights import load_model
 
-    return load_model(weights or DEFAULT_WEIGHTS, device=device)
+    name = weights or DEFAULT_WEIGHTS
+    model = load_model(name, device=device)
+    _check_kind(model, f"weights {name!r}", kinds, what)
+    return model
+
+
+def _check_kind(model: torch.nn.Module, source: str, kinds: tuple[type, ...] | None, what: str | None) -> None:
+    if kinds is None:
+        from hmore.models.motion.baselines import MLPLifter, TCNLifter
+        from hmore.models.motion.dstformer import DSTformer
+
+        kinds, what = (DSTformer, MLPLifter, TCNLifter), "a 2D-to-3D lifter (DSTformer, MLP or TCN lifter)"
+    if not isinstance(model, kinds):
+        raise InputError(f"{source} hold a {type(model).__name__}, not {what or ' / '.join(k.__name__ for k in kinds)}")
 
 
 def read_tracks(path: str | Path, *, size: tuple[int, int] | None = None, fps: float | None = None,
@@ -95,18 +114,23 @@ def read_tracks(path: str | Path, *, size: tuple[int, int] | None = None, fps: f
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such file or folder: {path}")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise UsageError(f"fps must be a finite number > 0, got {fps}")
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return _tracks_from_video(path, backend=backend)
     kp3d = None
     if path.suffix.lower() == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            if "kp3d" in z.files and "kp2d" in z.files:  # a generated clip (hmore.synth.clip)
-                kp3d = np.asarray(z["kp3d"], np.float32).transpose(1, 0, 2, 3)  # (T, P, 17, 3) -> (P, T, 17, 3)
-                if size is None and "frames" in z.files:
-                    h, w = z["frames"].shape[1:3]
-                    size = (int(w), int(h))
-                if fps is None and "meta" in z.files:
-                    fps = _meta_fps(str(z["meta"]))
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "kp3d" in z.files and "kp2d" in z.files:  # a generated clip (hmore.synth.clip)
+                    kp3d = np.asarray(z["kp3d"], np.float32).transpose(1, 0, 2, 3)  # (T, P, 17, 3) -> (P, T, 17, 3)
+                    if size is None and "frames" in z.files:
+                        h, w = z["frames"].shape[1:3]
+                        size = (int(w), int(h))
+                    if fps is None and "meta" in z.files:
+                        fps = _meta_fps(str(z["meta"]))
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise InputError(f"{path}: not a readable numpy file ({str(exc).splitlines()[0]})") from None
     from hmore.io.keypoints import read_keypoints
 
     seq = read_keypoints(path, clip=clip)
@@ -124,6 +148,8 @@ def read_tracks(path: str | Path, *, size: tuple[int, int] | None = None, fps: f
         coco[..., 2] = 1.0
     kp = convert(coco, "coco17", "h36m17", has_score=True)  # (T, P, 17, 3)
     kp[~seq.valid] = 0.0
+    if seq.fps is None and fps is None:
+        log.warning("%s does not give the frame rate; assuming 30 fps (pass --fps)", path)
     return Tracks2D(kp2d=kp.transpose(1, 0, 2, 3).astype(np.float32), track_ids=seq.track_ids,
                     frame_index=seq.frame_index, width=int(img_size[0]), height=int(img_size[1]),
                     fps=float(seq.fps or fps or 30.0), source=seq.source if kp3d is None else "generated_clip",
@@ -152,8 +178,12 @@ def _tracks_from_video(path: Path, *, backend: str) -> Tracks2D:
         from hmore.priors.pose import create_estimator
     except ImportError as exc:
         raise UsageError(f"video input needs hmore.priors, which is not available ({exc})") from None
-    pri = extract_priors(path, estimator=create_estimator(backend))
-    kp = convert(pri.kp2d, "coco17", "h36m17", has_score=True)
+    return tracks_from_priors(extract_priors(path, estimator=create_estimator(backend)))
+
+
+def tracks_from_priors(pri: Any) -> Tracks2D:
+    """The H36M-17 2D tracks of :class:`hmore.priors.pipeline.Priors` (COCO-17 converted, undetected frames 0)."""
+    kp = convert(pri.kp2d, "coco17", "h36m17", has_score=True)  # (T, P, 17, 3)
     kp[~pri.valid] = 0.0
     return Tracks2D(kp2d=kp.transpose(1, 0, 2, 3).astype(np.float32), track_ids=pri.track_ids,
                     frame_index=pri.frame_index, width=int(pri.size[0]), height=int(pri.size[1]),
@@ -169,22 +199,56 @@ def save_pose3d(path: str | Path, result: LiftResult, tracks: Tracks2D, *, meta:
                            meta=json.dumps(meta, sort_keys=True))
 
 
+def skeleton3d_panel(result: LiftResult, frame: int, *, size: tuple[int, int], yaw_deg: float = 35.0,
+                     extent: float | None = None) -> np.ndarray:
+    """The 3D skeletons of one frame, turned by ``yaw_deg`` about the vertical axis, drawn orthographically on white
+    (people side by side, "interp" over people whose frame was interpolated).
+
+    Args:
+        result: the lifted tracks.
+        frame: frame index.
+        size: (height, width) of the panel in pixels.
+        yaw_deg: turn about the vertical (camera y) axis.
+        extent: half-size in metres that fills the panel (default: the largest |x|, |y| over the whole result, so
+            the scale does not jump between frames).
+    """
+    from hmore.report.draw import draw_skeleton, person_color
+
+    h, w = size
+    p = result.pose3d.shape[0]
+    turned = _turned(result, yaw_deg)  # (P, T, 17, 3)
+    if extent is None:
+        extent = max(float(np.nanmax(np.abs(turned[..., :2]))) if turned.size else 1.0, 0.5)
+    cell = w / max(1, p)
+    s3d = 0.45 * min(cell, h) / extent
+    out = np.full((h, w, 3), 255, np.uint8)
+    for i in range(p):
+        cx = (i + 0.5) * cell
+        xy = turned[i, frame, :, :2] * s3d + np.array([cx, h / 2])
+        pts = np.concatenate([xy, np.ones((17, 1))], axis=-1)
+        out = draw_skeleton(out, pts, layout=H36M17, colors=[person_color(i)], thickness=2)
+        if result.interpolated[i, frame]:
+            cv2.putText(out, "interp", (int(cx) - 20, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (200, 0, 0), 1)
+    return out
+
+
+def _turned(result: LiftResult, yaw_deg: float) -> np.ndarray:
+    yaw = math.radians(yaw_deg)
+    rot = np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]])
+    return result.pose3d.astype(np.float64) @ rot.T  # (P, T, 17, 3)
+
+
 def preview_frames(result: LiftResult, *, panel: int = 360, yaw_deg: float = 35.0) -> Iterator[np.ndarray]:
     """Frames of the preview video: left, the 2D input at its image position; right, the 3D skeletons turned by
     ``yaw_deg`` about the vertical axis, drawn with cv2 (orthographic, people side by side). Frames without a
     detection are drawn dashed-grey-free but labelled "interp"."""
-    from hmore.report.draw import draw_skeleton, person_color
+    from hmore.report.draw import draw_skeleton
 
-    p, t = result.pose3d.shape[:2]
+    t = result.pose3d.shape[1]
     scale2d = panel / max(result.width, result.height)
     w2d, h2d = int(round(result.width * scale2d)), int(round(result.height * scale2d))
-    yaw = math.radians(yaw_deg)
-    rot = np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]])
-    turned = result.pose3d.astype(np.float64) @ rot.T  # (P, T, 17, 3)
-    extent = float(np.nanmax(np.abs(turned[..., :2]))) if turned.size else 1.0
-    extent = max(extent, 0.5)
-    cell = panel // max(1, p) if p > 1 else panel
-    s3d = 0.45 * min(cell, panel) / extent
+    turned = _turned(result, yaw_deg)
+    extent = max(float(np.nanmax(np.abs(turned[..., :2]))) if turned.size else 1.0, 0.5)
     for f in range(t):
         left = np.full((panel, panel, 3), 245, np.uint8)
         kp = result.kp2d[:, f].astype(np.float64).copy()
@@ -196,14 +260,7 @@ def preview_frames(result: LiftResult, *, panel: int = 360, yaw_deg: float = 35.
         vis = kp.copy()
         vis[result.interpolated[:, f], :, 2] = 1.0  # draw interpolated 2D too (labelled below)
         left = draw_skeleton(left, vis, layout=H36M17, threshold=0.05, thickness=2)
-        right = np.full((panel, panel, 3), 255, np.uint8)
-        for i in range(p):
-            cx = (i + 0.5) * cell if p > 1 else panel / 2
-            xy = turned[i, f, :, :2] * s3d + np.array([cx, panel / 2])
-            pts = np.concatenate([xy, np.ones((17, 1))], axis=-1)
-            right = draw_skeleton(right, pts, layout=H36M17, colors=[person_color(i)], thickness=2)
-            if result.interpolated[i, f]:
-                cv2.putText(right, "interp", (int(cx) - 20, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (200, 0, 0), 1)
+        right = skeleton3d_panel(result, f, size=(panel, panel), yaw_deg=yaw_deg, extent=extent)
         frame = np.concatenate([left, right], axis=1)
         cv2.putText(frame, f"{f}", (5, panel - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (90, 90, 90), 1)
         yield frame
@@ -239,6 +296,8 @@ def lift_file(path: str | Path, out_dir: str | Path, *, model: torch.nn.Module, 
 
     out = Path(out_dir)
     tracks = read_tracks(path, size=size, fps=fps, clip=clip)
+    if tracks.kp2d.shape[1] == 0:
+        raise InputError(f"{path}: no frames")
     if tracks.kp2d.shape[0] == 0:
         raise InputError(f"{path}: no person found")
     t0 = time.perf_counter()

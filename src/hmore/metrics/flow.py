@@ -16,6 +16,9 @@ Without ground truth (any video):
 * :func:`background_leakage` - mean |flow| outside the dilated person masks over mean |flow| inside.
 * :func:`temporal_stability` - change of the subject-compensated flow between consecutive pairs.
 
+With a pose prior (any video): :func:`joint_local_error` - local flow at the joints against each joint's motion
+relative to the pelvis.
+
 With ground truth (generated clips): :func:`epe` inside masks and :func:`local_flow_epe`.
 """
 
@@ -30,7 +33,8 @@ from scipy.spatial import cKDTree
 
 __all__ = [
     "BoundaryChamfer", "Leakage", "PhotometricError", "SkeletonConsistency", "background_leakage",
-    "boundary_chamfer", "census_transform", "epe", "flow_edges", "forward_backward_valid", "label_edges",
+    "boundary_chamfer", "census_transform", "epe", "flow_edges", "forward_backward_valid", "joint_local_error",
+    "label_edges",
     "local_flow_epe", "local_from_world", "photometric_error", "skeleton_consistency", "ssim_map",
     "temporal_stability", "warp_backward",
 ]
@@ -535,6 +539,69 @@ def temporal_stability(flow_a: np.ndarray, flow_b: np.ndarray, masks: np.ndarray
     ra = a - _subject_offsets(a, lab, how)
     rb = b_w - _subject_offsets(b_w, lab, how)
     return float(np.linalg.norm(rb - ra, axis=-1)[lab > 0].mean())
+
+
+# ---- local flow against the pose ---------------------------------------------------------------------------------
+
+COCO_HIPS = (11, 12)  # left and right hip in COCO-17: the pelvis is their midpoint
+
+
+def joint_local_error(local: np.ndarray, masks: np.ndarray, kp_t: np.ndarray, kp_t1: np.ndarray, *,
+                      min_confidence: float = 0.5, search_px: int = 4) -> float:
+    """Local flow at the joints against each joint's motion relative to the pelvis (pixels; lower is better).
+
+    For subject s (label s, row s-1 of the keypoints) with both hips confident at t and t+1, pelvis P = mid-hip, and
+    every other joint j confident at t and t+1:
+
+        error = mean over (s, j) of || l(x_j) - ((K_j(t+1) - K_j(t)) - (P(t+1) - P(t))) ||
+
+    l(x_j) is the local flow at the pixel of s's mask nearest to joint j at t (within ``search_px``; a joint farther
+    from s's mask is skipped). Predicting zero local flow scores the mean relative joint motion; subtracting each
+    person's median flow from a flow method is the classical baseline.
+
+    Args:
+        local: (H, W, 2) local flow.
+        masks: (H, W) labels at t.
+        kp_t, kp_t1: (P, 17, 3) COCO-17 x, y, confidence at t and t+1, in the flow's pixels.
+        min_confidence: joints (and hips) at or below it are not used.
+        search_px: how far from the joint a pixel of the subject's mask may be.
+
+    Returns:
+        The mean error, ``nan`` when no joint qualifies.
+    """
+    local = _flow(local, "local")
+    h, w = local.shape[:2]
+    masks = _mask(masks, (h, w), "masks")
+    kp_t, kp_t1 = np.asarray(kp_t, np.float64), np.asarray(kp_t1, np.float64)
+    if kp_t.ndim != 3 or kp_t.shape[1:] != (17, 3) or kp_t1.shape != kp_t.shape:
+        raise ValueError(f"kp_t and kp_t1 must both be (P, 17, 3), got {kp_t.shape} and {kp_t1.shape}")
+    hips = list(COCO_HIPS)
+    others = [j for j in range(17) if j not in COCO_HIPS]
+    errs = []
+    for s in range(kp_t.shape[0]):
+        a, b = kp_t[s], kp_t1[s]
+        if not ((a[hips, 2] > min_confidence).all() and (b[hips, 2] > min_confidence).all()):
+            continue
+        own = masks == s + 1
+        if not own.any():
+            continue
+        pelvis = b[hips, :2].mean(0) - a[hips, :2].mean(0)
+        # nearest pixel of the subject's mask for every pixel (distance transform over the complement)
+        dist, labels = cv2.distanceTransformWithLabels((~own).astype(np.uint8), cv2.DIST_L2, 5,
+                                                       labelType=cv2.DIST_LABEL_PIXEL)
+        ys, xs = np.nonzero(own)
+        lut = np.zeros(int(labels.max()) + 1, np.int64)
+        lut[labels[ys, xs]] = np.arange(len(ys))
+        for j in others:
+            if a[j, 2] <= min_confidence or b[j, 2] <= min_confidence or not np.isfinite(a[j, :2]).all():
+                continue
+            x, y = int(round(a[j, 0])), int(round(a[j, 1]))
+            if not (0 <= x < w and 0 <= y < h) or dist[y, x] > search_px:
+                continue
+            k = lut[labels[y, x]]
+            rel = (b[j, :2] - a[j, :2]) - pelvis
+            errs.append(float(np.linalg.norm(local[ys[k], xs[k]].astype(np.float64) - rel)))
+    return float(np.mean(errs)) if errs else math.nan
 
 
 # ---- with ground truth ------------------------------------------------------------------------------------------

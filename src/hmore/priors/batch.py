@@ -46,7 +46,7 @@ class PriorsSettings:
     start: int = 0
     end: int | None = None
     boxes: tuple[tuple[float, float, float, float], ...] = ()
-    max_people: int = 6
+    max_people: int = 20
 
 
 @dataclass(frozen=True)
@@ -120,12 +120,23 @@ def collect_inputs(path: str | Path) -> tuple[list[Path], bool]:
 
 def write_outputs(out_dir: Path, video: Path, priors: Priors, *, preview: bool, preview_side: int,
                   meta: dict) -> None:
-    """``priors.npz``, ``preview.mp4``, ``meta.json`` and ``index.html`` of one video."""
+    """``priors.npz``, ``preview.mp4``, ``index.html`` and, last, ``meta.json`` (the completion marker) of one video."""
     save_priors(out_dir / "priors.npz", priors)
     if preview:
         write_video(out_dir / "preview.mp4", render_preview(video, priors, max_side=preview_side), fps=priors.fps)
-    write_json_atomic(out_dir / "meta.json", meta)
     write_index(out_dir, priors, preview=preview)
+    write_json_atomic(out_dir / "meta.json", dict(meta, preview=preview))
+
+
+def outputs_done(out_dir: Path, key: str) -> bool:
+    """Whether a video's outputs are complete (``meta.json``, written last, names ``key`` and everything it lists
+    exists)."""
+    try:
+        meta = json.loads((out_dir / "meta.json").read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    names = ["priors.npz", "index.html"] + (["preview.mp4"] if meta.get("preview", True) else [])
+    return meta.get("cache_key") == key and all((out_dir / n).is_file() for n in names)
 
 
 def summary_rows(priors: Priors) -> list[list[object]]:
@@ -187,14 +198,12 @@ def run_priors(
             out_dir = out
         try:
             key = cache_key(video, version, settings)
-            meta_path = out_dir / "meta.json"
-            if not force and meta_path.is_file() and (out_dir / "priors.npz").is_file():
+            if not force and outputs_done(out_dir, key):
                 try:
-                    if json.loads(meta_path.read_text()).get("cache_key") == key:
-                        pr = load_priors(out_dir / "priors.npz")
-                        results.append(VideoResult(video, out_dir, "skipped", pr.num_frames, pr.num_people))
-                        continue
-                except (json.JSONDecodeError, InputError):
+                    pr = load_priors(out_dir / "priors.npz")
+                    results.append(VideoResult(video, out_dir, "skipped", pr.num_frames, pr.num_people))
+                    continue
+                except InputError:
                     pass
             cached = cache_dir / f"{key}.npz"
             meta = {"video": str(video), "cache_key": key, "backend_version": version, "settings": asdict(settings)}

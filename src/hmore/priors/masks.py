@@ -40,11 +40,94 @@ def instance_mask(
         if shape is None:
             raise ValueError("no masks and no shape")
         return np.zeros(shape, np.uint8)
-    probs = np.stack([np.asarray(m, np.float32) for m in person_masks])  # (P, H, W)
-    best = probs.argmax(axis=0)  # (H, W)
-    inside = probs.max(axis=0) > threshold
-    lut = np.asarray(ids, np.uint8)
-    return np.where(inside, lut[best], 0).astype(np.uint8)
+    first = np.asarray(person_masks[0], np.float32)
+    best = np.full(first.shape, threshold, np.float32)  # (H, W) highest probability so far, at least the threshold
+    out = np.zeros(first.shape, np.uint8)
+    for m, i in zip(person_masks, ids):  # one pass per person: no (P, H, W) stack
+        m = np.asarray(m, np.float32)
+        win = m > best
+        out[win] = int(i)
+        best[win] = m[win]
+    return out
+
+
+def split_person_masks(
+    probs: Sequence[np.ndarray],
+    kps: Sequence[np.ndarray],
+    *,
+    threshold: float = 0.5,
+    min_score: float = 0.3,
+    reach: float = 0.5,
+) -> list[np.ndarray]:
+    """Split segmentations that each cover everybody in a person's crop into one mask per person, seeded by pose.
+
+    1. A person's *seeds* are their seen bones (both joints with score >= ``min_score``) drawn as lines, and their
+       seen joints.
+    2. A person keeps only the connected parts of their own mask (``probs[k] > threshold``) that touch a seed and
+       lie within ``reach`` x their size (the longer side of their seen joints' box) of one: another person in the
+       crop, or a caption banner, is not theirs.
+    3. A pixel kept by several people goes to the one whose nearest seed is closest, in units of each one's size.
+       This is the depth cue: where two people overlap, the one in front has its joints seen there and the one
+       behind has them missing (hidden joints are not seeds), so the pixel goes to the one in front.
+
+    Args:
+        probs: ``(H, W)`` float probability maps, one per person.
+        kps: ``(17, 3)`` COCO-17 keypoints (x, y, score) per person, in the maps' pixels.
+        threshold: probability above which a pixel is a candidate.
+        min_score: joints at least this sure are seeds.
+        reach: how far from their seeds a person's pixels may be, in units of their size.
+
+    Returns:
+        Per person, ``probs[k]`` where the pixel is theirs and 0 elsewhere (float32).
+    """
+    from hmore.skeleton import COCO17
+
+    if len(probs) != len(kps):
+        raise ValueError(f"{len(probs)} masks but {len(kps)} keypoint sets")
+    if not probs:
+        return []
+    shape = np.asarray(probs[0]).shape
+    best = np.full(shape, np.inf, np.float32)  # (H, W) distance to the nearest seed of the owner so far
+    owner = np.full(shape, -1, np.int32)
+    for k, (prob, kp) in enumerate(zip(probs, kps)):
+        prob = np.asarray(prob, np.float32)
+        if prob.shape != shape:
+            raise ValueError(f"masks must share one shape, got {prob.shape} and {shape}")
+        kp = np.asarray(kp, np.float64)
+        seen = kp[:, 2] >= min_score
+        cand = prob > threshold
+        x0, y0, w, h = cv2.boundingRect(cand.view(np.uint8))  # work in the candidates' box only
+        if seen.sum() == 0 or w == 0:
+            continue
+        x1, y1 = x0 + w, y0 + h
+        xy = kp[seen, :2]
+        size = max(float((xy.max(0) - xy.min(0)).max()), 8.0)
+        seeds = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        pts = np.round(kp[:, :2] - [x0, y0]).astype(np.int32)
+        width = max(1, int(round(0.02 * size)))
+        for a, b in COCO17.bones:
+            if seen[a] and seen[b]:
+                cv2.line(seeds, tuple(int(v) for v in pts[a]), tuple(int(v) for v in pts[b]), 1, width)
+        for j in np.flatnonzero(seen):
+            cv2.circle(seeds, tuple(int(v) for v in pts[j]), width, 1, -1)
+        sub = cand[y0:y1, x0:x1].astype(np.uint8)
+        dist = cv2.distanceTransform((seeds == 0).astype(np.uint8), cv2.DIST_L2, 3) / np.float32(size)
+        _, labels = cv2.connectedComponents(sub, connectivity=8)
+        touched = np.unique(labels[(seeds > 0) & (sub > 0)])
+        keep = np.isin(labels, touched[touched > 0]) & (dist <= reach)
+        win = keep & (dist < best[y0:y1, x0:x1])
+        best[y0:y1, x0:x1][win] = dist[win]
+        owner[y0:y1, x0:x1][win] = k
+    out = []
+    for k, prob in enumerate(probs):
+        mine = owner == k
+        x0, y0, w, h = cv2.boundingRect(mine.view(np.uint8))
+        m = np.zeros(shape, np.float32)
+        if w:
+            crop = (slice(y0, y0 + h), slice(x0, x0 + w))
+            m[crop] = np.where(mine[crop], np.asarray(prob, np.float32)[crop], 0.0)
+        out.append(m)
+    return out
 
 
 def boundaries(instance: np.ndarray) -> np.ndarray:

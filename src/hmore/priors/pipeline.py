@@ -16,6 +16,7 @@ image. At the end, short gaps are interpolated and the masks are relabelled with
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import time
@@ -36,7 +37,10 @@ from hmore.priors.tracking import Tracker, TrackerConfig
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TRACKER = TrackerConfig(min_track_len=3, max_interp_gap=10, max_age=15)
+# Tracks detected in fewer than 5 frames are dropped (in inputs of at least 5 frames): fits on two people crossing or
+# on an object last a few frames, people in view last longer (gait campus gallery: the 4 walkers are tracked over
+# 230-235 frames, the 3 spurious tracks have 3-5 detections).
+DEFAULT_TRACKER = TrackerConfig(min_track_len=5, max_interp_gap=10, max_age=15)
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,8 @@ def extract_priors(
         tracker: the tracking settings.
         mask_threshold: person probability above which a pixel is in the person's mask.
         search_every: search the whole frame for new people every this many frames (and in the frame after one
-            where somebody was lost); other frames only look around the tracked people.
+            where somebody was lost); other frames only look around the tracked people. The first frame is searched
+            at every tile size; later searches run a few tiles each, round robin (backends that take ``previous``).
         progress: show a progress bar (None: only when stderr is a terminal).
 
     Returns:
@@ -133,6 +138,9 @@ def extract_priors(
     frames = _timed(iter_frames(video, stride=stride, start=start, end=end, max_side=max_side), timings, "decode")
     missed = True  # the last frame had fewer people than the one before: search the next one
     last_count = 0
+    last_people: list = []
+    last_tracks: list[int] = []  # internal track index of each of last_people
+    takes_previous = people_fn is not None and "previous" in inspect.signature(people_fn).parameters
     for k, frame in enumerate(
         tqdm(frames, total=total, disable=not show, desc=f"priors {Path(video).name}", unit="frame")
     ):
@@ -141,8 +149,12 @@ def extract_priors(
         proposals = tracked + user_boxes
         if people_fn is not None:
             search = missed or not tracked or k % max(search_every, 1) == 0
-            people = people_fn(frame, proposals, search=search)
-            missed, last_count = len(people) < last_count, len(people)
+            if takes_previous:  # tracked people come through `previous`; lost tracks' boxes only when searching
+                people = people_fn(frame, proposals if search else user_boxes, previous=last_people, search=search,
+                                   all_tiles=k == 0)
+            else:
+                people = people_fn(frame, proposals, search=search)
+            missed, last_count, last_people = len(people) < last_count, len(people), people
             kps = [p.kp for p in people]
             pboxes = [p.box for p in people]
             pmasks = [p.mask for p in people]
@@ -150,7 +162,9 @@ def extract_priors(
             kps = list(estimator.estimate(frame, proposals))
             pboxes, pmasks = [None] * len(kps), [None] * len(kps)
         t1 = time.perf_counter()
-        trk.update(kps, pboxes)
+        links = [last_tracks[p.parent] if getattr(p, "parent", -1) >= 0 else -1 for p in people] \
+            if people_fn is not None and takes_previous else None
+        last_tracks = trk.update(kps, pboxes, links=links)
         t2 = time.perf_counter()
         with_mask = [(k, m) for k, m in enumerate(pmasks) if m is not None]
         if with_mask:

@@ -1,29 +1,26 @@
-"""2D pose estimators: an interface, the MediaPipe BlazePose backend (offline), and a file backend.
+"""2D pose estimators: an interface, the multi-person MediaPipe BlazePose backend (offline), and a file backend.
 
 Every estimator returns, per frame, a list of people as COCO-17 keypoints ``(17, 3)``: x, y in pixels of the frame it
-was given and a per-joint confidence in [0, 1].
+was given and a per-joint confidence in [0, 1]; a joint the backend does not see is ``(0, 0, 0)``.
 
-MediaPipe's legacy ``Pose`` finds one person per image. :class:`MediaPipePose` finds several this way:
+:class:`MediaPipePose` runs MediaPipe's person detector and landmark model as two graphs
+(:mod:`hmore.priors.blazepose`), so it finds every person the detector proposes instead of MediaPipe's one: people
+tracked from the previous frame first, then detections on the whole frame and on tiles (small people), then what the
+person segmentation covers but nobody found explains (see the class). Joints are reported only where the landmark
+model sees them, and implausible fits are rejected (:mod:`hmore.priors.plausibility`).
 
-1. crops around the boxes it is given (from the tracks of the previous frame, or the user) are searched first, each
-   person found is blanked out (its segmentation mask painted grey) before the next search;
-2. when searching for new people, crops around the boxes of OpenCV's HOG people detector (built in, offline) are
-   searched next (``detector="hog"``, the default): this finds small, distant pedestrians that BlazePose's own
-   detector, made for people near the camera, misses;
-3. then the whole frame is searched again and again, blanking each new person, until nobody more is found or
-   ``max_people`` is reached.
-
-It handles well 1-3 people who do not occlude each other much and are at least ~100 px tall: both people of the NTU
-two-person clip are found while apart; while they hug, the one behind is often lost for a few frames (the tracker
-interpolates short gaps). Upright pedestrians down to ~100 px tall are found through the HOG boxes; people smaller,
-sitting, or beyond ``max_people`` (default 6) are missed: give boxes or use a keypoint file (:class:`FilePose`).
+Limits: people the detector cannot see at any tile size (much smaller than ~40 px, or seen only from far behind an
+occluder) are missed; two people hugging can merge into one fit for a few frames (the tracker interpolates short
+gaps); more than ``max_people`` (default 20) people per frame are cut. Give boxes or use a keypoint file
+(:class:`FilePose`) for crowds.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -31,10 +28,42 @@ import cv2
 import numpy as np
 
 from hmore.errors import UsageError
-from hmore.priors.tracking import box_iou
+from hmore.priors.blazepose import BlazePoseDetector, BlazePoseLandmarker, Detection, Roi
+from hmore.priors.masks import split_person_masks
+from hmore.priors.plausibility import CONFIDENT, implausible, landmarks_to_coco, torso_axis
+from hmore.priors.tracking import box_iou, keypoint_box
 from hmore.skeleton import BLAZEPOSE33, COCO17, convert
 
 logger = logging.getLogger(__name__)
+
+DETECTORS = ("blazepose", "hog", "none")
+MIN_SIDE = 16  # frames (and ROIs) with a shorter side than this have nobody in them that the models could see
+MIN_TILE = 96  # smallest tile side (pixels)
+HOG_MIN_SIDE = 128  # OpenCV's HOG people detector needs at least its 64x128 window (it crashes on smaller frames)
+RESIDUAL_MIN_AREA = 0.002  # mask components smaller than this fraction of the frame propose nobody
+TURNS = (0.0, np.pi, np.pi / 2, -np.pi / 2)  # body directions tried on regions without one: upright, upside down, lying
+MAX_NEW_TILT = np.radians(60)  # people first seen in a tile must be this close to upright (see MediaPipePose)
+PART_OF_COMPONENT = 4.0  # a lone fit whose box is this many times smaller than its segment's box is a part fit
+
+
+def component_roi(box: np.ndarray, width: int, height: int, *, scale: float) -> Roi:
+    """The ROI for a person segment with box x0, y0, x1, y1. A segment cut by the frame's edge is a person who goes
+    on beyond it: the box is extended past that edge (by its height above or below, by half its width left or
+    right), so that the landmark model sees the visible part where a whole person's would be and reports the rest
+    outside the frame (missing) instead of squeezing a whole skeleton into the visible part."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    w, h = x1 - x0, y1 - y0
+    top, bottom = y0 <= 1, y1 >= height - 1
+    if top and not bottom:
+        y0 -= h
+    elif bottom and not top:
+        y1 += h
+    if x0 <= 1 and x1 < width - 1:
+        x0 -= 0.5 * w
+    elif x1 >= width - 1 and x0 > 1:
+        x1 += 0.5 * w
+    return Roi.from_box(np.array([x0, y0, x1, y1]), scale=scale)
+HOG_MAX_UPSCALE = 4.0  # frames needing more enlargement than this to fit the HOG window skip the detector
 
 
 @dataclass(frozen=True)
@@ -44,14 +73,26 @@ class PersonEstimate:
     Attributes:
         kp: ``(17, 3)`` float32 COCO-17 x, y (pixels of the input frame), confidence.
         box: ``(4,)`` float32 x0, y0, x1, y1 of the confident keypoints (input pixels).
-        mask: ``(H, W)`` float32 person probability at the input frame's size, or None (no segmentation).
-        score: mean joint confidence.
+        mask: ``(H, W)`` float32 probability that a pixel is this person (zero on other people), at the input
+            frame's size, or None (no segmentation).
+        score: mean confidence of the joints seen.
+        roi: the region the landmark model was run on (None for backends without one).
+        next_roi: where to look for this person in the next frame.
+        source: what proposed the region: ``"track"``, ``"box"``, ``"detector"``, ``"hog"`` or ``"residual"``.
+        raw_mask: the segmentation of the whole region (everybody in it), before the split between people.
+        parent: index, in the ``previous`` people given, of the person whose ROI this fit came from (-1: none):
+            the same person, which the tracker takes as a link.
     """
 
     kp: np.ndarray
     box: np.ndarray
     mask: np.ndarray | None
     score: float
+    roi: Roi | None = None
+    next_roi: Roi | None = None
+    source: str = ""
+    raw_mask: np.ndarray | None = None
+    parent: int = -1
 
 
 @runtime_checkable
@@ -80,32 +121,141 @@ def _contains(outer: np.ndarray, inner: np.ndarray) -> bool:
     return bool(outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3])
 
 
-def _expand_box(box: np.ndarray, margin: float, width: int, height: int, min_size: int = 32) -> tuple[int, ...]:
-    """Integer crop x0, y0, x1, y1 around ``box`` grown by ``margin`` of its size per side, clipped to the image."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    w, h = max(x1 - x0, min_size), max(y1 - y0, min_size)
-    cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
-    half_w, half_h = 0.5 * w * (1 + 2 * margin), 0.5 * h * (1 + 2 * margin)
-    half_w = max(half_w, 0.5 * half_h)  # people are tall: keep the crop at least half as wide as high
-    return (max(0, int(cx - half_w)), max(0, int(cy - half_h)), min(width, int(np.ceil(cx + half_w))),
-            min(height, int(np.ceil(cy + half_h))))
+def tile_regions(width: int, height: int, fractions: Sequence[float], *, overlap: float = 0.5) -> list[tuple[int, ...]]:
+    """Square tiles x0, y0, x1, y1 covering a ``width x height`` frame, for each fraction of its shorter side, with
+    neighbours overlapping by ``overlap`` of a tile (so anybody smaller than that lies whole inside some tile).
+    Tiles smaller than ``MIN_TILE`` pixels are not made (the detector's 224-pixel input would only magnify them)."""
+    out = []
+    for f in fractions:
+        side = int(round(f * min(width, height)))
+        if side < MIN_TILE or (side >= width and side >= height):
+            continue
+        step = max(1.0, side * (1.0 - overlap))
+        nx = 1 + max(0, int(np.ceil((width - side) / step)))
+        ny = 1 + max(0, int(np.ceil((height - side) / step)))
+        for y in np.linspace(0, max(height - side, 0), ny).round().astype(int):
+            for x in np.linspace(0, max(width - side, 0), nx).round().astype(int):
+                out.append((int(x), int(y), int(min(x + side, width)), int(min(y + side, height))))
+    return out
+
+
+def _roi_nms(dets: list[Detection], iou: float) -> list[Detection]:
+    """Detections most confident first, dropping those whose ROI box overlaps a kept one by more than ``iou``."""
+    kept: list[Detection] = []
+    for d in sorted(dets, key=lambda d: -d.score):
+        if kept and box_iou(d.roi.box()[None], np.stack([k.roi.box() for k in kept])).max() > iou:
+            continue
+        kept.append(d)
+    return kept
+
+
+def same_person(a: np.ndarray, b: np.ndarray, *, tol: float = 0.15) -> bool:
+    """Whether two COCO-17 fits ``(17, 3)`` are the same person: at least 3 joints seen in both and their mean
+    distance below ``tol`` x the size (geometric mean side) of ``b``'s box, or, with fewer common joints, boxes that
+    overlap by more than 0.7 IoU."""
+    both = (a[:, 2] >= CONFIDENT) & (b[:, 2] >= CONFIDENT)
+    bb = keypoint_box(b, min_score=CONFIDENT)
+    if bb is None:
+        return False
+    size = max(float(np.sqrt(max((bb[2] - bb[0]) * (bb[3] - bb[1]), 1.0))), 1.0)
+    if both.sum() >= 3:
+        return float(np.linalg.norm(a[both, :2] - b[both, :2], axis=1).mean()) < tol * size
+    ab = keypoint_box(a, min_score=CONFIDENT)
+    return ab is not None and float(box_iou(ab[None], bb[None])[0, 0]) > 0.7
+
+
+def _tilt(kp: np.ndarray, roi: Roi) -> float:
+    """Angle (radians) between a fit's body direction (mid-hip to mid-shoulder, else its ROI's) and straight up."""
+    axis = torso_axis(kp)
+    if axis is None:
+        return abs(roi.angle)
+    return float(np.arccos(np.clip(-axis[1], -1.0, 1.0)))  # image y points down: up is (0, -1)
+
+
+def _sureness(lm, frame_size: tuple[int, int]) -> float:
+    """Mean score of the COCO joints a fit reports (0 for none)."""
+    kp = landmarks_to_coco(lm, frame_size)
+    seen = kp[:, 2] > 0
+    return float(kp[seen, 2].mean()) if seen.any() else 0.0
+
+
+def _extent(kp: np.ndarray) -> float:
+    """Longer side of the box around joints ``kp (N, >=2)``."""
+    return float((kp[:, :2].max(0) - kp[:, :2].min(0)).max())
+
+
+def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance of points ``p (N, 2)`` to the segment ``a``-``b``."""
+    ab = b - a
+    t = np.clip(((p - a) @ ab) / max(float(ab @ ab), 1e-9), 0.0, 1.0)
+    return np.linalg.norm(p - (a + t[:, None] * ab), axis=1)
+
+
+def on_body_of(small: np.ndarray, big: np.ndarray, *, tol: float = 0.08, share: float = 0.6) -> bool:
+    """Whether fit ``small (17, 3)`` lies on the body of fit ``big``: it is less than 0.6 x as large and at least
+    ``share`` of its seen joints are within ``tol`` x ``big``'s size of ``big``'s seen bones (a skeleton fitted on a
+    hand or a leg of somebody already found)."""
+    s_seen, b_seen = small[:, 2] >= CONFIDENT, big[:, 2] >= CONFIDENT
+    if s_seen.sum() == 0 or b_seen.sum() < 2:
+        return False
+    s_size, b_size = _extent(small[s_seen]), _extent(big[b_seen])
+    if s_size >= 0.6 * b_size:
+        return False
+    pts = small[s_seen, :2].astype(np.float64)
+    d = np.full(len(pts), np.inf)
+    for a, b in COCO17.bones:
+        if b_seen[a] and b_seen[b]:
+            d = np.minimum(d, _segment_distance(pts, big[a, :2].astype(np.float64), big[b, :2].astype(np.float64)))
+    return float((d <= tol * b_size).mean()) >= share
+
+
+def _drop_nested(people: list[PersonEstimate]) -> list[PersonEstimate]:
+    """People minus those whose skeleton lies on the body of a larger one (:func:`on_body_of`)."""
+    return [p for p in people if not any(q is not p and on_body_of(p.kp, q.kp) for q in people)]
 
 
 class MediaPipePose:
-    """MediaPipe BlazePose (``mediapipe==0.10.21``, ``model_complexity=1``, the only model shipped offline) with
-    person segmentation, several people by crops and blanking (see the module docstring).
+    """Several people per frame with MediaPipe BlazePose (``mediapipe==0.10.21``, full landmark model, offline).
+
+    Each frame goes through these steps (see :mod:`hmore.priors.blazepose` for the two models):
+
+    1. **Tracked people**: the ROI each person of the previous frame predicts for this one (``previous``), then ROIs
+       around given ``boxes`` (tracks lost for a while, user boxes), run through the landmark model.
+    2. **Search** (``search=True``): the BlazePose person detector on the whole frame and on square tiles
+       (``tiles``, fractions of the shorter side, half-overlapping: small people fill a tile as a big one fills the
+       frame); its detections, merged across tiles, propose ROIs for people not found yet (``detector="hog"``: OpenCV's
+       HOG boxes instead, the previous default; ``"none"``: no detector).
+    3. **Residual pass** (``residual=True``, with segmentation): each ROI's segmentation covers whoever is in it;
+       what is left once the found people's own pixels are removed is split into connected components, and a large
+       enough one proposes one more ROI.
+
+    Every fit keeps only the joints it sees and is checked for plausibility (:mod:`hmore.priors.plausibility`);
+    a fit that repeats somebody already found (:func:`same_person`) or lies on a larger person's body
+    (:func:`on_body_of`: a skeleton fitted on a hand or a leg) is dropped. A new person whose detection is upside
+    down is also fitted upright, and the fit the model is surer of is kept (the detector guesses a body's direction
+    from the head, and guesses it upside down on people whose head is out of view). People first found in a *tile*
+    (small in the frame) must be within 60 degrees of upright (``tilted``): small upside-down or lying "people" are
+    mostly objects (a loudspeaker, things on a table); a person in such a pose is still found when large, from the
+    segmentation (tried upright, upside down and lying), or by tracking once seen. Masks are split between people by
+    :func:`hmore.priors.masks.split_person_masks` (pose-seeded, overlaps to the person whose joints are seen there).
 
     Args:
-        max_people: most people searched for per frame.
-        min_detection_confidence: MediaPipe's person-detector threshold.
-        min_score: people whose mean joint confidence is below this are discarded.
-        crop_margin: crops around given boxes grow by this fraction of the box size per side.
-        segmentation: also return person masks (``PersonEstimate.mask``).
-        mask_threshold: mask probability above which a pixel is blanked before the next search.
-        max_overlap: a new person whose box overlaps an earlier one by more IoU than this is a duplicate.
-        detector: ``"hog"`` (OpenCV's HOG + linear SVM people detector) proposes boxes when searching for new
-            people; ``"none"`` relies on BlazePose's own detector on the whole frame.
-        detector_max_side: the HOG detector runs on the frame scaled down to this longer side (speed).
+        max_people: most people per frame.
+        min_detection_confidence: detector score threshold.
+        min_presence: landmark presence below which a joint is missing, and the landmark model's own person-presence
+            threshold.
+        segmentation: return person masks.
+        mask_threshold: person probability above which a pixel is in a mask.
+        detector: ``"blazepose"`` (default), ``"hog"`` or ``"none"``.
+        tiles: tile sizes as fractions of the frame's shorter side (empty: whole frame only).
+        tiles_per_search: tiles run per search (None: all); the rest follow in later searches, round robin, so a
+            video pays for a few tiles per search and still covers the frame every few searches.
+        residual: run the residual pass.
+        components: split the whole-frame person segmentation (MediaPipe's selfie segmentation, landscape model)
+            into connected components, check the people found against them and propose a fit for those nobody
+            explains (see :meth:`_segment_components`).
+        box_scale: a box (x0, y0, x1, y1) becomes a square ROI this many times its longer side.
+        detector_max_side: the HOG detector runs on the frame scaled to this longer side (``detector="hog"``).
     """
 
     name = "mediapipe_pose"
@@ -113,46 +263,60 @@ class MediaPipePose:
     def __init__(
         self,
         *,
-        max_people: int = 6,
+        max_people: int = 20,
         min_detection_confidence: float = 0.5,
-        min_score: float = 0.3,
-        crop_margin: float = 0.3,
+        min_presence: float = 0.5,
         segmentation: bool = True,
-        mask_threshold: float = 0.3,
-        max_overlap: float = 0.5,
-        detector: str = "hog",
+        mask_threshold: float = 0.5,
+        detector: str = "blazepose",
+        tiles: Sequence[float] = (0.6,),
+        tiles_per_search: int | None = 3,
+        residual: bool = True,
+        components: bool = True,
+        box_scale: float = 1.4,
         detector_max_side: int = 768,
     ) -> None:
         if max_people < 1:
             raise UsageError(f"max_people must be >= 1, got {max_people}")
-        if detector not in ("hog", "none"):
-            raise UsageError(f"unknown person detector {detector!r}; known: hog, none")
-        try:
-            import mediapipe as mp
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise UsageError("the MediaPipe backend needs `pip install mediapipe==0.10.21` (hmore[priors])") from exc
-        self.version = f"mediapipe-{mp.__version__}-pose-full" + ("+hog" if detector == "hog" else "")
+        if detector not in DETECTORS:
+            raise UsageError(f"unknown person detector {detector!r}; known: {', '.join(DETECTORS)}")
+        if any(not 0.0 < f <= 1.0 for f in tiles) or (tiles_per_search is not None and tiles_per_search < 0):
+            raise UsageError(f"tiles must be fractions in (0, 1] and tiles_per_search >= 0, got {tiles}, "
+                             f"{tiles_per_search}")
+        import mediapipe as mp
+
+        self.version = (f"mediapipe-{mp.__version__}-pose-full-multi-{detector}"
+                        f"-t{'_'.join(f'{f:g}' for f in tiles)}{'-r' if residual else ''}{'-c' if components else ''}")
         self.max_people = max_people
-        self.min_score = min_score
-        self.crop_margin = crop_margin
+        self.min_presence = min_presence
         self.segmentation = segmentation
         self.mask_threshold = mask_threshold
-        self.max_overlap = max_overlap
         self.detector = detector
+        self.tiles = tuple(float(f) for f in tiles)
+        self.tiles_per_search = tiles_per_search
+        self.residual = residual and segmentation
+        self.box_scale = box_scale
         self.detector_max_side = detector_max_side
+        self.rejected: dict[str, int] = {}  # implausible fits by rule, for reports
+        self._tile_cursor = 0
         self._hog = None
+        self._warned_small = False
         if detector == "hog":
             self._hog = cv2.HOGDescriptor()
             self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-        # static_image_mode: every call is an independent image. Crops change size from call to call, and the
-        # tracking mode's segmentation smoothing fails on a size change (RET_CHECK rows == previous rows).
-        self._pose = mp.solutions.pose.Pose(
-            static_image_mode=True, model_complexity=1, enable_segmentation=segmentation,
-            min_detection_confidence=min_detection_confidence,
-        )
+        self._detector = BlazePoseDetector(min_score=min_detection_confidence) if detector == "blazepose" else None
+        self._landmarker = BlazePoseLandmarker(segmentation=segmentation, min_presence=min_presence)
+        self._selfie = None
+        if components:
+            import mediapipe as mp
+
+            self._selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1)
 
     def close(self) -> None:
-        self._pose.close()
+        self._landmarker.close()
+        for part in (self._detector, self._selfie):
+            if part is not None:
+                part.close()
 
     def __enter__(self) -> MediaPipePose:
         return self
@@ -160,83 +324,236 @@ class MediaPipePose:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _run(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
-        """One BlazePose pass on an RGB image: ``(landmarks (33, 3) pixels + visibility, mask (H, W) or None)``."""
-        result = self._pose.process(np.ascontiguousarray(image))
-        if result.pose_landmarks is None:
-            return None
-        h, w = image.shape[:2]
-        lm = np.array([[p.x * w, p.y * h, p.visibility] for p in result.pose_landmarks.landmark], np.float32)
-        mask = result.segmentation_mask if self.segmentation else None
-        return lm, (None if mask is None else np.asarray(mask, np.float32))
+    def detections(self, frame_rgb: np.ndarray, *, all_tiles: bool = True) -> list[Detection]:
+        """BlazePose detections on the whole frame and its tiles (``all_tiles=False``: the next
+        ``tiles_per_search`` tiles only), merged across tiles, most confident first."""
+        if self._detector is None:
+            return []
+        H, W = frame_rgb.shape[:2]
+        dets = self._detector.detect(frame_rgb)
+        regions = tile_regions(W, H, self.tiles)
+        if regions and not all_tiles and self.tiles_per_search is not None:
+            k = min(self.tiles_per_search, len(regions))
+            order = [(self._tile_cursor + i) % len(regions) for i in range(k)]
+            self._tile_cursor = (self._tile_cursor + k) % len(regions)
+            regions = [regions[i] for i in order]
+        for x0, y0, x1, y1 in regions:
+            dets += [replace(d, tile=True) for d in self._detector.detect(frame_rgb[y0:y1, x0:x1], offset=(x0, y0))]
+        return _roi_nms(dets, 0.5)
 
     def estimate_people(
-        self, frame_rgb: np.ndarray, boxes: Sequence[np.ndarray] | None = None, *, search: bool = True
+        self,
+        frame_rgb: np.ndarray,
+        boxes: Sequence[np.ndarray] | None = None,
+        *,
+        previous: Sequence[PersonEstimate] = (),
+        search: bool = True,
+        all_tiles: bool = True,
     ) -> list[PersonEstimate]:
-        """Find people in ``frame_rgb (H, W, 3)`` uint8.
+        """Find people in ``frame_rgb (H, W, 3)`` uint8 (see the class docstring for the steps).
 
         Args:
             frame_rgb: the frame.
-            boxes: x0, y0, x1, y1 boxes searched first, in order (see the module docstring).
-            search: then search the whole frame for more people (False: only the boxes; a video pipeline can
-                search every few frames to save time).
+            boxes: x0, y0, x1, y1 boxes where people are expected (user boxes, tracks lost for a few frames).
+            previous: the people of the previous frame (their ``next_roi`` is searched first).
+            search: run the detector (and the residual pass) for people not found yet.
+            all_tiles: run every tile (False: ``tiles_per_search`` of them, round robin).
         """
         frame = np.asarray(frame_rgb)
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
         H, W = frame.shape[:2]
-        work = frame.copy()  # people found are blanked in it
-        blanked = np.zeros((H, W), bool)
         people: list[PersonEstimate] = []
+        if min(H, W) < MIN_SIDE:
+            return people  # nobody can be seen in so few pixels
 
-        def accept(lm: np.ndarray, mask: np.ndarray | None, x0: int, y0: int, expect: np.ndarray | None) -> bool:
-            lm = lm.copy()
-            lm[:, 0] += x0
-            lm[:, 1] += y0
-            kp = blazepose_to_coco17(lm)
-            score = float(kp[:, 2].mean())
-            ok = kp[:, 2] >= 0.3
-            if score < self.min_score or ok.sum() < 3:
+        def fit(roi: Roi, source: str, prev_kp: np.ndarray | None = None, expect: np.ndarray | None = None,
+                turns: Sequence[float] = (0.0,), parent: int = -1, upright: bool = False) -> bool:
+            if len(people) >= self.max_people:
                 return False
-            xy = kp[ok, :2]
-            box = np.array([xy[:, 0].min(), xy[:, 1].min(), xy[:, 0].max(), xy[:, 1].max()], np.float32)
-            if people and box_iou(box[None], np.stack([p.box for p in people])).max() > self.max_overlap:
+            p = self._fit(frame, roi, source, prev_kp=prev_kp, expect=expect, turns=turns, upright=upright)
+            if p is not None and parent < 0 and p.next_roi is not None:
+                # A new person: refit once on the ROI the fit's own landmarks give (MediaPipe's detection-then-
+                # landmark-ROI step, done in the same frame). A detector's ROI is rough; the refit is what the person
+                # would get when tracked, e.g. without a face squeezed into a crop that has none.
+                again = self._fit_one(frame, p.next_roi, source, prev_kp=p.kp)
+                p = p if again is None else again
+            if p is None or any(same_person(p.kp, q.kp) for q in people):
                 return False
-            if expect is not None and box_iou(box[None], np.asarray(expect)[None]).max() < 0.1:
-                return False  # the crop found somebody else than the person expected there
-            xi = np.clip(np.round(xy[:, 0]).astype(int), 0, W - 1)
-            yi = np.clip(np.round(xy[:, 1]).astype(int), 0, H - 1)
-            if blanked[yi, xi].mean() > self.max_overlap:
-                return False  # mostly on people already found: a mix of them, not a new person
-            full = None
-            if mask is not None:
-                full = np.zeros((H, W), np.float32)
-                full[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]] = mask
-            people.append(PersonEstimate(kp=kp, box=box, mask=full, score=score))
-            self._blank(work, blanked, full, box)
+            people.append(replace(p, parent=parent))
             return True
 
-        given = list(boxes or ())
-        n_given = len(given)
-        if search and self._hog is not None:
-            given += self.detect_boxes(frame)
-        for k, b in enumerate(given):
-            if len(people) >= self.max_people:
-                break
-            b = np.asarray(b, np.float32)
-            if k >= n_given and any(_contains(b, p.box) for p in people):
-                continue  # a detector box around somebody already found
-            x0, y0, x1, y1 = _expand_box(b, self.crop_margin, W, H)
-            if x1 - x0 < 16 or y1 - y0 < 16:
-                continue
-            found = self._run(work[y0:y1, x0:x1])
-            if found is not None:
-                accept(found[0], found[1], x0, y0, b)
-        while search and len(people) < self.max_people:
-            found = self._run(work)
-            if found is None or not accept(found[0], found[1], 0, 0, None):
-                break
+        for k, p in enumerate(previous):
+            if p.next_roi is not None:  # a body that turned fast may no longer fit its ROI's direction: try turns
+                fit(p.next_roi, "track", prev_kp=p.kp, turns=(0.0, np.pi / 2, -np.pi / 2), parent=k)
+        for b in boxes or ():
+            b = np.asarray(b, np.float64)
+            if not any(_contains(b, p.box) for p in people):
+                d = self._detect_in_box(frame, b)
+                if d is None or not fit(d.roi, "box", expect=b):
+                    fit(Roi.from_box(b, scale=self.box_scale), "box", expect=b, turns=TURNS)
+        if search:
+            if self._detector is not None:
+                for d in self.detections(frame, all_tiles=all_tiles):
+                    if len(people) >= self.max_people:
+                        break
+                    if not any(self._explains(p, d) for p in people):
+                        fit(d.roi, "detector", upright=d.tile)
+            elif self._hog is not None and min(H, W) * min(1.0, self.detector_max_side / max(H, W)) >= HOG_MIN_SIDE:
+                for b in self.detect_boxes(frame):
+                    if not any(_contains(b, p.box) for p in people):
+                        fit(Roi.from_box(b, scale=self.box_scale), "hog", expect=b)
+            if self._selfie is not None:
+                people = self._segment_components(frame, people, fit)
+        people = _drop_nested(people)
+        people = self._split_masks(people, (H, W))
+        if search and self.residual and people:
+            for roi in self._residual_rois(people, (H, W)):
+                fit(roi, "residual", turns=TURNS)
+            people = self._split_masks(_drop_nested(people), (H, W))
         return people
+
+    def _fit(
+        self, frame: np.ndarray, roi: Roi, source: str, *, prev_kp: np.ndarray | None = None,
+        expect: np.ndarray | None = None, turns: Sequence[float] = (0.0,), upright: bool = False,
+    ) -> PersonEstimate | None:
+        """One landmark fit on ``roi``, its joints reduced to those seen, or None when the model sees nobody or the
+        fit is implausible (counted in ``rejected``). ``turns``: rotations (radians) of ``roi`` tried in order until
+        one fits (a region without a known body direction: upright, upside down, lying)."""
+        for turn in turns:
+            turned = replace(roi, angle=float(roi.angle + turn)) if turn else roi
+            found = self._fit_one(frame, turned, source, prev_kp=prev_kp, expect=expect, upright=upright)
+            if found is not None:
+                return found
+        return None
+
+    def _fit_one(
+        self, frame: np.ndarray, roi: Roi, source: str, *, prev_kp: np.ndarray | None = None,
+        expect: np.ndarray | None = None, upright: bool = False,
+    ) -> PersonEstimate | None:
+        H, W = frame.shape[:2]
+        if roi.size < MIN_SIDE:
+            return None
+        lm = self._landmarker.run(frame, roi)
+        if lm is not None and prev_kp is None and abs(roi.angle) > np.pi / 2:
+            # A new person upside down: the detector guesses the body's direction from the head, and without a head
+            # in view (a partial person) it often guesses it upside down. Fit the upright hypothesis too and keep
+            # the one whose seen joints the model is surer of (upright on a tie).
+            turned = replace(roi, angle=float(roi.angle - np.sign(roi.angle) * np.pi))
+            other = self._landmarker.run(frame, turned)
+            if other is not None and _sureness(other, (W, H)) >= _sureness(lm, (W, H)):
+                lm, roi = other, turned
+        if lm is None:
+            return None
+        kp = landmarks_to_coco(lm, (W, H), min_presence=self.min_presence)
+        reason = implausible(kp, roi.size, previous=prev_kp)
+        if reason is None and upright and _tilt(kp, roi) > MAX_NEW_TILT:
+            reason = "tilted"
+        if reason is not None:
+            self.rejected[reason] = self.rejected.get(reason, 0) + 1
+            return None
+        box = keypoint_box(kp, min_score=CONFIDENT)
+        if expect is not None and box_iou(box[None], np.asarray(expect, np.float64)[None]).max() < 0.1:
+            return None  # the crop found somebody else than the person expected there
+        seen = kp[:, 2] >= CONFIDENT
+        return PersonEstimate(kp=kp, box=box.astype(np.float32), mask=lm.mask, score=float(kp[seen, 2].mean()),
+                              roi=roi, next_roi=lm.next_roi, source=source)
+
+    def _segment_components(
+        self, frame: np.ndarray, people: list[PersonEstimate], fit: Callable[..., bool]
+    ) -> list[PersonEstimate]:
+        """Connected components of the whole-frame person segmentation, split by the people found: a component
+        whose people together cover a small part of it (``PART_OF_COMPONENT``: skeletons fitted on a foot?) is
+        fitted again as a whole, and that fit replaces them when it is plausible and its box at least 1.5 times
+        theirs; a component nobody explains proposes a fit."""
+        H, W = frame.shape[:2]
+        seg = np.asarray(self._selfie.process(np.ascontiguousarray(frame)).segmentation_mask, np.float32)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats((seg > self.mask_threshold).astype(np.uint8), 8)
+        min_area = max(RESIDUAL_MIN_AREA * H * W, 64)
+        owners: dict[int, list[int]] = {}
+        for k, p in enumerate(people):
+            seen = p.kp[:, 2] >= CONFIDENT
+            xy = np.round(p.kp[seen, :2]).astype(int)
+            lab = labels[np.clip(xy[:, 1], 0, H - 1), np.clip(xy[:, 0], 0, W - 1)]
+            lab = lab[lab > 0]
+            if len(lab):
+                owners.setdefault(int(np.bincount(lab).argmax()), []).append(k)
+        drop: set[int] = set()
+        for c in range(1, n):
+            x, y, w, h, area = (int(v) for v in stats[c])
+            if area < min_area or h < MIN_SIDE:
+                continue
+            roi = component_roi(np.array([x, y, x + w, y + h], np.float64), W, H, scale=self.box_scale)
+            mine = owners.get(c, [])
+            if not mine:
+                fit(roi, "segmentation", turns=TURNS)
+                continue
+            union = np.stack([people[k].box for k in mine])
+            uw, uh = union[:, 2].max() - union[:, 0].min(), union[:, 3].max() - union[:, 1].min()
+            if max(uw, 1.0) * max(uh, 1.0) * PART_OF_COMPONENT < w * h:
+                # the people in this segment cover a small part of it: fits on parts of somebody (a foot, a hand)?
+                whole = self._fit(frame, roi, "segmentation")
+                if whole is not None and (whole.box[2] - whole.box[0]) * (whole.box[3] - whole.box[1]) > 1.5 * uw * uh:
+                    drop.update(mine)
+                    people.append(whole)
+                    self.rejected["part"] = self.rejected.get("part", 0) + len(mine)
+        return [p for k, p in enumerate(people) if k not in drop]
+
+    def _detect_in_box(self, frame: np.ndarray, box: np.ndarray) -> Detection | None:
+        """The most confident detection whose hip centre lies in ``box``, searched in the box grown by a quarter of
+        its size per side (the detector's ROI is aligned with the body, a box's is not)."""
+        if self._detector is None:
+            return None
+        H, W = frame.shape[:2]
+        x0, y0, x1, y1 = (float(v) for v in box)
+        gx, gy = 0.25 * (x1 - x0), 0.25 * (y1 - y0)
+        cx0, cy0 = max(0, int(x0 - gx)), max(0, int(y0 - gy))
+        cx1, cy1 = min(W, int(np.ceil(x1 + gx))), min(H, int(np.ceil(y1 + gy)))
+        if min(cx1 - cx0, cy1 - cy0) < MIN_SIDE:
+            return None
+        dets = self._detector.detect(frame[cy0:cy1, cx0:cx1], offset=(cx0, cy0))
+        inside = [d for d in dets if _contains(box, np.r_[d.keypoints[0], d.keypoints[0]])]
+        return max(inside, key=lambda d: d.score) if inside else None
+
+    @staticmethod
+    def _explains(p: PersonEstimate, d: Detection) -> bool:
+        """Whether person ``p`` already accounts for detection ``d``: their sizes are within a factor 2 and the
+        detection's hip centre is within 0.15 x ``p``'s ROI side of ``p``'s mid-hip (inside ``p``'s box when ``p``
+        has no hips in view). Two people overlapping in the image have different hips."""
+        size = p.roi.size if p.roi is not None else float(max(p.box[2] - p.box[0], p.box[3] - p.box[1]))
+        if not 0.5 < d.roi.size / max(size, 1.0) < 2.0:
+            return False
+        hips = p.kp[[11, 12]]
+        if (hips[:, 2] >= CONFIDENT).all():
+            return float(np.linalg.norm(hips[:, :2].mean(0) - d.keypoints[0])) < 0.15 * size
+        return _contains(p.box, np.r_[d.keypoints[0], d.keypoints[0]])
+
+    def _split_masks(self, people: list[PersonEstimate], shape: tuple[int, int]) -> list[PersonEstimate]:
+        """Each person's mask reduced to their own pixels (see :func:`split_person_masks`)."""
+        raw = [p.raw_mask if p.raw_mask is not None else p.mask for p in people]
+        if not people or any(m is None for m in raw):
+            return people
+        own = split_person_masks(raw, [p.kp for p in people], threshold=self.mask_threshold)
+        return [replace(p, mask=m, raw_mask=r) for p, m, r in zip(people, own, raw)]
+
+    def _residual_rois(self, people: list[PersonEstimate], shape: tuple[int, int], *, most: int = 3) -> list[Roi]:
+        """ROIs around the largest person-like regions that the found people's masks cover but do not own."""
+        H, W = shape
+        covered = np.zeros(shape, bool)
+        owned = np.zeros(shape, bool)
+        for p in people:
+            covered |= p.raw_mask > self.mask_threshold
+            owned |= p.mask > self.mask_threshold
+        owned = cv2.dilate(owned.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+        left = (covered & ~owned).astype(np.uint8)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(left, connectivity=8)
+        min_area = max(RESIDUAL_MIN_AREA * H * W, 64)
+        out = []
+        for i in np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:most] + 1:
+            x, y, w, h, area = (int(v) for v in stats[i])
+            if area >= min_area and h >= MIN_SIDE and w >= MIN_SIDE // 2:
+                out.append(Roi.from_box(np.array([x, y, x + w, y + h]), scale=self.box_scale))
+        return out
 
     def detect_boxes(self, frame_rgb: np.ndarray) -> list[np.ndarray]:
         """Person boxes x0, y0, x1, y1 from the HOG detector (empty without one), most confident first."""
@@ -244,9 +561,23 @@ class MediaPipePose:
             return []
         H, W = frame_rgb.shape[:2]
         s = min(1.0, self.detector_max_side / max(H, W))
+        win_w, win_h = self._hog.winSize  # 64 x 128
+        # OpenCV's detectMultiScale corrupts the heap (SIGSEGV/SIGABRT) or raises on images smaller than its window:
+        # small frames are enlarged to the window (at most HOG_MAX_UPSCALE times), the rest skip the detector.
+        up = max(win_w / (W * s), win_h / (H * s))
+        if up > 1.0:
+            if up > HOG_MAX_UPSCALE:
+                if not self._warned_small:
+                    logger.warning("frames of %dx%d px are too small for the HOG person detector (%dx%d window): "
+                                   "searching the whole frame with BlazePose only", W, H, win_w, win_h)
+                    self._warned_small = True
+                return []
+            s *= up
         img = frame_rgb
-        if s < 1.0:
-            img = cv2.resize(frame_rgb, (round(W * s), round(H * s)), interpolation=cv2.INTER_AREA)
+        if s != 1.0:
+            size = (max(win_w, math.ceil(W * s)), max(win_h, math.ceil(H * s)))
+            img = cv2.resize(frame_rgb, size, interpolation=cv2.INTER_AREA if s < 1.0 else cv2.INTER_LINEAR)
+        sx, sy = img.shape[1] / W, img.shape[0] / H  # the scales actually used
         rects, weights = self._hog.detectMultiScale(img, winStride=(8, 8), padding=(8, 8), scale=1.1)
         if len(rects) == 0:
             return []
@@ -254,21 +585,9 @@ class MediaPipePose:
         keep = cv2.dnn.NMSBoxes([list(map(int, r)) for r in rects], weights.tolist(), 0.3, 0.4)
         out = []
         for i in sorted(np.asarray(keep).ravel().tolist(), key=lambda i: -weights[i]):
-            x, y, w, h = (float(v) / s for v in rects[i])
-            out.append(np.array([x, y, x + w, y + h], np.float32))
+            x, y, w, h = (float(v) for v in rects[i])
+            out.append(np.array([x / sx, y / sy, (x + w) / sx, (y + h) / sy], np.float32))
         return out
-
-    def _blank(self, work: np.ndarray, blanked: np.ndarray, mask: np.ndarray | None, box: np.ndarray) -> None:
-        """Paint a found person grey so the next search finds somebody else."""
-        if mask is not None:
-            region = cv2.dilate((mask > self.mask_threshold).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
-        else:
-            region = np.zeros(work.shape[:2], bool)
-        if region.sum() < 0.3 * max((box[2] - box[0]) * (box[3] - box[1]), 1.0):  # weak mask: blank the box too
-            x0, y0, x1, y1 = _expand_box(box, 0.1, work.shape[1], work.shape[0], min_size=4)
-            region[y0:y1, x0:x1] = True
-        work[region] = 127
-        blanked |= region
 
     def estimate(self, frame_rgb: np.ndarray, boxes: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         """COCO-17 ``(17, 3)`` keypoints of each person found (see :class:`PoseEstimator`)."""

@@ -33,7 +33,9 @@ class TrackerConfig:
         max_age: a track unseen for more than this many frames is closed; a person coming back gets a new id.
         max_interp_gap: gaps up to this many frames are filled by linear interpolation (and flagged).
         min_score: joints below this confidence are left out of the keypoint distance and of keypoint boxes.
-        min_track_len: tracks detected in fewer frames than this are dropped at the end (spurious detections).
+        min_track_len: tracks detected in fewer frames than this are dropped at the end (spurious detections),
+            unless the whole clip is shorter than this: then every track is kept (a single image or a 2-frame
+            input cannot confirm anybody over several frames, and its people are still people).
         use_velocity: predict a track's position in the next frame with its last velocity.
     """
 
@@ -191,12 +193,21 @@ class Tracker:
                 cost[r, c] = cfg.iou_weight * (1.0 - iou[r, c]) + cfg.kp_weight * min(d, 1.0)
         return cost
 
-    def update(self, kps: Sequence[np.ndarray], boxes: Sequence[np.ndarray | None] | None = None) -> list[int]:
+    def update(
+        self,
+        kps: Sequence[np.ndarray],
+        boxes: Sequence[np.ndarray | None] | None = None,
+        *,
+        links: Sequence[int] | None = None,
+    ) -> list[int]:
         """Link one frame's detections to tracks.
 
         Args:
             kps: ``(17, 3)`` keypoints per detection (may be empty).
             boxes: a box per detection (None: the keypoints' box).
+            links: per detection, the internal track index it is known to continue (the backend followed that person
+                from the previous frame), or -1; known links are kept (when the track is live and not taken twice),
+                the other detections are assigned by cost.
 
         Returns:
             The internal track index given to each detection (numbered by first appearance, from 0; the final ids
@@ -217,12 +228,20 @@ class Tracker:
             full_boxes.append(np.asarray(b, np.float64).reshape(4))
         live = self._live(self._frame)
         assigned = [-1] * len(kps)
-        if live and kps:
-            cost = self.cost_matrix(kps, full_boxes, live)
+        if links is not None:
+            if len(links) != len(kps):
+                raise ValueError(f"{len(kps)} keypoint sets but {len(links)} links")
+            for c, t in enumerate(links):
+                if t in live and t not in assigned:
+                    assigned[c] = int(t)
+        free = [t for t in live if t not in assigned]
+        todo = [c for c in range(len(kps)) if assigned[c] < 0]
+        if free and todo:
+            cost = self.cost_matrix([kps[c] for c in todo], [full_boxes[c] for c in todo], free)
             rows, cols = linear_sum_assignment(cost)
             for r, c in zip(rows, cols):
                 if cost[r, c] <= cfg.max_cost:
-                    assigned[c] = live[r]
+                    assigned[todo[c]] = free[r]
         for c, kp in enumerate(kps):
             if assigned[c] < 0:
                 self._tracks.append(_Track(first=self._frame))
@@ -238,7 +257,8 @@ class Tracker:
     def finish(self) -> Tracks:
         """All tracks so far as arrays, short tracks dropped, gaps up to ``max_interp_gap`` interpolated."""
         cfg = self.config
-        keep = [t for t in self._tracks if len(t.frames) >= cfg.min_track_len]
+        min_len = cfg.min_track_len if self._frame >= cfg.min_track_len else 1  # short clips: keep everybody
+        keep = [t for t in self._tracks if len(t.frames) >= min_len]
         T, P = self._frame, len(keep)
         kp2d = np.zeros((T, P, NUM_JOINTS, 3), np.float32)
         boxes = np.zeros((T, P, 4), np.float32)

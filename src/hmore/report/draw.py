@@ -8,6 +8,7 @@ functions return new images and never modify their inputs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -276,3 +277,13 @@ def hstack_panels(
             canvas[:bar, x : x + w] = strip
         x += w + gap
     return canvas
+
+
+def write_png(path: str | Path, rgb: np.ndarray) -> Path:
+    """Write an ``(H, W, 3)`` uint8 RGB (or grey) image as a PNG, atomically; returns the path."""
+    from hmore.io.atomic import write_bytes_atomic
+
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(_as_rgb(rgb)[..., ::-1]))  # cv2 wants BGR
+    if not ok:  # pragma: no cover - cv2 fails only on impossible shapes
+        raise ValueError(f"could not encode {Path(path).name} as PNG")
+    return write_bytes_atomic(Path(path), buf.tobytes())

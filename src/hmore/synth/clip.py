@@ -13,10 +13,13 @@ key                  dtype      shape             meaning
 ``subject_velocity`` float32    (T-1, P, 2)       displacement of each subject's projected root joint (pixels)
 ``K``                float32    (3, 3)            camera intrinsics (constant over the clip)
 ``meta``             str (0-d)                    JSON: labels per subject, generator version, seed, parameters
+``camera_flow``      float32    (T-1, H, W, 2)    optional: flow of the static scene under the camera's motion
+                                                  alone (:mod:`hmore.synth.camera_flow`); 0 for a static camera
 ===================  =========  ================  ============================================================
 
 The *local* flow of hmore (motion of each subject relative to its own root) is not stored: derive it with
-:func:`local_flow`.
+:func:`local_flow`. The motion relative to the scene is ``flow - camera_flow`` (:meth:`Clip.scene_flow`); clips
+written before ``camera_flow`` existed lack it.
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ from hmore.synth.body import (
     part_poses,
 )
 from hmore.synth.camera import CAMERA_MOTIONS, CameraTrack, place_camera
+from hmore.synth.camera_flow import camera_induced_flow
 from hmore.synth.identity import Identity, sample_identity
+from hmore.synth.mesh_raster import MeshRasteriser
 from hmore.synth.motion_types import Motion
 from hmore.synth.raster import PartSet, Rasteriser
 from hmore.synth.scene import make_background, make_distractors
@@ -54,7 +59,9 @@ from hmore.synth.scene import make_background, make_distractors
 log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = "hmore.synth/1"
+BODIES = ("capsule", "anny")  # body models: articulated capsules (default), Anny meshes (hmore.synth.anny_body)
 CLIP_KEYS = ("frames", "flow", "masks", "kp2d", "kp3d", "subject_velocity", "K", "meta")
+OPTIONAL_KEYS = ("camera_flow",)
 CASIA_VIEWS = tuple(float(v) for v in range(0, 181, 18))
 MIN_PERSON_FRACTION = 0.3  # a subject must be at least this fraction of the image height (and >= MIN_PERSON_PX)
 MIN_PERSON_PX = 16
@@ -71,6 +78,9 @@ class Clip:
 
     ``flow_valid`` (T-1, H, W) bool marks pixels whose surface point is still visible at t+1 (not occluded, inside
     the image); it is a by-product of rendering and is not saved (``None`` after :func:`load_clip`).
+    ``camera_flow`` (T-1, H, W, 2) is the camera-induced flow (saved; ``None`` for clips written without it).
+    ``static_background`` (T, H, W) bool marks the static scenery (ground and backdrop, not the people or the moving
+    distractors); a by-product of rendering, not saved (:mod:`hmore.synth.realism` replaces it with photos).
     """
 
     frames: np.ndarray
@@ -82,6 +92,8 @@ class Clip:
     K: np.ndarray
     meta: dict[str, Any]
     flow_valid: np.ndarray | None = None
+    camera_flow: np.ndarray | None = None
+    static_background: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -99,10 +111,16 @@ class Clip:
         """(T-1, H, W, 2) flow relative to each subject's root motion inside its mask, 0 elsewhere."""
         return local_flow(self.flow, self.masks, self.subject_velocity)
 
+    def scene_flow(self) -> np.ndarray | None:
+        """(T-1, H, W, 2) motion relative to the scene, ``flow - camera_flow`` (None without ``camera_flow``)."""
+        return None if self.camera_flow is None else self.flow - self.camera_flow
+
     def arrays(self) -> dict[str, np.ndarray]:
-        """The npz entries (``meta`` as a JSON string)."""
+        """The npz entries (``meta`` as a JSON string; ``camera_flow`` when the clip has it)."""
         out = {k: getattr(self, k) for k in CLIP_KEYS[:-1]}
         out["meta"] = np.array(json.dumps(self.meta, sort_keys=True))
+        if self.camera_flow is not None:
+            out["camera_flow"] = self.camera_flow
         return out
 
     def save(self, path: str | Path) -> Path:
@@ -152,6 +170,10 @@ def check_clip_arrays(arrays: dict[str, np.ndarray], where: str = "clip") -> Non
     P = arrays["kp2d"].shape[1] if arrays["kp2d"].ndim == 4 else -1
     want = {"flow": (T - 1, H, W, 2), "masks": (T, H, W), "kp2d": (T, P, 17, 3), "kp3d": (T, P, 17, 3),
             "subject_velocity": (T - 1, P, 2), "K": (3, 3)}
+    if "camera_flow" in arrays:
+        want["camera_flow"] = (T - 1, H, W, 2)
+        if arrays["camera_flow"].dtype != np.float32:
+            raise InputError(f"{where}: camera_flow must be float32, got {arrays['camera_flow'].dtype}")
     for k, shape in want.items():
         if arrays[k].shape != shape:
             raise InputError(f"{where}: {k} must have shape {shape}, got {arrays[k].shape}")
@@ -178,7 +200,7 @@ def load_clip(path: str | Path) -> Clip:
         meta = json.loads(str(arrays["meta"]))
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: meta is not valid JSON: {exc}") from None
-    return Clip(**{k: arrays[k] for k in CLIP_KEYS[:-1]}, meta=meta)
+    return Clip(**{k: arrays[k] for k in CLIP_KEYS[:-1]}, meta=meta, camera_flow=arrays.get("camera_flow"))
 
 
 # ---- rendering -------------------------------------------------------------------------------------------------
@@ -213,13 +235,13 @@ def _body_partset(body: Body, rot: np.ndarray, centre: np.ndarray, owner: int) -
     n = body.num_parts
     return PartSet(
         kind=np.array([KIND_CODES[p.kind] for p in body.parts], dtype=np.int8),
-        half=np.array([p.half for p in body.parts], dtype=np.float64),
+        half=np.array([p.half for p in body.parts], dtype=np.float64).reshape(n, 3),
         rot=rot,
         centre=centre,
         owner=np.full(n, owner, dtype=np.int32),
         pattern=np.array([PATTERN_CODES[p.material.pattern] for p in body.parts], dtype=np.int8),
-        colour=np.array([p.material.colour for p in body.parts], dtype=np.float64),
-        colour2=np.array([p.material.colour2 for p in body.parts], dtype=np.float64),
+        colour=np.array([p.material.colour for p in body.parts], dtype=np.float64).reshape(n, 3),
+        colour2=np.array([p.material.colour2 for p in body.parts], dtype=np.float64).reshape(n, 3),
         scale=np.array([p.material.scale for p in body.parts], dtype=np.float64),
         seed=np.array([p.material.seed for p in body.parts], dtype=np.int64),
     )
@@ -262,6 +284,8 @@ def render_clip(
     motions: Sequence[Motion] | None = None,
     progress: bool = False,
     camera_distance: float = 1.0,
+    camera_shake: float = 0.0,
+    body: str = "capsule",
 ) -> Clip:
     """Render one clip of ``subjects`` people with exact ground truth.
 
@@ -291,6 +315,9 @@ def render_clip(
         camera_distance: the camera stands this many times farther than the closest distance that keeps everyone
             in view (>= 1): people shrink by about that factor while the image keeps its size (far camera, small
             people). The smallest-person check is relaxed by the same factor.
+        body: ``capsule`` (rigid ellipsoids and boxes) or ``anny`` (skinned Anny meshes: each identity gets a
+            phenotype and an outfit, its motion is retargeted onto the mesh; needs the ``body`` extra, see
+            :mod:`hmore.synth.anny_body`).
 
     Returns:
         The :class:`Clip`.
@@ -309,6 +336,8 @@ def render_clip(
         raise UsageError(f"subjects must be >= 1, got {subjects}")
     if int(subjects) > 254:
         raise UsageError(f"at most 254 subjects fit in a uint8 mask, got {subjects}")
+    if body not in BODIES:
+        raise UsageError(f"unknown body model {body!r}; known: {', '.join(BODIES)}")
     if camera_motion not in CAMERA_MOTIONS:
         raise UsageError(f"unknown camera motion {camera_motion!r}; known: {', '.join(CAMERA_MOTIONS)}")
     if not 0.0 <= float(overlap) < 1.0:
@@ -319,6 +348,13 @@ def render_clip(
         raise UsageError(f"fps must be positive, got {fps}")
     if not (np.isfinite(camera_distance) and camera_distance >= 1.0):
         raise UsageError(f"camera_distance must be >= 1, got {camera_distance}")
+    from hmore.resources import require_memory
+
+    # the clip's arrays (RGB, masks, float32 flow: 12 bytes per pixel and frame) and the rasteriser's per-frame
+    # float64 buffers (about 40 per pixel)
+    require_memory(int(num_frames) * h * w * 12 + h * w * 40 * 8, f"a clip of {int(num_frames)} frames of {h}x{w}")
+    if not (np.isfinite(camera_shake) and 0.0 <= camera_shake <= 10.0):
+        raise UsageError(f"camera_shake must be within 0-10 degrees, got {camera_shake}")
     for a in actions or ():
         if a not in ACTIONS:
             raise UsageError(f"unknown action {a!r}; known: {', '.join(ACTIONS)}")
@@ -342,6 +378,12 @@ def render_clip(
     fresh = [int(i) for i in rng.integers(0, 100_000, size=P)]
     ids = fresh if identities is None else _pick(rng, identities, identities, P)
     people = [i if isinstance(i, Identity) else sample_identity(int(i), seed=None) for i in ids]
+    anny_people = None
+    if body == "anny":  # phenotype and outfit from the identity id; body measures taken on the mesh
+        from hmore.synth.anny_body import anny_person
+
+        anny_people = [anny_person(p, c) for p, c in zip(people, conds)]
+        people = [a.identity for a in anny_people]
 
     # ---- motions, placed side by side (or behind each other with overlap) around the origin
     body_width = float(np.mean([p.shoulder_width * p.height + 0.15 * p.thickness for p in people]))
@@ -365,6 +407,12 @@ def render_clip(
     elif motions is not None:  # labels from the motions themselves: the name, and the view of their facing
         acts = [m.name for m in motions]
         view_list = [_view_of(m) for m in motions]
+    posed = None
+    if anny_people is not None:  # the meshes play the motions; from here on the joints are the meshes'
+        from hmore.synth.anny_body import pose_anny
+
+        posed = [pose_anny(a, m, c) for a, m, c in zip(anny_people, placed, conds)]
+        placed = [p.motion for p in posed]
 
     # ---- camera: keep every subject (padded by its body's reach) in view
     joints = np.stack([m.joints for m in placed], axis=1)  # (T, P, 17, 3)
@@ -372,6 +420,10 @@ def render_clip(
     fit_pts = (joints[:, :, :, None, :] + pad).reshape(T, -1, 3)  # (T, P*17*7, 3)
     camera, dist, fit_dist = place_camera(fit_pts, size=(h, w), fov_deg=fov_deg, elevation_deg=elevation_deg,
                                           motion=camera_motion, distance_scale=float(camera_distance))
+    if camera_shake > 0:
+        from hmore.synth.realism import shake_camera
+
+        camera = shake_camera(camera, np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x5A4E]), float(camera_shake))
     tallest = max(p.height for p in people)
     person_px = camera.K[1, 1] * tallest / (fit_dist * float(camera_distance) + 0.5)
     need_px = max(MIN_PERSON_PX, MIN_PERSON_FRACTION * h / float(camera_distance))
@@ -383,12 +435,17 @@ def render_clip(
     # ---- bodies and scene
     bodies, frame_sets, sets = [], [], []
     for k, (m, person) in enumerate(zip(placed, people)):
-        body = build_body(person, conds[k], measure_bones(m.joints))
+        body_k = build_body(person, conds[k], measure_bones(m.joints)) if posed is None else posed[k].body_parts
         frames_k = body_frames(m.joints, m.face)
-        rot, centre = part_poses(body, frames_k)
-        bodies.append(body)
+        if posed is not None:  # the mesh is the body: only the accessories (bag, coat hem) are rigid parts
+            body_k = Body(identity=body_k.identity, condition=body_k.condition, parts=posed[k].accessories)
+        if body_k.parts:
+            rot, centre = part_poses(body_k, frames_k)
+        else:  # a mesh body without accessories
+            rot, centre = np.zeros((T, 0, 3, 3)), np.zeros((T, 0, 3))
+        bodies.append(body_k)
         frame_sets.append(frames_k)
-        sets.append(_body_partset(body, rot, centre, owner=k + 1))
+        sets.append(_body_partset(body_k, rot, centre, owner=k + 1))
     look = camera.centres.mean(axis=0)
     reach = float(np.max(np.linalg.norm((camera.centres - look)[:, [0, 2]], axis=1))) + dist + 10.0
     scene_rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, 0x5CE7E])
@@ -400,10 +457,16 @@ def render_clip(
     parts = PartSet.concat(sets)
 
     # ---- render
-    ras = Rasteriser(parts=parts, background=background, camera=camera, shading=shading)
-    frames, masks, depth, flow, valid = _render_frames(ras, progress=progress)
+    if posed is None:
+        ras = Rasteriser(parts=parts, background=background, camera=camera, shading=shading)
+    else:
+        from hmore.synth.anny_body import mesh_tracks
 
-    kp3d, kp2d, vel = _keypoints(camera, joints, bodies, frame_sets, masks, depth)
+        ras = MeshRasteriser(parts=parts, background=background, camera=camera, shading=shading,
+                             meshes=mesh_tracks(posed))
+    frames, masks, depth, flow, valid, static = _render_frames(ras, progress=progress)
+    coco_world = None if posed is None else np.stack([p.coco for p in posed], axis=1)
+    kp3d, kp2d, vel = _keypoints(camera, joints, bodies, frame_sets, masks, depth, coco_world=coco_world)
     meta = {
         "generator": GENERATOR_VERSION,
         "seed": int(seed),
@@ -414,12 +477,16 @@ def render_clip(
         "params": clip_params(size=(h, w), num_frames=T, subjects=P, actions=actions, conditions=conditions,
                               views=views, identities=identities, camera_motion=camera_motion, shading=shading,
                               distractors=distractors, bvh=bvh, fps=fps, overlap=overlap, fov_deg=fov_deg,
-                              elevation_deg=elevation_deg, camera_distance=camera_distance),
+                              elevation_deg=elevation_deg, camera_distance=camera_distance,
+                              camera_shake=camera_shake, body=body),
         "identities": [_jsonable(asdict(p)) for p in people],
         "camera": {"distance": dist, "person_px": float(person_px)},
     }
+    if posed is not None:
+        meta["bodies"] = [p.body.info for p in posed]
     return Clip(frames=frames, flow=flow, masks=masks, kp2d=kp2d, kp3d=kp3d, subject_velocity=vel,
-                K=camera.K.astype(np.float32), meta=meta, flow_valid=valid)
+                K=camera.K.astype(np.float32), meta=meta, flow_valid=valid,
+                camera_flow=camera_induced_flow(camera, depth), static_background=static)
 
 
 def clip_params(
@@ -427,10 +494,12 @@ def clip_params(
     conditions: Sequence[str] | None, views: Sequence[float] | None, camera_motion: str, shading: bool,
     identities: Sequence[int | Identity] | None = None,
     distractors: int, bvh: str | Path | None, fps: float, overlap: float, fov_deg: float, elevation_deg: float,
-    camera_distance: float = 1.0, **_: Any,
+    camera_distance: float = 1.0, camera_shake: float = 0.0, body: str = "capsule", **_: Any,
 ) -> dict[str, Any]:
-    """The ``params`` entry of a clip's meta (JSON types) for these :func:`render_clip` arguments."""
-    return {
+    """The ``params`` entry of a clip's meta (JSON types) for these :func:`render_clip` arguments (``body`` only
+    when it is not the default, so capsule clips keep their bytes)."""
+    extra = {} if body == "capsule" else {"body": body}
+    return extra | {
         "size": [int(v) for v in size], "num_frames": int(num_frames), "subjects": int(subjects),
         "actions": None if actions is None else list(actions),
         "conditions": None if conditions is None else list(conditions),
@@ -441,6 +510,7 @@ def clip_params(
         "shading": bool(shading), "distractors": int(distractors), "bvh": None if bvh is None else Path(bvh).name,
         "fps": float(fps), "overlap": float(overlap), "fov_deg": float(fov_deg), "elevation_deg": float(elevation_deg),
         "camera_distance": float(camera_distance),
+        **({"camera_shake": float(camera_shake)} if camera_shake else {}),
     }
 
 
@@ -458,9 +528,9 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 
 def _render_frames(
     ras: Rasteriser, *, progress: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every frame of a scene: frames (T, H, W, 3) uint8, masks (T, H, W) uint8, depth (T, H, W) float32,
-    flow (T-1, H, W, 2) float32 and its visibility at t+1 (T-1, H, W) bool."""
+    flow (T-1, H, W, 2) float32, its visibility at t+1 (T-1, H, W) bool, and the static scenery (T, H, W) bool."""
     T = ras.camera.num_frames
     h, w = ras.camera.size
     frames = np.empty((T, h, w, 3), dtype=np.uint8)
@@ -468,16 +538,18 @@ def _render_frames(
     depth = np.empty((T, h, w), dtype=np.float32)
     flow = np.empty((T - 1, h, w, 2), dtype=np.float32)
     valid = np.zeros((T - 1, h, w), dtype=bool)
+    static = np.zeros((T, h, w), dtype=bool)
     depth_next_prev = None  # depth at t of the points seen at t-1
     for t in tqdm(range(T), desc="render", unit="frame", disable=not progress, leave=False):
         fr = ras.render(t, with_flow=t + 1 < T)
         frames[t], masks[t], depth[t] = fr.image, fr.owner, fr.depth
+        static[t] = (fr.part == -1) | (fr.part == -2)  # ground or backdrop (meshes are -3 - k)
         if depth_next_prev is not None:
             valid[t - 1] = _still_visible(flow[t - 1], depth_next_prev, fr.depth)
         if fr.flow is not None:
             flow[t] = fr.flow
             depth_next_prev = fr.depth_next
-    return frames, masks, depth, flow, valid
+    return frames, masks, depth, flow, valid, static
 
 
 def _still_visible(flow: np.ndarray, z_next: np.ndarray, depth_next: np.ndarray, tol: float = 0.03) -> np.ndarray:
@@ -496,20 +568,25 @@ def _still_visible(flow: np.ndarray, z_next: np.ndarray, depth_next: np.ndarray,
 
 def _keypoints(
     camera: CameraTrack, joints: np.ndarray, bodies: list[Body], frame_sets: list[dict], masks: np.ndarray,
-    depth: np.ndarray,
+    depth: np.ndarray, coco_world: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """kp3d (T, P, 17, 3) camera H36M, kp2d (T, P, 17, 3) COCO with visibility, velocity (T-1, P, 2)."""
+    """kp3d (T, P, 17, 3) camera H36M, kp2d (T, P, 17, 3) COCO with visibility, velocity (T-1, P, 2).
+    ``coco_world`` (T, P, 17, 3) gives the COCO points (mesh bodies); by default they come from the H36M joints and
+    the capsule head."""
     T, P = joints.shape[:2]
     h, w = camera.size
     kp3d = np.einsum("tij,tpkj->tpki", camera.R, joints) + camera.t[:, None, None, :]  # (T, P, 17, 3)
-    coco_w = np.empty((T, P, 17, 3))  # COCO-17 world points
-    for c, j in enumerate(_COCO_FROM_H36M):
-        if j is not None:
-            coco_w[:, :, c] = joints[:, :, j]
-    for k in range(P):
-        heads = head_points(frame_sets[k], bodies[k])
-        for c, name in _COCO_HEAD.items():
-            coco_w[:, k, c] = heads[name]
+    if coco_world is not None:
+        coco_w = coco_world
+    else:
+        coco_w = np.empty((T, P, 17, 3))  # COCO-17 world points
+        for c, j in enumerate(_COCO_FROM_H36M):
+            if j is not None:
+                coco_w[:, :, c] = joints[:, :, j]
+        for k in range(P):
+            heads = head_points(frame_sets[k], bodies[k])
+            for c, name in _COCO_HEAD.items():
+                coco_w[:, k, c] = heads[name]
     coco_c = np.einsum("tij,tpkj->tpki", camera.R, coco_w) + camera.t[:, None, None, :]
     in_front = coco_c[..., 2] > 1e-3
     uv = camera.project(np.where(in_front[..., None], coco_c, 1.0))

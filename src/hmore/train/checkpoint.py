@@ -21,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from hmore.errors import InputError
-from hmore.io.atomic import atomic_path, write_text_atomic
+from hmore.io.atomic import as_disk_full, atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,11 @@ def save_weights(path: str | Path, model: torch.nn.Module, *, metadata: Mapping[
     """
     meta = {META_KEY: json.dumps(dict(metadata), sort_keys=True)}
     tensors = weights_state_dict(model, dtype=dtype)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+    except SafetensorError as exc:
+        raise as_disk_full(path, exc) or exc from None
     return Path(path)
 
 
@@ -168,8 +171,11 @@ def save_checkpoint(run_dir: str | Path, step: int, model: torch.nn.Module, *, s
     ckpt_dir = Path(run_dir) / CKPT_DIR
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     stem = checkpoint_stem(step)
-    with atomic_path(ckpt_dir / f"{stem}{STATE_SUFFIX}", suffix=".pt") as tmp:
-        torch.save(dict(state, step=step), tmp)
+    try:
+        with atomic_path(ckpt_dir / f"{stem}{STATE_SUFFIX}", suffix=".pt") as tmp:
+            torch.save(dict(state, step=step), tmp)
+    except RuntimeError as exc:  # torch reports a failed write as a RuntimeError
+        raise as_disk_full(ckpt_dir / f"{stem}{STATE_SUFFIX}", exc) or exc from None
     weights = save_weights(ckpt_dir / f"{stem}{WEIGHTS_SUFFIX}", model, metadata=dict(metadata, step=step))
     write_text_atomic(ckpt_dir / LAST, f"{stem}\n")
     if keep > 0:

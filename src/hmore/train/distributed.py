@@ -64,13 +64,20 @@ def resolve_device(device: str, *, local_rank: int = 0) -> torch.device:
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
     try:
         dev = torch.device(device)
-    except RuntimeError as exc:
-        raise UsageError(f"unknown device {device!r}: {exc}") from None
+    except (RuntimeError, TypeError) as exc:
+        raise UsageError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N): {exc}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise UsageError(f"device {device!r} requested but CUDA is not available")
+            raise UsageError(f"device {device!r} requested but CUDA is not available on this machine (use cpu)")
         if dev.index is None:
             dev = torch.device("cuda", local_rank)
+        if dev.index >= torch.cuda.device_count():
+            raise UsageError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise UsageError(f"device {device!r} requested but MPS is not available on this machine (use cpu)")
+    elif dev.type != "cpu":
+        raise UsageError(f"unsupported device {device!r} (use auto, cpu, cuda or cuda:N)")
     return dev
 
 

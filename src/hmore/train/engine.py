@@ -3,9 +3,12 @@ rest (AdamW with warm-up and exponential decay, gradient clipping, mixed precisi
 safetensors checkpoints with exact resume, TensorBoard, ``metrics.jsonl``, a progress bar).
 
 A run folder ``out_dir`` holds ``config.json`` (the resolved run config), ``checkpoints/`` (see
-:mod:`hmore.train.checkpoint`), ``tb/`` (TensorBoard events) and ``metrics.jsonl`` (one JSON object per log step and
-per evaluation). Resuming continues from the last complete checkpoint and reproduces the uninterrupted run exactly:
-model, optimiser, scheduler and RNG states are restored and the data of a step is a function of the step only.
+:mod:`hmore.train.checkpoint`), ``tb/`` (TensorBoard events), ``metrics.jsonl`` (one JSON object per log step and
+per evaluation) and ``train.lock``: while a run trains, it holds an exclusive lock on that file (``flock``, released by
+the kernel when the process ends, even by ``kill -9``), so a second run on the same folder is refused instead of
+interleaving checkpoints and metrics, and the lock of a killed run is taken over. Resuming continues from the last
+complete checkpoint and reproduces the uninterrupted run exactly: model, optimiser, scheduler and RNG states are
+restored and the data of a step is a function of the step only.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from tqdm.auto import tqdm
 from hmore.config import to_dict
 from hmore.errors import ConfigError
 from hmore.io.atomic import write_json_atomic, write_text_atomic
+from hmore.io.lock import run_folder_lock
 from hmore.train import checkpoint as ckpt
 from hmore.train import distributed as dist_utils
 from hmore.train.schedule import build_optimizer, build_scheduler, check_optim
@@ -332,9 +336,23 @@ def _train(task: Task, cfg: TrainConfig, out_dir: Path, *, resume: bool, run_con
     use_amp = cfg.amp and ctx.device.type == "cuda"
     run_cfg = dict(run_config) if run_config is not None else {"train": to_dict(cfg)}
     meta = {"task": task.name, "model_config": task.model_config(), "run_config": run_cfg}
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    core = task.build_model().to(ctx.device)  # before the run folder is touched: a model that cannot be built
 
+    with contextlib.ExitStack() as stack:  # (or does not fit the data) leaves no folder behind
+        if ctx.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(run_folder_lock(out_dir))
+        return _train_locked(task, cfg, out_dir, core, resume=resume, run_cfg=run_cfg, meta=meta, ctx=ctx,
+                             local_batch=local_batch, use_amp=use_amp)
+
+
+def _train_locked(task: Task, cfg: TrainConfig, out_dir: Path, core: torch.nn.Module, *, resume: bool,
+                  run_cfg: dict[str, Any], meta: dict[str, Any], ctx: dist_utils.DistContext, local_batch: int,
+                  use_amp: bool) -> TrainSummary:
     if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
             old = ckpt.list_checkpoints(out_dir / ckpt.CKPT_DIR)
             if old:
@@ -346,10 +364,6 @@ def _train(task: Task, cfg: TrainConfig, out_dir: Path, *, resume: bool, run_con
         write_json_atomic(out_dir / "config.json", run_cfg)
     dist_utils.barrier(ctx)
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    core = task.build_model().to(ctx.device)
     optimizer = build_optimizer(core.parameters(), cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)

@@ -29,6 +29,9 @@ TASKS: dict[str, str] = {
     "lift": "hmore.train.tasks.lift:LiftTask",
     "action": "hmore.train.tasks.action:ActionTask",
     "lift_h36m": "hmore.train.tasks.lift_h36m:H36MLiftTask",
+    "mesh": "hmore.mesh.task:MeshTask",
+    "gait": "hmore.gait.task:GaitTask",
+    "action_flow": "hmore.fineaction.task:ActionFlowTask",
 }
 
 

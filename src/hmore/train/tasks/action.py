@@ -232,6 +232,10 @@ class ActionTask:
             for s in (self.config.data.train_split, self.config.data.test_split):
                 if not self._data.subset(s):
                     raise InputError(f"split {s!r} of the action set is empty")
+                bad = sorted({c.label for c in self._data.subset(s)} - set(range(len(self._data.classes))))
+                if bad:
+                    raise InputError(f"split {s!r} of the action set has labels {bad[:5]} outside the "
+                                     f"{len(self._data.classes)} classes 0..{len(self._data.classes) - 1}")
         return self._data
 
     @property
@@ -256,8 +260,11 @@ class ActionTask:
         return self._inputs[split]
 
     def build_model(self) -> nn.Module:
+        from hmore.lift.infer import check_clip_fits
+
         m = self.config.model
         model = create_model(m.name, **{**m.kwargs, "num_classes": len(self.classes)})
+        check_clip_fits(model, self.config.data.clip_len, name=m.name)
         if m.backbone_init:
             from hmore.lift.pipeline import load_lifter
 

@@ -102,15 +102,16 @@ def _bvh_path(p: str):
 
 
 def _bvh_clips(paths: tuple[str, ...], fps: float) -> list[MotionClip]:
-    found = [_bvh_path(p) for p in paths if _bvh_path(p).is_file()]
-    if not found:
-        return []
-    try:
-        import hmore.io.bvh  # noqa: F401
-    except ImportError:
-        log.warning("hmore.io.bvh is not available: training without the BVH files %s", list(paths))
-        return []
-    return [bvh_clip(p, fps=fps) for p in found]
+    return [bvh_clip(_bvh_path(p), fps=fps) for p in paths]
+
+
+def _check_bvh_files(data: LiftDataConfig) -> None:
+    """:class:`InputError` naming the BVH files of the config that do not exist (where they were looked for)."""
+    for key in ("bvh_train", "bvh_test"):
+        missing = [str(_bvh_path(p)) for p in getattr(data, key) if not _bvh_path(p).is_file()]
+        if missing:
+            raise InputError(f"data.{key}: BVH file(s) not found: {', '.join(missing)} (relative paths are under "
+                             f"the shared data folder {shared_data_dir()}; set data.{key}=[] to train without)")
 
 
 class LiftLossMixin:
@@ -145,6 +146,8 @@ class LiftTask(LiftLossMixin):
         d = config.data
         if not 1 <= d.min_len <= d.clip_len:
             raise InputError(f"data.min_len must be within 1..clip_len={d.clip_len}, got {d.min_len}")
+        if clips is None:
+            _check_bvh_files(d)
         self.config = config
         self._clips = clips
         self._sample_cfg = SampleConfig(camera=d.camera, noise=d.noise, flip_prob=d.flip_prob,
@@ -162,9 +165,6 @@ class LiftTask(LiftLossMixin):
                                        fps=d.fps)
             bvh_train = _bvh_clips(d.bvh_train, d.fps)
             bvh_test = _bvh_clips(d.bvh_test, d.fps)
-            if len(bvh_train) < len(d.bvh_train) or len(bvh_test) < len(d.bvh_test):
-                log.warning("some BVH files were not found under %s; training/evaluating without them",
-                            shared_data_dir())
             held = {"gen": gen_test}
             if bvh_test:
                 held["bvh"] = bvh_test
@@ -226,7 +226,11 @@ class LiftTask(LiftLossMixin):
 
     # ---- model, loss, evaluation --------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        return create_model(self.config.model.name, **self.config.model.kwargs)
+        from hmore.lift.infer import check_clip_fits
+
+        model = create_model(self.config.model.name, **self.config.model.kwargs)
+        check_clip_fits(model, self.config.data.clip_len, name=self.config.model.name)
+        return model
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:

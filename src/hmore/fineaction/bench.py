@@ -1,0 +1,220 @@
+"""``hmore bench action-flow``: a small (2+1)D CNN on RGB alone and with each kind of flow added, on the generated
+fine-grained action set (:mod:`hmore.fineaction.data`), beside the paper's Diving48 figures.
+
+Stages as ``hmore bench gait`` (resumable; ``--flow-weights`` re-runs only the H-MoRe rows): the set with its DIS,
+exact and H-MoRe flows, one training run per row, test scores cached beside each run, then ``results.json``,
+``report.html`` (accuracy table, confusion matrices) and the tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hmore.bench.downstream import (
+    BenchSpec,
+    Recipe,
+    heatmaps,
+    input_panels,
+    markdown_table,
+    mean_over_seeds,
+    pct,
+    report_setup,
+    run_bench,
+    summary_head,
+)
+from hmore.fineaction.data import ActionSetConfig, action_preset
+from hmore.fineaction.motions import CLASSES
+
+log = logging.getLogger(__name__)
+
+ROWS = ("rgb", "rgb+dis", "rgb+world", "rgb+local", "rgb+world+local", "rgb+exact_world+exact_local")
+ROW_LABELS = {
+    "rgb": "RGB",
+    "rgb+dis": "RGB + DIS flow",
+    "rgb+world": "RGB + hmore world",
+    "rgb+local": "RGB + hmore local",
+    "rgb+world+local": "RGB + hmore world+local",
+    "rgb+exact_world+exact_local": "RGB + exact world+local (ceiling)",
+}
+# The paper's Diving48 top-1 / top-5 (docs/hmore.md) beside our rows.
+PAPER = {
+    "rgb": ("no flow", (64.07, 95.08)),
+    "rgb+dis": ("+ VideoFlow flow", (71.45, 96.72)),
+    "rgb+world": ("world only (ablation)", (70.91, None)),
+    "rgb+local": ("local only (ablation)", (72.64, None)),
+    "rgb+world+local": ("+ H-MoRe world+local", (72.99, 97.62)),
+}
+
+
+@dataclass(frozen=True)
+class ActionRecipe(Recipe):
+    """The action rows' recipe: the common fields of :class:`hmore.bench.downstream.Recipe`, plus the window
+    (``frames`` taken every ``frame_step`` frames)."""
+
+    model: str = "r2plus1d_cpu"
+    steps: int = 1200
+    lr: float = 2e-3
+    weight_decay: float = 1e-3
+    frames: int = 12
+    frame_step: int = 2
+    val_identities: int = 3
+    eval_every: int = 400
+
+
+RECIPES = {
+    "full": ActionRecipe(),
+    "quick": ActionRecipe(steps=200, batch_size=8, frames=8, decay_every=130, warmup_steps=10, val_identities=0,
+                          eval_every=0),
+    "test": ActionRecipe(model="r2plus1d_test", steps=2, batch_size=2, frames=2, warmup_steps=0, val_identities=0,
+                         eval_every=0),
+}
+
+
+def row_config(row: str, *, set_root: Path, recipe: ActionRecipe, seed: int, flow_key: str | None,
+               threads: int | None) -> Any:
+    """The ``action_flow`` task's run config of a row."""
+    from hmore.fineaction.task import ActionFlowDataConfig, ActionFlowModelConfig, ActionFlowRunConfig
+
+    return ActionFlowRunConfig(
+        model=ActionFlowModelConfig(name=recipe.model),
+        data=ActionFlowDataConfig(root=str(set_root), channels=row, flow_key=flow_key or "", frames=recipe.frames,
+                                  frame_step=recipe.frame_step, val_identities=recipe.val_identities, seed=seed),
+        train=recipe.train_config(seed=seed, threads=threads))
+
+
+def _task(row: str, seed: int, key: str | None, set_root: Path, recipe: ActionRecipe, threads: int | None
+          ) -> tuple[Any, Any]:
+    from hmore.fineaction.task import ActionFlowTask
+
+    cfg = row_config(row, set_root=set_root, recipe=recipe, seed=seed, flow_key=key, threads=threads)
+    return ActionFlowTask(config=cfg), cfg
+
+
+def summarise(results: dict[str, dict[int, dict[str, Any]]], *, config: ActionSetConfig, recipe: ActionRecipe,
+              preset: str, seeds: Sequence[int], fm: Any, timing: dict[str, Any], command: str) -> dict[str, Any]:
+    """results.json: per row the mean over seeds of top-1/top-5 (%), the confusion matrix summed over seeds, the
+    seeds' own values, and the paper pattern checks."""
+    rows: dict[str, Any] = {}
+    for row, per_seed in results.items():
+        conf = np.sum([np.array(r["confusion"]) for r in per_seed.values()], axis=0)
+        rows[row] = {"label": ROW_LABELS.get(row, row),
+                     "top1": mean_over_seeds([100 * r["top1"] for r in per_seed.values()]),
+                     "top5": mean_over_seeds([100 * r["top5"] for r in per_seed.values()]),
+                     "per_class": (100 * np.diag(conf) / np.maximum(conf.sum(axis=1), 1)).tolist(),
+                     "confusion": conf.tolist(), "seeds": {s: {"top1": r["top1"], "top5": r["top5"]}
+                                                           for s, r in per_seed.items()},
+                     "runs": {s: r["run"] for s, r in per_seed.items()},
+                     "flow_key": next(iter(per_seed.values())).get("flow_key"), "paper": PAPER.get(row)}
+    head = summary_head("action-flow", preset=preset, config=config, recipe=recipe, seeds=seeds, fm=fm,
+                        timing=timing, command=command)
+    return {**head, "classes": list(CLASSES), "rows": rows, "checks": pattern_checks(rows)}
+
+
+def pattern_checks(rows: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's goals: RGB + hmore flow above RGB alone and above RGB + DIS; world+local above either alone."""
+    def top1(row: str) -> float | None:
+        return rows.get(row, {}).get("top1")
+
+    checks = []
+    for better, worse in (("rgb+world+local", "rgb"), ("rgb+world+local", "rgb+dis"), ("rgb+dis", "rgb"),
+                          ("rgb+world+local", "rgb+world"), ("rgb+world+local", "rgb+local"),
+                          ("rgb+exact_world+exact_local", "rgb+world+local")):
+        a, b = top1(better), top1(worse)
+        if a is not None and b is not None:
+            checks.append({"claim": f"top-1: {ROW_LABELS.get(better, better)} > {ROW_LABELS.get(worse, worse)}",
+                           "holds": a > b, "values": [a, b]})
+    return checks
+
+
+def format_tables(summary: dict[str, Any]) -> str:
+    """Our accuracy table beside the paper's Diving48 figures, then the pattern checks."""
+    s = summary["set"]
+    n_test = s["test_per_class"] * len(summary["classes"])
+    head = (f"Fine-grained actions ({len(summary['classes'])} arm-gesture variants), generated set "
+            f"'{summary['preset']}' ({n_test} test clips of {s['test_identities']} unseen identities), accuracy %, "
+            f"mean of seeds {summary['seeds']}")
+    table = []
+    for e in summary["rows"].values():
+        paper = e.get("paper") or ("", (None, None))
+        table.append([e["label"], e["top1"], e["top5"], paper[0], *paper[1]])
+    out = [head, "", markdown_table(["input", "top-1", "top-5", "paper row (Diving48)", "paper top-1", "paper top-5"],
+                                    table)]
+    if summary["checks"]:
+        out += ["", "Pattern:"]
+        out += [f"- {c['claim']}: {'holds' if c['holds'] else 'DOES NOT HOLD'} ({c['values'][0]:.2f} vs "
+                f"{c['values'][1]:.2f})" for c in summary["checks"]]
+    return "\n".join(out)
+
+
+def write_report(out: Path, summary: dict[str, Any]) -> Path:
+    """``report.html``: accuracy table, per-class accuracy, confusion matrices."""
+    from hmore.report.html import Report
+
+    figs = out / "figures"
+    rows = summary["rows"]
+    rep = Report("hmore bench action-flow", intro="A small (2+1)D CNN per input row on the generated fine-grained "
+                 "action set (arm raises differing only in limb, direction, speed and order; random identity, "
+                 "clothing, view, base motion and camera). Paper: Diving48 (H-MoRe, CVPR 2025).")
+    if summary.get("command"):
+        rep.add_code(summary["command"])
+    rep.add_section("Accuracy")
+    rep.add_table([[e["label"], pct(e["top1"]), pct(e["top5"]), (e.get("paper") or ("-",))[0],
+                    *[pct(v) for v in (e.get("paper") or ("", (None, None)))[1]]] for e in rows.values()],
+                  header=["input", "top-1", "top-5", "paper row", "paper top-1", "paper top-5"])
+    for c in summary["checks"]:
+        rep.add_text(f"{c['claim']}: {'holds' if c['holds'] else 'does NOT hold'} ({c['values'][0]:.2f} vs "
+                     f"{c['values'][1]:.2f}).")
+    rep.add_section("Per class", "Accuracy % per class (rows: input rows).")
+    rep.add_table([[e["label"], *[round(v, 1) for v in e["per_class"]]] for e in rows.values()],
+                  header=["input", *summary["classes"]])
+    rep.add_section("Confusion matrices", "Rows: true class; columns: predicted class; counts over the seeds.")
+    short = [c.replace("_then_", ">").replace("forward", "fwd") for c in summary["classes"]]
+    rep.add_figure(heatmaps(figs / "confusion.png", {e["label"]: np.array(e["confusion"]) for e in rows.values()},
+                            xlabels=short, ylabels=short, xlabel="predicted", ylabel="true"), "confusion matrices")
+    _example_inputs(rep, summary, figs)
+    report_setup(rep, summary)
+    return rep.save(out / "report.html")
+
+
+def _example_inputs(rep: Any, summary: dict[str, Any], figs: Path) -> None:
+    """Pictures of the inputs: the first test clip of three classes, middle frame of its window."""
+    from hmore.errors import InputError
+    from hmore.fineaction.data import items, open_set
+    from hmore.flowfeed import dequantise_flow, load_clip_cache
+
+    root = Path(summary.get("set_root", ""))
+    if not (root / "set.json").is_file():
+        return
+    config = open_set(root)
+    picks = [it for it in items(config, "test")][:12:4]
+    key = next((e.get("flow_key") for e in summary["rows"].values() if e.get("flow_key")), None)
+    channels = ["dis", *(["world", "local"] if key else []), "exact_world", "exact_local"]
+    try:
+        got = load_clip_cache(root, [it.key for it in picks], arrays=("rgb",), channels=channels, flow_key=key)
+    except InputError:
+        return
+    rep.add_section("Inputs", "Middle frame of three test clips: RGB and the flow channels (one colour scale per "
+                    "row; white = still). DIS sees the camera's motion on the background; H-MoRe's world flow is "
+                    "meant to be 0 there, its local flow removes the person's own translation.")
+    for i, it in enumerate(picks):
+        t = len(got["rgb"][i]) // 2
+        flows = {c: dequantise_flow(got[c][i][t], config.flow_step) for c in channels}
+        name = f"{it.key} ({CLASSES[it.label]})"
+        rep.add_figure(input_panels(figs / f"inputs_{it.key}.png", got["rgb"][i][t], flows, label=it.key), name)
+
+
+def run(out_dir: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """The whole benchmark (:func:`hmore.bench.downstream.run_bench` with the action spec; rows default
+    :data:`ROWS`)."""
+    from hmore.fineaction.data import build_action_set
+
+    spec = BenchSpec(name="action-flow", base_channel="rgb", preset=action_preset, recipes=RECIPES,
+                     build=build_action_set, make_task=_task, score=lambda task, model: task.test(model),
+                     summarise=summarise, write_report=write_report)
+    return run_bench(spec, out_dir, **{"rows": ROWS, **kwargs})

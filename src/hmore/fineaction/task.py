@@ -1,0 +1,212 @@
+"""The ``action_flow`` training task: fine-grained action classes from RGB with optional flow channels.
+
+Input (``data.channels``): ``rgb`` plus any of ``dis``, ``world``, ``local``, ``exact_world``, ``exact_local`` joined
+with ``+``. A sample is ``data.frames`` frames taken every ``data.frame_step`` frames of a clip; frame t carries pair
+t's flow (divided by ``data.flow_scale``), so every row sees the same frames. Training samples start at a random
+frame (when the clip is longer than the window) and may be shifted by up to ``data.shift`` pixels; evaluation uses
+the first window. The last ``data.val_identities`` training identities are held out for the engine's periodic
+evaluation; the test split (other identities) is only scored by :meth:`ActionFlowTask.test`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hmore.errors import ConfigError, InputError
+from hmore.fineaction.data import ActionArrays, load_action_set
+from hmore.fineaction.motions import CLASSES
+from hmore.flowfeed import channels_of, dequantise_flow
+from hmore.metrics.classification import confusion_matrix, topk_accuracy
+from hmore.registry import create_model
+from hmore.train.engine import TrainConfig
+
+
+@dataclass(frozen=True)
+class ActionFlowModelConfig:
+    """Attributes: registered model name and builder overrides (in_channels and num_classes come from the data)."""
+
+    name: str = "r2plus1d_cpu"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActionFlowDataConfig:
+    """Attributes:
+        root: the action set folder (``hmore.fineaction.data``).
+        channels: ``rgb`` plus flow channel names joined by ``+``.
+        flow_key: the H-MoRe flow cache folder for ``world``/``local``.
+        frames, frame_step: the window.
+        flow_scale: flow channels are divided by this (pixels of the crop).
+        shift: random translation in training (pixels, 0: none).
+        val_identities: training identities held out for periodic evaluation.
+        seed: seed of the sampling.
+    """
+
+    root: str = "runs/action_flow/full/set"
+    channels: str = "rgb"
+    flow_key: str = ""
+    frames: int = 12
+    frame_step: int = 2
+    flow_scale: float = 4.0
+    shift: int = 3
+    val_identities: int = 3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ActionFlowRunConfig:
+    model: ActionFlowModelConfig = field(default_factory=ActionFlowModelConfig)
+    data: ActionFlowDataConfig = field(default_factory=ActionFlowDataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def action_input(arrays: ActionArrays, k: int, start: int, *, frames: int, step: int, channels: tuple[str, ...],
+                 flow_scale: float, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Item ``k``'s window as model input (C, frames, crop, crop) float32: RGB in [-1, 1], flows / flow_scale."""
+    n_pairs = len(arrays.rgb[k]) - 1
+    idx = np.clip(start + np.arange(frames) * step, 0, n_pairs - 1)
+    parts = [arrays.rgb[k][idx].astype(np.float32).transpose(3, 0, 1, 2) / 127.5 - 1.0]  # (3, F, c, c)
+    for c in channels:
+        f = dequantise_flow(arrays.flows[c][k][idx], arrays.flow_step) / flow_scale  # (F, 2, c, c)
+        parts.append(f.transpose(1, 0, 2, 3))
+    x = np.concatenate(parts, axis=0)
+    if shift != (0, 0):
+        x = np.roll(x, shift, axis=(2, 3))
+        dy, dx = shift
+        if dy > 0:
+            x[:, :, :dy] = 0
+        elif dy < 0:
+            x[:, :, dy:] = 0
+        if dx > 0:
+            x[:, :, :, :dx] = 0
+        elif dx < 0:
+            x[:, :, :, dx:] = 0
+    return x
+
+
+class ActionFlowTask:
+    """Fine-grained action classification with cross-entropy (see the module docstring)."""
+
+    name = "action_flow"
+    config_class = ActionFlowRunConfig
+
+    def __init__(self, *, config: ActionFlowRunConfig, train_arrays: ActionArrays | None = None,
+                 test_arrays: ActionArrays | None = None) -> None:
+        d = config.data
+        names = d.channels.split("+")
+        if "rgb" not in names:
+            raise ConfigError(f"data.channels must include rgb, got {d.channels!r}")
+        self.channels = channels_of(d.channels)
+        if d.frames < 1 or d.frame_step < 1 or d.flow_scale <= 0 or d.shift < 0 or d.val_identities < 0:
+            raise ConfigError("data.frames, frame_step >= 1, flow_scale > 0, shift and val_identities >= 0 required")
+        self.config = config
+        self._train = train_arrays
+        self._test = test_arrays
+        self._val: ActionArrays | None = None
+        self._split = False
+
+    def _load(self) -> None:
+        if self._split:
+            return
+        d = self.config.data
+        load = dict(channels=self.channels, flow_key=d.flow_key or None)
+        if self._train is None:
+            self._train = load_action_set(d.root, split="train", **load)
+        if self._test is None:
+            self._test = load_action_set(d.root, split="test", **load)
+        ids = sorted({it.identity for it in self._train.items})
+        if len(ids) - d.val_identities < 1:
+            raise InputError(f"{len(ids)} training identities leave none after holding out {d.val_identities}")
+        val = set(ids[len(ids) - d.val_identities:]) if d.val_identities else set()
+        held = [k for k, it in enumerate(self._train.items) if it.identity in val]
+        self._val = self._train.subset(held) if held else None
+        self._train = self._train.subset([k for k, it in enumerate(self._train.items) if it.identity not in val])
+        self._split = True
+
+    @property
+    def train_arrays(self) -> ActionArrays:
+        self._load()
+        assert self._train is not None
+        return self._train
+
+    @property
+    def test_arrays(self) -> ActionArrays:
+        self._load()
+        assert self._test is not None
+        return self._test
+
+    @property
+    def in_channels(self) -> int:
+        return 3 + 2 * len(self.channels)
+
+    def build_model(self) -> nn.Module:
+        m = self.config.model
+        return create_model(m.name, **{**m.kwargs, "in_channels": self.in_channels, "num_classes": len(CLASSES)})
+
+    def model_config(self) -> dict:
+        m, d = self.config.model, self.config.data
+        return {"name": m.name, "kwargs": {**m.kwargs, "in_channels": self.in_channels, "num_classes": len(CLASSES)},
+                "classes": list(CLASSES), "channels": d.channels, "flow_scale": d.flow_scale, "flow_key": d.flow_key,
+                "frames": d.frames, "frame_step": d.frame_step}
+
+    def _window(self, arrays: ActionArrays, k: int, start: int, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
+        d = self.config.data
+        return action_input(arrays, k, start, frames=d.frames, step=d.frame_step, channels=self.channels,
+                            flow_scale=d.flow_scale, shift=shift)
+
+    def batch(self, step: int, *, rank: int, world_size: int, batch_size: int) -> dict[str, torch.Tensor]:
+        d = self.config.data
+        arrays = self.train_arrays
+        xs, ys = [], []
+        for g in range(rank * batch_size, (rank + 1) * batch_size):
+            rng = np.random.default_rng([d.seed, 91, step, g])
+            k = int(rng.integers(len(arrays)))
+            span = (d.frames - 1) * d.frame_step + 1
+            start = int(rng.integers(0, max(1, len(arrays.rgb[k]) - 1 - span + 1)))
+            shift = tuple(int(v) for v in rng.integers(-d.shift, d.shift + 1, size=2)) if d.shift else (0, 0)
+            xs.append(self._window(arrays, k, start, shift))  # type: ignore[arg-type]
+            ys.append(arrays.items[k].label)
+        return {"x": torch.from_numpy(np.stack(xs)), "y": torch.tensor(ys, dtype=torch.long)}
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = model(batch["x"])
+        loss = F.cross_entropy(logits.float(), batch["y"])
+        return loss, {"acc": (logits.detach().argmax(dim=-1) == batch["y"]).float().mean()}
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, arrays: ActionArrays, *, batch: int = 16) -> np.ndarray:
+        """(N, classes) class probabilities of every item (first window)."""
+        dev = next(model.parameters()).device
+        was = model.training
+        model.eval()
+        out = []
+        for s in range(0, len(arrays), batch):
+            x = np.stack([self._window(arrays, k, 0) for k in range(s, min(s + batch, len(arrays)))])
+            out.append(model(torch.from_numpy(x).to(dev)).float().softmax(dim=-1).cpu().numpy())
+        model.train(was)
+        return np.concatenate(out)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        self._load()
+        if self._val is None:
+            return {}
+        prob = self.predict(model, self._val)
+        return {"val_top1": topk_accuracy(prob, self._val.labels, 1)}
+
+    def test(self, model: nn.Module) -> dict[str, Any]:
+        """Top-1/top-5 accuracy and the confusion matrix on the test split."""
+        arrays = self.test_arrays
+        prob = self.predict(model, arrays)
+        labels = arrays.labels
+        return {"top1": topk_accuracy(prob, labels, 1), "top5": topk_accuracy(prob, labels, 5),
+                "confusion": confusion_matrix(labels, prob.argmax(axis=1), len(CLASSES)).tolist(),
+                "classes": list(CLASSES), "n": int(len(labels))}
+
+    def images(self, model: nn.Module, batch: Any) -> dict[str, np.ndarray]:
+        return {}
