@@ -92,6 +92,7 @@ def test_nw_ucla_task_batches_learn_and_predict() -> None:
     task = _task(num_classes=10)
     b = task.batch(0, rank=0, world_size=1, batch_size=6)
     assert b["x"].shape == (6, 1, 8, 17, 3)
+    assert "NW-UCLA" in task.weights_licence  # hmore train --export writes it in the weights' metadata
     np.testing.assert_allclose(b["x"][..., 0, :], 0, atol=1e-6)  # root-relative stays root-relative when turned
     torch.manual_seed(0)
     model = task.build_model()

@@ -167,6 +167,8 @@ def test_lift_h36m_task_batches_train_and_evaluate(tmp_path: Path) -> None:
     s = train(task, task.config.train, tmp_path / "run", resume=False)
     assert s.step == 3 and {"val_sh_p1", "val_gt_p1", "val_p1", "val_sh_p2"} <= set(s.eval_metrics)
     assert all(np.isfinite(v) for v in s.eval_metrics.values())
+    assert "Human3.6M" in task.weights_licence and "non-commercial" in task.weights_licence  # exported weights say so
+    assert "Bandai" not in _task({"data": {"clip_len": 8, "virtual_bandai": False}}).weights_licence
 
 
 def test_lift_h36m_task_starts_from_exported_weights(tmp_path: Path) -> None:

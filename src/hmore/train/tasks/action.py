@@ -210,6 +210,9 @@ class ActionTask:
             raise ConfigError(f"data.crop_min must lie in (0, 1], got {d.crop_min}")
         self.config = config
         self._data = dataset
+        if d.dataset == "nw_ucla":  # the exported weights' licence (``hmore train --export``)
+            self.weights_licence = ("research use only: trained on NW-UCLA (Wang et al., CVPR 2014); the terms of "
+                                    "the original dataset apply")
         self._inputs: dict[str, list[ActionInput]] = {}
 
     def dataset(self) -> ActionDataset:

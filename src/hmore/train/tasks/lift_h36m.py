@@ -115,6 +115,10 @@ class H36MLiftTask(LiftLossMixin):
             raise ConfigError("data.clip_len and val_every must be >= 1, mask_joint_max and mask_frame in [0, 1)")
         self.config = config
         self._weights = weights / weights.sum()
+        #: the exported weights' licence (``hmore train --export``): the training data's terms apply.
+        self.weights_licence = ("research use only: trained on Human3.6M (academic, non-commercial licence)"
+                                + (" and Bandai-Namco motions (CC BY-NC 4.0)" if d.virtual_bandai and d.virtual_weight
+                                   else "") + "; the terms of those datasets apply")
         self._arrays = arrays
         self._pool = pool
         self._starts: np.ndarray | None = None
