@@ -2,7 +2,7 @@
 
 INPUT is a pyskl action pickle (every clip is classified; with labels, top-1 accuracy is printed), any keypoint
 file ``hmore lift`` reads (its people), an NW-UCLA file (the shared ``nw_ucla_skeletons.npz`` with labels, a CTR-GCN
-``all_sqe`` JSON or a (T, 20, 3) ``.npy``) or a video. A 3D model (``--weights action_ucla``, the shipped NW-UCLA
+``all_sqe`` JSON or a (T, 20, 3) ``.npy``) or a video. A 3D model (``--weights action_ucla_stgcn``, the shipped NW-UCLA
 model) lifts 2D keypoints and videos to 3D first with the shipped lifter and says when the skeleton layouts differ.
 """
 
@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", type=Path, help="pyskl pickle, keypoint file, NW-UCLA file or video")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", type=Path, help="action training run folder or checkpoint")
-    src.add_argument("--weights", help="shipped action weights name (e.g. action_ucla)")
+    src.add_argument("--weights", help="shipped action weights name (e.g. action_ucla_stgcn)")
     p.add_argument("--split", default=None, help="only this split of a pyskl pickle or of the NW-UCLA archive")
     p.add_argument("--top", type=int, default=3, help="classes to print per clip (default 3)")
     p.add_argument("--size", type=image_size, default=None,
