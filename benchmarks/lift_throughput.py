@@ -7,7 +7,7 @@ in, windows overlapping by half and blended, flip). Frames/s = frames of the tra
 ``--repeats`` runs, with ``--threads`` torch threads. The load average is printed beside the figures: timings taken
 while other jobs run are noisy, compare the models of one run (ratios).
 
-Usage: python benchmarks/lift_throughput.py [--threads 2] [--frames 3000] [--models dstformer_cpu_h36m lift_tcn_h36m ...]
+Usage: python benchmarks/lift_throughput.py [--threads 2] [--frames 3000] [--models dstformer_cpu_h36m ...]
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frames", type=int, default=3000)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--models", nargs="+", default=["dstformer_cpu_h36m", "dstformer_cpu", "lift_tcn_h36m", "lift_mlp_h36m"])
+    ap.add_argument("--models", nargs="+",
+                    default=["dstformer_cpu_h36m", "dstformer_cpu", "lift_tcn_h36m", "lift_mlp_h36m"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data = load_h36m()
