@@ -30,11 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from hmore.bench.flow_bench import _json_clean, _save_png, set_threads
+from hmore.bench import json_clean
+from hmore.bench.flow_bench import set_threads
 from hmore.concepts.motion import SkeletonSequence, load_sequences, procedural_sequences
 from hmore.concepts.pairs import PairedClip
 from hmore.errors import InputError, UsageError
 from hmore.io.atomic import write_json_atomic
+from hmore.report.charts import save_png
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +216,7 @@ def run(*, out_dir: str | Path, models: Sequence[str] = DEFAULT_MODELS, qa_model
         "clustering": clustering, "retrieval": retrieval, "qa": qa, "qa_questions": qa_counts,
         "concept_kinds": kinds, "speed": speed, "seconds": time.perf_counter() - t_start,
     }
-    summary = _json_clean(summary)
+    summary = json_clean(summary)
     write_json_atomic(out / "results.json", summary)
     write_report(out, summary)
     return summary
@@ -303,7 +305,7 @@ def write_report(out: Path, summary: dict[str, Any]) -> Path:
             ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=7)
             ax.set_title(f"NMI vs action, {src} held-out", fontsize=8)
 
-    chart = _save_png(out / "nmi.png", draw, figsize=(4.0 * len(sets), 3.2))
+    chart = save_png(out / "nmi.png", draw, figsize=(4.0 * len(sets), 3.2))
     rep.add_section("Concepts against action labels",
                     f"NMI and purity of per-frame concept ids against the action, K = {summary['codebook_size']} "
                     "for every method (k-means fitted on training frames).")

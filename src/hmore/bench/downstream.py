@@ -298,7 +298,7 @@ def mean_over_seeds(values: Sequence[float | None]) -> float | None:
 def line_chart(path: Path, x: Sequence[float], series: Mapping[str, Sequence[float | None]], *, title: str,
                xlabel: str, ylabel: str) -> Path:
     """One line per series over ``x`` (missing values skipped)."""
-    from hmore.bench.flow_bench import _save_png
+    from hmore.report.charts import save_png
 
     def draw(fig: Any) -> None:
         ax = fig.add_subplot(1, 1, 1)
@@ -315,7 +315,7 @@ def line_chart(path: Path, x: Sequence[float], series: Mapping[str, Sequence[flo
         if ax.get_lines():
             ax.legend(fontsize=7)
 
-    return _save_png(path, draw, figsize=(6.0, 3.6))
+    return save_png(path, draw, figsize=(6.0, 3.6))
 
 
 def input_panels(path: Path, image: np.ndarray, flows: Mapping[str, np.ndarray], *, label: str,
@@ -342,7 +342,7 @@ def input_panels(path: Path, image: np.ndarray, flows: Mapping[str, np.ndarray],
 def heatmaps(path: Path, mats: Mapping[str, np.ndarray], *, xlabels: Sequence[str], ylabels: Sequence[str],
              xlabel: str, ylabel: str, vmax: float | None = None, annotate: bool = True, cols: int = 3) -> Path:
     """A grid of matrices (confusion matrices, probe x gallery view rank-1), one panel per entry."""
-    from hmore.bench.flow_bench import _save_png
+    from hmore.report.charts import save_png
 
     n = len(mats)
     cols = min(cols, n)
@@ -365,4 +365,4 @@ def heatmaps(path: Path, mats: Mapping[str, np.ndarray], *, xlabels: Sequence[st
                         ax.text(c, r, f"{v:.0f}" if v >= 1 else f"{v:.2f}", ha="center", va="center", fontsize=5,
                                 color="w" if v < 0.6 * (vmax or np.nanmax(m)) else "k")
 
-    return _save_png(path, draw, figsize=(size * cols, size * rows))
+    return save_png(path, draw, figsize=(size * cols, size * rows))

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from hmore.bench import json_clean
 from hmore.bench.flow_methods import FlowMethod, MethodFlow, MethodUnavailable, create_method
 from hmore.errors import InputError, UsageError
 from hmore.metrics import flow as fm
+from hmore.report.charts import save_png
 
 log = logging.getLogger(__name__)
 
@@ -760,7 +762,7 @@ def summarise(res: BenchResults) -> dict[str, Any]:
             entry["per_clip"][c.name] = {m.name: _finite_mean(vals.get(c.name, {}).get(m.name, []))[0]
                                          for m in METRICS}
         methods[spec.name] = entry
-    return _json_clean({
+    return json_clean({
         "hmore_version": __version__,
         "seed_base": BENCH_SEED_BASE,
         "metrics": {m.name: {"label": m.label, "description": m.description,
@@ -777,20 +779,6 @@ def summarise(res: BenchResults) -> dict[str, Any]:
         "methods": methods,
         "notes": list(res.notes),
     })
-
-
-def _json_clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_clean(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
 
 
 def summary_sets(summary: dict[str, Any]) -> dict[str, dict[str, int]]:
@@ -902,25 +890,6 @@ def format_cost_table(summary: dict[str, Any]) -> str:
 # ---- report -----------------------------------------------------------------------------------------------------
 
 
-def _save_png(path: Path, draw: Callable[[Any], None], *, figsize: tuple[float, float]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from hmore.io.atomic import atomic_path
-
-    fig = plt.figure(figsize=figsize, dpi=90)
-    try:
-        draw(fig)
-        fig.tight_layout()
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, format="png", metadata={"Software": None})
-    finally:
-        plt.close(fig)
-    return path
-
-
 def _chart_metrics(summary: dict[str, Any], set_name: str | None = None) -> list[str]:
     """The metrics a set's bar chart shows: those at least one method has there (no EPE panels for real clips)."""
     values = method_values(summary, set_name)
@@ -952,7 +921,7 @@ def _bar_chart(path: Path, summary: dict[str, Any], set_name: str | None = None)
             ax.set_title(f"{summary['metrics'][m]['label']} ({better} is better)", fontsize=8)
             ax.tick_params(axis="y", labelsize=7)
 
-    return _save_png(path, draw, figsize=(3.0 * cols, 2.6 * rows))
+    return save_png(path, draw, figsize=(3.0 * cols, 2.6 * rows))
 
 
 def _curves(path: Path, summary: dict[str, Any], set_name: str) -> Path:
@@ -978,7 +947,7 @@ def _curves(path: Path, summary: dict[str, Any], set_name: str) -> Path:
             if i == 0:
                 ax.legend(fontsize=6)
 
-    return _save_png(path, draw, figsize=(3.0 * cols, 2.5 * rows))
+    return save_png(path, draw, figsize=(3.0 * cols, 2.5 * rows))
 
 
 def _thumbnail(path: Path, res: BenchResults, clip: BenchClip) -> Path | None:

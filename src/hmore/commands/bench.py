@@ -1,4 +1,6 @@
-"""Benchmarks. ``hmore bench flow`` runs flow methods on the same frame pairs and writes a table and a report.
+"""Benchmarks. ``hmore bench flow`` runs flow methods on the same frame pairs and writes a table and a report;
+``hmore bench lift --data h36m`` scores 2D-to-3D lifters on Human3.6M (MotionBERT's protocol);
+``hmore bench action --data nw_ucla`` scores skeleton action models on NW-UCLA's cross-view split.
 
 Data (``--data``, one or more sources): a generated held-out set (``synth-heldout``, ``robustness`` or
 ``robustness:SET`` with SET one of overlap, background, clothing, small, motion; seeds never used in training) with
@@ -23,7 +25,8 @@ from pathlib import Path
 
 from hmore.errors import UsageError
 
-HELP = "benchmarks: flow methods (flow), gait recognition (gait) and fine-grained actions (action-flow) with flow"
+HELP = ("benchmarks: flow methods (flow), 3D lifters on Human3.6M (lift), skeleton actions on NW-UCLA (action), gait "
+        "recognition (gait) and fine-grained actions (action-flow) with flow")
 
 DEFAULT_METHODS = ("hmore_flow_cpu", "hmore_flow_cpu+nocam", "dis", "dis+cam", "farneback", "farneback+cam", "dis_mask",
                    "zero")
@@ -69,6 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="CPU threads for torch and OpenCV (default: theirs, one per core; idle OpenMP threads sleep, "
                         "see benchmarks/flow_threads.py)")
     p.add_argument("-o", "--out", required=True, help="output folder")
+    _add_lift(sub)
+    _add_action(sub)
     from hmore.commands import bench_downstream
 
     bench_downstream.add_parsers(sub)
@@ -107,19 +112,103 @@ def _concepts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_action(sub: argparse._SubParsersAction) -> None:
+    from hmore.bench.action_bench import DEFAULT_MODELS
+
+    p = sub.add_parser("action", help="skeleton action models on NW-UCLA's cross-view split (view 3)",
+                       description="Scores action models on NW-UCLA's test view (3; trained on views 1-2): top-1, "
+                                   "per-class accuracy, confusion matrices, the published anchor. Writes "
+                                   "OUT/results.json and OUT/report.html.")
+    p.add_argument("--data", default="nw_ucla", choices=("nw_ucla",), help="benchmark data (default nw_ucla)")
+    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="MODEL",
+                   help=f"shipped weights names or NAME=RUN_OR_CHECKPOINT (default: {' '.join(DEFAULT_MODELS)})")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+
+
+def _set_threads(threads: int | None) -> str:
+    """Set torch's threads (when given); the command line, for the reports."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return "hmore " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _print_summary(heading: str, table: str, summary: dict, out: str) -> int:
+    print(heading)
+    print(table)
+    for name, why in summary["unavailable"].items():
+        print(f"{name}: unavailable: {why}")
+    print(f"\nwrote {out}/results.json and {out}/report.html")
+    return 0
+
+
+def _run_action(args: argparse.Namespace) -> int:
+    from hmore.bench import action_bench
+
+    command = _set_threads(args.threads)
+    summary = action_bench.run(models=args.models, data=args.data, out_dir=args.out, command=command)
+    return _print_summary(f"{summary['benchmark']}, {summary['test_sequences']} test sequences",
+                          action_bench.format_table(summary), summary, args.out)
+
+
+def _add_lift(sub: argparse._SubParsersAction) -> None:
+    from hmore.bench.lift_bench import DEFAULT_MODELS
+
+    p = sub.add_parser("lift", help="2D-to-3D lifters on Human3.6M S9/S11 (MotionBERT's protocol)",
+                       description="Scores lifters on Human3.6M S9 and S11 with MotionBERT's protocol: root-relative "
+                                   "camera-frame 3D, 2D normalised by the image size, test-time flip; Protocol 1 and 2 "
+                                   "per action and averaged over actions, on SH detections and on ground-truth 2D; "
+                                   "P1 with joints missing; bone-length steadiness. Writes OUT/results.json and "
+                                   "OUT/report.html.")
+    p.add_argument("--data", default="h36m", choices=("h36m",), help="benchmark data (default h36m)")
+    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="MODEL",
+                   help="shipped weights names or NAME=RUN_OR_CHECKPOINT (default: "
+                        f"{' '.join(DEFAULT_MODELS)})")
+    p.add_argument("--inputs", nargs="+", default=["sh", "gt"], choices=("sh", "gt"),
+                   help="2D inputs: sh (Stacked-Hourglass detections), gt (ground-truth 2D) (default both)")
+    p.add_argument("--quick", type=int, default=1, metavar="N",
+                   help="score every N-th window of each sequence only (default 1: every frame)")
+    p.add_argument("--missing", type=float, default=0.2,
+                   help="fraction of joints dropped for the robustness row, SH input (default 0.2; 0 skips it)")
+    p.add_argument("--no-flip", action="store_true", help="no test-time flip")
+    p.add_argument("--pictures", type=int, default=4, help="skeleton pictures per model (default 4)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+
+
+def _run_lift(args: argparse.Namespace) -> int:
+    from hmore.bench import lift_bench
+
+    command = _set_threads(args.threads)
+    summary = lift_bench.run(models=args.models, data=args.data, sources=args.inputs, every=args.quick,
+                             missing=args.missing, flip=not args.no_flip, out_dir=args.out, pictures=args.pictures,
+                             command=command)
+    return _print_summary(f"Human3.6M S9/S11, {summary['protocol']['frames']}; {summary['protocol']['frames_total']} "
+                          f"frames in {summary['protocol']['examples']} sequence x camera pairs",
+                          lift_bench.format_table(summary), summary, args.out)
+
+
 def run(args: argparse.Namespace) -> int:
     from hmore.bench import flow_bench
     from hmore.io.atomic import check_output_dir
 
-    if getattr(args, "bench_target", None) == "concepts":
+    target = getattr(args, "bench_target", None)
+    if getattr(args, "out", None) is not None:
+        check_output_dir(args.out)  # before any work, for every benchmark
+    if target == "concepts":
         return _concepts(args)
-    if getattr(args, "bench_target", None) in ("gait", "action-flow"):
+    if target == "lift":
+        return _run_lift(args)
+    if target == "action":
+        return _run_action(args)
+    if target in ("gait", "action-flow"):
         from hmore.commands import bench_downstream
 
-        check_output_dir(args.out)
         return bench_downstream.run(args)
-    if getattr(args, "bench_target", None) != "flow":
-        raise UsageError("choose a benchmark: hmore bench flow | gait | action-flow | concepts ...")
+    if target != "flow":
+        raise UsageError("choose a benchmark: hmore bench flow | lift | action | gait | action-flow | concepts ...")
     if args.pairs < 1:
         raise UsageError(f"--pairs must be >= 1, got {args.pairs}")
     if args.clips < 1:
@@ -133,7 +222,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--data lists a source twice: {', '.join(repeated)}")
     if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
         raise UsageError(f"--fps must be a finite number > 0, got {args.fps:g}")
-    check_output_dir(args.out)
     cost = flow_bench.COST_SIZES if args.cost_sizes is None else tuple(args.cost_sizes)
     summary = flow_bench.run(
         args.data, methods=args.methods, out_dir=args.out, pairs=args.pairs, clips=args.clips, size=args.size,

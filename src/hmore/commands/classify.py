@@ -1,7 +1,9 @@
-"""Classify the actions of skeleton clips: ``hmore classify INPUT --checkpoint RUN``.
+"""Classify the actions of skeleton clips: ``hmore classify INPUT (--weights NAME | --checkpoint RUN)``.
 
-INPUT is a pyskl action pickle (every clip is classified; with labels, top-1 accuracy is printed) or any keypoint
-file ``hmore lift`` reads (one clip, all its people). The model comes from ``hmore train action``.
+INPUT is a pyskl action pickle (every clip is classified; with labels, top-1 accuracy is printed), any keypoint
+file ``hmore lift`` reads (its people), an NW-UCLA file (the shared ``nw_ucla_skeletons.npz`` with labels, a CTR-GCN
+``all_sqe`` JSON or a (T, 20, 3) ``.npy``) or a video. A 3D model (``--weights action_ucla_stgcn``, the shipped NW-UCLA
+model) lifts 2D keypoints and videos to 3D first with the shipped lifter and says when the skeleton layouts differ.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ import numpy as np
 
 from hmore.commands.lift import image_size
 
-HELP = "classify skeleton actions (pyskl pickle or keypoint file) with a trained action model"
+HELP = "classify skeleton actions (pyskl pickle, keypoint file, NW-UCLA file or video) with an action model"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", type=Path, help="pyskl action pickle or keypoint file")
+    p.add_argument("input", type=Path, help="pyskl pickle, keypoint file, NW-UCLA file or video")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", type=Path, help="action training run folder or checkpoint")
-    src.add_argument("--weights", help="shipped action weights name")
-    p.add_argument("--split", default=None, help="only this split of a pyskl pickle (e.g. test)")
+    src.add_argument("--weights", help="shipped action weights name (e.g. action_ucla_stgcn)")
+    p.add_argument("--split", default=None, help="only this split of a pyskl pickle or of the NW-UCLA archive")
     p.add_argument("--top", type=int, default=3, help="classes to print per clip (default 3)")
     p.add_argument("--size", type=image_size, default=None,
                    help="image size WxH when a keypoint file does not give it")
@@ -30,34 +32,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hmore.errors import InputError, UsageError
-    from hmore.lift.actions import read_action_pickle
-    from hmore.lift.classify import classify_clips, load_action_model, read_action_clips
+    from hmore.lift.classify import classify_inputs, load_action_model, prepare_inputs, read_clips_first
 
     if args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
-    if args.split:  # the input is read (and checked) before the model
-        clips = read_action_pickle(args.input).subset(args.split)
-    else:
-        clips = read_action_clips(args.input, size=args.size)
+    clips = read_clips_first(args.input, size=args.size, split=args.split)  # the input is checked before the model
     am = load_action_model(checkpoint=args.checkpoint, weights=args.weights)
-    beyond = sorted({c.label for c in clips if c.label >= len(am.classes)})
+    prepared = prepare_inputs(am, args.input, size=args.size, split=args.split, clips=clips)
+    beyond = sorted({lab for lab in prepared.labels if lab >= len(am.classes)})
     if beyond:
         raise InputError(f"{args.input}: labels {beyond} are beyond the model's {len(am.classes)} classes "
                          f"({', '.join(am.classes[:8])}{', ...' if len(am.classes) > 8 else ''}): the file's "
                          "classes are not the model's")
-    unlabelled = [c.name for c in clips if c.label < 0]
-    if unlabelled and len(unlabelled) < len(clips):
+    unlabelled = [f"{n}={lab}" for n, lab in zip(prepared.names, prepared.labels) if lab < 0]
+    if unlabelled and len(unlabelled) < len(prepared.names):
         logging.getLogger(__name__).warning(
             "%d clip(s) have a negative label (%s) and are counted as unlabelled: left out of the accuracy",
-            len(unlabelled), ", ".join(f"{c.name}={c.label}" for c in clips if c.label < 0)[:200])
-    prob = classify_clips(am, clips)
-    for c, pr in zip(clips, prob):
+            len(unlabelled), ", ".join(unlabelled)[:200])
+    for note in prepared.notes:
+        print(note)
+    prob = classify_inputs(am, prepared)
+    for name, label, pr in zip(prepared.names, prepared.labels, prob):
         order = pr.argsort()[::-1][: args.top]
         best = ", ".join(f"{am.classes[k]} {pr[k]:.2f}" for k in order)
-        truth = f" (true: {am.classes[c.label]})" if 0 <= c.label < len(am.classes) else ""
-        print(f"{c.name}: {best}{truth}")
-    labelled = [i for i, c in enumerate(clips) if c.label >= 0]
+        truth = f" (true: {am.classes[label]})" if 0 <= label < len(am.classes) else ""
+        print(f"{name}: {best}{truth}")
+    labelled = [i for i, lab in enumerate(prepared.labels) if lab >= 0]
     if labelled:
-        acc = np.mean([prob[i].argmax() == clips[i].label for i in labelled])
+        acc = np.mean([prob[i].argmax() == prepared.labels[i] for i in labelled])
         print(f"top-1 accuracy: {acc:.3f} on {len(labelled)} labelled clips")
     return 0

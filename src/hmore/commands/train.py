@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                 "metrics": metrics,
                 "recipe_command": _command(args),
             }
-            if getattr(task, "weights_licence", None):  # a task trained on licensed real data says so
+            if getattr(task, "weights_licence", None):  # trained on data whose terms apply (default: MIT, generated)
                 metadata["licence"] = task.weights_licence
             origin = _initialised_from(run_cfg.get("init_from"))
             if origin:

@@ -69,6 +69,13 @@ def to_h36m17(joints: np.ndarray) -> np.ndarray:
     return np.einsum("ds,...sc->...dc", m, j.astype(np.float64)).astype(j.dtype if j.dtype.kind == "f" else np.float64)
 
 
+def camera_frame(joints: np.ndarray) -> np.ndarray:
+    """Skeleton-space points (..., 3) -> the sensor's camera axes (x right, y down, z forward, as OpenCV and
+    ``hmore lift``): (-X, -Y, Z)."""
+    p = np.asarray(joints)
+    return np.stack([-p[..., 0], -p[..., 1], p[..., 2]], axis=-1)
+
+
 def sensor_view(joints: np.ndarray, *, focal: float = KINECT_FOCAL_640,
                 size: tuple[int, int] = SENSOR_SIZE) -> np.ndarray:
     """Skeleton-space points (..., 3) metres -> pixels (..., 3): x, y and a score (1 where the point is in front of
@@ -163,4 +170,4 @@ def load_nw_ucla(root: str | Path | None = None) -> NWUCLA:
 
 
 __all__ = ["ACTIONS", "JOINT_NAMES", "KINECT_FOCAL_640", "NWUCLA", "NWUCLASequence", "PARENTS", "TEST_VIEWS",
-           "TO_H36M17", "TRAIN_VIEWS", "load_nw_ucla", "sensor_view", "to_h36m17"]
+           "TO_H36M17", "TRAIN_VIEWS", "camera_frame", "load_nw_ucla", "sensor_view", "to_h36m17"]

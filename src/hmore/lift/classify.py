@@ -1,7 +1,22 @@
-"""Skeleton action classification of keypoint files with a trained action model (``hmore classify``)."""
+"""Skeleton action classification with a trained action model (``hmore classify``).
+
+What a model takes is in its metadata: ``input`` ``"2d"`` (normalised COCO-derived H36M-17 keypoints, e.g. the
+generated or pyskl sets) or ``"3d"`` (root-relative camera-frame H36M-17 joints, e.g. the NW-UCLA model). Inputs:
+
+* a pyskl pickle (every clip, labels kept) or any keypoint file ``hmore.io.keypoints`` reads;
+* an NW-UCLA file: the shared ``nw_ucla_skeletons.npz`` (every sequence, labels kept; ``split`` picks train or
+  test), a CTR-GCN ``all_sqe`` JSON (``{"skeletons": (T, 20, 3) lists}``) or a ``.npy`` holding (T, 20, 3) Kinect v1
+  joints in metres;
+* a video (through ``hmore.priors``).
+
+A 3D model given 2D keypoints or a video lifts them first with the shipped lifter (``dstformer_cpu``, each person on
+their own); a 2D model cannot take NW-UCLA's 3D skeletons. When the input's skeleton was made differently from the
+model's training skeletons (COCO-17 detections lifted to 3D vs NW-UCLA's Kinect joints), a note says so.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +25,12 @@ import torch
 
 from hmore.errors import InputError
 from hmore.lift.actions import ActionClip, read_action_pickle
+
+#: Layout names recorded in action models' metadata.
+LAYOUT_NOTES = {
+    "nw_ucla_h36m17": "Kinect v1 skeletons (NW-UCLA) mapped to H36M-17",
+    "coco17_h36m17": "COCO-17 keypoints converted to H36M-17",
+}
 
 
 @dataclass(frozen=True)
@@ -21,6 +42,9 @@ class ActionModel:
     clip_len: int
     frame_step: int
     persons: int
+    input: str = "2d"
+    sampling: str = "windows"
+    layout: str = "coco17_h36m17"
 
 
 def load_action_model(*, checkpoint: str | Path | None = None, weights: str | None = None) -> ActionModel:
@@ -43,7 +67,9 @@ def load_action_model(*, checkpoint: str | Path | None = None, weights: str | No
     else:
         raise InputError("give an action model: a checkpoint or a weights name")
     return ActionModel(model=model.eval(), classes=list(cfg["classes"]), clip_len=int(cfg.get("clip_len", 27)),
-                       frame_step=int(cfg.get("frame_step", 1)), persons=int(cfg.get("persons", 1)))
+                       frame_step=int(cfg.get("frame_step", 1)), persons=int(cfg.get("persons", 1)),
+                       input=str(cfg.get("input", "2d")), sampling=str(cfg.get("sampling", "windows")),
+                       layout=str(cfg.get("layout", "coco17_h36m17")))
 
 
 def read_action_clips(path: str | Path, *, size: tuple[int, int] | None = None) -> list[ActionClip]:
@@ -63,9 +89,137 @@ def read_action_clips(path: str | Path, *, size: tuple[int, int] | None = None) 
 
 
 def classify_clips(am: ActionModel, clips: list[ActionClip]) -> np.ndarray:
-    """(N, classes) probabilities."""
+    """(N, classes) probabilities of 2D clips."""
     from hmore.train.tasks.action import predict_clips
 
     if not clips:
         raise InputError("no clip to classify")
     return predict_clips(am.model, clips, clip_len=am.clip_len, frame_step=am.frame_step, persons=am.persons)
+
+
+# ---- any input, any model --------------------------------------------------------------------------------------------
+def is_nw_ucla_file(path: Path) -> bool:
+    """Whether ``path`` looks like NW-UCLA data (the shared npz, an all_sqe JSON or a (T, 20, 3) .npy)."""
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        try:
+            with np.load(path) as z:
+                return {"joints", "offsets", "label"} <= set(z.files)
+        except (OSError, ValueError):
+            return False
+    if suffix == ".json":
+        try:
+            return isinstance(json.loads(path.read_text()).get("skeletons"), list)
+        except (OSError, ValueError, AttributeError):
+            return False
+    if suffix == ".npy":
+        try:
+            return np.load(path, mmap_mode="r").shape[-2:] == (20, 3)
+        except (OSError, ValueError):
+            return False
+    return False
+
+
+def _ucla_sequences(path: Path, split: str | None) -> list[tuple[str, int, np.ndarray]]:
+    """(name, label or -1, (T, 20, 3) Kinect joints) of an NW-UCLA file."""
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        from hmore.data.nw_ucla import NWUCLA
+
+        data = NWUCLA(path.parent) if path.name == "nw_ucla_skeletons.npz" else None
+        if data is None:
+            raise InputError(f"{path}: an NW-UCLA archive must be named nw_ucla_skeletons.npz")
+        seqs = data.split(split) if split else data.sequences
+        return [(s.name, s.label, np.asarray(s.joints)) for s in seqs]
+    if split:
+        raise InputError(f"--split needs the NW-UCLA archive (nw_ucla_skeletons.npz), not {path.name}")
+    if suffix == ".json":
+        raw = json.loads(path.read_text())
+        joints = np.asarray(raw["skeletons"], np.float32)
+        label = int(raw["label"]) - 1 if isinstance(raw.get("label"), int) else -1  # all_sqe labels count from 1
+    else:
+        joints, label = np.load(path).astype(np.float32), -1
+    if joints.ndim != 3 or joints.shape[1:] != (20, 3) or joints.shape[0] < 1:
+        raise InputError(f"{path}: expected (T, 20, 3) Kinect v1 joints, got {joints.shape}")
+    if not np.isfinite(joints).all():
+        raise InputError(f"{path}: NaN or infinite joint coordinates")
+    return [(path.stem, label, joints)]
+
+
+@dataclass(frozen=True)
+class PreparedInputs:
+    """Model inputs of a file: names, labels (-1 unknown), arrays (M, T, 17, 3), and notes for the user."""
+
+    names: list[str]
+    labels: list[int]
+    xs: list[np.ndarray]
+    notes: list[str]
+
+
+def read_clips_first(path: str | Path, *, size: tuple[int, int] | None = None,
+                     split: str | None = None) -> list[ActionClip] | None:
+    """The 2D clips of a pyskl pickle or keypoint file, read (and checked) before any model is loaded; None for an
+    NW-UCLA file or a video (read by :func:`prepare_inputs`)."""
+    from hmore.io.video import VIDEO_SUFFIXES
+
+    path = Path(path)
+    if not path.is_file() or path.suffix.lower() in VIDEO_SUFFIXES or is_nw_ucla_file(path):
+        return None
+    return read_action_pickle(path).subset(split) if split else read_action_clips(path, size=size)
+
+
+def prepare_inputs(am: ActionModel, path: str | Path, *, size: tuple[int, int] | None = None,
+                   split: str | None = None, lifter: str = "dstformer_cpu",
+                   clips: list[ActionClip] | None = None) -> PreparedInputs:
+    """What ``am`` needs from ``path`` (see the module doc); ``clips``: the file's 2D clips when already read."""
+    from hmore.train.tasks.action import clip_input, skeleton3d_input
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file or folder: {path}")
+    if is_nw_ucla_file(path):
+        if am.input != "3d":
+            raise InputError(f"{path} holds NW-UCLA 3D skeletons; this model takes 2D keypoints")
+        from hmore.data.nw_ucla import camera_frame, to_h36m17
+
+        seqs = _ucla_sequences(path, split)
+        notes = [] if am.layout == "nw_ucla_h36m17" else [
+            f"note: the model was trained on {LAYOUT_NOTES.get(am.layout, am.layout)}; this input is "
+            f"{LAYOUT_NOTES['nw_ucla_h36m17']}: the layouts differ"]
+        return PreparedInputs(names=[n for n, _, _ in seqs], labels=[lab for _, lab, _ in seqs],
+                              xs=[skeleton3d_input(camera_frame(to_h36m17(j))) for _, _, j in seqs], notes=notes)
+    if am.input == "2d":
+        if clips is None:
+            clips = read_action_pickle(path).subset(split) if split else read_action_clips(path, size=size)
+        return PreparedInputs(names=[c.name for c in clips], labels=[c.label for c in clips],
+                              xs=[clip_input(c, persons=am.persons) for c in clips], notes=[])
+    if split:
+        raise InputError("--split applies to pyskl pickles and the NW-UCLA archive")
+    from hmore.lift.infer import lift_tracks
+    from hmore.lift.pipeline import load_lifter, read_tracks
+
+    tracks = read_tracks(path, size=size)
+    if tracks.kp2d.shape[0] == 0:
+        raise InputError(f"{path}: no person found")
+    res = lift_tracks(load_lifter(weights=lifter), tracks.kp2d, width=tracks.width, height=tracks.height,
+                      fps=tracks.fps)
+    notes = [f"{path.name}: {tracks.kp2d.shape[0]} person(s), {tracks.kp2d.shape[1]} frames of {tracks.source} 2D "
+             f"keypoints lifted to 3D by {lifter}, each person classified on their own"]
+    if am.layout == "nw_ucla_h36m17":
+        notes.append(f"note: the model was trained on {LAYOUT_NOTES['nw_ucla_h36m17']}; this input is COCO-17 "
+                     "keypoints converted to H36M-17 and lifted: the layouts differ (head, neck and hip joints are "
+                     "placed differently), expect lower accuracy than on NW-UCLA")
+    stem = path.stem
+    return PreparedInputs(names=[f"{stem}/person{int(t)}" for t in tracks.track_ids],
+                          labels=[-1] * len(tracks.track_ids),
+                          xs=[skeleton3d_input(p) for p in res.pose3d], notes=notes)
+
+
+def classify_inputs(am: ActionModel, prepared: PreparedInputs) -> np.ndarray:
+    """(N, classes) probabilities of prepared inputs."""
+    from hmore.train.tasks.action import predict_inputs
+
+    if not prepared.xs:
+        raise InputError("no clip to classify")
+    return predict_inputs(am.model, prepared.xs, clip_len=am.clip_len, frame_step=am.frame_step,
+                          sampling=am.sampling)

@@ -347,3 +347,149 @@ def bvh_clip(path, *, fps: float = 30.0) -> MotionClip:
     joints = np.asarray(to_h36m(bvh.forward_kinematics(), bvh), np.float64)
     src_fps = 1.0 / bvh.frame_time if hasattr(bvh, "frame_time") else float(bvh.fps)
     return MotionClip(joints=resample(joints, src_fps, fps), fps=fps, name=f"bvh:{bvh_stem(path)}")
+
+
+# ---- vectorised batches (fast training data) -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class MotionPool:
+    """World-frame motions (metres, y up) concatenated, for drawing many windows at once.
+
+    Attributes:
+        joints: (N, 17, 3) float32 frames of every motion.
+        offsets: (M + 1,) motion ``m`` is ``joints[offsets[m]:offsets[m + 1]]``.
+        names: the motions' names.
+    """
+
+    joints: np.ndarray
+    offsets: np.ndarray
+    names: tuple[str, ...]
+
+    @classmethod
+    def from_clips(cls, clips: Sequence[MotionClip], *, fps: float | None = None) -> MotionPool:
+        """Concatenate ``clips`` (resampled to ``fps`` when given)."""
+        arrs = [resample(c.joints, c.fps, fps) if fps and abs(c.fps - fps) > 1e-6 else c.joints for c in clips]
+        lengths = [a.shape[0] for a in arrs]
+        return cls(joints=np.concatenate(arrs).astype(np.float32) if arrs else np.zeros((0, 17, 3), np.float32),
+                   offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+                   names=tuple(c.name for c in clips))
+
+    def window_starts(self, length: int) -> np.ndarray:
+        """Every frame index where a window of ``length`` frames starts inside one motion."""
+        out = [np.arange(a, b - length + 1) for a, b in zip(self.offsets[:-1], self.offsets[1:]) if b - a >= length]
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def look_at_batch(position: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """:func:`look_at` for (B, 3) positions and targets -> (B, 3, 3) world -> camera rotations (y up)."""
+    fwd = target - position
+    fwd /= np.linalg.norm(fwd, axis=-1, keepdims=True)
+    right = np.cross(fwd, np.array([0.0, 1.0, 0.0]))
+    right /= np.maximum(np.linalg.norm(right, axis=-1, keepdims=True), 1e-9)
+    down = np.cross(fwd, right)
+    return np.stack([right, down, fwd], axis=1)
+
+
+def _interp_matrix(length: int, keys: int) -> np.ndarray:
+    """(length, keys) linear interpolation weights from ``keys`` keyframes spread over ``length`` frames."""
+    if keys == 1:
+        return np.ones((length, 1))
+    pos = np.linspace(0, keys - 1, length)
+    lo = np.minimum(np.floor(pos).astype(int), keys - 2)
+    frac = pos - lo
+    m = np.zeros((length, keys))
+    m[np.arange(length), lo] = 1 - frac
+    m[np.arange(length), lo + 1] = frac
+    return m
+
+
+def noise_batch(clean: np.ndarray, rng: np.random.Generator, cfg: NoiseConfig = NoiseConfig()  # noqa: B008
+                ) -> np.ndarray:
+    """:func:`add_noise` for a batch: (B, F, J, 2) normalised clean 2D -> (B, F, J, 3) with confidence."""
+    b, f, j = clean.shape[:3]
+    out = np.concatenate([clean, np.ones((b, f, j, 1))], axis=-1)
+    noisy = rng.random(b) < cfg.noise_prob
+    size = np.ptp(clean[..., 1], axis=(1, 2)) + 1e-3  # (B,) the person's 2D height over the clip
+    k = min(cfg.keyframes, f)
+    std = rng.uniform(0, 1, b) * cfg.gauss_std * size
+    offs = rng.normal(0, 1, (b, k, j, 2)) * std[:, None, None, None]
+    outlier = rng.random((b, k, j)) < cfg.uniform_prob
+    uni = rng.uniform(-cfg.uniform_max, cfg.uniform_max, (b, k, j, 2)) * size[:, None, None, None]
+    offs = np.where(outlier[..., None], uni, offs)
+    dense = np.einsum("lk,bkjc->bljc", _interp_matrix(f, k), offs)  # (B, F, J, 2)
+    dense += rng.normal(0, cfg.jitter, dense.shape)
+    dense *= noisy[:, None, None, None]
+    out[..., :2] += dense
+    conf = np.exp(-np.linalg.norm(dense, axis=-1) / (cfg.conf_scale * size[:, None, None]))
+    out[..., 2] = np.where(noisy[:, None, None], conf, 1.0)
+    return out
+
+
+def mask_batch(x: np.ndarray, rng: np.random.Generator, *, joint_prob: np.ndarray | float,
+               frame_prob: float) -> np.ndarray:
+    """Zero (x, y, confidence of) joints of a batch (B, F, J, C): each joint of sample b with ``joint_prob[b]`` (or
+    one probability for all), each frame with ``frame_prob``."""
+    b, f, j = x.shape[:3]
+    jp = np.broadcast_to(np.asarray(joint_prob, np.float64), (b,))
+    keep = (rng.random((b, f, j)) >= jp[:, None, None]) & (rng.random((b, f)) >= frame_prob)[..., None]
+    return x * keep[..., None].astype(x.dtype)
+
+
+def flip_batch(x: np.ndarray, y: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror the samples ``which`` (B,) bool of inputs and targets (B, F, 17, 3) (see :func:`flip_pair`)."""
+    if which.any():
+        x, y = x.copy(), y.copy()
+        x[which], y[which] = flip_pair(x[which], y[which])
+    return x, y
+
+
+def virtual_batch(pool: MotionPool, starts: np.ndarray, length: int, rng: np.random.Generator,
+                  cfg: SampleConfig = SampleConfig()  # noqa: B008
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`make_sample` for many windows at once, without the masking and flipping (see :func:`mask_batch`,
+    :func:`flip_batch`): windows ``pool.joints[s : s + length]`` seen by random cameras (``cfg.camera``), 2D
+    noised by ``cfg.noise``.
+
+    Returns:
+        ``(x (B, F, 17, 3) input, y (B, F, 17, 3) camera-frame root-relative metres)``, float32.
+    """
+    world = pool.joints[starts[:, None] + np.arange(length)].astype(np.float64)  # (B, F, 17, 3)
+    b = world.shape[0]
+    cam = cfg.camera
+    target = world[:, :, ROOT].mean(axis=1)  # (B, 3)
+    target[:, 1] = rng.uniform(0.7, 1.1, b) * np.maximum(target[:, 1], 0.5)
+    seen = coco_derived_h36m(world) if cfg.input_from_coco else world
+    todo = np.ones(b, bool)
+    pc = np.zeros_like(world)
+    pix = np.zeros(world.shape[:-1] + (2,))
+    sizes = np.zeros((b, 2))
+    for _ in range(10):
+        n = int(todo.sum())
+        az = rng.uniform(0, 2 * math.pi, n)
+        el = np.radians(rng.uniform(*cam.elevation, n))
+        dist = rng.uniform(*cam.distance, n)
+        wh = np.asarray(cam.image_sizes, np.float64)[rng.integers(len(cam.image_sizes), size=n)]  # (n, 2)
+        focal = 0.5 * wh.max(axis=1) / np.tan(0.5 * np.radians(rng.uniform(*cam.fov, n)))
+        pos = target[todo] + dist[:, None] * np.stack([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)],
+                                                      axis=1)
+        pos[:, 1] = np.maximum(pos[:, 1], 0.2)
+        rot = look_at_batch(pos, target[todo])  # (n, 3, 3)
+        centre = wh / 2 + rng.uniform(-1, 1, (n, 2)) * 0.5 * wh * cam.offset
+        pc_n = np.einsum("bij,bfkj->bfki", rot, world[todo] - pos[:, None, None])  # (n, F, 17, 3)
+        seen_n = np.einsum("bij,bfkj->bfki", rot, seen[todo] - pos[:, None, None])
+        ok = pc_n[..., 2].min(axis=(1, 2)) > 0.5
+        idx = np.flatnonzero(todo)[ok]
+        pc[idx] = pc_n[ok]
+        z = np.maximum(seen_n[ok][..., 2:3], 1e-6)
+        pix[idx] = seen_n[ok][..., :2] / z * focal[ok, None, None, None] + centre[ok, None, None]
+        sizes[idx] = wh[ok]
+        todo[idx] = False
+        if not todo.any():
+            break
+    else:  # pragma: no cover - only for motions that wander far from their mean
+        raise ValueError("could not place a camera in front of some windows")
+    w, h = sizes[:, 0, None, None], sizes[:, 1, None, None]  # (B, 1, 1) each
+    clean = pix / w[..., None] * 2.0  # normalize_2d per sample
+    clean[..., 0] -= 1.0
+    clean[..., 1] -= h / w
+    x = noise_batch(clean, rng, cfg.noise)
+    return x.astype(np.float32), root_relative(pc).astype(np.float32)

@@ -61,7 +61,8 @@ class Tracks2D:
 
 def load_lifter(*, weights: str | None = None, checkpoint: str | Path | None = None,
                 device: str = "cpu", kinds: tuple[type, ...] | None = None, what: str | None = None) -> torch.nn.Module:
-    """The lifter to use: shipped weights by name (default ``dstformer_cpu``) or a training run/checkpoint.
+    """The lifter to use: shipped weights by name (default ``dstformer_cpu``), or a training run / checkpoint / weights
+    file exported by ``hmore train --export``.
 
     ``kinds`` are the accepted model classes (default: the 2D-to-3D lifters), ``what`` names them in the error.
     """
@@ -70,7 +71,8 @@ def load_lifter(*, weights: str | None = None, checkpoint: str | Path | None = N
         from hmore.weights import build_model_from_config
 
         path = resolve_checkpoint(checkpoint)
-        cfg = read_metadata(path).get("model_config")
+        meta = read_metadata(path)
+        cfg = meta.get("model_config", meta.get("model"))  # a training checkpoint's, or exported weights'
         if not isinstance(cfg, dict):
             raise InputError(f"checkpoint {path} carries no model_config")
         model = build_model_from_config(cfg, source=str(path))

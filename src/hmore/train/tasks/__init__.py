@@ -30,6 +30,7 @@ TASKS: dict[str, str] = {
     "action": "hmore.train.tasks.action:ActionTask",
     "concepts": "hmore.train.tasks.concepts:ConceptsTask",
     "concept_qa": "hmore.train.tasks.concepts:ConceptQATask",
+    "lift_h36m": "hmore.train.tasks.lift_h36m:H36MLiftTask",
     "mesh": "hmore.mesh.task:MeshTask",
     "gait": "hmore.gait.task:GaitTask",
     "action_flow": "hmore.fineaction.task:ActionFlowTask",

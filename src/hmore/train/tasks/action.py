@@ -1,11 +1,22 @@
-"""The ``action`` training task: skeleton action recognition on a pyskl-format action set.
+"""The ``action`` training task: skeleton action recognition on a pyskl-format action set or on NW-UCLA.
 
 The model is a DSTformer backbone with MotionBERT's action head (``dstformer_action``), optionally initialised from a
-pretrained lifter (``model.backbone_init``: shipped weights name or a lift run folder/checkpoint), or the simple
-baseline ``pose_stats_action``. Data: a pyskl pickle (``data.pickle``); when it is empty, a generated action set
-(the generator's actions, identities split between train and test) is made once and cached in ``data.cache``.
-A clip becomes model input (M, L, 17, 3): COCO-17 -> H36M-17, pixels normalised by the image size, a window of
-``clip_len`` frames taken every ``frame_step`` frames (random start in training, every window averaged in evaluation).
+pretrained lifter (``model.backbone_init``: shipped weights name or a lift run folder/checkpoint), the ST-GCN-style
+baseline ``stgcn_action``, or the simple baseline ``pose_stats_action``.
+
+Data (``data.dataset``):
+
+* ``""`` (default): a pyskl pickle (``data.pickle``); when it is empty, a generated action set (the generator's
+  actions, identities split between train and test) is made once and cached in ``data.cache``. Input ``"2d"``: a
+  clip becomes (M, T, 17, 3): COCO-17 -> H36M-17, pixels normalised by the image size, score.
+* ``"nw_ucla"``: NW-UCLA's cross-view split (train views 1-2, test view 3; ``hmore.data.nw_ucla``). Input ``"3d"``:
+  the Kinect v1 joints mapped to H36M-17 (:data:`hmore.data.nw_ucla.TO_H36M17`), turned into camera axes (x right,
+  y down, z forward: what ``hmore lift`` outputs) and made root-relative per frame, metres. Training views are turned
+  about the vertical axis by up to ``rotate_deg``, tilted by up to ``tilt_deg`` and scaled by up to ``scale``.
+
+Frames (``data.sampling``): ``"windows"``, windows of ``clip_len`` frames every ``frame_step`` frames (random start in
+training, every window averaged in evaluation); ``"whole"``, the whole clip resampled to ``clip_len`` frames (in
+training a random stretch of at least ``crop_min`` of it, as CTR-GCN samples NW-UCLA).
 """
 
 from __future__ import annotations
@@ -52,7 +63,14 @@ class ActionDataConfig:
         frame_step: temporal stride inside a window.
         persons: persons per sample (padded with zeros / cut).
         flip_prob: mirrored training samples.
-        jitter: std of normalised 2D noise added in training.
+        jitter: std of the noise added to x, y (and z) in training (normalised 2D units, or metres for 3D input).
+        dataset: ``""`` (pickle / generated set) or ``"nw_ucla"``.
+        root: the dataset folder for ``dataset`` (empty: the shared data's).
+        input: ``"2d"`` or ``"3d"`` (see the module doc; NW-UCLA needs ``"3d"``).
+        sampling: ``"windows"`` or ``"whole"`` (see the module doc).
+        crop_min: shortest random stretch of a clip in ``"whole"`` sampling (fraction of its frames).
+        rotate_deg, tilt_deg, scale: 3D view augmentation in training (degrees about the vertical axis and about the
+            camera's x axis, relative scale).
     """
 
     pickle: str = ""
@@ -69,6 +87,28 @@ class ActionDataConfig:
     persons: int = 1
     flip_prob: float = 0.5
     jitter: float = 0.003
+    dataset: str = ""
+    root: str = ""
+    input: str = "2d"
+    sampling: str = "windows"
+    crop_min: float = 0.8
+    rotate_deg: float = 0.0
+    tilt_deg: float = 0.0
+    scale: float = 0.0
+
+
+DATASETS = ("", "nw_ucla")
+INPUTS = ("2d", "3d")
+SAMPLINGS = ("windows", "whole")
+
+
+@dataclass(frozen=True)
+class ActionInput:
+    """A clip ready for the model: ``x`` (M, T, 17, 3) (normalised 2D + score, or root-relative 3D), its label."""
+
+    name: str
+    label: int
+    x: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -104,6 +144,51 @@ def windows(x: np.ndarray, *, clip_len: int, frame_step: int, starts: list[int] 
     return np.stack(out)
 
 
+def resample_frames(x: np.ndarray, length: int, start: float = 0.0, stop: float | None = None) -> np.ndarray:
+    """(M, T, J, C) -> (M, length, J, C): frames ``start .. stop`` (fractional, default the whole clip) sampled at
+    ``length`` evenly spaced, rounded positions."""
+    t = x.shape[1]
+    stop = t - 1 if stop is None else stop
+    idx = np.clip(np.rint(np.linspace(start, stop, length)).astype(int), 0, t - 1)
+    return x[:, idx]
+
+
+def skeleton3d_input(joints_cam: np.ndarray) -> np.ndarray:
+    """Camera-frame H36M-17 joints (T, 17, 3) metres -> model input (1, T, 17, 3): root-relative per frame."""
+    j = np.asarray(joints_cam, np.float32)
+    return (j - j[:, :1])[None]
+
+
+def rotate_3d(x: np.ndarray, yaw_deg: float, tilt_deg: float, scale: float) -> np.ndarray:
+    """Turn camera-frame points (..., 3) about the vertical (y) axis, then the camera x axis, and scale them."""
+    a, b = np.radians(yaw_deg), np.radians(tilt_deg)
+    yaw = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    tilt = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    return (scale * x @ (tilt @ yaw).T).astype(x.dtype)
+
+
+def nw_ucla_inputs(split: str, root: str | None = None) -> list[ActionInput]:
+    """NW-UCLA's ``split`` as 3D model inputs (see the module doc)."""
+    from hmore.data.nw_ucla import camera_frame, load_nw_ucla
+
+    data = load_nw_ucla(root or None)
+    return [ActionInput(name=s.name, label=s.label, x=skeleton3d_input(camera_frame(s.h36m())))
+            for s in data.split(split)]
+
+
+def sample_frames(x: np.ndarray, rng: np.random.Generator | None, *, clip_len: int, frame_step: int, sampling: str,
+                  crop_min: float = 1.0) -> np.ndarray:
+    """One training window (M, clip_len, 17, 3) of an input (random when ``rng`` is given)."""
+    t = x.shape[1]
+    if sampling == "whole":
+        span = (t - 1) * (rng.uniform(crop_min, 1.0) if rng is not None else 1.0)
+        start = rng.uniform(0, t - 1 - span) if rng is not None else 0.0
+        return resample_frames(x, clip_len, start, start + span)
+    span = clip_len * frame_step
+    start = int(rng.integers(0, max(1, t - span + 1))) if rng is not None else 0
+    return windows(x, clip_len=clip_len, frame_step=frame_step, starts=[start])[0]
+
+
 class ActionTask:
     """Action classification with cross-entropy; reports top-1 accuracy on the test split."""
 
@@ -111,8 +196,24 @@ class ActionTask:
     config_class = ActionRunConfig
 
     def __init__(self, *, config: ActionRunConfig, dataset: ActionDataset | None = None) -> None:
+        from hmore.errors import ConfigError
+
+        d = config.data
+        if d.dataset not in DATASETS or d.input not in INPUTS or d.sampling not in SAMPLINGS:
+            raise ConfigError(f"data.dataset must be one of {DATASETS}, data.input one of {INPUTS}, data.sampling "
+                              f"one of {SAMPLINGS}; got {d.dataset!r}, {d.input!r}, {d.sampling!r}")
+        if d.dataset == "nw_ucla" and d.input != "3d":
+            raise ConfigError("data.dataset nw_ucla needs data.input 3d (Kinect skeletons in camera axes)")
+        if d.dataset == "" and d.input != "2d":
+            raise ConfigError("pyskl and generated action sets are 2D: data.input must be 2d")
+        if not 0 < d.crop_min <= 1:
+            raise ConfigError(f"data.crop_min must lie in (0, 1], got {d.crop_min}")
         self.config = config
         self._data = dataset
+        if d.dataset == "nw_ucla":  # the exported weights' licence (``hmore train --export``)
+            self.weights_licence = ("research use only: trained on NW-UCLA (Wang et al., CVPR 2014); the terms of "
+                                    "the original dataset apply")
+        self._inputs: dict[str, list[ActionInput]] = {}
 
     def dataset(self) -> ActionDataset:
         """The action set (read, or generated and cached, on first use)."""
@@ -142,7 +243,24 @@ class ActionTask:
 
     @property
     def classes(self) -> list[str]:
+        if self.config.data.dataset == "nw_ucla":
+            from hmore.data.nw_ucla import ACTIONS
+
+            return list(ACTIONS)
         return self.dataset().classes
+
+    def inputs(self, split: str) -> list[ActionInput]:
+        """The model inputs of a split (``data.train_split`` / ``data.test_split``; NW-UCLA: train / test), cached."""
+        if split not in self._inputs:
+            d = self.config.data
+            if d.dataset == "nw_ucla":
+                self._inputs[split] = nw_ucla_inputs(split, d.root or None)
+            else:
+                self._inputs[split] = [ActionInput(name=c.name, label=c.label, x=clip_input(c, persons=d.persons))
+                                       for c in self.dataset().subset(split)]
+            if not self._inputs[split]:
+                raise InputError(f"split {split!r} of the action set is empty")
+        return self._inputs[split]
 
     def build_model(self) -> nn.Module:
         from hmore.lift.infer import check_clip_fits
@@ -162,28 +280,33 @@ class ActionTask:
 
     def model_config(self) -> dict:
         m = self.config.model
+        d = self.config.data
         return {"name": m.name, "kwargs": {**m.kwargs, "num_classes": len(self.classes)},
-                "classes": list(self.classes), "clip_len": self.config.data.clip_len,
-                "frame_step": self.config.data.frame_step, "persons": self.config.data.persons}
+                "classes": list(self.classes), "clip_len": d.clip_len, "frame_step": d.frame_step,
+                "persons": d.persons, "input": d.input, "sampling": d.sampling,
+                "layout": "nw_ucla_h36m17" if d.dataset == "nw_ucla" else "coco17_h36m17"}
 
     def batch(self, step: int, *, rank: int, world_size: int, batch_size: int) -> dict[str, torch.Tensor]:
         d = self.config.data
-        train = self.dataset().subset(d.train_split)
+        train = self.inputs(d.train_split)
         xs, ys = [], []
         for g in range(rank * batch_size, (rank + 1) * batch_size):
             rng = np.random.default_rng([d.seed, 41, step, g])
-            clip = train[int(rng.integers(len(train)))]
-            x = clip_input(clip, persons=d.persons)
-            span = d.clip_len * d.frame_step
-            start = int(rng.integers(0, max(1, x.shape[1] - span + 1)))
-            w = windows(x, clip_len=d.clip_len, frame_step=d.frame_step, starts=[start])[0]  # (M, L, 17, 3)
+            item = train[int(rng.integers(len(train)))]
+            w = sample_frames(item.x, rng, clip_len=d.clip_len, frame_step=d.frame_step, sampling=d.sampling,
+                              crop_min=d.crop_min)  # (M, L, 17, 3)
             if rng.random() < d.flip_prob:
                 w, _ = flip_pair(w)
             w = w.copy()
-            seen = w[..., 2:3] > 0
-            w[..., :2] += rng.normal(0, d.jitter, size=w[..., :2].shape) * seen
+            if d.input == "3d":
+                w = rotate_3d(w, rng.uniform(-d.rotate_deg, d.rotate_deg), rng.uniform(-d.tilt_deg, d.tilt_deg),
+                              rng.uniform(1 - d.scale, 1 + d.scale))
+                w += rng.normal(0, d.jitter, size=w.shape).astype(w.dtype)
+            else:
+                seen = w[..., 2:3] > 0
+                w[..., :2] += rng.normal(0, d.jitter, size=w[..., :2].shape) * seen
             xs.append(w)
-            ys.append(clip.label)
+            ys.append(item.label)
         return {"x": torch.from_numpy(np.stack(xs).astype(np.float32)), "y": torch.tensor(ys, dtype=torch.long)}
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -193,13 +316,14 @@ class ActionTask:
         return loss, {"acc": acc.item()}
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, clips: list[ActionClip]) -> np.ndarray:
+    def predict(self, model: nn.Module, clips: list[ActionClip] | list[ActionInput]) -> np.ndarray:
         """(N, classes) class probabilities, averaged over each clip's windows."""
         d = self.config.data
-        return predict_clips(model, clips, clip_len=d.clip_len, frame_step=d.frame_step, persons=d.persons)
+        xs = [c.x if isinstance(c, ActionInput) else clip_input(c, persons=d.persons) for c in clips]
+        return predict_inputs(model, xs, clip_len=d.clip_len, frame_step=d.frame_step, sampling=d.sampling)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        test = self.dataset().subset(self.config.data.test_split)
+        test = self.inputs(self.config.data.test_split)
         prob = self.predict(model, test)
         labels = np.array([c.label for c in test])
         return {"top1": float((prob.argmax(axis=1) == labels).mean())}
@@ -209,15 +333,27 @@ class ActionTask:
 
 
 @torch.no_grad()
-def predict_clips(model: nn.Module, clips: list[ActionClip], *, clip_len: int, frame_step: int,
-                  persons: int) -> np.ndarray:
-    """(N, classes) class probabilities of ``clips``, averaged over each clip's windows."""
+def predict_inputs(model: nn.Module, xs: list[np.ndarray], *, clip_len: int, frame_step: int,
+                   sampling: str = "windows", batch_size: int = 64) -> np.ndarray:
+    """(N, classes) class probabilities of model inputs (M, T, 17, 3), averaged over each one's windows."""
     dev = next(model.parameters()).device
     was = model.training
     model.eval()
-    out = []
-    for c in clips:
-        w = windows(clip_input(c, persons=persons), clip_len=clip_len, frame_step=frame_step)
-        out.append(model(torch.from_numpy(w).to(dev)).float().softmax(dim=-1).mean(dim=0).cpu().numpy())
+    wins = [resample_frames(x, clip_len)[None] if sampling == "whole"
+            else windows(x, clip_len=clip_len, frame_step=frame_step) for x in xs]  # (n_i, M, L, 17, 3) each
+    owner = np.concatenate([np.full(len(w), i) for i, w in enumerate(wins)])
+    flat = np.concatenate(wins).astype(np.float32)
+    prob = np.concatenate([model(torch.from_numpy(flat[i : i + batch_size]).to(dev)).float().softmax(dim=-1).cpu()
+                           .numpy() for i in range(0, len(flat), batch_size)])
     model.train(was)
-    return np.stack(out)
+    out = np.zeros((len(xs), prob.shape[1]))
+    np.add.at(out, owner, prob)
+    return out / np.bincount(owner, minlength=len(xs))[:, None]
+
+
+@torch.no_grad()
+def predict_clips(model: nn.Module, clips: list[ActionClip], *, clip_len: int, frame_step: int,
+                  persons: int) -> np.ndarray:
+    """(N, classes) class probabilities of 2D ``clips``, averaged over each clip's windows."""
+    return predict_inputs(model, [clip_input(c, persons=persons) for c in clips], clip_len=clip_len,
+                          frame_step=frame_step)

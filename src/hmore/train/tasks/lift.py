@@ -114,7 +114,23 @@ def _check_bvh_files(data: LiftDataConfig) -> None:
                              f"the shared data folder {shared_data_dir()}; set data.{key}=[] to train without)")
 
 
-class LiftTask:
+class LiftLossMixin:
+    """``model_config`` and ``loss`` of the lifting tasks (``config.model`` a :class:`LiftModelConfig`, ``config.loss``
+    a :class:`~hmore.losses.pose3d.LiftLossWeights`)."""
+
+    config: Any
+
+    def model_config(self) -> dict:
+        return {"name": self.config.model.name, "kwargs": dict(self.config.model.kwargs)}
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        pred = model(batch["x"])  # (B, F, 17, 3)
+        terms = lift_loss(pred.float(), batch["y"], weights=self.config.loss)
+        return terms.total, {"mpjpe_mm": 1000 * terms.mpjpe.item(), "n_mpjpe_mm": 1000 * terms.n_mpjpe.item(),
+                             "vel_mm": 1000 * terms.velocity.item()}
+
+
+class LiftTask(LiftLossMixin):
     """2D-to-3D lifting with MotionBERT's loss (MPJPE + 0.5 N-MPJPE + 20 velocity error).
 
     Args:
@@ -215,15 +231,6 @@ class LiftTask:
         model = create_model(self.config.model.name, **self.config.model.kwargs)
         check_clip_fits(model, self.config.data.clip_len, name=self.config.model.name)
         return model
-
-    def model_config(self) -> dict:
-        return {"name": self.config.model.name, "kwargs": dict(self.config.model.kwargs)}
-
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        pred = model(batch["x"])  # (B, F, 17, 3)
-        terms = lift_loss(pred.float(), batch["y"], weights=self.config.loss)
-        return terms.total, {"mpjpe_mm": 1000 * terms.mpjpe.item(), "n_mpjpe_mm": 1000 * terms.n_mpjpe.item(),
-                             "vel_mm": 1000 * terms.velocity.item()}
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:

@@ -1,0 +1,303 @@
+"""``hmore bench lift``: 2D-to-3D lifters on Human3.6M with MotionBERT's protocol (``hmore.lift.h36m``), one table,
+``results.json`` and ``report.html`` (per-action bars, predicted-vs-true skeletons), with published figures beside.
+
+Each model is scored on each input source (SH detections, ground-truth 2D): Protocol 1 and 2 per action and averaged
+over the actions; on the SH input also with a fraction of the joints missing (score 0, default 20%) next to the
+complete input; and the steadiness of its bones (std / mean of each predicted bone's length over a sequence).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hmore.errors import InputError, UsageError
+
+log = logging.getLogger(__name__)
+
+#: Default rows: the shipped lifters (Human3.6M-trained, generated-data-trained) and the two baselines trained on
+#: Human3.6M here.
+DEFAULT_MODELS = ("dstformer_cpu_h36m", "dstformer_cpu", "lift_tcn_h36m", "lift_mlp_h36m")
+SOURCE_LABELS = {"sh": "SH detections", "gt": "ground-truth 2D"}
+
+#: Published Human3.6M Protocol-1 figures (mm), for orientation only: other detectors, frames and training.
+ANCHORS: tuple[dict[str, Any], ...] = (
+    {"method": "Martinez et al. 2017 (MLP)", "input": "SH detections (these, not fine-tuned)", "p1": 67.5,
+     "source": "ICCV 2017, Table 1"},
+    {"method": "Martinez et al. 2017 (MLP)", "input": "SH fine-tuned on Human3.6M", "p1": 62.9,
+     "source": "ICCV 2017, Table 1"},
+    {"method": "Martinez et al. 2017 (MLP)", "input": "ground-truth 2D", "p1": 45.5, "source": "ICCV 2017, Table 1"},
+    {"method": "VideoPose3D (TCN, 243 frames)", "input": "CPN detections (fine-tuned)", "p1": 46.8,
+     "source": "CVPR 2019, Table 1"},
+    {"method": "VideoPose3D (TCN, 243 frames)", "input": "ground-truth 2D", "p1": 37.2, "source": "CVPR 2019"},
+    {"method": "MotionBERT (DSTformer, 243 frames)", "input": "its own SH detections, from scratch", "p1": 39.2,
+     "source": "ICCV 2023"},
+    {"method": "MotionBERT (DSTformer, 243 frames)", "input": "ground-truth 2D", "p1": 16.9, "source": "ICCV 2023"},
+)
+
+
+@dataclass(frozen=True)
+class LiftModelSpec:
+    """A model to score: its row name, the model (eval mode) and where its weights came from."""
+
+    name: str
+    model: torch.nn.Module
+    origin: str
+
+
+def load_models(specs: Sequence[str]) -> tuple[list[LiftModelSpec], dict[str, str]]:
+    """Models from specs: a shipped weights name, or ``NAME=PATH`` (a run folder, checkpoint or exported
+    ``.safetensors``). Returns the models found and, for the others, why they are missing."""
+    from hmore.lift.pipeline import load_lifter
+    from hmore.weights import list_weights
+
+    found, missing = [], {}
+    shipped = set(list_weights())
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        if path:
+            try:
+                model = load_lifter(checkpoint=path)
+            except InputError as exc:
+                missing[name] = str(exc)
+                continue
+            found.append(LiftModelSpec(name=name, model=model.float().eval(), origin=path))
+        elif name in shipped:
+            found.append(LiftModelSpec(name=name, model=load_lifter(weights=name).float().eval(),
+                                       origin=f"shipped weights {name}"))
+        else:
+            missing[name] = f"no shipped weights named {name!r} (give NAME=RUN_OR_CHECKPOINT)"
+    return found, missing
+
+
+def run(*, models: Sequence[str] = DEFAULT_MODELS, data: str = "h36m", sources: Sequence[str] = ("sh", "gt"),
+        every: int = 1, missing: float = 0.2, flip: bool = True, out_dir: str | Path, root: str | None = None,
+        pictures: int = 4, command: str = "", progress: bool | None = None) -> dict[str, Any]:
+    """Score ``models`` and write ``results.json`` and ``report.html`` into ``out_dir``; returns the summary."""
+    import sys
+
+    from hmore.data.h36m import TEST_SUBJECTS, load_h36m
+    from hmore.lift.h36m import build_arrays, evaluate
+
+    if data != "h36m":
+        raise UsageError(f"unknown lifting benchmark data {data!r}; known: h36m")
+    if every < 1:
+        raise UsageError(f"--quick must be >= 1, got {every}")
+    if not 0 <= missing < 1:
+        raise UsageError(f"--missing must lie in [0, 1), got {missing}")
+    show = sys.stderr.isatty() if progress is None else progress
+    specs, unavailable = load_models(models)
+    if not specs:
+        raise UsageError("no model to score: " + "; ".join(f"{k}: {v}" for k, v in unavailable.items()))
+    h36m = load_h36m(root)
+    examples = h36m.examples(TEST_SUBJECTS)
+    arrays = build_arrays(h36m, examples, sources=sources, progress=show)
+    summary: dict[str, Any] = {
+        "benchmark": "Human3.6M 2D-to-3D lifting, MotionBERT's protocol",
+        "protocol": {
+            "test_subjects": list(TEST_SUBJECTS), "examples": len(examples), "frames_total": arrays.num_frames,
+            "every_nth_window": every, "flip": flip, "missing_fraction": missing,
+            "frames": "every (sequence, camera) of S9 and S11 with 3D and 2D: S9/Discussion 1 has no 3D in the data, "
+                      "S11/Directions camera 54138969 no 2D; all their frames at 50 fps"
+                      + ("" if every == 1 else f", every {every}-th window only"),
+            "sources": {s: SOURCE_LABELS[s] for s in sources},
+        },
+        "models": {},
+        "unavailable": unavailable,
+        "anchors": list(ANCHORS),
+        "command": command,
+    }
+    preds: dict[tuple[str, str], Any] = {}
+    for spec in specs:
+        entry: dict[str, Any] = {"origin": spec.origin, "params": int(sum(p.numel() for p in spec.model.parameters()))}
+        for src in sources:
+            t0 = time.perf_counter()
+            r = evaluate(spec.model, arrays, source=src, flip=flip, every=every, progress=show)
+            res = {"p1": r.p1, "p2": r.p2, "per_action": r.per_action, "frames": r.frames, "bone_cv": r.bone_cv,
+                   "seconds": time.perf_counter() - t0}
+            if src == "sh" and missing > 0:
+                rm = evaluate(spec.model, arrays, source=src, flip=flip, every=every, missing=missing, progress=show)
+                res["missing"] = {"fraction": missing, "p1": rm.p1, "p2": rm.p2, "ratio": rm.p1 / r.p1}
+            entry[src] = res
+            preds[(spec.name, src)] = r
+            log.info("%s on %s: P1 %.1f P2 %.1f mm", spec.name, src, r.p1, r.p2)
+        summary["models"][spec.name] = entry
+    write_outputs(out_dir, summary, arrays=arrays, preds=preds, pictures=pictures)
+    return summary
+
+
+# ---- tables ---------------------------------------------------------------------------------------------------------
+def table_rows(summary: dict[str, Any]) -> list[list[Any]]:
+    """One row per (model, source): P1, P2, P1 with joints missing and its ratio, bone std/mean, frames."""
+    rows = []
+    for name, e in summary["models"].items():
+        for src in summary["protocol"]["sources"]:
+            if src not in e:
+                continue
+            r = e[src]
+            m = r.get("missing")
+            rows.append([name, SOURCE_LABELS[src], round(r["p1"], 1), round(r["p2"], 1),
+                         "-" if m is None else round(m["p1"], 1), "-" if m is None else round(m["ratio"], 3),
+                         round(100 * r["bone_cv"], 2), r["frames"]])
+    return rows
+
+
+TABLE_HEADER = ["model", "input", "P1 (mm)", "P2 (mm)", "P1, joints missing", "ratio", "bone std/mean (%)", "frames"]
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """The markdown table of :func:`table_rows` and the published anchors."""
+    miss = summary["protocol"]["missing_fraction"]
+    header = [h if h != "P1, joints missing" else f"P1, {round(100 * miss)}% joints missing" for h in TABLE_HEADER]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in table_rows(summary)]
+    lines += ["", "Published (Protocol 1, mm; other detectors, windows and training budgets):", "",
+              "| method | input | P1 (mm) |", "|---|---|---|"]
+    lines += [f"| {a['method']} | {a['input']} | {a['p1']} |" for a in summary["anchors"]]
+    return "\n".join(lines)
+
+
+def format_per_action(summary: dict[str, Any], source: str) -> str:
+    """Per-action P1 of every model on ``source``."""
+    from hmore.data.h36m import ACTIONS
+
+    names = [n for n, e in summary["models"].items() if source in e]
+    lines = ["| action | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
+    for a in ACTIONS:
+        cells = [summary["models"][n][source]["per_action"].get(a, {}).get("p1") for n in names]
+        lines.append(f"| {a} | " + " | ".join("-" if c is None else f"{c:.1f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+# ---- report ---------------------------------------------------------------------------------------------------------
+def _per_action_chart(path: Path, summary: dict[str, Any], source: str) -> Path:
+    from hmore.data.h36m import ACTIONS
+    from hmore.report.charts import save_png
+
+    names = [n for n, e in summary["models"].items() if source in e]
+
+    def draw(fig: Any) -> None:
+        ax = fig.add_subplot(1, 1, 1)
+        width = 0.8 / max(1, len(names))
+        for j, n in enumerate(names):
+            pa = summary["models"][n][source]["per_action"]
+            vals = [pa.get(a, {}).get("p1", math.nan) for a in ACTIONS]
+            ax.bar(np.arange(len(ACTIONS)) + (j - (len(names) - 1) / 2) * width, vals, width, color=f"C{j}",
+                   label=f"{n} (mean {summary['models'][n][source]['p1']:.1f})")
+        ax.set_xticks(range(len(ACTIONS)), ACTIONS, rotation=40, ha="right", fontsize=8)
+        ax.set_ylabel("P1 MPJPE (mm)")
+        ax.set_title(f"Human3.6M S9/S11, {SOURCE_LABELS[source]}: P1 per action (lower is better)", fontsize=10)
+        ax.legend(fontsize=8)
+
+    return save_png(path, draw, figsize=(11, 4))
+
+
+def _skeleton_views(pose: np.ndarray, *, size: int, extent: float) -> list[np.ndarray]:
+    """Camera-frame root-relative pose (17, 3) as 2D pixel points in a front (x, y) and a side (z, y) view."""
+    scale = 0.45 * size / extent
+    front = np.stack([pose[:, 0], pose[:, 1]], axis=-1) * scale + size / 2
+    side = np.stack([pose[:, 2], pose[:, 1]], axis=-1) * scale + size / 2
+    return [front, side]
+
+
+def skeleton_picture(pred: np.ndarray, true: np.ndarray, *, label: str, size: int = 220) -> np.ndarray:
+    """Front and side views of a predicted (red) and true (grey) skeleton (17, 3), side by side, with a label."""
+    from hmore.report.draw import draw_skeleton
+    from hmore.report.draw import label as put_label
+    from hmore.skeleton import H36M17
+
+    p, t = pred - pred[:1], true - true[:1]
+    extent = float(max(np.abs(p).max(), np.abs(t).max(), 0.5))
+    panels = []
+    for view_p, view_t, title in zip(_skeleton_views(p, size=size, extent=extent),
+                                     _skeleton_views(t, size=size, extent=extent), ("front", "side")):
+        img = np.full((size, size, 3), 255, np.uint8)
+        ones = np.ones((17, 1))
+        img = draw_skeleton(img, np.concatenate([view_t, ones], 1), layout=H36M17, colors=[(150, 150, 150)],
+                            thickness=3)
+        img = draw_skeleton(img, np.concatenate([view_p, ones], 1), layout=H36M17, colors=[(220, 40, 40)],
+                            thickness=2)
+        panels.append(put_label(img, title))
+    return put_label(np.concatenate(panels, axis=1), label)
+
+
+def _pick_frames(arrays: Any, count: int, covered: np.ndarray) -> list[int]:
+    """``count`` scored frames from different actions, spread over the test set (fixed for a given ``covered``)."""
+    from hmore.data.h36m import ACTIONS
+
+    present = [a for a in ACTIONS if any(e.action == a for e in arrays.examples)]
+    picks = []
+    for k, action in enumerate(present[:: max(1, len(present) // max(count, 1))][:count]):
+        exs = [i for i, e in enumerate(arrays.examples) if e.action == action]
+        if not exs:
+            continue
+        e = exs[k % len(exs)]
+        a, b = arrays.offsets[e], arrays.offsets[e + 1]
+        scored = np.flatnonzero(covered[a:b])
+        if scored.size:
+            picks.append(int(a + scored[np.argmin(np.abs(scored - (b - a) // 3))]))
+    return picks
+
+
+def write_outputs(out_dir: str | Path, summary: dict[str, Any], *, arrays: Any, preds: dict, pictures: int) -> Path:
+    """``results.json``, charts, skeleton pictures and ``report.html``."""
+    import cv2
+
+    from hmore.bench import json_clean
+    from hmore.io.atomic import atomic_path, write_json_atomic
+    from hmore.report.html import Report
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "results.json", json_clean(summary))
+    rep = Report("hmore bench lift: Human3.6M", intro=(
+        "2D-to-3D lifting on Human3.6M S9 and S11 with MotionBERT's protocol: root-relative camera-frame 3D, 2D "
+        "normalised by the image size, test-time flip. P1 = MPJPE after root alignment, P2 = P-MPJPE after a "
+        "similarity Procrustes alignment per frame; per-action means, then their mean over the 15 actions.\n\n"
+        f"Frames: {summary['protocol']['frames']} ({sum(1 for _ in arrays.examples)} sequence x camera pairs)."))
+    rep.add_section("Results")
+    rep.add_table(table_rows(summary), header=TABLE_HEADER)
+    rep.add_text("Published figures, for orientation (other detectors, windows and budgets):")
+    rep.add_table([[a["method"], a["input"], a["p1"], a["source"]] for a in summary["anchors"]],
+                  header=["method", "input", "P1 (mm)", "source"])
+    for src in summary["protocol"]["sources"]:
+        chart = _per_action_chart(out / f"per_action_{src}.png", summary, src)
+        rep.add_figure(chart, f"P1 per action, {SOURCE_LABELS[src]}")
+    if pictures > 0 and preds:
+        rep.add_section("Predicted (red) and true (grey) skeletons",
+                        "Camera-frame 3D, root at the centre: front view (x right, y down) and side view (z right).")
+        first = next(iter(preds.values()))
+        picks = _pick_frames(arrays, pictures, first.covered)
+        for (name, src), r in preds.items():
+            if src != "sh":
+                continue
+            rows = []
+            ex_of = arrays.example_of_frame()
+            for f in picks:
+                if not r.covered[f]:
+                    continue
+                k = int(ex_of[f])
+                e = arrays.examples[k]
+                rows.append(skeleton_picture(r.pred[f], arrays.y[f],
+                                             label=f"{e.sequence} cam {e.camera} frame {f - arrays.offsets[k]}"))
+            if not rows:
+                continue
+            img = np.concatenate(rows, axis=0)
+            path = out / f"skeletons_{name}.png"
+            with atomic_path(path, suffix=".png") as tmp:
+                cv2.imwrite(str(tmp), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+            rep.add_figure(path, f"{name}, SH input")
+    if summary.get("unavailable"):
+        rep.add_section("Not scored", "\n\n".join(f"{k}: {v}" for k, v in summary["unavailable"].items()))
+    if summary.get("command"):
+        rep.add_section("Command")
+        rep.add_code(summary["command"])
+    return rep.save(out / "report.html")
