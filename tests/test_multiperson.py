@@ -10,7 +10,7 @@ import pytest
 
 from hmore.priors.blazepose import ROI_SCALE, Landmarks, Roi, roi_from_alignment
 from hmore.priors.masks import split_person_masks
-from hmore.priors.plausibility import implausible, landmarks_to_coco
+from hmore.priors.plausibility import clipped_face, implausible, landmarks_to_coco
 from hmore.priors.pose import component_roi, on_body_of, same_person, tile_regions
 from hmore.priors.tracking import track
 
@@ -80,6 +80,30 @@ def test_implausible_rules() -> None:
     head = p.copy()
     head[0, 1] = p[11, 1] + 10  # nose below the hips on an upright torso
     assert implausible(head, 212) == "head"
+
+
+def test_face_of_a_head_out_of_view_is_missing() -> None:
+    frame = (200, 240)  # (W, H)
+    p = _standing()  # nose 0.41 torso lengths above the shoulders, head in view
+    assert not clipped_face(p, frame)
+    no_shoulders = p.copy()
+    no_shoulders[[5, 6], 2] = 0  # face and hips seen, the shoulders between them not
+    assert clipped_face(no_shoulders, frame)
+    cut = _standing(top=-25.0)  # chest down in view: shoulders at y 5.6, the head above the frame
+    cut[:5, 1] = [3.0, 1.0, 1.0, 2.0, 2.0]  # the model squeezes the face onto the top edge
+    assert cut[5, 1] > 0 and clipped_face(cut, frame)
+    bow = p.copy()
+    bow[:5, 1] = p[5, 1] + 2  # a person bowing to the camera: face at shoulder height, the whole head in view
+    assert not clipped_face(bow, frame)
+    no_face = cut.copy()
+    no_face[:5] = 0
+    assert not clipped_face(no_face, frame)
+    xy = np.tile([50.0, 90.0], (33, 1))  # BlazePose-33 through landmarks_to_coco: chest down in a 100x120 frame
+    xy[:11, 1] = 2.0  # face landmarks on the top edge
+    xy[[11, 12]] = [[35.0, 4.0], [65.0, 4.0]]  # shoulders
+    xy[[23, 24]] = [[40.0, 60.0], [60.0, 60.0]]  # hips
+    kp = landmarks_to_coco(_landmarks(xy, Roi(50, 60, 300)), (100, 120))
+    assert (kp[:5] == 0).all() and (kp[5:, 2] > 0).all()
 
 
 def test_split_person_masks_seeds_and_depth_order() -> None:

@@ -3,7 +3,11 @@
 **Per-joint visibility.** A landmark is reported (score = its visibility) only when the model says it is inside the
 crop (presence >= ``min_presence``) and it lies inside both the frame and the ROI the model was run on. Otherwise
 it is *missing*: ``(0, 0, 0)``, as COCO writes a joint that is not labelled. A crop that holds only legs therefore
-gives hips, knees and ankles, and no face squeezed onto the feet.
+gives hips, knees and ankles, and no face squeezed onto the feet. The same holds for a head out of view: the face
+joints (nose, eyes, ears) are missing when :func:`clipped_face` finds (a) a hip but neither shoulder (the head cannot
+be in view with the hips while the shoulders between them are not), or (b) the nose less than ``0.15`` torso lengths
+above the mid-shoulder along the torso axis while the top of a head there (``0.35`` torso lengths further up) would lie
+outside the frame: the model squeezes a head above the frame onto its edge.
 
 **Implausible skeletons** are rejected by :func:`implausible`, which returns the first rule a fit breaks:
 
@@ -30,6 +34,7 @@ from hmore.priors.blazepose import ROI_SCALE, Landmarks
 from hmore.skeleton import BLAZEPOSE33, COCO17, convert
 
 NOSE, LSH, RSH, LHIP, RHIP = 0, 5, 6, 11, 12
+FACE = (0, 1, 2, 3, 4)  # COCO nose, eyes, ears
 TORSO = (LSH, RSH, LHIP, RHIP)
 # COCO-17 limb bones and their length as a fraction of body height (Drillis & Contini 1966, via Winter's
 # "Biomechanics and Motor Control of Human Movement": upper arm 0.186, forearm 0.146, thigh 0.245, shank 0.246).
@@ -54,7 +59,37 @@ def landmarks_to_coco(lm: Landmarks, frame_size: tuple[int, int], *, min_presenc
     kp33 = np.concatenate([xy, score[:, None]], axis=1)  # (33, 3)
     kp = convert(kp33.astype(np.float32), BLAZEPOSE33, COCO17, has_score=True).astype(np.float32)
     kp[kp[:, 2] <= 0] = 0.0  # a COCO joint derived from a missing landmark is missing too
+    if clipped_face(kp, frame_size):
+        kp[list(FACE)] = 0.0
     return kp
+
+
+def clipped_face(kp: np.ndarray, frame_size: tuple[int, int], *, min_rise: float = 0.15,
+                 head: float = 0.35) -> bool:
+    """Whether the face joints of ``kp (17, 3)`` belong to a head that is out of view (see the module docstring).
+
+    Args:
+        kp: COCO-17 x, y, score.
+        frame_size: (width, height) of the frame.
+        min_rise: the nose must lie at least this many torso lengths above the mid-shoulder ...
+        head: ... unless a head's top this many torso lengths above the nose would still be inside the frame.
+    """
+    seen = kp[:, 2] >= CONFIDENT
+    if not (kp[list(FACE), 2] > 0).any():
+        return False
+    if (seen[LHIP] or seen[RHIP]) and not (seen[LSH] or seen[RSH]):
+        return True
+    axis = torso_axis(kp)
+    if axis is None or not seen[NOSE]:
+        return False
+    shoulder = kp[[LSH, RSH], :2].mean(0)
+    length = float(np.linalg.norm(shoulder - kp[[LHIP, RHIP], :2].mean(0)))
+    rise = float(np.dot(kp[NOSE, :2] - shoulder, axis))
+    if rise >= min_rise * length:
+        return False
+    W, H = frame_size
+    top = kp[NOSE, :2] + axis * head * length
+    return not (0 <= top[0] < W and 0 <= top[1] < H)
 
 
 def torso_axis(kp: np.ndarray) -> np.ndarray | None:
