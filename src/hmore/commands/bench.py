@@ -26,7 +26,7 @@ from pathlib import Path
 from hmore.errors import UsageError
 
 HELP = ("benchmarks: flow methods (flow), 3D lifters on Human3.6M (lift), skeleton actions on NW-UCLA (action), gait "
-        "recognition (gait) and fine-grained actions (action-flow) with flow")
+        "recognition (gait) and fine-grained actions (action-flow) with flow, motion concepts (concepts)")
 
 DEFAULT_METHODS = ("hmore_flow_cpu", "hmore_flow_cpu+nocam", "dis", "dis+cam", "farneback", "farneback+cam", "dis_mask",
                    "zero")

@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = ("train a model (tasks: flow, lift, action, mesh, gait, action_flow, concepts, concept_qa, toy) with "
-        "checkpoints, exact resume and DDP")
+from hmore.train.tasks import TASKS
+
+HELP = f"train a model (tasks: {', '.join(TASKS)}) with checkpoints, exact resume and DDP"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("task", help="training task name: flow, lift, action, mesh, gait, action_flow, concepts, concept_qa "
-                                "or toy")
+    p.add_argument("task", help=f"training task name: {', '.join(TASKS)}")
     add_run_options(p)
 
 
