@@ -155,12 +155,15 @@ def video_tracks(video: str | Path, out: Path, *, channels: tuple[str, ...] = ()
         tracks.append(Track(track_id=int(tid), frames=present, sil=sil, flows=fl, thumbnail=np.zeros((1, 1, 3)),
                             height_px=float(np.mean(heights))))
     # a thumbnail per track: the person's box in its middle frame
-    mids = {int(tr.frames[len(tr.frames) // 2]): k for k, tr in enumerate(tracks)}
+    mids: dict[int, list[int]] = {}  # frame -> the tracks whose middle frame it is (several may share one)
+    for k, tr in enumerate(tracks):
+        mids.setdefault(int(tr.frames[len(tr.frames) // 2]), []).append(k)
     for t, frame in enumerate(iter_frames(video, stride=stride, max_side=max_side)):
-        if t in mids:
-            k = mids[t]
-            if frame.shape[:2] != (h, w):
-                frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+        if t not in mids:
+            continue
+        if frame.shape[:2] != (h, w):
+            frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+        for k in mids[t]:
             ys, xs = np.nonzero(pr.masks[t] == tracks[k].track_id)
             crop = frame[max(0, ys.min() - 5):ys.max() + 6, max(0, xs.min() - 5):xs.max() + 6]
             tracks[k] = dataclasses.replace(tracks[k], thumbnail=crop)
