@@ -27,6 +27,7 @@ outside the frame: the model squeezes a head above the frame onto its edge.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -79,27 +80,38 @@ def clipped_face(kp: np.ndarray, frame_size: tuple[int, int], *, min_rise: float
         return False
     if (seen[LHIP] or seen[RHIP]) and not (seen[LSH] or seen[RSH]):
         return True
-    axis = torso_axis(kp)
-    if axis is None or not seen[NOSE]:
+    t = torso(kp)
+    if t is None or not seen[NOSE]:
         return False
-    shoulder = kp[[LSH, RSH], :2].mean(0)
-    length = float(np.linalg.norm(shoulder - kp[[LHIP, RHIP], :2].mean(0)))
-    rise = float(np.dot(kp[NOSE, :2] - shoulder, axis))
-    if rise >= min_rise * length:
+    if float(np.dot(kp[NOSE, :2] - t.shoulder, t.axis)) >= min_rise * t.length:
         return False
     W, H = frame_size
-    top = kp[NOSE, :2] + axis * head * length
+    top = kp[NOSE, :2] + t.axis * head * t.length
     return not (0 <= top[0] < W and 0 <= top[1] < H)
 
 
-def torso_axis(kp: np.ndarray) -> np.ndarray | None:
-    """Unit vector from mid-hip to mid-shoulder of ``kp (17, 3)`` (None when a shoulder or hip is missing or the
-    two midpoints coincide)."""
+class Torso(NamedTuple):
+    """Mid-shoulder and mid-hip (x, y), their distance and the unit axis from hip to shoulder."""
+
+    shoulder: np.ndarray
+    hip: np.ndarray
+    length: float
+    axis: np.ndarray
+
+
+def torso(kp: np.ndarray) -> Torso | None:
+    """The torso of ``kp (17, 3)`` (None when a shoulder or hip is missing or the two midpoints coincide)."""
     if (kp[list(TORSO), 2] < CONFIDENT).any():
         return None
-    v = kp[[LSH, RSH], :2].mean(0) - kp[[LHIP, RHIP], :2].mean(0)
-    n = float(np.linalg.norm(v))
-    return None if n < 1e-6 else v / n
+    shoulder, hip = kp[[LSH, RSH], :2].mean(0), kp[[LHIP, RHIP], :2].mean(0)
+    n = float(np.linalg.norm(shoulder - hip))
+    return None if n < 1e-6 else Torso(shoulder, hip, n, (shoulder - hip) / n)
+
+
+def torso_axis(kp: np.ndarray) -> np.ndarray | None:
+    """Unit vector from mid-hip to mid-shoulder of ``kp (17, 3)`` (None as :func:`torso`)."""
+    t = torso(kp)
+    return None if t is None else t.axis
 
 
 def implausible(
@@ -131,14 +143,12 @@ def implausible(
     for (a, b), share in LIMB_SHARE.items():
         if seen[a] and seen[b] and np.linalg.norm(kp[a, :2] - kp[b, :2]) > max_bone * share * height:
             return "proportions"
-    axis = torso_axis(kp)
-    if previous is not None and axis is not None:
+    t = torso(kp)
+    if previous is not None and t is not None:
         before = torso_axis(previous)
-        if before is not None and float(np.dot(axis, before)) < math.cos(math.radians(max_turn)):
+        if before is not None and float(np.dot(t.axis, before)) < math.cos(math.radians(max_turn)):
             return "flipped"
-    if axis is not None and seen[NOSE]:
-        hip = kp[[LHIP, RHIP], :2].mean(0)
-        length = float(np.linalg.norm(kp[[LSH, RSH], :2].mean(0) - hip))
-        if length > 0.1 * roi_size and float(np.dot(kp[NOSE, :2] - hip, axis)) < 0.5 * length:
+    if t is not None and seen[NOSE]:
+        if t.length > 0.1 * roi_size and float(np.dot(kp[NOSE, :2] - t.hip, t.axis)) < 0.5 * t.length:
             return "head"
     return None
