@@ -129,3 +129,27 @@ def test_bench_compensated_baseline_scores_against_the_exact_camera_flow(pan_cli
     assert val["zero"]["local_epe"] is not None and summary["methods"]["dis+cam"]["info"]["camera compensation"]
     with pytest.raises(Exception, match="no camera"):
         flow_bench.create_method("zero+cam")
+
+
+def test_homography_maps_points_as_computed_by_hand() -> None:
+    from hmore.flow.camera import _apply, _depths_positive
+
+    hom = np.array([[2.0, 0.0, 1.0], [0.0, 1.0, -3.0], [0.5, 0.0, 1.0]])
+    pts = np.array([[[0.0, 0.0], [2.0, 4.0]]])  # (1, 2, 2): any leading shape
+    # (0, 0) -> (1, -3) / 1; (2, 4) -> (5, 1) / 2
+    assert np.allclose(_apply(hom, pts), [[[1.0, -3.0], [2.5, 0.5]]])
+    assert _depths_positive(hom, pts[0])
+    assert not _depths_positive(hom, np.array([[-2.0, 0.0]]))  # depth 0.5 * -2 + 1 = 0: on the line at infinity
+
+
+def test_a_fit_that_flips_a_corner_behind_the_camera_is_rejected() -> None:
+    h, w = 96, 128
+    hom = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [-0.01, 0.0, 1.0]])  # depth < 0 for x > 100
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    z = hom[2, 0] * xs + 1.0
+    z = np.where(np.abs(z) < 1e-3, 1e-3, z)
+    flow = np.stack([xs / z - xs, ys / z - ys], axis=-1).astype(np.float32)
+    person = np.zeros((h, w), bool)
+    grey = (np.indices((h, w)).sum(axis=0) % 7 * 30).astype(np.uint8)  # textured
+    motion = estimate_camera(flow, person, grey)
+    assert motion.is_identity and motion.reason  # never a camera motion that folds the image

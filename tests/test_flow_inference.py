@@ -209,3 +209,40 @@ def test_cli_flow_on_a_generated_clip_uses_its_masks(tmp_path: Path, capsys: pyt
         assert np.array_equal(z["masks"], c["masks"][:-1])
         assert z["world"].shape == (2, 2, 48, 64)
         assert z["subject_velocity"].shape == (2, int(c["masks"].max()), 2)
+
+
+def _encoded_images(model: torch.nn.Module) -> tuple[list[int], torch.utils.hooks.RemovableHandle]:
+    seen: list[int] = []
+    handle = model.feature_encoder.register_forward_hook(lambda mod, inp, out: seen.append(int(inp[0].shape[0])))
+    return seen, handle
+
+
+@pytest.mark.parametrize("camera", ["off", "homography"])
+def test_a_stream_encodes_each_unwarped_frame_once_with_the_same_flow(tiny: torch.nn.Module, camera: str) -> None:
+    frames = np.repeat(_frames(1, 48, 64), 5, axis=0)  # a static camera: no stabilising warp, features reusable
+    frames[:, 10:30, 20:40] = np.roll(frames[:, 10:30, 20:40], 1, axis=2)  # (the same for every frame)
+    frames[2:, 12:20, 22:30] = 255  # something moves from frame 2 on
+    seen, handle = _encoded_images(tiny)
+    try:
+        rep = hmore.flow(frames, model=tiny, masks="whole", device="cpu", camera=camera)
+    finally:
+        handle.remove()
+    assert sum(seen) == 5  # 2 images for the first pair, then 1 new frame per pair (not 2 x 4 = 8)
+    for t in range(4):  # the same as each pair on its own
+        alone = hmore.flow(frames[t: t + 2], model=tiny, masks="whole", device="cpu", camera=camera)
+        assert np.allclose(rep.world[t], alone.world[0], atol=1e-4)
+
+
+def test_a_stabilised_frame_is_not_reused(tiny: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hmore.flow.inference as inf
+    from hmore.flow.camera import CameraConfig, CameraMotion
+
+    frames = _frames(3, 48, 64)
+    labels = np.zeros((48, 64), np.uint8)
+    cache = inf.FeatureCache()
+    inf.pair_flow(tiny, frames[0], frames[1], labels, 0, camera=None, cache=cache)
+    assert cache.features is not None and cache.features.shape == (1, 16, 6, 8)
+    moved = CameraMotion(homography=np.array([[1.0, 0, 2.0], [0, 1.0, 1.0], [0, 0, 1.0]]), model="homography")
+    monkeypatch.setattr(inf, "estimate_camera", lambda *a, **k: moved)  # a pan: frame 2 reaches the net warped
+    inf.pair_flow(tiny, frames[1], frames[2], labels, 0, camera=CameraConfig(), cache=cache)
+    assert cache.features is None

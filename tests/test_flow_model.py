@@ -380,3 +380,24 @@ def test_local_from_world_hand_case() -> None:
     local = local_from_world(world, v, one_hot)
     expected = torch.tensor([[[0, 0, 0], [0.5, 0.5, 0]], [[0, 1, 1], [-1, -1, 0]]], dtype=torch.float32)
     assert torch.equal(local[0], expected)
+
+
+def test_features1_from_the_previous_pair_give_the_same_flow(tiny: HMoReFlow) -> None:
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand(1, 3, 27, 45, generator=g) * 255
+    b, c = torch.roll(a, shifts=(1, 2), dims=(2, 3)), torch.roll(a, shifts=(2, 3), dims=(2, 3))
+    masks = _masks(1, 27, 45)
+    with torch.no_grad():
+        first = tiny(a, b, masks=masks, all_iterations=False)
+        fresh = tiny(b, c, masks=masks, all_iterations=False)
+        reused = tiny(b, c, masks=masks, all_iterations=False, features1=first.features2)
+    assert first.features2 is not None and first.features2.shape == (1, 16, 4, 6)  # padded 32x48 / 8
+    assert torch.allclose(reused.features2, fresh.features2, atol=1e-5)
+    assert torch.allclose(reused.world, fresh.world, atol=1e-4)
+    assert torch.allclose(reused.subject_velocity, fresh.subject_velocity, atol=1e-4)
+
+
+def test_features1_of_the_wrong_shape_is_an_error(tiny: HMoReFlow) -> None:
+    img1, img2 = _pair(1, 27, 45)
+    with pytest.raises(ValueError, match=r"features1 must be \(B, C, H/8, W/8\) = \(1, 16, 4, 6\)"):
+        tiny(img1, img2, features1=torch.zeros(1, 16, 3, 6))

@@ -190,6 +190,12 @@ def test_priors_command_builds_only_its_parser() -> None:
             "build_parser(only=command_of(['priors', 'x.mp4'])); print('torch' in sys.modules)")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and p.stdout.strip() == "False", p.stderr[-2000:]
+    # nor for the list of commands (`hmore --help`), which builds no subcommand's arguments
+    code = ("import sys; from hmore.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\n"
+            "print('torch' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip().splitlines()[-1] == "False", p.stderr[-2000:]
+    assert all(name in p.stdout for name in COMMANDS)  # every command is listed
 
 
 def test_cli_folder_shards_and_bad_video(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -44,10 +44,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None, *, arguments: bool = True) -> argparse.ArgumentParser:
     """The ``hmore`` parser with every subcommand, or only subcommand ``only``: each subcommand's module is imported
     to build its parser, and some import torch (a second or more), which a command that does not need it should not
-    pay for (``hmore priors`` runs MediaPipe only)."""
+    pay for (``hmore priors`` runs MediaPipe only). ``arguments=False`` lists the subcommands with their one-line help
+    but builds none of their arguments (``hmore --help`` and ``hmore --version`` need no more; the bench
+    subcommands' defaults come from modules that load torch)."""
     parser = _Parser(prog="hmore", description="Human-centric motion representation and action analysis.")
     parser.add_argument("--version", action="version", version=f"hmore {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
@@ -57,8 +59,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"hmore.commands.{module_name}")
         p = sub.add_parser(name, help=module.HELP, description=module.__doc__)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        if arguments:
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
     return parser
 
 
@@ -74,7 +77,8 @@ def command_of(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser(only=command_of(argv))
+    command = command_of(argv)
+    parser = build_parser(only=command, arguments=command is not None)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(name)s: %(message)s"

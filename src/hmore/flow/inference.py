@@ -433,11 +433,24 @@ def resolve_camera(camera: str | CameraConfig | None) -> CameraConfig | None:
     return None if camera == "off" else CameraConfig(model=camera)
 
 
+@dataclass
+class FeatureCache:
+    """The matching features of a video stream's last frame, for the next pair (:func:`pair_flow`).
+
+    Pair (t, t+1) encodes frame t+1; pair (t+1, t+2) needs frame t+1's features again. They are kept when the
+    network saw frame t+1 as it is (camera compensation off, or a static camera: no stabilising warp), so a stream
+    encodes each frame once instead of twice. ``features`` is None when there is nothing to reuse.
+    """
+
+    features: torch.Tensor | None = None
+
+
 @torch.inference_mode()
 def pair_flow(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray,
               num_subjects: int, *, camera: CameraConfig | None, iters: int | None = None,
               device: torch.device | None = None, subject: str = "psi", kp_t: np.ndarray | None = None,
-              kp_t1: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, CameraMotion]:
+              kp_t1: np.ndarray | None = None, cache: FeatureCache | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, CameraMotion]:
     """The representation of one pair with compact label masks (see the module docstring).
 
     Args:
@@ -450,12 +463,14 @@ def pair_flow(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, l
         device: where the network runs (default: its parameters' device).
         subject: where v_s comes from: ``psi``, ``median`` or ``pose`` (:mod:`hmore.flow.subject`).
         kp_t, kp_t1: (k, 17, 3) keypoints of labels 1..k at t and t+1 (for ``pose``), or None.
+        cache: frame t's features from the previous pair of the same stream (read, then set to frame t+1's when
+            they can serve the next pair); None: no reuse.
 
     Returns:
         ``(world (2, H, W), local (2, H, W), v_s (k, 2), camera motion)``, float32 numpy.
     """
     world, local, velocity, motion = _network_pair(net, frame_t, frame_t1, labels, num_subjects, camera=camera,
-                                                   iters=iters, device=device)
+                                                   iters=iters, device=device, cache=cache)
     if subject == "psi" and local is not None:
         return world, local, velocity, motion
     from hmore.flow.subject import subject_motion
@@ -469,17 +484,27 @@ def pair_flow(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, l
 
 def _network_pair(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray,
                   num_subjects: int, *, camera: CameraConfig | None, iters: int | None,
-                  device: torch.device | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, CameraMotion]:
+                  device: torch.device | None, cache: FeatureCache | None = None
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, CameraMotion]:
     """World flow, the model's local flow (None when the pair was stabilised: it is then not relative to the
     scene), Psi's v_s and the camera motion of one pair (:func:`pair_flow` without the choice of v_s)."""
     from hmore.models.flow.init import dis_flow
+    from hmore.models.flow.model import HMoReFlow
 
     dev = device or next(net.parameters()).device
+    reuse = cache is not None and isinstance(net, HMoReFlow)
+    feats: dict[str, Any] = {"features1": cache.features} if reuse and cache is not None else {}
+
+    def keep(out: Any, as_is: bool) -> None:  # frame t+1's features serve the next pair if it was not warped
+        if reuse and cache is not None:
+            cache.features = out.features2 if as_is else None
+
     img1 = torch.from_numpy(frame_t).to(dev).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
     mask_t = torch.from_numpy(labels).to(dev)[None]
     if camera is None:
         out = net(img1, torch.from_numpy(frame_t1).to(dev).permute(2, 0, 1)[None], masks=mask_t,
-                  num_subjects=num_subjects, iters=iters, all_iterations=False)
+                  num_subjects=num_subjects, iters=iters, all_iterations=False, **feats)
+        keep(out, True)
         return (out.world[0].float().cpu().numpy(), out.local[0].float().cpu().numpy(),
                 out.subject_velocity[0].float().cpu().numpy(), CameraMotion(reason="compensation off"))
     img2 = torch.from_numpy(frame_t1).to(dev).permute(2, 0, 1)[None]
@@ -492,12 +517,23 @@ def _network_pair(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarra
         if init is not None:
             moved = to_stabilised(dis[0].cpu().numpy().transpose(1, 2, 0), motion)  # (H, W, 2)
             init = torch.from_numpy(np.ascontiguousarray(moved.transpose(2, 0, 1)))[None].to(dev)
-    out = net(img1, img2, masks=mask_t, num_subjects=num_subjects, iters=iters, flow_init=init, all_iterations=False)
+    out = net(img1, img2, masks=mask_t, num_subjects=num_subjects, iters=iters, flow_init=init, all_iterations=False,
+              **feats)
+    keep(out, motion.is_identity)
     velocity = out.subject_velocity[0].float().cpu().numpy()
     if motion.is_identity:
         return out.world[0].float().cpu().numpy(), out.local[0].float().cpu().numpy(), velocity, motion
     world = scene_flow(out.world[0].float().cpu().numpy().transpose(1, 2, 0), motion)  # (H, W, 2)
     return world.transpose(2, 0, 1), None, velocity, motion
+
+
+def _ready(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """A given model on ``device`` in eval mode; a no-op when it already is (``Module.to``/``eval`` walk every
+    submodule: ~10 ms per call, which a caller that streams pair by pair through :func:`iter_flow` paid per pair)."""
+    param = next(net.parameters(), None)
+    if param is not None and param.device != device:
+        net = net.to(device)
+    return net.eval() if net.training else net
 
 
 @torch.inference_mode()
@@ -565,7 +601,7 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         name = model
         net, weights_desc = load_flow_model(model, weights=weights, device=dev)
     else:
-        name, net, weights_desc = type(model).__name__, model.to(dev).eval(), "given"
+        name, net, weights_desc = type(model).__name__, _ready(model, dev), "given"
     max_subjects = int(getattr(getattr(net, "config", None), "max_subjects", 16))
     if isinstance(video_or_frames, (str, Path)):  # checked before the masks' priors pass reads the whole video
         from hmore.io.video import probe_video, resized_size
@@ -582,6 +618,7 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
                     subject_motion=subject_motion if subject_motion != "pose" or pose_fn else "median (no pose)")
     show = sys.stderr.isatty() if progress is None else progress
     frames = _frames(video_or_frames, size=size, stride=stride)
+    cache = FeatureCache()
     prev = None
     for t, frame in enumerate(tqdm(frames, disable=not show, desc="flow", unit="frame")):
         if prev is None:
@@ -597,7 +634,7 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         kp = (None, None) if pose_fn is None else (pose_fn(t - 1, hw), pose_fn(t, hw))
         world, local, v, motion = pair_flow(net, prev, frame, compact, len(ids), camera=camera_cfg, iters=iters,
                                             device=dev, subject=subject_motion, kp_t=_by_compact(kp[0], ids),
-                                            kp_t1=_by_compact(kp[1], ids))
+                                            kp_t1=_by_compact(kp[1], ids), cache=cache)
         velocity = np.zeros((num_subjects, 2), np.float32)
         in_range = ids <= num_subjects
         velocity[ids[in_range] - 1] = v[in_range]  # v: (k, 2) for the compact ids
@@ -753,6 +790,6 @@ def write_flow_npz(path: str | Path, pairs: Iterator[FlowPair], *, dtype: str = 
     return n
 
 
-__all__ = ["CAMERA_MODES", "FlowPair", "FlowRepresentation", "StreamingNpzWriter", "append_pair", "camera_notes_array",
-           "flow", "iter_flow", "load_flow_model", "pair_flow", "resolve_camera", "resolve_device", "resolve_masks",
-           "source_fps", "write_flow_npz"]
+__all__ = ["CAMERA_MODES", "FeatureCache", "FlowPair", "FlowRepresentation", "StreamingNpzWriter", "append_pair",
+           "camera_notes_array", "flow", "iter_flow", "load_flow_model", "pair_flow", "resolve_camera",
+           "resolve_device", "resolve_masks", "source_fps", "write_flow_npz"]
