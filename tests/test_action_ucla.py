@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import require_file
-from hmore.models.motion.stgcn import partition_adjacency
+from hmore.models.motion.stgcn import input_streams, partition_adjacency
 from hmore.registry import create_model
 from hmore.skeleton import H36M17
 from hmore.train.tasks.action import (
@@ -24,6 +24,8 @@ from hmore.train.tasks.action import (
     resample_frames,
     rotate_3d,
     sample_frames,
+    skeleton3d_input,
+    view_normalize,
 )
 
 
@@ -62,6 +64,66 @@ def test_resample_rotate_and_sample_frames() -> None:
     np.testing.assert_allclose(np.linalg.norm(rotate_3d(p, 33, 12, 2.0), axis=-1), [2, 2])
 
 
+def _facing_camera() -> np.ndarray:
+    """(2, 17, 3) camera-frame H36M-17: a person 3 m away facing the camera (their right at the image's left, -x),
+    torso 0.5 m, right wrist 0.3 m in front of them (towards the camera, -z); the second frame moved by 0.2 m."""
+    j = np.zeros((17, 3))
+    j[1], j[4] = [-0.1, 0, 0], [0.1, 0, 0]  # right, left hip
+    j[8] = [0, -0.5, 0]  # neck
+    j[14], j[11] = [-0.2, -0.5, 0], [0.2, -0.5, 0]  # right, left shoulder
+    j[16] = [-0.2, -0.5, -0.3]  # right wrist
+    j[10] = [0, -0.7, 0]  # head
+    return np.stack([j, j + [0.2, 0, 0]]) + [0.5, 0.1, 3.0]
+
+
+def test_view_normalize_hand_computed_and_view_invariant() -> None:
+    seq = _facing_camera()
+    out = view_normalize(seq)
+    # body axes: x to the subject's right (camera -x), y down, z forward (camera -z); torso 0.5 m -> 1
+    assert out.shape == (2, 17, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(out[0, 1], [0.2, 0, 0], atol=1e-6)  # right hip
+    np.testing.assert_allclose(out[0, 8], [0, -1, 0], atol=1e-6)  # neck
+    np.testing.assert_allclose(out[0, 16], [0.4, -1, 0.6], atol=1e-6)  # right wrist, in front
+    np.testing.assert_allclose(out[0, 0], 0, atol=1e-7)
+    np.testing.assert_allclose(out[1], out[0], atol=1e-6)  # per-frame root-relative
+    # the same person seen from a camera turned 90 deg (and tilted 10 deg, nearer): the same array
+    turned = rotate_3d(seq - seq[0, 0], 90.0, 10.0, 0.8) + [-1.0, 0.3, 2.0]
+    assert not np.allclose(turned - turned[:, :1], seq - seq[:, :1], atol=0.05)
+    np.testing.assert_allclose(view_normalize(turned), out, atol=1e-6)
+    rng = np.random.default_rng(0)
+    noisy = seq[[0] * 8 + [1] * 8] + rng.normal(0, 0.01, (16, 17, 3))
+    yaw = rng.uniform(-180, 180)
+    np.testing.assert_allclose(view_normalize(rotate_3d(noisy, yaw, 0.0, 1.0)), view_normalize(noisy), atol=1e-5)
+    # view_track keeps the root's path: the second frame moved 0.2 m to the camera's right = the subject's left
+    tr = view_normalize(seq, track=True)
+    np.testing.assert_allclose(tr[1, 0], [-0.4, 0, 0], atol=1e-6)
+    np.testing.assert_allclose(tr[1] - tr[1, :1], out[1], atol=1e-6)
+    np.testing.assert_allclose(view_normalize(turned, track=True), tr, atol=1e-6)
+    np.testing.assert_allclose(skeleton3d_input(seq, "view_track")[0], tr)
+    np.testing.assert_allclose(skeleton3d_input(seq, "view")[0], out)
+    np.testing.assert_allclose(skeleton3d_input(seq)[0], seq - seq[:, :1], atol=1e-6)
+    np.testing.assert_array_equal(view_normalize(np.zeros((3, 17, 3))), 0)  # degenerate: root-relative only
+    with pytest.raises(ValueError, match="normalize must be"):
+        skeleton3d_input(seq, "body")
+    with pytest.raises(ValueError, match=r"\(T, 17, 3\)"):
+        view_normalize(seq[0])
+
+
+def test_stgcn_input_streams() -> None:
+    x = torch.zeros(1, 3, 17, 3)  # (B, F, J, C)
+    x[0, :, 2] = torch.tensor([[0.0, 1, 0], [0, 2, 0], [0, 4, 0]])  # right knee moves down; its parent stays put
+    x[0, :, 1] = torch.tensor([0.0, 0.5, 0])
+    s = input_streams(x, ("joint", "bone", "velocity"), create_model("stgcn_action_test").backbone.parents)
+    assert s.shape == (1, 3, 17, 9)
+    np.testing.assert_allclose(s[0, :, 2, 4], [0.5, 1.5, 3.5])  # bone y: knee - hip
+    np.testing.assert_allclose(s[0, :, 2, 7], [1, 2, 0])  # velocity y, 0 at the last frame
+    np.testing.assert_allclose(s[0, :, 0, 3:6], 0)  # the root has no bone
+    m = create_model("stgcn_action_test", streams=["joint", "bone", "velocity"]).eval()
+    assert m(torch.randn(2, 1, 8, 17, 3)).shape == (2, 4)
+    with pytest.raises(ValueError, match="streams must be"):
+        create_model("stgcn_action_test", streams=("joint", "angle"))
+
+
 def _ucla_like(n: int = 8, seed: int = 0) -> list[ActionInput]:
     """Two classes of 3D clips: wrists raised above the head and swinging, or hanging still."""
     rng = np.random.default_rng(seed)
@@ -79,10 +141,11 @@ def _ucla_like(n: int = 8, seed: int = 0) -> list[ActionInput]:
     return out
 
 
-def _task(name: str = "stgcn_action_test", **kw) -> ActionTask:
+def _task(name: str = "stgcn_action_test", normalize: str = "none", **kw) -> ActionTask:
     cfg = ActionRunConfig(model=ActionModelConfig(name=name, kwargs=kw),
                           data=ActionDataConfig(dataset="nw_ucla", input="3d", sampling="whole", clip_len=8,
-                                                rotate_deg=30, tilt_deg=5, scale=0.1, jitter=0.0))
+                                                rotate_deg=30, tilt_deg=5, scale=0.1, jitter=0.0,
+                                                normalize=normalize))
     task = ActionTask(config=cfg)
     task._inputs = {"train": _ucla_like(), "test": _ucla_like(4, seed=1)}
     return task
@@ -117,12 +180,27 @@ def test_action_config_contracts() -> None:
         ActionTask(config=ActionRunConfig(data=ActionDataConfig(input="3d")))
     with pytest.raises(ConfigError, match="data.dataset must be one of"):
         ActionTask(config=ActionRunConfig(data=ActionDataConfig(dataset="ntu")))
+    ucla = {"dataset": "nw_ucla", "input": "3d"}
+    with pytest.raises(ConfigError, match="data.normalize must be one of"):
+        ActionTask(config=ActionRunConfig(data=ActionDataConfig(**ucla, normalize="body")))
+    with pytest.raises(ConfigError, match="needs data.input 3d"):
+        ActionTask(config=ActionRunConfig(data=ActionDataConfig(normalize="view")))
+    with pytest.raises(ConfigError, match="data.validate_on must be one of"):
+        ActionTask(config=ActionRunConfig(data=ActionDataConfig(validate_on="view2")))
+    with pytest.raises(ConfigError, match="label_smoothing"):
+        ActionTask(config=ActionRunConfig(data=ActionDataConfig(**ucla, label_smoothing=1.0)))
+    from hmore.config import load_config
+
+    with pytest.raises(ConfigError, match="unknown config key.*data.normalise"):  # strict: a misspelt key fails
+        load_config(ActionRunConfig, {"data": {**ucla, "normalise": "view"}})
+    cfg = load_config(ActionRunConfig, Path(__file__).parents[1] / "configs" / "action_ucla_stgcn.yaml")
+    assert ActionDataConfig().normalize == "none" and cfg.data.normalize == "view"
 
 
-def _checkpoint(tmp_path: Path) -> Path:
+def _checkpoint(tmp_path: Path, normalize: str = "none") -> Path:
     from hmore.train.checkpoint import save_weights
 
-    task = _task(num_classes=10)
+    task = _task(num_classes=10, normalize=normalize)
     torch.manual_seed(0)
     return save_weights(tmp_path / "ucla.safetensors", task.build_model(),
                         metadata={"model_config": task.model_config()})
@@ -146,10 +224,25 @@ def test_classify_nw_ucla_files(tmp_path: Path, capsys) -> None:
     assert main(["classify", str(tmp_path / "bad.npy"), "--checkpoint", str(ckpt)]) == 1
 
 
-def test_classify_2d_keypoints_lifts_them_and_says_layouts_differ(tmp_path: Path, capsys) -> None:
+def test_classify_applies_the_models_normalisation(tmp_path: Path) -> None:
+    from hmore.data.nw_ucla import camera_frame, to_h36m17
+    from hmore.lift.classify import load_action_model, prepare_inputs
+
+    joints = (np.random.default_rng(0).normal(0, 0.3, (25, 20, 3)) + [0, 0, 3]).astype(np.float32)
+    np.save(tmp_path / "seq.npy", joints)
+    am = load_action_model(checkpoint=_checkpoint(tmp_path, normalize="view"))
+    assert am.normalize == "view"
+    x = prepare_inputs(am, tmp_path / "seq.npy").xs[0]
+    np.testing.assert_allclose(x[0], view_normalize(camera_frame(to_h36m17(joints))), atol=1e-6)
+    (tmp_path / "none").mkdir()
+    assert load_action_model(checkpoint=_checkpoint(tmp_path / "none")).normalize == "none"
+
+
+@pytest.mark.parametrize("normalize", ["none", "view_track"])  # view_track lifts with the root's path
+def test_classify_2d_keypoints_lifts_them_and_says_layouts_differ(tmp_path: Path, capsys, normalize: str) -> None:
     from hmore.cli import main
 
-    ckpt = _checkpoint(tmp_path)
+    ckpt = _checkpoint(tmp_path, normalize=normalize)
     rng = np.random.default_rng(0)
     kp = np.zeros((30, 1, 17, 3), np.float32)
     kp[..., :2] = rng.uniform(200, 400, (1, 1, 17, 2)) + rng.normal(0, 2, (30, 1, 17, 2))
@@ -184,3 +277,18 @@ def test_nw_ucla_inputs_on_shared_data(shared_data: Path) -> None:
     x = np.concatenate([t.x[0] for t in test[:50]])
     np.testing.assert_allclose(x[:, 0], 0)
     assert np.median(x[:, 10, 1]) < -0.4  # camera axes, y down: the head well above the root
+
+
+def test_action_bench_normalises_per_model_on_shared_data(shared_data: Path, tmp_path: Path) -> None:
+    from hmore.bench.action_bench import run
+
+    require_file(shared_data, "nw_ucla", "nw_ucla_skeletons.npz")
+    (tmp_path / "a").mkdir()
+    plain, view = _checkpoint(tmp_path / "a"), _checkpoint(tmp_path, normalize="view")
+    s = run(models=[f"plain={plain}", f"view={view}", "no_such_weights"], out_dir=tmp_path / "bench",
+            root=str(shared_data / "nw_ucla"))
+    assert s["test_sequences"] == 464 and set(s["models"]) == {"plain", "view"}
+    assert "no_such_weights" in s["unavailable"]
+    assert s["models"]["view"]["normalize"] == "view" and s["models"]["plain"]["normalize"] == "none"
+    assert sum(map(sum, s["models"]["view"]["confusion"])) == 464
+    assert (tmp_path / "bench" / "report.html").is_file()

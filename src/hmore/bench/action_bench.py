@@ -3,7 +3,8 @@ view 3, 464 sequences): top-1 accuracy, per-class accuracy and confusion matrice
 ``results.json`` and ``report.html``.
 
 The models' input is stated in their metadata (``hmore.train.tasks.action``): for the shipped NW-UCLA models, the
-Kinect v1 joints mapped to H36M-17 (``hmore.data.nw_ucla.TO_H36M17``), in camera axes, root-relative per frame, each
+Kinect v1 joints mapped to H36M-17 (``hmore.data.nw_ucla.TO_H36M17``), in camera axes, root-relative per frame and
+normalised as the model's metadata says (``normalize``: none, or ``view``: the body's own axes, unit torso), each
 sequence resampled to the model's frame count.
 """
 
@@ -44,12 +45,18 @@ def run(*, models: Sequence[str] = DEFAULT_MODELS, data: str = "nw_ucla", out_di
 
     if data != "nw_ucla":
         raise UsageError(f"unknown action benchmark data {data!r}; known: nw_ucla")
-    test = nw_ucla_inputs("test", root)
-    labels = np.array([t.label for t in test])
-    prepared = PreparedInputs(names=[t.name for t in test], labels=list(labels), xs=[t.x for t in test], notes=[])
+    test: dict[str, list] = {}  # normalisation -> inputs
+
+    def prepared(normalize: str) -> PreparedInputs:
+        if normalize not in test:
+            test[normalize] = nw_ucla_inputs("test", root, normalize=normalize)
+        t = test[normalize]
+        return PreparedInputs(names=[i.name for i in t], labels=[i.label for i in t], xs=[i.x for i in t], notes=[])
+
+    labels = np.array(prepared("none").labels)
     summary: dict[str, Any] = {
         "benchmark": "NW-UCLA cross-view: train views 1-2, test view 3",
-        "test_sequences": len(test), "classes": list(ACTIONS), "models": {}, "unavailable": {},
+        "test_sequences": len(labels), "classes": list(ACTIONS), "models": {}, "unavailable": {},
         "anchors": list(ANCHORS), "command": command,
     }
     for spec in models:
@@ -61,11 +68,12 @@ def run(*, models: Sequence[str] = DEFAULT_MODELS, data: str = "nw_ucla", out_di
         if am.input != "3d" or am.classes != list(ACTIONS):
             summary["unavailable"][name] = "not an NW-UCLA model (3D input, its 10 classes)"
             continue
-        pred = classify_inputs(am, prepared).argmax(axis=1)
+        pred = classify_inputs(am, prepared(am.normalize)).argmax(axis=1)
         conf = np.zeros((len(ACTIONS), len(ACTIONS)), np.int64)
         np.add.at(conf, (labels, pred), 1)
         per_class = {a: float(conf[i, i] / max(1, conf[i].sum())) for i, a in enumerate(ACTIONS)}
         summary["models"][name] = {"origin": origin, "top1": float((pred == labels).mean()), "per_class": per_class,
+                                   "normalize": am.normalize,
                                    "confusion": conf.tolist(),
                                    "params": int(sum(p.numel() for p in am.model.parameters()))}
     if not summary["models"]:
@@ -117,7 +125,7 @@ def write_outputs(out_dir: str | Path, summary: dict[str, Any]) -> Path:
     rep = Report("hmore bench action: NW-UCLA", intro=(
         f"{summary['benchmark']}; {summary['test_sequences']} test sequences, top-1 accuracy. Input: the models' "
         "own (see each model's metadata); the NW-UCLA models take the Kinect joints mapped to H36M-17, in camera axes, "
-        "root-relative per frame."))
+        "root-relative per frame, normalised as each model's metadata says (normalize: none or view)."))
     rows = [[n, round(100 * e["top1"], 1), e["params"]] for n, e in summary["models"].items()]
     rows += [[f"{a['method']} (published)", a["top1"], "-"] for a in summary["anchors"]]
     rep.add_table(rows, header=["model", "top-1 (%)", "parameters"])

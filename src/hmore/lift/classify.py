@@ -1,7 +1,8 @@
 """Skeleton action classification with a trained action model (``hmore classify``).
 
 What a model takes is in its metadata: ``input`` ``"2d"`` (normalised COCO-derived H36M-17 keypoints, e.g. the
-generated or pyskl sets) or ``"3d"`` (root-relative camera-frame H36M-17 joints, e.g. the NW-UCLA model). Inputs:
+generated or pyskl sets) or ``"3d"`` (camera-frame H36M-17 joints, e.g. the NW-UCLA model, normalised as the
+metadata's ``normalize`` says: ``hmore.train.tasks.action.skeleton3d_input``). Inputs:
 
 * a pyskl pickle (every clip, labels kept) or any keypoint file ``hmore.io.keypoints`` reads;
 * an NW-UCLA file: the shared ``nw_ucla_skeletons.npz`` (every sequence, labels kept; ``split`` picks train or
@@ -45,6 +46,7 @@ class ActionModel:
     input: str = "2d"
     sampling: str = "windows"
     layout: str = "coco17_h36m17"
+    normalize: str = "none"
 
 
 def load_action_model(*, checkpoint: str | Path | None = None, weights: str | None = None) -> ActionModel:
@@ -69,7 +71,7 @@ def load_action_model(*, checkpoint: str | Path | None = None, weights: str | No
     return ActionModel(model=model.eval(), classes=list(cfg["classes"]), clip_len=int(cfg.get("clip_len", 27)),
                        frame_step=int(cfg.get("frame_step", 1)), persons=int(cfg.get("persons", 1)),
                        input=str(cfg.get("input", "2d")), sampling=str(cfg.get("sampling", "windows")),
-                       layout=str(cfg.get("layout", "coco17_h36m17")))
+                       layout=str(cfg.get("layout", "coco17_h36m17")), normalize=str(cfg.get("normalize", "none")))
 
 
 def read_action_clips(path: str | Path, *, size: tuple[int, int] | None = None) -> list[ActionClip]:
@@ -187,7 +189,8 @@ def prepare_inputs(am: ActionModel, path: str | Path, *, size: tuple[int, int] |
             f"note: the model was trained on {LAYOUT_NOTES.get(am.layout, am.layout)}; this input is "
             f"{LAYOUT_NOTES['nw_ucla_h36m17']}: the layouts differ"]
         return PreparedInputs(names=[n for n, _, _ in seqs], labels=[lab for _, lab, _ in seqs],
-                              xs=[skeleton3d_input(camera_frame(to_h36m17(j))) for _, _, j in seqs], notes=notes)
+                              xs=[skeleton3d_input(camera_frame(to_h36m17(j)), am.normalize) for _, _, j in seqs],
+                              notes=notes)
     if am.input == "2d":
         if clips is None:
             clips = read_action_pickle(path).subset(split) if split else read_action_clips(path, size=size)
@@ -201,8 +204,10 @@ def prepare_inputs(am: ActionModel, path: str | Path, *, size: tuple[int, int] |
     tracks = read_tracks(path, size=size)
     if tracks.kp2d.shape[0] == 0:
         raise InputError(f"{path}: no person found")
+    track = am.normalize == "view_track"  # the model reads the root's path: estimate it
     res = lift_tracks(load_lifter(weights=lifter), tracks.kp2d, width=tracks.width, height=tracks.height,
-                      fps=tracks.fps)
+                      fps=tracks.fps, trajectory=track)
+    poses = res.pose3d + np.nan_to_num(res.root)[:, :, None] if track else res.pose3d  # (P, T, 17, 3)
     notes = [f"{path.name}: {tracks.kp2d.shape[0]} person(s), {tracks.kp2d.shape[1]} frames of {tracks.source} 2D "
              f"keypoints lifted to 3D by {lifter}, each person classified on their own"]
     if am.layout == "nw_ucla_h36m17":
@@ -212,7 +217,7 @@ def prepare_inputs(am: ActionModel, path: str | Path, *, size: tuple[int, int] |
     stem = path.stem
     return PreparedInputs(names=[f"{stem}/person{int(t)}" for t in tracks.track_ids],
                           labels=[-1] * len(tracks.track_ids),
-                          xs=[skeleton3d_input(p) for p in res.pose3d], notes=notes)
+                          xs=[skeleton3d_input(p, am.normalize) for p in poses], notes=notes)
 
 
 def classify_inputs(am: ActionModel, prepared: PreparedInputs) -> np.ndarray:

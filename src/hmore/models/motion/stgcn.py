@@ -4,6 +4,8 @@ Each block: a spatial graph convolution over the joints with the "spatial config
 graph (three adjacency matrices: the joint itself, its neighbour nearer the root, its neighbours farther from it,
 each normalised by the neighbour count), then a temporal convolution over frames (kernel ``temporal_kernel``),
 batch norm, ReLU, a residual connection. The input goes through a batch norm over (joint, channel) first. Its
+input can be several streams stacked on the channel axis (``streams``: the joints, the bones = joint minus its
+parent, the velocities = next frame minus this one, CTR-GCN's inputs). Its
 ``forward_features`` returns (B, F', J, C) features (F' = F / 2 per strided block), so
 :class:`hmore.models.motion.heads.ActionHead` pools it like the DSTformer's representation.
 """
@@ -50,10 +52,28 @@ def partition_adjacency(layout: Layout = H36M17, root: int = 0) -> np.ndarray:
     return out / np.where(col > 0, col, 1.0)
 
 
+STREAMS = ("joint", "bone", "velocity")
+
+
+def input_streams(x: torch.Tensor, streams: Sequence[str], parents: Sequence[int]) -> torch.Tensor:
+    """(B, F, J, C) joints -> (B, F, J, C * len(streams)): each stream in order; bones are joint minus parent (0 at
+    the root), velocities next frame minus this one (0 at the last frame)."""
+    out = []
+    for name in streams:
+        if name == "joint":
+            out.append(x)
+        elif name == "bone":
+            out.append(x - x[:, :, list(parents)])
+        else:
+            out.append(torch.cat([x[:, 1:] - x[:, :-1], torch.zeros_like(x[:, :1])], dim=1))
+    return torch.cat(out, dim=-1)
+
+
 @dataclass(frozen=True)
 class STGCNConfig:
-    """Attributes: input channels, output channels of each block, which blocks halve the frame rate, temporal
-    kernel size, dropout, joint count (the graph is H36M-17's)."""
+    """Attributes: input channels per stream, output channels of each block, which blocks halve the frame rate,
+    temporal kernel size, dropout, joint count (the graph is H36M-17's), input streams (``joint``, ``bone``,
+    ``velocity``; stacked on the channel axis)."""
 
     in_dim: int = 3
     channels: tuple[int, ...] = (64, 64, 64, 128, 128, 128)
@@ -61,8 +81,11 @@ class STGCNConfig:
     temporal_kernel: int = 9
     dropout: float = 0.1
     num_joints: int = 17
+    streams: tuple[str, ...] = ("joint",)
 
     def __post_init__(self) -> None:
+        if not self.streams or set(self.streams) - set(STREAMS) or len(set(self.streams)) != len(self.streams):
+            raise ValueError(f"streams must be distinct names from {STREAMS}, got {self.streams}")
         if len(self.channels) != len(self.strides) or not self.channels:
             raise ValueError(f"channels and strides need the same, non-zero length: {self}")
         if self.temporal_kernel % 2 == 0:
@@ -110,9 +133,13 @@ class STGCN(nn.Module):
         adj = torch.from_numpy(partition_adjacency(H36M17)).float()
         if c.num_joints != adj.shape[-1]:
             raise ValueError(f"the graph has {adj.shape[-1]} joints, config.num_joints is {c.num_joints}")
-        self.data_bn = nn.BatchNorm1d(c.num_joints * c.in_dim)
+        parents = np.arange(c.num_joints)  # the root is its own parent
+        for a, b in H36M17.bones:
+            parents[b] = a
+        self.parents = tuple(int(p) for p in parents)
+        self.data_bn = nn.BatchNorm1d(c.num_joints * c.in_dim * len(c.streams))
         blocks = []
-        cin = c.in_dim
+        cin = c.in_dim * len(c.streams)
         for cout, stride in zip(c.channels, c.strides):
             blocks.append(GraphBlock(cin=cin, cout=cout, stride=stride, kernel=c.temporal_kernel, dropout=c.dropout,
                                      adjacency=adj))
@@ -128,7 +155,8 @@ class STGCN(nn.Module):
         c = self.config
         if x.ndim != 4 or x.shape[2] != c.num_joints or x.shape[3] != c.in_dim:
             raise ValueError(f"STGCN expects (B, F, {c.num_joints}, {c.in_dim}), got {tuple(x.shape)}")
-        b, f = x.shape[:2]
+        if c.streams != ("joint",):
+            x = input_streams(x, c.streams, self.parents)  # (B, F, J, C * streams)
         h = self.data_bn(rearrange(x, "b f j c -> b (j c) f"))
         h = rearrange(h, "b (j c) f -> b c f j", j=c.num_joints)
         return rearrange(self.blocks(h), "b c f j -> b f j c")
@@ -148,6 +176,8 @@ def stgcn_action(*, num_classes: int = 10, hidden: int = 256, dropout: float = 0
                  channels: Sequence[int] = (64, 64, 64, 128, 128, 128), strides: Sequence[int] = (1, 1, 1, 2, 1, 1),
                  **config) -> nn.Module:
     """The ST-GCN-style action baseline (6 graph blocks, 64-128 channels) with MotionBERT's action head."""
+    if "streams" in config:
+        config = {**config, "streams": tuple(config["streams"])}
     return _stgcn_action(num_classes, hidden, dropout, {"channels": tuple(channels), "strides": tuple(strides),
                                                         **config})
 

@@ -13,6 +13,16 @@ Data (``data.dataset``):
   the Kinect v1 joints mapped to H36M-17 (:data:`hmore.data.nw_ucla.TO_H36M17`), turned into camera axes (x right,
   y down, z forward: what ``hmore lift`` outputs) and made root-relative per frame, metres. Training views are turned
   about the vertical axis by up to ``rotate_deg``, tilted by up to ``tilt_deg`` and scaled by up to ``scale``.
+  ``data.validate_on: view2`` trains on view 1 only and evaluates on view 2: a cross-view proxy for choosing a recipe
+  that never reads view 3.
+
+3D normalisation (``data.normalize``, recorded in the model's metadata so that ``hmore classify`` and ``hmore bench
+action`` apply the same): ``"none"`` (default), root-relative camera axes as above; ``"view"``
+(:func:`view_normalize`), root-relative and turned into the body's own axes (x along the hip + shoulder line to the
+subject's right, y down the mean spine of the first quarter of the frames, z forward) and scaled to a unit mean
+torso (root-neck) length, which removes the camera's viewpoint, so NW-UCLA's views and lifted videos look alike;
+``"view_track"``, the same axes and scale but centred on the first frame's root, so the root's path (walking, sitting
+down) stays in the input (``hmore classify`` then lifts videos with their estimated root trajectory).
 
 Frames (``data.sampling``): ``"windows"``, windows of ``clip_len`` frames every ``frame_step`` frames (random start in
 training, every window averaged in evaluation); ``"whole"``, the whole clip resampled to ``clip_len`` frames (in
@@ -71,6 +81,9 @@ class ActionDataConfig:
         crop_min: shortest random stretch of a clip in ``"whole"`` sampling (fraction of its frames).
         rotate_deg, tilt_deg, scale: 3D view augmentation in training (degrees about the vertical axis and about the
             camera's x axis, relative scale).
+        normalize: 3D normalisation, ``"none"`` (default), ``"view"`` or ``"view_track"`` (see the module doc).
+        validate_on: ``""`` (evaluate on the test split) or ``"view2"`` (NW-UCLA: train on view 1, evaluate on view 2).
+        label_smoothing: cross-entropy label smoothing.
     """
 
     pickle: str = ""
@@ -95,11 +108,16 @@ class ActionDataConfig:
     rotate_deg: float = 0.0
     tilt_deg: float = 0.0
     scale: float = 0.0
+    normalize: str = "none"
+    validate_on: str = ""
+    label_smoothing: float = 0.0
 
 
 DATASETS = ("", "nw_ucla")
 INPUTS = ("2d", "3d")
 SAMPLINGS = ("windows", "whole")
+NORMALIZATIONS = ("none", "view", "view_track")
+VALIDATIONS = ("", "view2")
 
 
 @dataclass(frozen=True)
@@ -153,8 +171,45 @@ def resample_frames(x: np.ndarray, length: int, start: float = 0.0, stop: float 
     return x[:, idx]
 
 
-def skeleton3d_input(joints_cam: np.ndarray) -> np.ndarray:
-    """Camera-frame H36M-17 joints (T, 17, 3) metres -> model input (1, T, 17, 3): root-relative per frame."""
+def view_normalize(joints: np.ndarray, *, first: float = 0.25, track: bool = False) -> np.ndarray:
+    """H36M-17 joints (T, 17, 3) in any right-handed frame -> (T, 17, 3) in the body's own axes, unit torso.
+
+    Root-relative per frame (``track``: relative to the first frame's root, keeping the root's path); then turned so
+    that y points down the mean spine (root -> neck, negated) of the first ``first`` of the frames, x along their
+    mean hip + shoulder line (left -> right joints) made orthogonal to y, and z = x cross y (the subject's forward);
+    scaled so that the mean root-neck length over all frames is 1. A proper rotation (no mirror), so a sequence turned
+    or tilted by any angle gives the same array. Degenerate skeletons (all joints on the root) are only made
+    root-relative.
+    """
+    j = np.asarray(joints, np.float64)
+    if j.ndim != 3 or j.shape[1:] != (17, 3) or j.shape[0] < 1:
+        raise ValueError(f"view_normalize expects (T, 17, 3) H36M-17 joints, got {j.shape}")
+    rel = j - j[:, :1]  # (T, 17, 3)
+    lead = rel[: max(1, int(np.ceil(first * len(rel))))]
+    down = -lead[:, 8].mean(axis=0)  # root -> neck, negated
+    right = (lead[:, 1] - lead[:, 4] + lead[:, 14] - lead[:, 11]).mean(axis=0)  # right hip/shoulder - left
+    torso = float(np.linalg.norm(rel[:, 8], axis=-1).mean())
+    if track:
+        rel = j - j[:1, :1]
+    if np.linalg.norm(down) < 1e-6 or torso < 1e-6:
+        return rel.astype(np.float32)
+    y = down / np.linalg.norm(down)
+    x = right - (right @ y) * y
+    if np.linalg.norm(x) < 1e-6:
+        return (rel / torso).astype(np.float32)
+    x /= np.linalg.norm(x)
+    rot = np.stack([x, y, np.cross(x, y)])  # (3, 3) rows: the new axes
+    return (rel @ rot.T / torso).astype(np.float32)
+
+
+def skeleton3d_input(joints_cam: np.ndarray, normalize: str = "none") -> np.ndarray:
+    """Camera-frame H36M-17 joints (T, 17, 3) metres -> model input (1, T, 17, 3): root-relative per frame
+    (``normalize="none"``), or :func:`view_normalize` (``"view"``; ``"view_track"``: with ``track=True``, so give
+    joints with their root's path)."""
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+    if normalize != "none":
+        return view_normalize(joints_cam, track=normalize == "view_track")[None]
     j = np.asarray(joints_cam, np.float32)
     return (j - j[:, :1])[None]
 
@@ -167,13 +222,14 @@ def rotate_3d(x: np.ndarray, yaw_deg: float, tilt_deg: float, scale: float) -> n
     return (scale * x @ (tilt @ yaw).T).astype(x.dtype)
 
 
-def nw_ucla_inputs(split: str, root: str | None = None) -> list[ActionInput]:
-    """NW-UCLA's ``split`` as 3D model inputs (see the module doc)."""
+def nw_ucla_inputs(split: str, root: str | None = None, *, normalize: str = "none",
+                   views: tuple[int, ...] | None = None) -> list[ActionInput]:
+    """NW-UCLA's ``split`` (only ``views`` of it when given) as 3D model inputs (see the module doc)."""
     from hmore.data.nw_ucla import camera_frame, load_nw_ucla
 
     data = load_nw_ucla(root or None)
-    return [ActionInput(name=s.name, label=s.label, x=skeleton3d_input(camera_frame(s.h36m())))
-            for s in data.split(split)]
+    return [ActionInput(name=s.name, label=s.label, x=skeleton3d_input(camera_frame(s.h36m()), normalize))
+            for s in data.split(split) if views is None or s.view in views]
 
 
 def sample_frames(x: np.ndarray, rng: np.random.Generator | None, *, clip_len: int, frame_step: int, sampling: str,
@@ -208,6 +264,14 @@ class ActionTask:
             raise ConfigError("pyskl and generated action sets are 2D: data.input must be 2d")
         if not 0 < d.crop_min <= 1:
             raise ConfigError(f"data.crop_min must lie in (0, 1], got {d.crop_min}")
+        if d.normalize not in NORMALIZATIONS or (d.normalize != "none" and d.input != "3d"):
+            raise ConfigError(f"data.normalize must be one of {NORMALIZATIONS} (view* needs data.input 3d), got "
+                              f"{d.normalize!r} with input {d.input!r}")
+        if d.validate_on not in VALIDATIONS or (d.validate_on and d.dataset != "nw_ucla"):
+            raise ConfigError(f"data.validate_on must be one of {VALIDATIONS} ('view2' needs data.dataset nw_ucla), "
+                              f"got {d.validate_on!r}")
+        if not 0 <= d.label_smoothing < 1:
+            raise ConfigError(f"data.label_smoothing must lie in [0, 1), got {d.label_smoothing}")
         self.config = config
         self._data = dataset
         if d.dataset == "nw_ucla":  # the exported weights' licence (``hmore train --export``)
@@ -254,7 +318,12 @@ class ActionTask:
         if split not in self._inputs:
             d = self.config.data
             if d.dataset == "nw_ucla":
-                self._inputs[split] = nw_ucla_inputs(split, d.root or None)
+                views = None  # validate_on view2: train on view 1 of the train split, evaluate on its view 2
+                if d.validate_on == "view2":
+                    views, split_read = ((1,), "train") if split == d.train_split else ((2,), "train")
+                else:
+                    split_read = split
+                self._inputs[split] = nw_ucla_inputs(split_read, d.root or None, normalize=d.normalize, views=views)
             else:
                 self._inputs[split] = [ActionInput(name=c.name, label=c.label, x=clip_input(c, persons=d.persons))
                                        for c in self.dataset().subset(split)]
@@ -283,7 +352,7 @@ class ActionTask:
         d = self.config.data
         return {"name": m.name, "kwargs": {**m.kwargs, "num_classes": len(self.classes)},
                 "classes": list(self.classes), "clip_len": d.clip_len, "frame_step": d.frame_step,
-                "persons": d.persons, "input": d.input, "sampling": d.sampling,
+                "persons": d.persons, "input": d.input, "sampling": d.sampling, "normalize": d.normalize,
                 "layout": "nw_ucla_h36m17" if d.dataset == "nw_ucla" else "coco17_h36m17"}
 
     def batch(self, step: int, *, rank: int, world_size: int, batch_size: int) -> dict[str, torch.Tensor]:
@@ -311,7 +380,7 @@ class ActionTask:
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         logits = model(batch["x"])  # (B, classes)
-        loss = F.cross_entropy(logits.float(), batch["y"])
+        loss = F.cross_entropy(logits.float(), batch["y"], label_smoothing=self.config.data.label_smoothing)
         acc = (logits.argmax(dim=-1) == batch["y"]).float().mean()
         return loss, {"acc": acc.item()}
 
