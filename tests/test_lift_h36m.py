@@ -264,3 +264,30 @@ def test_shipped_h36m_lifter_on_a_held_out_slice(shared_data: Path) -> None:
     base = float(frame_errors(np.ascontiguousarray(mean_pose), y)[0].mean())
     assert errors["dstformer_cpu_h36m"] < 0.6 * base and errors["dstformer_cpu_h36m"] < errors["dstformer_cpu"], (
         errors, base)
+
+
+def test_predict_runs_a_per_frame_model_on_the_scored_frames_only() -> None:
+    from hmore.registry import create_model
+
+    a = _arrays(lengths=(23, 9))
+    model = create_model("mlp_lifter_test").eval()
+    assert model.per_frame
+    full, _ = predict(model, a.x["sh"], a.offsets, window=None, every=1)
+    sub, covered = predict(model, a.x["sh"], a.offsets, window=None, every=4)
+    np.testing.assert_array_equal(np.flatnonzero(covered), np.r_[0:23:4, 23 + np.arange(0, 9, 4)])
+    np.testing.assert_allclose(sub[covered], full[covered], atol=1e-5)  # BatchNorm in eval mode: frame by frame
+
+
+def test_every_lift_h36m_recipe_loads_and_a_single_frame_recipe_trains() -> None:
+    from hmore.config import load_config
+    from hmore.train.tasks.lift_h36m import H36MLiftRunConfig
+
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("lift_h36m_*.yaml"))
+    assert len(configs) >= 5
+    loaded = {p.stem: load_config(H36MLiftRunConfig, p) for p in configs}  # strict: unknown keys would raise
+    assert loaded["lift_h36m_mlp"].data.clip_len == 1  # the per-frame baseline is fed single frames
+    task = _task({"model": {"name": "mlp_lifter_test"}, "data": {"clip_len": 1, "val_every": 1}})
+    b = task.batch(0, rank=0, world_size=1, batch_size=32)
+    assert b["x"].shape == (32, 1, 17, 3)
+    loss, logs = task.loss(task.build_model(), b)
+    assert torch.isfinite(loss) and logs["vel_mm"] == 0.0  # no velocity term on single frames

@@ -144,7 +144,8 @@ def predict(model: torch.nn.Module, x: np.ndarray, offsets: np.ndarray, *, windo
         offsets: (E + 1,) example boundaries.
         window: window length, or None for whole sequences.
         flip: test-time flip averaging.
-        every: keep every n-th window of each example (whole-sequence models: every n-th frame is scored).
+        every: keep every n-th window of each example (whole-sequence models: every n-th frame is scored; a model
+            whose ``per_frame`` attribute is true is only run on those frames).
         batch_windows: windows per forward pass.
         progress: progress bar.
 
@@ -159,9 +160,10 @@ def predict(model: torch.nn.Module, x: np.ndarray, offsets: np.ndarray, *, windo
     acc = np.zeros((n, 17, 3), np.float64)
     count = np.zeros(n, np.int64)
     if window is None:
+        step = every if getattr(model, "per_frame", False) else 1  # a per-frame model needs no neighbours
         for a, b in tqdm(list(zip(offsets[:-1], offsets[1:])), disable=not progress, desc="lift", unit="seq"):
-            acc[a:b] = _run(model, x[a:b][None], flip)[0]
-            count[a:b] = 1
+            acc[a:b:step] = _run(model, x[a:b:step][None], flip)[0]
+            count[a:b:step] = 1
         if every > 1:
             keep = np.zeros(n, bool)
             for a, b in zip(offsets[:-1], offsets[1:]):

@@ -38,6 +38,9 @@ class MLPLifter(nn.Module):
         input_norm: see ``hmore.models.motion.input_norm``.
     """
 
+    #: each output frame depends on its own input frame only (evaluation may run it on a subset of the frames).
+    per_frame = True
+
     def __init__(self, *, num_joints: int = 17, width: int = 512, blocks: int = 2, dropout: float = 0.1,
                  input_norm: str = "root_scale") -> None:
         super().__init__()
