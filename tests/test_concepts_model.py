@@ -111,6 +111,22 @@ def test_actionable_path_is_second_order():
     assert m.motion_encoder.embed.weight.grad.abs().sum() > 0
 
 
+def test_per_frame_velocity_predictor():
+    """predictor_depth 0: frame t's velocity depends on frame t's state and gradient only, and still trains the
+    hypernetwork through the gradient."""
+    m = _model(predictor_depth=0)
+    states, valid = _batch()
+    codes = m.motion(states, valid).quantized.detach()
+    pred = m.predict_velocity(states, codes)
+    moved = states.clone()
+    moved[:, 5] += 1.0
+    changed = (m.predict_velocity(moved, codes) - pred).abs().sum(dim=-1) > 0  # (B, T)
+    assert changed[:, 5].all() and not changed[:, :5].any() and not changed[:, 6:].any()
+    assert _model().predict_velocity(moved, codes)[:, 6:].ne(_model().predict_velocity(states, codes)[:, 6:]).any()
+    actionable_loss(pred, torch.zeros_like(pred), valid).backward()
+    assert m.hypernet.params.weight.grad.abs().sum() > 0
+
+
 def test_video_branch_and_embedding():
     m = _model().eval()
     video = torch.randn(2, 8, 7, 16, 16)

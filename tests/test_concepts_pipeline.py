@@ -266,3 +266,80 @@ def test_bench_on_a_tiny_cache(tiny_run, tiny_pairs, tmp_path):
     assert saved["codebook_size"] == 8
     assert (tmp_path / "bench" / "report.html").is_file()
     assert "NMI" in concepts_bench.format_tables(summary)
+
+
+# ---- validation split, alignment stop-gradient, pair manifests ---------------------------------------------------
+def test_validation_split_by_hand():
+    from hmore.concepts.motion import is_validation, pair_sequence_name
+
+    # crc32(b"val|bandai:b") = 1602133576 = 0.3730 of 2**32; crc32(b"val|bandai:c") = 679063262 = 0.1581 of 2**32
+    assert is_validation("bandai:b", 0.38) and not is_validation("bandai:b", 0.37)
+    assert is_validation("bandai:c", 0.16) and not is_validation("bandai:c", 0.15)
+    assert not is_validation("bandai:b", 0.0)
+    assert pair_sequence_name({"source": "bandai", "take": "bvh/dataset-1_bow_active_001.bvh.gz"}) == \
+        "bandai:dataset-1_bow_active_001"
+    assert pair_sequence_name({"source": "procedural", "take": ""}) == ""
+
+
+def test_val_fraction_holds_sequences_and_pairs_out_of_training(tiny_pairs):
+    from hmore.concepts.motion import is_validation
+
+    # of _seqs() at 0.5, the training "walk" sequences (ids 0 and 1) are validation ones; the test split stays test
+    cfg = _cfg()
+    cfg = replace(cfg, data=replace(cfg.data, val_fraction=0.5))
+    task = ConceptsTask(config=cfg, sequences=_seqs(), pairs=tiny_pairs)
+    splits = {s.name: s.split for s in task.sequences()}
+    assert splits["procedural:walk/id0"] == splits["procedural:walk/id1"] == "val"
+    assert splits["procedural:walk/id9"] == "test" and splits["procedural:squat/id0"] == "train"
+    assert all(s.split == "train" and not is_validation(s.name, 0.5) for g in task._train_by_source() for s in g)
+    bandai_pair = replace(tiny_pairs[0], meta={**tiny_pairs[0].meta, "source": "bandai", "take": "bvh/b.bvh.gz"})
+    assert task._pair_split(bandai_pair) == ("val" if is_validation("bandai:b", 0.5) else "train") == "val"
+    assert task._pair_split(tiny_pairs[0]) == "train"  # procedural pairs: no sequence of an evaluated source
+    torch.manual_seed(0)
+    metrics = task.evaluate(task.build_model())  # scores the 2 validation sequences, not the 3 test ones
+    assert 0 <= metrics["bandai_nmi"] <= 1 and metrics["bandai_clusters"] >= 1
+    with pytest.raises(Exception, match="val_fraction"):
+        load_config(ConceptsRunConfig, {"data": {"val_fraction": 1.0}})
+
+
+def test_align_stop_motion_keeps_the_alignment_out_of_the_motion_branch(tiny_pairs):
+    only_align = dict(rec_motion=0.0, rec_video=0.0, commit=0.0, dis=0.0, act=0.0, align=1.0)
+    grads = {}
+    for stop in (False, True):
+        task = ConceptsTask(config=_cfg(**only_align, align_stop_motion=stop), sequences=_seqs(), pairs=tiny_pairs)
+        batch = task.batch(0, rank=0, world_size=1, batch_size=4)
+        torch.manual_seed(0)
+        model = task.build_model()
+        loss, logs = task.loss(model, batch)
+        loss.backward()
+        assert "align" in logs
+        grads[stop] = {name: (p.grad is not None and bool(p.grad.abs().sum() > 0))
+                       for name, p in model.named_parameters()}
+    enc = [n for n in grads[False] if n.startswith("motion_encoder.")]
+    assert any(grads[False][n] for n in enc) and not any(grads[True][n] for n in enc)
+    # the video branch and both projections still learn
+    assert grads[True]["motion_proj.weight"] and grads[True]["video_proj.weight"]
+    assert any(grads[True][n] for n in grads[True] if n.startswith("video_encoder."))
+
+
+def test_pair_manifest_roundtrip(tmp_path, tiny_pairs):
+    rows = []
+    for p in tiny_pairs:
+        p.save(tmp_path / "cache" / "pairs" / f"{p.meta['name']}.npz")
+        rows.append({k: p.meta[k] for k in cp.PairSpec.__dataclass_fields__} | {"flow": "exact"})
+    manifest = cp.pair_manifest(tmp_path / "cache")
+    assert manifest == sorted(rows, key=lambda r: r["name"])
+    for name in ("m.json", "m.json.gz"):
+        cp.write_pair_manifest(tmp_path / name, manifest)
+        specs, flows = cp.read_pair_manifest(tmp_path / name)
+        assert [s.name for s in specs] == [r["name"] for r in manifest] and set(flows.values()) == {"exact"}
+        assert specs[0] == cp.PairSpec(**{k: manifest[0][k] for k in cp.PairSpec.__dataclass_fields__})
+    # a manifest's flow method is used as given (here "exact" for a held-out pair, which "mixed" renders with hmore's)
+    test_spec = next(s for s in specs if s.split == "test")
+    files = cp.build_pair_cache(tmp_path / "re", [test_spec], flow={test_spec.name: "exact"})
+    assert cp.load_pair(files[0]).meta["flow"] == "exact"
+    (tmp_path / "bad.json").write_text(json.dumps([{**manifest[0], "flow": "magic"}]))
+    with pytest.raises(InputError, match="row 0"):
+        cp.read_pair_manifest(tmp_path / "bad.json")
+    with pytest.raises(InputError, match="cannot read pair manifest"):
+        cp.read_pair_manifest(tmp_path / "missing.json")

@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="flow of the generated pairs: hmore_flow_cpu for held-out pairs and 1 in 5 training pairs, "
                         "the generator's exact flow for the others (mixed, default; hmore's flow costs ~10x the "
                         "rendering), hmore_flow_cpu for all, or exact for all")
+    p.add_argument("--manifest", type=Path, default=None, metavar="FILE",
+                   help="render exactly the generated pairs FILE lists (spec and flow of each; see --save-manifest) "
+                        "instead of the set of --bandai-train/--procedural-train/--splits/--flow/--seed")
+    p.add_argument("--save-manifest", type=Path, default=None, metavar="FILE",
+                   help="at the end, write the manifest of the folder's generated pairs to FILE (.json or .json.gz)")
     p.add_argument("--real", nargs="*", type=Path, default=(), metavar="VIDEO",
                    help="real videos to pair with their lifted motion (MediaPipe -> dstformer_cpu)")
     p.add_argument("--real-test", nargs="*", default=(), metavar="STEM",
@@ -88,7 +93,14 @@ def _data(args: argparse.Namespace) -> int:
     import sys
 
     from hmore.concepts.motion import SOURCES, build_skeleton_cache, load_sequences, sequence_summary
-    from hmore.concepts.pairs import build_pair_cache, build_real_cache, pair_specs
+    from hmore.concepts.pairs import (
+        build_pair_cache,
+        build_real_cache,
+        pair_manifest,
+        pair_specs,
+        read_pair_manifest,
+        write_pair_manifest,
+    )
 
     progress = sys.stderr.isatty()
     sources = SOURCES if args.skeleton is None else tuple(args.skeleton)
@@ -100,10 +112,14 @@ def _data(args: argparse.Namespace) -> int:
 
         if not 0 <= args.procedural_train <= len(PROCEDURAL_TRAIN_IDS):
             raise UsageError(f"--procedural-train must be within 0-{len(PROCEDURAL_TRAIN_IDS)}")
-        specs = pair_specs(bandai_train=args.bandai_train, seed=args.seed,
-                           procedural_train_ids=PROCEDURAL_TRAIN_IDS[: args.procedural_train])
-        specs = [s for s in specs if s.split in args.splits]
-        done = build_pair_cache(args.out, specs, flow=args.flow, progress=progress, limit=args.pairs)
+        if args.manifest is not None:
+            specs, flows = read_pair_manifest(args.manifest)
+            done = build_pair_cache(args.out, specs, flow=flows, progress=progress, limit=args.pairs)
+        else:
+            specs = pair_specs(bandai_train=args.bandai_train, seed=args.seed,
+                               procedural_train_ids=PROCEDURAL_TRAIN_IDS[: args.procedural_train])
+            specs = [s for s in specs if s.split in args.splits]
+            done = build_pair_cache(args.out, specs, flow=args.flow, progress=progress, limit=args.pairs)
         print(f"generated pairs: {len(done)} of {len(specs)} cached in {args.out / 'pairs'}")
     if args.real:
         missing = [str(v) for v in args.real if not Path(v).is_file()]
@@ -111,6 +127,9 @@ def _data(args: argparse.Namespace) -> int:
             raise UsageError(f"--real: no such video: {', '.join(missing)}")
         done = build_real_cache(args.out, args.real, progress=progress, held_out=args.real_test)
         print(f"real pairs: {len(done)} of {len(args.real)} cached in {args.out / 'real'}")
+    if args.save_manifest is not None:
+        rows = pair_manifest(args.out)
+        print(f"manifest of {len(rows)} generated pairs: {write_pair_manifest(args.save_manifest, rows)}")
     return 0
 
 

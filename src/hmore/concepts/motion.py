@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -367,6 +368,21 @@ def build_skeleton_cache(cache_dir: str | Path, *, sources: Sequence[str] = SOUR
             log.info("cached %d %s sequences in %s", len(seqs), src, path)
         out[src] = path
     return out
+
+
+def is_validation(name: str, fraction: float) -> bool:
+    """A fixed validation split inside a training split, for model selection without the reported held-out one: the
+    sequence ``name`` (e.g. ``"bandai:dataset-1_bow_active_001"``) is a validation sequence when the CRC-32 of
+    ``"val|" + name`` falls in the lowest ``fraction`` of the range (salted, so it is not the held-out takes' test)."""
+    return zlib.crc32(f"val|{name}".encode()) < fraction * 2**32
+
+
+def pair_sequence_name(meta: dict) -> str:
+    """The skeleton sequence a cached pair was rendered from (``"bandai:<take>"``), or "" when none is."""
+    take = str(meta.get("take", ""))
+    if meta.get("source") != "bandai" or not take:
+        return ""
+    return "bandai:" + Path(take).name.removesuffix(".gz").removesuffix(".bvh")
 
 
 def sequence_summary(seqs: Sequence[SkeletonSequence]) -> dict[str, int]:

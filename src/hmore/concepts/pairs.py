@@ -28,11 +28,12 @@ key                dtype      shape                  meaning
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import math
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from tqdm.auto import tqdm
 
 from hmore.concepts.motion import MODEL_FPS, PROCEDURAL_TEST_IDS, PROCEDURAL_TRAIN_IDS, to_y_up
 from hmore.errors import InputError, UsageError
-from hmore.io.atomic import save_npz_atomic
+from hmore.io.atomic import save_npz_atomic, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -366,11 +367,11 @@ def spec_flow(spec: PairSpec, policy: str, *, hmore_every: int = 5) -> str:
     return "hmore" if spec.split == "test" or zlib.crc32(spec.name.encode()) % hmore_every == 0 else "exact"
 
 
-def build_pair_cache(cache_dir: str | Path, specs: Sequence[PairSpec], *, flow: str = "mixed",
+def build_pair_cache(cache_dir: str | Path, specs: Sequence[PairSpec], *, flow: str | Mapping[str, str] = "mixed",
                      progress: bool = False, data_root: str | Path | None = None, limit: int | None = None
                      ) -> list[Path]:
     """Render every spec whose file ``<cache_dir>/pairs/<name>.npz`` does not exist yet (resumable); ``flow`` is
-    a policy of :func:`spec_flow`.
+    a policy of :func:`spec_flow`, or the method of each spec by name (a manifest's, :func:`read_pair_manifest`).
 
     Returns:
         The files of all specs present at the end.
@@ -380,14 +381,17 @@ def build_pair_cache(cache_dir: str | Path, specs: Sequence[PairSpec], *, flow: 
     todo = [s for s in specs if not (out / f"{s.name}.npz").is_file()]
     if limit is not None:
         todo = todo[:limit]
+    def method_of(s: PairSpec) -> str:
+        return flow[s.name] if isinstance(flow, Mapping) else spec_flow(s, flow)
+
     model = None
-    if any(spec_flow(s, flow) == "hmore" for s in todo):
+    if any(method_of(s) == "hmore" for s in todo):
         from hmore.flow.inference import load_flow_model
 
         model, desc = load_flow_model()
         log.info("pair flow: hmore_flow_cpu (%s)", desc)
     for spec in tqdm(todo, desc="pairs", unit="clip", disable=not progress):
-        method = spec_flow(spec, flow)
+        method = method_of(spec)
         try:
             pair = render_pair(spec, flow=method, flow_model=model if method == "hmore" else None,
                                data_root=data_root)
@@ -398,6 +402,51 @@ def build_pair_cache(cache_dir: str | Path, specs: Sequence[PairSpec], *, flow: 
             pair.meta["flow"] = "hmore_flow_cpu"
         pair.save(out / f"{spec.name}.npz")
     return [out / f"{s.name}.npz" for s in specs if (out / f"{s.name}.npz").is_file()]
+
+
+# ---- manifests: the exact set of generated pairs of a cache ---------------------------------------------------
+def pair_manifest(cache_dir: str | Path) -> list[dict[str, Any]]:
+    """One row per cached generated pair, sorted by name: its :class:`PairSpec` fields and ``flow`` (the method it
+    was rendered with, ``"hmore"`` or ``"exact"``), so that :func:`read_pair_manifest` and
+    :func:`build_pair_cache` render the same set into another folder."""
+    rows = []
+    for f in sorted((Path(cache_dir) / "pairs").glob("*.npz")):
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise InputError(f"cannot read paired clip {f}: {exc}") from None
+        row = {k: meta[k] for k in PairSpec.__dataclass_fields__}
+        row["flow"] = "hmore" if meta.get("flow") == "hmore_flow_cpu" else "exact"
+        rows.append(row)
+    return rows
+
+
+def write_pair_manifest(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
+    """Write manifest rows as JSON, one row per line (gzip-compressed when ``path`` ends in ``.gz``), atomically."""
+    text = "[\n" + ",\n".join(json.dumps(r, sort_keys=True) for r in rows) + "\n]\n"
+    data = text.encode()
+    if str(path).endswith(".gz"):
+        data = gzip.compress(data, mtime=0)
+    return write_bytes_atomic(path, data)
+
+
+def read_pair_manifest(path: str | Path) -> tuple[list[PairSpec], dict[str, str]]:
+    """The specs of a manifest (:func:`write_pair_manifest`) and each one's flow method by name."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        rows = json.loads(gzip.decompress(data) if path.suffix == ".gz" else data)
+    except (OSError, ValueError, EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(f"cannot read pair manifest {path}: {exc}") from None
+    fields = set(PairSpec.__dataclass_fields__)
+    specs, flows = [], {}
+    for i, row in enumerate(rows if isinstance(rows, list) else [None]):
+        if not isinstance(row, dict) or set(row) != fields | {"flow"} or row["flow"] not in FLOW_METHODS:
+            raise InputError(f"{path}: row {i} is not a pair spec with a flow of {FLOW_METHODS}: {row!r}")
+        flows[row["name"]] = row["flow"]
+        specs.append(PairSpec(**{k: row[k] for k in fields}))
+    return specs, flows
 
 
 # ---- real videos -----------------------------------------------------------------------------------------------

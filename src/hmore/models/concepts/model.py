@@ -53,7 +53,9 @@ class ConceptModelConfig:
         hyper_dim: width of the hypernetwork's state embedding (InfoCon: 128).
         hyper_bottleneck: the concept vector's bottleneck before the weight generator (InfoCon: 2).
         hyper_tau: temperature of the cosine score (InfoCon: 0.1).
-        predictor_dim, predictor_depth: the causal transformer predicting velocity from [state, gradient].
+        predictor_dim, predictor_depth: the causal transformer predicting velocity from [state, gradient];
+            ``predictor_depth`` 0: no transformer, each frame's velocity from its own [state, gradient] only (no
+            history to read the velocity from, so the concept's gradient has to carry it).
         align_dim: width of the shared video-motion space.
         video: build the video branch.
         video_size: side of the video crops the CNN reads.
@@ -269,7 +271,8 @@ class ConceptHypernet(nn.Module):
 
 class VelocityPredictor(nn.Module):
     """InfoCon's action predictor, predicting velocity: an MLP embeds the discriminator's gradient g_t, a Linear the
-    state s_t; a causal transformer over the frame tokens [s_t + g_t] outputs the velocity from t to t+1."""
+    state s_t; a causal transformer over the frame tokens [s_t + g_t] outputs the velocity from t to t+1 (with
+    ``depth`` 0, a per-frame GELU + Linear head instead: no temporal context)."""
 
     def __init__(self, *, state_dim: int, out_dim: int, dim: int, depth: int, heads: int, max_len: int) -> None:
         super().__init__()
@@ -277,12 +280,14 @@ class VelocityPredictor(nn.Module):
         self.grad = nn.Sequential(nn.Linear(state_dim, dim), nn.GELU(), nn.Linear(dim, dim))
         self.pos = nn.Parameter(torch.zeros(1, max_len, dim))
         nn.init.trunc_normal_(self.pos, std=0.02)
-        self.blocks = transformer(dim, depth, heads, 2.0, 0.0)
-        self.out = nn.Linear(dim, out_dim)
+        self.blocks = transformer(dim, depth, heads, 2.0, 0.0) if depth > 0 else None
+        self.out = nn.Linear(dim, out_dim) if depth > 0 else nn.Sequential(nn.GELU(), nn.Linear(dim, out_dim))
 
     def forward(self, states: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         t = states.shape[1]
         h = self.state(states) + self.grad(grads) + self.pos[:, :t]
+        if self.blocks is None:
+            return self.out(h)
         causal = torch.triu(torch.ones(t, t, dtype=torch.bool, device=states.device), diagonal=1)
         return self.out(self.blocks(h, mask=causal))
 

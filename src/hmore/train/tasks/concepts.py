@@ -20,7 +20,7 @@ whose concept tokens come from a trained concept model (``data.concept_weights``
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from hmore.concepts.motion import SOURCES, SkeletonSequence, load_sequences, make_windows
+from hmore.concepts.motion import (
+    SOURCES,
+    SkeletonSequence,
+    is_validation,
+    load_sequences,
+    make_windows,
+    pair_sequence_name,
+)
 from hmore.concepts.pairs import PairedClip, list_pairs, load_pair, video_channels
 from hmore.errors import ConfigError, InputError
 from hmore.losses.concepts import (
@@ -69,6 +76,10 @@ class ConceptsDataSection:
         eval_sources: sources whose test split the evaluation scores (NMI / purity against actions).
         eval_sequences: at most this many held-out sequences per source (evenly spread; 0: all).
         eval_pairs: held-out pairs for retrieval (0: none).
+        val_fraction: when > 0, this fraction of the evaluated sources' training sequences (fixed by name,
+            :func:`hmore.concepts.motion.is_validation`) becomes a validation split: left out of training (with the
+            pairs rendered from them) and scored by the evaluation instead of the test split, so recipes are chosen
+            without the reported held-out data.
     """
 
     cache: str = "runs/concepts/data"
@@ -83,13 +94,21 @@ class ConceptsDataSection:
     eval_sources: tuple[str, ...] = ("bandai", "nw_ucla")
     eval_sequences: int = 200
     eval_pairs: int = 100
+    val_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
 @dataclass(frozen=True)
 class ConceptsLossSection:
     """Loss weights (0 turns a term off) and the discriminative term's set-up: ``dis_positive`` ``"segment"`` (each
     token's classifier, positive on its own segment's frames) or ``"concept"`` (each concept's classifier, positive on
-    the frames of all its segments, InfoCon's); ``dis_tokens`` / ``dis_states`` bound the pairs scored per step."""
+    the frames of all its segments, InfoCon's); ``dis_tokens`` / ``dis_states`` bound the pairs scored per step;
+    ``align_stop_motion``: the alignment's gradient stops at the motion codes (it trains the video branch and both
+    projections, not the motion encoder or codebook, so the motion concepts are shaped by reconstruction and the
+    informativeness terms alone)."""
 
     rec_motion: float = 1.0
     rec_video: float = 1.0
@@ -101,6 +120,7 @@ class ConceptsLossSection:
     dis_positive: str = "concept"
     dis_tokens: int = 48
     dis_states: int = 256
+    align_stop_motion: bool = False
 
     def __post_init__(self) -> None:
         if self.dis_positive not in ("segment", "concept"):
@@ -174,7 +194,21 @@ class ConceptsTask:
             for src in dict.fromkeys(d.sources + d.eval_sources):
                 seqs += load_sequences(Path(d.cache) / f"skeleton_{src}.npz")
             self._seqs = seqs
+        if self.config.data.val_fraction and not getattr(self, "_val_marked", False):
+            self._seqs = [replace(s, split="val") if self._is_val(s.source, s.split, s.name) else s
+                          for s in self._seqs]
+            self._val_marked = True
         return self._seqs
+
+    def _is_val(self, source: str, split: str, name: str) -> bool:
+        d = self.config.data
+        return (d.val_fraction > 0 and split == "train" and source in d.eval_sources
+                and is_validation(name, d.val_fraction))
+
+    def _pair_split(self, p: PairedClip) -> str:
+        split = p.meta.get("split", "train")
+        name = pair_sequence_name(p.meta)
+        return "val" if name and self._is_val(p.meta.get("source", ""), split, name) else split
 
     def _train_by_source(self) -> list[list[SkeletonSequence]]:
         if not hasattr(self, "_by_source"):
@@ -193,7 +227,7 @@ class ConceptsTask:
             d = self.config.data
             size = self._model_shape()[1]
             self._pairs = [load_pair(f).resized(size) for f in list_pairs(d.cache)]
-        out = [p for p in self._pairs if p.meta.get("split", "train") == split]
+        out = [p for p in self._pairs if self._pair_split(p) == split]
         if split == "train" and self.config.data.max_pairs:
             out = out[: self.config.data.max_pairs]
         return out
@@ -293,7 +327,10 @@ class ConceptsTask:
             total = total + w.rec_video * vrec + w.commit * vout.commit_loss
             logs.update(rec_video=vrec.detach(), commit_video=vout.commit_loss.detach())
             if w.align > 0:
-                m_emb = core.embed(_slice(out, rows), "motion")
+                m_out = _slice(out, rows)
+                if w.align_stop_motion:
+                    m_out = replace(m_out, quantized=m_out.quantized.detach())
+                m_emb = core.embed(m_out, "motion")
                 v_emb = core.embed(vout, "video")
                 align = info_nce(v_emb, m_emb, core.logit_scale)
                 total = total + w.align * align
@@ -342,9 +379,10 @@ class ConceptsTask:
         from hmore.concepts.evaluate import cluster_scores, encode_labelled, retrieval_scores
 
         d = self.config.data
+        split = "val" if d.val_fraction else "test"
         metrics: dict[str, float] = {}
         for src in d.eval_sources:
-            test = [s for s in self.sequences() if s.source == src and s.split == "test" and s.action]
+            test = [s for s in self.sequences() if s.source == src and s.split == split and s.action]
             if d.eval_sequences and len(test) > d.eval_sequences:
                 test = [test[i] for i in np.linspace(0, len(test) - 1, d.eval_sequences).round().astype(int)]
             if not test:
@@ -353,7 +391,7 @@ class ConceptsTask:
             for k, v in cluster_scores(fl.ids, fl.action).items():
                 metrics[f"{src}_{k}"] = v
         if d.eval_pairs and model.config.video:
-            test_pairs = self.pairs("test")[: d.eval_pairs]
+            test_pairs = self.pairs(split)[: d.eval_pairs]
             if test_pairs:
                 r = retrieval_scores(model, test_pairs)
                 metrics.update(r1=r["r1"], r5=r["r5"], retrieval_n=r["n"])
