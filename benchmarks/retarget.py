@@ -1,6 +1,7 @@
 """Joint error after retargeting mocap and Human3.6M onto Anny bodies (issue 18, goal <= 20 mm).
 
-Run: ``.venv/bin/python benchmarks/retarget.py [--bodies 5] [--bandai 30] [--h36m 6] [--seconds 10]``.
+Run: ``.venv/bin/python benchmarks/retarget.py [--bodies 5] [--bandai 30] [--h36m 6] [--seconds 10]
+[--h36m-fit runs/h36m_fit [--fit-subjects S1,S5,S6,S7,S8] [--fit-every 10]]``.
 
 Sources (``../shared/data``, read-only): the two CMU takes of ``mocap/``, ``--bandai`` Bandai-Namco takes (set 2,
 spread over actions and styles by a fixed stride through ``index.json``) and ``--h36m`` Human3.6M test sequences
@@ -12,6 +13,10 @@ perform exactly; a body's proportions differ from the actor's, so raw positions 
 all 17 joints and over the 15 joints besides the two face points ("nose" and head top, whose definitions differ
 between sources: CMU's nose is the tip of the nose, H36M's joint 9 the centre of the head), and the 95th percentile
 over all joints and frames, in millimetres.
+
+``--h36m-fit DIR``: the other way onto the rig, fitting by gradient descent (:func:`hmore.mesh.fit.fit_h36m`: one
+phenotype per subject and per-frame rotations, against the *true* Human3.6M joints, bone lengths included): fits (or
+reads the cache of) every ``--fit-every``-th frame of ``--fit-subjects`` and prints the joint error after fitting.
 
 Bandai files are read here with :mod:`hmore.io.bvh` and gzip (their joint names mapped onto the CMU names that
 :func:`hmore.io.bvh.to_h36m` knows); switch to ``hmore.data.bandai`` once that shared reader is merged.
@@ -86,13 +91,46 @@ def sources(args: argparse.Namespace) -> list[tuple[str, str, np.ndarray]]:
     return out
 
 
+def fit_table(args: argparse.Namespace) -> None:
+    """Fit (or read the cached fits of) Human3.6M subjects and print their joint errors after fitting."""
+    from hmore.mesh.fit import FitConfig, fit_h36m, load_fit
+
+    subjects = tuple(s.strip() for s in args.fit_subjects.split(",") if s.strip())
+    t0 = time.perf_counter()
+    paths = fit_h36m(args.h36m_fit, subjects=subjects, every=args.fit_every, config=FitConfig(steps=args.fit_steps))
+    print(f"Human3.6M fitted by the decoder (every {args.fit_every}th frame, {args.fit_steps} Adam steps; "
+          f"{time.perf_counter() - t0:.0f} s including cached subjects)")
+    print(f"{'subject':8s} {'frames':>7s} {'mean 17 (mm)':>13s} {'mean 15 (mm)':>13s} {'p50 (mm)':>9s} "
+          f"{'p95 17 (mm)':>12s} {'nose (mm)':>10s} {'head (mm)':>10s}  phenotype")
+    face = [9, 10]
+    body_joints = [j for j in range(17) if j not in face]
+    errs = []
+    for subject, path in paths.items():
+        fit = load_fit(path)
+        e = 1000.0 * fit["error"]  # (N, 17) mm
+        errs.append(e)
+        print(f"{subject:8s} {e.shape[0]:7d} {e.mean():13.2f} {e[:, body_joints].mean():13.2f} "
+              f"{np.percentile(e, 50):9.2f} {np.percentile(e, 95):12.2f} {e[:, 9].mean():10.2f} {e[:, 10].mean():10.2f}"
+              f"  {np.round(fit['phenotype'], 2)}")
+    e = np.concatenate(errs)
+    print(f"{'all':8s} {e.shape[0]:7d} {e.mean():13.2f} {e[:, body_joints].mean():13.2f} {np.percentile(e, 50):9.2f} "
+          f"{np.percentile(e, 95):12.2f} {e[:, 9].mean():10.2f} {e[:, 10].mean():10.2f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bodies", type=int, default=5, help="Anny people (identities 0..N-1)")
     p.add_argument("--bandai", type=int, default=30, help="Bandai-Namco takes")
     p.add_argument("--h36m", type=int, default=6, help="Human3.6M test sequences")
     p.add_argument("--seconds", type=float, default=10.0, help="seconds of each take")
+    p.add_argument("--h36m-fit", default="", help="fit Human3.6M subjects by the decoder, cached in this folder")
+    p.add_argument("--fit-subjects", default="S1,S5,S6,S7,S8", help="subjects of --h36m-fit")
+    p.add_argument("--fit-every", type=int, default=10, help="every n-th 50 fps frame of --h36m-fit")
+    p.add_argument("--fit-steps", type=int, default=100, help="Adam steps of --h36m-fit")
     args = p.parse_args()
+    if args.h36m_fit:
+        fit_table(args)
+        return
     takes = sources(args)
     if not takes:
         raise SystemExit(f"no source found under {shared_data_dir()}")

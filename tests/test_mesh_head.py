@@ -184,8 +184,9 @@ def test_area_weighted_mpve_by_hand() -> None:
 
 
 @pytest.mark.slow
-def test_shipped_mesh_weights_fit_held_out_people(decoder) -> None:
-    """The shipped dstformer_mesh_cpu on other people than it saw: far below the rest pose's error (about 1 m)."""
+@pytest.mark.parametrize("weights", ["dstformer_mesh_cpu", "dstformer_mesh_cpu_h36m"])
+def test_shipped_mesh_weights_fit_held_out_people(decoder, weights: str) -> None:
+    """The shipped mesh weights on other people than they saw: far below the rest pose's error (about 1 m)."""
     import hmore
     from hmore.mesh.data import posed_clips
     from hmore.mesh.task import MeshDataConfig, MeshRunConfig, MeshTask
@@ -193,6 +194,6 @@ def test_shipped_mesh_weights_fit_held_out_people(decoder) -> None:
     held = posed_clips(identities=range(2), actions=["walk", "wave_one"], num_frames=60, seed=1)  # the held-out seed
     task = MeshTask(config=MeshRunConfig(data=MeshDataConfig(eval_clips=8)), clips=([], {"gen": held}),
                     decoder=decoder)
-    metrics = task.evaluate(hmore.load_model("dstformer_mesh_cpu"))
+    metrics = task.evaluate(hmore.load_model(weights))
     print({k: round(v, 1) for k, v in metrics.items()})
     assert metrics["gen_mpve_mm"] < 160 and metrics["gen_mpjpe_mm"] < 120

@@ -17,7 +17,7 @@ HELP = "regress Anny body meshes from 2D keypoints (file, generated clip or vide
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_input_arguments(p, default_weights="dstformer_mesh_cpu")
+    add_input_arguments(p, default_weights="dstformer_mesh_cpu_h36m")
     p.add_argument("--obj-frame", type=int, default=None, help="frame written as .obj (default: the middle one)")
     p.add_argument("--focal", type=float, default=None, help="focal length in pixels (default: the longer side)")
     p.add_argument("--no-flip", dest="flip", action="store_false", help="skip test-time flip averaging")

@@ -1,4 +1,6 @@
-"""The ``mesh`` training task: the Anny mesh head on the DSTformer backbone, trained on generated bodies.
+"""The ``mesh`` training task: the Anny mesh head on the DSTformer backbone, trained on generated bodies and
+optionally on Human3.6M windows (``data.h36m``, :mod:`hmore.mesh.h36m`: a share of every batch trained through the
+decoded body's joints against the true joints, and the subject's fitted phenotype).
 
 Data (:mod:`hmore.mesh.data`): Anny people (training identities with their phenotypes) playing every generator
 action and CMU mocap, random cameras, MotionBERT noise and masking; held out: other identities (another seed) and
@@ -6,7 +8,8 @@ another CMU take. The backbone starts from the shipped lifter (``dstformer_cpu``
 (:mod:`hmore.losses.mesh`) on meshes decoded from predicted and true parameters by the same
 :class:`~hmore.mesh.decoder.BodyDecoder` (a fixed vertex subset while training, every vertex when evaluating).
 Evaluation: MPVE (per vertex, and weighted by surface area) and MPJPE (root-aligned, mm) of the decoded meshes, with
-noisy and clean 2D input.
+noisy and clean 2D input; with Human3.6M, the regressed joints' MPJPE on validation trials of the training subjects
+(``h36m_val_mpjpe_mm``, COCO-derived input).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from torch import nn
 
 from hmore.errors import InputError
 from hmore.lift.data import CameraConfig, NoiseConfig, SampleConfig, sample_window
-from hmore.losses.mesh import MeshLossWeights, mesh_loss
+from hmore.losses.mesh import MeshLossWeights, joint_loss, mesh_loss
 from hmore.mesh.data import PosedClip, make_mesh_sample, posed_clips
+from hmore.mesh.h36m import H36MWindows, MeshH36MConfig
 from hmore.metrics.mesh import mpve
 from hmore.metrics.pose3d import mpjpe
 from hmore.paths import shared_data_dir
@@ -34,12 +38,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class MeshModelConfig:
-    """Attributes: registered model name, keyword overrides, and the shipped weights whose tensors start the
-    backbone (``""``: none)."""
+    """Attributes: registered model name, keyword overrides, the shipped weights whose tensors start the
+    backbone (``""``: none; e.g. ``dstformer_cpu_h36m``, the lifter trained on Human3.6M), and whether the backbone
+    stays frozen (only the head trains)."""
 
     name: str = "dstformer_mesh"
     kwargs: dict[str, Any] = field(default_factory=dict)
     init_backbone: str = "dstformer_cpu"
+    freeze_backbone: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class MeshDataConfig:
         clip_len, min_len: training windows have a length drawn in [min_len, clip_len].
         fps: frame rate. eval_clips: windows per evaluation set. flip_prob: mirrored training samples.
         train_vertices: vertices of the training loss (a fixed, surface-uniform subset).
+        h36m: Human3.6M windows (:class:`hmore.mesh.h36m.MeshH36MConfig`; off by default).
     """
 
     seed: int = 0
@@ -74,14 +81,19 @@ class MeshDataConfig:
     train_vertices: int = 1000
     camera: CameraConfig = field(default_factory=CameraConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
+    h36m: MeshH36MConfig = field(default_factory=MeshH36MConfig)
 
 
 @dataclass(frozen=True)
 class MeshRunConfig:
+    """Attributes: model, data, loss and engine sections; ``init_from``: a checkpoint / exported ``.safetensors`` or
+    shipped weights name whose weights start the whole model (a later leg starts from the previous one's)."""
+
     model: MeshModelConfig = field(default_factory=MeshModelConfig)
     data: MeshDataConfig = field(default_factory=MeshDataConfig)
     loss: MeshLossWeights = field(default_factory=MeshLossWeights)
     train: TrainConfig = field(default_factory=TrainConfig)
+    init_from: str = ""
 
 
 def _paths(paths: tuple[str, ...]) -> list:
@@ -101,6 +113,7 @@ class MeshTask:
         config: the run config.
         clips: optional (train, held-out by set name) clips replacing the generated data (tests).
         decoder: optional decoder (tests); default :func:`hmore.mesh.decoder.anny_decoder`.
+        h36m: optional Human3.6M windows replacing those of ``config.data.h36m`` (tests).
     """
 
     name = "mesh"
@@ -108,7 +121,7 @@ class MeshTask:
 
     def __init__(self, *, config: MeshRunConfig,
                  clips: tuple[list[PosedClip], dict[str, list[PosedClip]]] | None = None,
-                 decoder: nn.Module | None = None) -> None:
+                 decoder: nn.Module | None = None, h36m: H36MWindows | None = None) -> None:
         d = config.data
         if not 1 <= d.min_len <= d.clip_len:
             raise InputError(f"data.min_len must be within 1..clip_len={d.clip_len}, got {d.min_len}")
@@ -117,6 +130,12 @@ class MeshTask:
         self._decoder = decoder
         self._mirror: np.ndarray | None = None
         self._cfg = SampleConfig(camera=d.camera, noise=d.noise, flip_prob=d.flip_prob)
+        self._h36m = h36m if h36m is not None else H36MWindows(d.h36m, fps=d.fps) if d.h36m.weight > 0 else None
+        if self._h36m is not None:
+            #: the exported weights' licence (``hmore train --export``): the training data's terms apply.
+            self.weights_licence = ("research use only: trained on Human3.6M (academic, non-commercial licence); its "
+                                    "terms apply. The Anny body model they decode to is the anny package "
+                                    "(Apache-2.0, MakeHuman/MPFB2 assets CC0 1.0), not part of these weights.")
 
     # ---- data ---------------------------------------------------------------------------------------------------
     def _load_held_out(self) -> dict[str, list[PosedClip]]:
@@ -166,16 +185,31 @@ class MeshTask:
                 "phenotype": torch.from_numpy(np.stack([s.phenotype for s in samples])),
                 "joints": torch.from_numpy(np.stack([s.joints for s in samples]))}
 
+    def h36m_count(self, batch_size: int) -> int:
+        """Windows of a batch taken from Human3.6M (the rest are generated; at least one is)."""
+        if self._h36m is None:
+            return 0
+        return min(batch_size - 1, int(round(batch_size * self.config.data.h36m.weight)))
+
     def batch(self, step: int, *, rank: int, world_size: int, batch_size: int) -> dict[str, torch.Tensor]:
         train, _ = self._load()
         length = min([self.clip_length(step)] + [c.num_frames for c in train])
+        n_h36m = self.h36m_count(batch_size)
+        n_gen = batch_size - n_h36m
         samples = []
-        for g in range(rank * batch_size, (rank + 1) * batch_size):
+        for g in range(rank * n_gen, (rank + 1) * n_gen):
             rng = np.random.default_rng([self.config.data.seed, 22, step, g])
             clip = train[int(rng.integers(len(train)))]
             samples.append(make_mesh_sample(clip, sample_window(clip.num_frames, length, rng), rng, self._cfg,
                                             self.mirror()))
-        return self._stack(samples)
+        out = self._stack(samples)
+        if n_h36m:  # appended after the generated windows: x (B, F, 17, 3), the rest per Human3.6M window
+            h = self._h36m.sample(np.random.default_rng([self.config.data.seed, 24, step, rank]), n_h36m, length)
+            out["x"] = torch.cat([out["x"], torch.from_numpy(h["x"])])
+            out["h36m_y"] = torch.from_numpy(h["y"])
+            out["h36m_phenotype"] = torch.from_numpy(h["phenotype"])
+            out["h36m_has_phenotype"] = torch.from_numpy(h["has_phenotype"])
+        return out
 
     def eval_set(self) -> dict[str, dict[str, torch.Tensor]]:
         """Fixed held-out windows: ``gen`` and ``bvh`` with noise (no masking, no flip), ``gen_clean`` without."""
@@ -210,6 +244,12 @@ class MeshTask:
 
             model.backbone.load_state_dict(load_model(m.init_backbone).state_dict())
             log.info("backbone initialised from the shipped weights %s", m.init_backbone)
+        if self.config.init_from:
+            from hmore.train.tasks.lift_h36m import init_model_from
+
+            init_model_from(model, self.config.init_from)
+        if m.freeze_backbone:
+            model.backbone.requires_grad_(False)
         return model
 
     def model_config(self) -> dict:
@@ -218,14 +258,29 @@ class MeshTask:
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         dec = self.decoder()
         pred = model(batch["x"])
-        out = dec(pred.rot.float(), pred.phenotype.float(), "train")
+        n = len(batch["rot"])  # generated windows first, then Human3.6M ones
+        rot, phenotype = pred.rot.float(), pred.phenotype.float()
+        out = dec(rot[:n], phenotype[:n], "train")
         with torch.no_grad():
             gt = dec(batch["rot"], batch["phenotype"], "train")
         terms = mesh_loss(vertices=out.vertices, vertices_gt=gt.vertices, joints=out.joints, joints_gt=gt.joints,
-                          rot=pred.rot.float(), rot_gt=batch["rot"], phenotype=pred.phenotype.float(),
-                          phenotype_gt=batch["phenotype"], weights=self.config.loss)
-        return terms.total, {"mpve_mm": 1000 * terms.vertex.item(), "mpjpe_mm": 1000 * terms.joint.item(),
-                             "rot": terms.rotation.item(), "phenotype_mse": terms.phenotype.item()}
+                          rot=rot[:n], rot_gt=batch["rot"], phenotype=phenotype[:n], phenotype_gt=batch["phenotype"],
+                          weights=self.config.loss)
+        logs = {"mpve_mm": 1000 * terms.vertex.item(), "mpjpe_mm": 1000 * terms.joint.item(),
+                "rot": terms.rotation.item(), "phenotype_mse": terms.phenotype.item()}
+        total = terms.total
+        if "h36m_y" in batch:
+            joints = dec(rot[n:], phenotype[n:], self._one_vertex()).joints
+            h = joint_loss(joints=joints, joints_gt=batch["h36m_y"], phenotype=phenotype[n:],
+                           phenotype_gt=batch["h36m_phenotype"], has_phenotype=batch["h36m_has_phenotype"],
+                           weights=self.config.loss)
+            total = total + self.config.loss.h36m * h.total
+            logs.update(h36m_mpjpe_mm=1000 * h.joint.item(), h36m_phenotype_mse=h.phenotype.item())
+        return total, logs
+
+    @staticmethod
+    def _one_vertex() -> torch.Tensor:
+        return torch.zeros(1, dtype=torch.long)  # decode the joints only: skin a single vertex
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -248,7 +303,28 @@ class MeshTask:
             out[f"{name}_mpve_area_mm"] = 1000 * va_err / n  # weighted by each vertex's share of the surface
             out[f"{name}_mpjpe_mm"] = 1000 * j_err / n
             out[f"{name}_phenotype_mae"] = ph_err / n
+        if self._h36m is not None:
+            out.update(self._evaluate_h36m(model))
         return out
+
+    def _evaluate_h36m(self, model: nn.Module) -> dict[str, float]:
+        """MPJPE (mm) of the regressed joints, and the phenotype's error to the fit, on Human3.6M validation
+        windows."""
+        d = self.config.data
+        v = self._h36m.validation(d.eval_clips, d.clip_len)
+        if not v:
+            return {}
+        dev = next(model.parameters()).device
+        j_err, ph_err, n = 0.0, 0.0, 0
+        for i in range(0, len(v["x"]), 8):
+            pred = model(torch.from_numpy(v["x"][i : i + 8]).to(dev))
+            joints = self.decoder()(pred.rot.float().cpu(), pred.phenotype.float().cpu(), self._one_vertex()).joints
+            k = len(joints)
+            j_err += k * float(mpjpe(joints, torch.from_numpy(v["y"][i : i + 8])))
+            ph = pred.phenotype.float().cpu()
+            ph_err += k * float((ph - torch.from_numpy(v["phenotype"][i : i + 8])).abs().mean())
+            n += k
+        return {"h36m_val_mpjpe_mm": 1000 * j_err / n, "h36m_val_phenotype_mae": ph_err / n}
 
     def images(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
         return {}
