@@ -206,3 +206,10 @@ def test_bandai_take_plays_in_the_generator(bandai_root: Path) -> None:
     m = motion_from_bvh(take.path, sample_identity(0, 0), fps=30.0, num_frames=80)
     assert m.joints.shape == (80, 17, 3) and m.name == f"bvh:{take.name}"
     assert np.linalg.norm(m.joints[-1, 0, [0, 2]] - m.joints[0, 0, [0, 2]]) > 1.5  # it walks off (1.5 m in 2.7 s)
+
+
+def test_layout_parents_follow_the_bones() -> None:
+    # H36M-17: hips and belly hang from the root, arms and head from the neck (8)
+    assert H36M17.parents == (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
+    with pytest.raises(ValueError, match="not a tree"):
+        _ = COCO17.parents  # the face triangle gives a joint two parents

@@ -38,6 +38,17 @@ class Layout:
         return self.joints.index(joint)
 
     @property
+    def parents(self) -> tuple[int, ...]:
+        """Each joint's parent index along ``bones`` (-1 for a joint that is no bone's child, the root); for
+        layouts whose bones form a tree (H36M-17; COCO-17's face triangle does not)."""
+        out = [-1] * self.num_joints
+        for a, b in self.bones:
+            if out[b] != -1:
+                raise ValueError(f"{self.name}: joint {self.joints[b]} has two parents; its bones are not a tree")
+            out[b] = a
+        return tuple(out)
+
+    @property
     def flip_index(self) -> np.ndarray:
         """Permutation ``p`` such that ``kp[..., p, :]`` swaps every left joint with its right one."""
         perm = np.arange(self.num_joints)

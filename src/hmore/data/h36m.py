@@ -41,6 +41,7 @@ import numpy as np
 
 from hmore.data import NpzArrays, dataset_dir, require_file
 from hmore.errors import InputError
+from hmore.skeleton import H36M17
 
 SUBJECTS: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
 TRAIN_SUBJECTS: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
@@ -59,7 +60,7 @@ ROOT = 0
 #: H36M-17 joint names as the README spells them (order of :data:`hmore.skeleton.H36M17`).
 JOINT_NAMES: tuple[str, ...] = ("Hip", "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot", "Spine", "Thorax",
                                 "Neck/Nose", "Head", "LShoulder", "LElbow", "LWrist", "RShoulder", "RElbow", "RWrist")
-PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
+PARENTS: tuple[int, ...] = H36M17.parents
 #: MPII names of the 16 Stacked-Hourglass joints, in file order.
 SH_JOINT_NAMES: tuple[str, ...] = ("r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax",
                                    "upper_neck", "head_top", "r_wrist", "r_elbow", "r_shoulder", "l_shoulder",

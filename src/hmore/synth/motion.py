@@ -33,13 +33,14 @@ import numpy as np
 
 from hmore.errors import UsageError
 from hmore.io.bvh import Bvh, bvh_stem, read_bvh, to_h36m
+from hmore.skeleton import H36M17
 from hmore.synth.identity import Identity
 from hmore.synth.motion_types import Motion
 
 log = logging.getLogger(__name__)
 
 # H36M-17 parent of every joint (root has none).
-PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
+PARENTS: tuple[int, ...] = H36M17.parents
 # Side index 0 = left (+x), 1 = right (-x); joint indices (hip, knee, ankle) and (shoulder, elbow, wrist) per side.
 _SIGN = (1.0, -1.0)
 _LEG = ((4, 5, 6), (1, 2, 3))

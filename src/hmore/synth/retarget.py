@@ -25,13 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from hmore.skeleton import H36M17
 from hmore.synth.body import _frame_from_yx, _min_rotation, _unit
 from hmore.synth.rig import JointRegressor, RigPose, SkinnedBody, fill_rotations, forward_kinematics, regress
 
 # H36M-17 indices
 ROOT, RHIP, RKNEE, RANKLE, LHIP, LKNEE, LANKLE, BELLY, NECK, NOSE, HEAD = range(11)
 LSHO, LELB, LWRI, RSHO, RELB, RWRI = range(11, 17)
-H36M_PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15)
+H36M_PARENTS = H36M17.parents
 _UP = np.array([0.0, 1.0, 0.0])
 
 
@@ -66,8 +67,6 @@ class RigRoles:
 def relength(joints: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """(T, 17, 3) H36M joints whose bones keep their directions and take ``lengths`` (16,), in
     :data:`hmore.skeleton.H36M17` bone order; the root trajectory is kept."""
-    from hmore.skeleton import H36M17
-
     j = np.asarray(joints, dtype=np.float64)
     out = np.empty_like(j)
     out[:, ROOT] = j[:, ROOT]

@@ -133,10 +133,7 @@ class STGCN(nn.Module):
         adj = torch.from_numpy(partition_adjacency(H36M17)).float()
         if c.num_joints != adj.shape[-1]:
             raise ValueError(f"the graph has {adj.shape[-1]} joints, config.num_joints is {c.num_joints}")
-        parents = np.arange(c.num_joints)  # the root is its own parent
-        for a, b in H36M17.bones:
-            parents[b] = a
-        self.parents = tuple(int(p) for p in parents)
+        self.parents = tuple(j if p < 0 else p for j, p in enumerate(H36M17.parents))  # the root: its own parent
         self.data_bn = nn.BatchNorm1d(c.num_joints * c.in_dim * len(c.streams))
         blocks = []
         cin = c.in_dim * len(c.streams)
