@@ -84,13 +84,12 @@ def h36m_table(model, lifter, dec, *, per_take: int, fps: float, length: int,
     x, y = h36m_windows(per_take, fps=fps, length=length)
     lift = f"lift ({lifter_name})"
     sums = {lift: [0.0, 0.0], "mesh head joints": [0.0, 0.0]}
-    some = torch.arange(1)  # the joints only: decode a single vertex
     for i in range(0, len(x), 8):
         xb, yb = x[i : i + 8], y[i : i + 8]
         with torch.no_grad():
             out = model(xb)
             preds = {lift: lifter(xb).float(),
-                     "mesh head joints": dec(out.rot.float(), out.phenotype.float(), some).joints}
+                     "mesh head joints": dec(out.rot.float(), out.phenotype.float(), "joints").joints}
         for name, pred in preds.items():
             sums[name][0] += len(xb) * float(mpjpe(pred, yb))
             sums[name][1] += len(xb) * float(p_mpjpe(pred, yb))

@@ -113,6 +113,15 @@ def test_decoder_matches_the_numpy_body(decoder, clip) -> None:
         decoder(torch.from_numpy(clip.rot[None, :, :5]), torch.from_numpy(clip.phenotype[None]))
 
 
+def test_decoder_joints_only_skins_no_vertex_and_gives_the_same_joints(decoder, clip) -> None:
+    rot, ph = torch.from_numpy(clip.rot[None]), torch.from_numpy(clip.phenotype[None])
+    full, only = decoder(rot, ph, "all"), decoder(rot, ph, "joints")
+    assert only.vertices.shape == (1, 12, 0, 3)
+    torch.testing.assert_close(only.joints, full.joints)
+    with pytest.raises(ValueError, match="'joints'"):
+        decoder(rot, ph, "some")
+
+
 @pytest.mark.slow
 def test_flipped_sample_decodes_to_the_mirrored_mesh(decoder, clip) -> None:
     from hmore.lift.data import SampleConfig

@@ -124,10 +124,11 @@ class BodyDecoder(nn.Module):
         Args:
             rot: (B, F, G, 3, 3) group rotations.
             phenotype: (B, 6) in [0, 1].
-            vertices: ``"train"`` (the training subset), ``"all"`` or a tensor of vertex indices.
+            vertices: ``"train"`` (the training subset), ``"all"``, ``"joints"`` (no vertex: the joints only, no
+                skinning) or a tensor of vertex indices.
 
         Returns:
-            :class:`Decoded` with vertices (B, F, V', 3) and joints (B, F, 17, 3).
+            :class:`Decoded` with vertices (B, F, V', 3) (V' = 0 for ``"joints"``) and joints (B, F, 17, 3).
         """
         if rot.ndim != 5 or rot.shape[2:] != (self.num_groups, 3, 3):
             raise ValueError(f"BodyDecoder: rot must be (B, F, {self.num_groups}, 3, 3), got {tuple(rot.shape)}")
@@ -148,18 +149,22 @@ class BodyDecoder(nn.Module):
             t_all = t_all.index_copy(2, lev, posed_head - torch.einsum("bfnij,bfnj->bfni", g[:, :, lev], hc))
         heads_posed = torch.einsum("bfjik,bfjk->bfji", g, h) + t_all  # (B, F, J, 3)
         # vertices: the subset asked for
-        if isinstance(vertices, str):
-            if vertices not in ("train", "all"):
-                raise ValueError(f"vertices must be 'train', 'all' or indices, got {vertices!r}")
-            index = self.train_vertices if vertices == "train" else torch.arange(self.num_vertices,
-                                                                                 device=g.device)
-        else:
-            index = vertices.to(g.device)
-        w = self._skin_matrix(index)  # (V', J)
+        if isinstance(vertices, str) and vertices not in ("train", "all", "joints"):
+            raise ValueError(f"vertices must be 'train', 'all', 'joints' or indices, got {vertices!r}")
         transforms = torch.cat([g, t_all[..., None]], dim=-1)  # (B, F, J, 3, 4)
-        flat = transforms.permute(2, 0, 1, 3, 4).reshape(g.shape[2], -1)  # (J, B*F*12)
-        blend = torch.sparse.mm(w, flat).reshape(index.numel(), b, f, 3, 4)  # (V', B, F, 3, 4)
-        posed = torch.einsum("vbfik,bvk->bfvi", blend[..., :3], rest_v[:, index]) + blend[..., 3].permute(1, 2, 0, 3)
+        if isinstance(vertices, str) and vertices == "joints":
+            posed = rest_v.new_zeros(b, f, 0, 3)
+        else:
+            if isinstance(vertices, str):
+                index = self.train_vertices if vertices == "train" else torch.arange(self.num_vertices,
+                                                                                     device=g.device)
+            else:
+                index = vertices.to(g.device)
+            w = self._skin_matrix(index)  # (V', J)
+            flat = transforms.permute(2, 0, 1, 3, 4).reshape(g.shape[2], -1)  # (J, B*F*12)
+            blend = torch.sparse.mm(w, flat).reshape(index.numel(), b, f, 3, 4)  # (V', B, F, 3, 4)
+            posed = (torch.einsum("vbfik,bvk->bfvi", blend[..., :3], rest_v[:, index])
+                     + blend[..., 3].permute(1, 2, 0, 3))
         joints = torch.einsum("kj,bfjc->bfkc", self.head_weights, heads_posed)
         if self.face_joints:  # rest points carried by their bone
             rest_pts = torch.einsum("kv,bvc->bkc", self.face_weight, rest_v)  # (B, k, 3)

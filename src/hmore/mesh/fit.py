@@ -87,18 +87,17 @@ def fit_joints(decoder: torch.nn.Module, joints: np.ndarray, init_rot: np.ndarra
     rot6d = matrix_to_rot6d(r0).clone().requires_grad_(True)
     logits = _logit(config.phenotype)[None].clone().requires_grad_(True)  # (1, 6)
     opt = torch.optim.Adam([rot6d, logits], lr=config.lr)
-    one = torch.zeros(1, dtype=torch.long)  # the joints only: skin a single vertex
     for _ in range(config.steps):
         opt.zero_grad()
         rot = rot6d_to_matrix(rot6d)
-        got = decoder(rot, torch.sigmoid(logits), one).joints
+        got = decoder(rot, torch.sigmoid(logits), "joints").joints
         loss = (got - target).norm(dim=-1).mean() + config.prior * (rot - r0).square().sum(dim=(-1, -2)).mean()
         loss.backward()
         opt.step()
     with torch.no_grad():
         rot = rot6d_to_matrix(rot6d)
         phen = torch.sigmoid(logits)
-        err = (decoder(rot, phen, one).joints - target).norm(dim=-1)[0]
+        err = (decoder(rot, phen, "joints").joints - target).norm(dim=-1)[0]
     return FitResult(rot=rot[0].numpy(), phenotype=phen[0].double().numpy(), error=err.numpy())
 
 

@@ -270,17 +270,13 @@ class MeshTask:
                 "rot": terms.rotation.item(), "phenotype_mse": terms.phenotype.item()}
         total = terms.total
         if "h36m_y" in batch:
-            joints = dec(rot[n:], phenotype[n:], self._one_vertex()).joints
+            joints = dec(rot[n:], phenotype[n:], "joints").joints
             h = joint_loss(joints=joints, joints_gt=batch["h36m_y"], phenotype=phenotype[n:],
                            phenotype_gt=batch["h36m_phenotype"], has_phenotype=batch["h36m_has_phenotype"],
                            weights=self.config.loss)
             total = total + self.config.loss.h36m * h.total
             logs.update(h36m_mpjpe_mm=1000 * h.joint.item(), h36m_phenotype_mse=h.phenotype.item())
         return total, logs
-
-    @staticmethod
-    def _one_vertex() -> torch.Tensor:
-        return torch.zeros(1, dtype=torch.long)  # decode the joints only: skin a single vertex
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -318,7 +314,7 @@ class MeshTask:
         j_err, ph_err, n = 0.0, 0.0, 0
         for i in range(0, len(v["x"]), 8):
             pred = model(torch.from_numpy(v["x"][i : i + 8]).to(dev))
-            joints = self.decoder()(pred.rot.float().cpu(), pred.phenotype.float().cpu(), self._one_vertex()).joints
+            joints = self.decoder()(pred.rot.float().cpu(), pred.phenotype.float().cpu(), "joints").joints
             k = len(joints)
             j_err += k * float(mpjpe(joints, torch.from_numpy(v["y"][i : i + 8])))
             ph = pred.phenotype.float().cpu()
