@@ -492,19 +492,16 @@ def _network_pair(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarra
     from hmore.models.flow.model import HMoReFlow
 
     dev = device or next(net.parameters()).device
-    reuse = cache is not None and isinstance(net, HMoReFlow)
-    feats: dict[str, Any] = {"features1": cache.features} if reuse and cache is not None else {}
-
-    def keep(out: Any, as_is: bool) -> None:  # frame t+1's features serve the next pair if it was not warped
-        if reuse and cache is not None:
-            cache.features = out.features2 if as_is else None
-
+    if not isinstance(net, HMoReFlow):
+        cache = None  # other flow models take no features
+    feats: dict[str, Any] = {} if cache is None else {"features1": cache.features}
     img1 = torch.from_numpy(frame_t).to(dev).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
     mask_t = torch.from_numpy(labels).to(dev)[None]
     if camera is None:
         out = net(img1, torch.from_numpy(frame_t1).to(dev).permute(2, 0, 1)[None], masks=mask_t,
                   num_subjects=num_subjects, iters=iters, all_iterations=False, **feats)
-        keep(out, True)
+        if cache is not None:
+            cache.features = out.features2
         return (out.world[0].float().cpu().numpy(), out.local[0].float().cpu().numpy(),
                 out.subject_velocity[0].float().cpu().numpy(), CameraMotion(reason="compensation off"))
     img2 = torch.from_numpy(frame_t1).to(dev).permute(2, 0, 1)[None]
@@ -519,7 +516,8 @@ def _network_pair(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarra
             init = torch.from_numpy(np.ascontiguousarray(moved.transpose(2, 0, 1)))[None].to(dev)
     out = net(img1, img2, masks=mask_t, num_subjects=num_subjects, iters=iters, flow_init=init, all_iterations=False,
               **feats)
-    keep(out, motion.is_identity)
+    if cache is not None:  # frame t+1's features serve the next pair only if the network saw it unwarped
+        cache.features = out.features2 if motion.is_identity else None
     velocity = out.subject_velocity[0].float().cpu().numpy()
     if motion.is_identity:
         return out.world[0].float().cpu().numpy(), out.local[0].float().cpu().numpy(), velocity, motion
