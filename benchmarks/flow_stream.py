@@ -4,8 +4,8 @@ Issue 13's speed goal is for the whole command with default settings (camera com
 the pose track), so this times :func:`hmore.flow.iter_flow` over a generated held-out clip with its exact masks and
 keypoints (what the priors would give; the priors' own speed is ``benchmarks/priors.py``). Rows:
 
-- ``hmore stream``: the stream as ``hmore flow`` runs it; a frame the network saw unwarped (static camera, or
-  compensation off) is encoded once and its features serve the next pair.
+- ``hmore stream``: the stream as ``hmore flow`` runs it; each frame is encoded once and its features serve the next
+  pair (a moving camera is compensated in the correlation lookup, so no frame is warped).
 - ``hmore per pair``: every pair on its own (each frame encoded twice): the stream before feature reuse, and what
   ``benchmarks/flow_synth.py``'s cost column times.
 - ``dis``: OpenCV DIS (medium) on the same frames.

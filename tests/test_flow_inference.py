@@ -233,16 +233,23 @@ def test_a_stream_encodes_each_unwarped_frame_once_with_the_same_flow(tiny: torc
         assert np.allclose(rep.world[t], alone.world[0], atol=1e-4)
 
 
-def test_a_stabilised_frame_is_not_reused(tiny: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_moving_camera_stream_also_encodes_each_frame_once(tiny: torch.nn.Module,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     import hmore.flow.inference as inf
-    from hmore.flow.camera import CameraConfig, CameraMotion
+    from hmore.flow.camera import CameraMotion
 
-    frames = _frames(3, 48, 64)
-    labels = np.zeros((48, 64), np.uint8)
-    cache = inf.FeatureCache()
-    inf.pair_flow(tiny, frames[0], frames[1], labels, 0, camera=None, cache=cache)
-    assert cache.features is not None and cache.features.shape == (1, 16, 6, 8)
+    frames = _frames(4, 48, 64)
     moved = CameraMotion(homography=np.array([[1.0, 0, 2.0], [0, 1.0, 1.0], [0, 0, 1.0]]), model="homography")
-    monkeypatch.setattr(inf, "estimate_camera", lambda *a, **k: moved)  # a pan: frame 2 reaches the net warped
-    inf.pair_flow(tiny, frames[1], frames[2], labels, 0, camera=CameraConfig(), cache=cache)
-    assert cache.features is None
+    monkeypatch.setattr(inf, "estimate_camera", lambda *a, **k: moved)  # a pan: the lookup goes through it
+    seen, handle = _encoded_images(tiny)
+    try:
+        rep = hmore.flow(frames, model=tiny, masks="whole", device="cpu", camera="homography")
+    finally:
+        handle.remove()
+    assert sum(seen) == 4  # 2 images for the first pair, then 1 new frame per pair: no frame is warped
+    assert rep.camera_note == [""] * 3  # fitted (here: given) for every pair
+    for t in range(3):  # the same as each pair on its own
+        alone = hmore.flow(frames[t: t + 2], model=tiny, masks="whole", device="cpu", camera="homography")
+        assert np.allclose(rep.world[t], alone.world[0], atol=1e-4)
+    still = hmore.flow(frames[:2], model=tiny, masks="whole", device="cpu", camera="off")
+    assert not np.allclose(rep.world[0], still.world[0], atol=1e-2)  # the camera is compensated

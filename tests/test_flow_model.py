@@ -401,3 +401,54 @@ def test_features1_of_the_wrong_shape_is_an_error(tiny: HMoReFlow) -> None:
     img1, img2 = _pair(1, 27, 45)
     with pytest.raises(ValueError, match=r"features1 must be \(B, C, H/8, W/8\) = \(1, 16, 4, 6\)"):
         tiny(img1, img2, features1=torch.zeros(1, 16, 3, 6))
+
+
+def test_camera_homography_on_the_coarse_grid_hand_case() -> None:
+    from hmore.models.flow.model import _apply_homography, _coarse_homography
+
+    shift = torch.tensor([[[1.0, 0, 8], [0, 1, 16], [0, 0, 1]]])  # 8 px right, 16 px down = 1 and 2 grid cells
+    zoom = torch.tensor([[[2.0, 0, 0], [0, 2, 0], [0, 0, 1]]])  # pixel (x, y) -> (2x, 2y)
+    cells = torch.tensor([1.0, 0.0]).view(1, 2, 1, 1)  # cell (1, 0): pixel centre (11.5, 3.5)
+    assert torch.allclose(_apply_homography(_coarse_homography(shift, 1), cells).flatten(), torch.tensor([2.0, 2.0]))
+    # (2 * 11.5 - 3.5) / 8 = 2.4375, (2 * 3.5 - 3.5) / 8 = 0.4375
+    assert torch.allclose(_apply_homography(_coarse_homography(zoom, 1), cells).flatten(),
+                          torch.tensor([2.4375, 0.4375]))
+    with pytest.raises(ValueError, match=r"camera must be \(B, 3, 3\) = \(2, 3, 3\)"):
+        _coarse_homography(shift, 2)
+
+
+def test_camera_moves_the_correlation_lookup_not_the_flow(tiny: HMoReFlow, monkeypatch: pytest.MonkeyPatch) -> None:
+    img1, img2 = _pair(1, 32, 48)
+    seen: list[torch.Tensor] = []
+    lookup = tiny.corr_block.lookup
+
+    def spy(pyramid: list[torch.Tensor], coords: torch.Tensor) -> torch.Tensor:
+        seen.append(coords.clone())
+        return lookup(pyramid, coords)
+
+    monkeypatch.setattr(tiny.corr_block, "lookup", spy)
+    with torch.no_grad():
+        plain = tiny(img1, img2, all_iterations=False, iters=1)
+        same = tiny(img1, img2, all_iterations=False, iters=1, camera=torch.eye(3)[None])
+        moved = tiny(img1, img2, all_iterations=False, iters=1,
+                     camera=torch.tensor([[[1.0, 0, 8], [0, 1, 0], [0, 0, 1]]]))
+    assert torch.allclose(same.world, plain.world, atol=1e-5)  # the identity camera changes nothing
+    assert torch.allclose(seen[1], seen[0], atol=1e-6)
+    assert torch.allclose(seen[2], seen[0] + torch.tensor([1.0, 0.0]).view(1, 2, 1, 1), atol=1e-5)  # one cell right
+    assert not torch.allclose(moved.world, plain.world)
+
+
+def test_camera_with_dis_init_starts_from_the_stabilised_dis_flow(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hmore.models.flow.model as model_module
+
+    torch.manual_seed(0)
+    net = create_model("hmore_flow_test", init="dis", init_residual=True).eval()
+    dis = torch.zeros(1, 2, 32, 48)
+    dis[:, 0] = 8.0  # DIS says: everything moved 8 px right, which is exactly the camera
+    monkeypatch.setattr(model_module, "dis_flow", lambda a, b: dis.clone())
+    img1, img2 = _pair(1, 32, 48)
+    camera = torch.tensor([[[1.0, 0, 8], [0, 1, 0], [0, 0, 1]]])
+    with torch.no_grad():
+        auto = net(img1, img2, all_iterations=False, camera=camera)
+        zero_start = net(img1, img2, all_iterations=False, camera=camera, flow_init=torch.zeros(1, 2, 32, 48))
+    assert torch.allclose(auto.world, zero_start.world, atol=1e-4)  # relative to the stabilised view: no motion

@@ -16,8 +16,10 @@ Subject masks (``masks=``):
 
 Camera compensation (``camera=``, default ``"homography"``): world flow is motion relative to the scene. For each
 pair the camera's image motion is fitted to OpenCV DIS flow on the background (:mod:`hmore.flow.camera`: outside the
-dilated person masks, RANSAC), frame t+1 is warped onto frame t's view so the background stands still, the network
-runs on that pair, and its flow is mapped back to "optical flow minus camera-induced flow". Where no fit can be
+dilated person masks, RANSAC), the network finds the flow from frame t to frame t+1 seen from frame t's view, where
+the background stands still (H-MoReFlow looks its correlation up through the homography, so frame t+1 is encoded as it
+is and its features serve the next pair; other flow models get frame t+1 warped), and that flow is mapped back to
+"optical flow minus camera-induced flow". Where no fit can be
 trusted (people fill the frame, a plain background, a static camera) the camera counts as still and the pair is
 processed as it is; the reason is kept. ``camera="off"`` gives the network's optical flow as before.
 
@@ -437,9 +439,9 @@ def resolve_camera(camera: str | CameraConfig | None) -> CameraConfig | None:
 class FeatureCache:
     """The matching features of a video stream's last frame, for the next pair (:func:`pair_flow`).
 
-    Pair (t, t+1) encodes frame t+1; pair (t+1, t+2) needs frame t+1's features again. They are kept when the
-    network saw frame t+1 as it is (camera compensation off, or a static camera: no stabilising warp), so a stream
-    encodes each frame once instead of twice. ``features`` is None when there is nothing to reuse.
+    Pair (t, t+1) encodes frame t+1; pair (t+1, t+2) needs frame t+1's features again. The network always encodes
+    frame t+1 as it is (a moving camera is compensated in the correlation lookup, not by warping the frame), so a
+    stream encodes each frame once instead of twice. ``features`` is None when there is nothing to reuse.
     """
 
     features: torch.Tensor | None = None
@@ -492,7 +494,8 @@ def _network_pair(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarra
     from hmore.models.flow.model import HMoReFlow
 
     dev = device or next(net.parameters()).device
-    if not isinstance(net, HMoReFlow):
+    is_hmore = isinstance(net, HMoReFlow)
+    if not is_hmore:
         cache = None  # other flow models take no features
     feats: dict[str, Any] = {} if cache is None else {"features1": cache.features}
     img1 = torch.from_numpy(frame_t).to(dev).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
@@ -509,15 +512,19 @@ def _network_pair(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarra
     grey = cv2.cvtColor(np.ascontiguousarray(frame_t), cv2.COLOR_RGB2GRAY)
     motion = estimate_camera(dis[0].cpu().numpy().transpose(1, 2, 0), labels > 0, grey, camera)
     init = dis if getattr(getattr(net, "config", None), "init", None) == "dis" else None
+    warp: dict[str, Any] = {}
     if not motion.is_identity:
-        img2 = torch.from_numpy(np.ascontiguousarray(stabilise(frame_t1, motion))).to(dev).permute(2, 0, 1)[None]
         if init is not None:
             moved = to_stabilised(dis[0].cpu().numpy().transpose(1, 2, 0), motion)  # (H, W, 2)
             init = torch.from_numpy(np.ascontiguousarray(moved.transpose(2, 0, 1)))[None].to(dev)
+        if is_hmore:  # the correlation is looked up through the homography: frame t+1 is encoded as it is
+            warp["camera"] = torch.from_numpy(motion.homography)[None].to(dev)
+        else:  # another flow model sees frame t+1 stabilised
+            img2 = torch.from_numpy(np.ascontiguousarray(stabilise(frame_t1, motion))).to(dev).permute(2, 0, 1)[None]
     out = net(img1, img2, masks=mask_t, num_subjects=num_subjects, iters=iters, flow_init=init, all_iterations=False,
-              **feats)
-    if cache is not None:  # frame t+1's features serve the next pair only if the network saw it unwarped
-        cache.features = out.features2 if motion.is_identity else None
+              **feats, **warp)
+    if cache is not None:  # frame t+1 was encoded as it is: its features serve the next pair
+        cache.features = out.features2
     velocity = out.subject_velocity[0].float().cpu().numpy()
     if motion.is_identity:
         return out.world[0].float().cpu().numpy(), out.local[0].float().cpu().numpy(), velocity, motion

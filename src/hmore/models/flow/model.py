@@ -129,7 +129,7 @@ class HMoReFlow(nn.Module):
     def forward(self, image1: torch.Tensor, image2: torch.Tensor, *, masks: torch.Tensor | None = None,
                 num_subjects: int | None = None, iters: int | None = None,
                 flow_init: torch.Tensor | None = None, all_iterations: bool = True,
-                features1: torch.Tensor | None = None) -> FlowOutput:
+                features1: torch.Tensor | None = None, camera: torch.Tensor | None = None) -> FlowOutput:
         """World flow, local flow and subject velocities from frame 1 to frame 2.
 
         Args:
@@ -144,6 +144,10 @@ class HMoReFlow(nn.Module):
                 ``iterations`` holds one flow (inference: saves the upsampling of the others).
             features1: image1's matching features, the previous pair's ``features2`` when image1 is that pair's
                 image2 (a video stream): image1 is then not encoded again (the same flow, ~20% less compute).
+            camera: (B, 3, 3) homographies, pixel (x, y, 1) of image1 to image2, when image2 is the unstabilised
+                frame t+1: the flow is then to image2 seen from image1's view (image2 warped by the homography)
+                without warping it; the correlation is looked up at ``camera(p + flow)``. ``flow_init`` is then
+                also relative to the stabilised view. A stream's image2 features serve the next pair as they are.
 
         Returns:
             A :class:`FlowOutput`; ``iterations`` holds ``iters`` flows (1 with ``all_iterations=False``).
@@ -160,6 +164,7 @@ class HMoReFlow(nn.Module):
             raise ValueError(f"features1 must be (B, C, H/8, W/8) = "
                              f"{(b, self.config.feature_dim, (h + pad_h) // 8, (w + pad_w) // 8)}, "
                              f"got {tuple(features1.shape)}")
+        to_image2 = None if camera is None else _coarse_homography(camera, b)  # (B, 3, 3) on the 1/8 grid
 
         def prep(img: torch.Tensor) -> torch.Tensor:
             x = img.to(torch.float32) * (2.0 / 255.0) - 1.0
@@ -168,6 +173,9 @@ class HMoReFlow(nn.Module):
         x1, x2 = prep(image1), prep(image2)
         if flow_init is None and self.config.init == "dis":
             flow_init = dis_flow(image1, image2)
+            if camera is not None:  # DIS gives the flow to image2 as it is: relative to the stabilised view instead
+                flow_init = _apply_homography(torch.linalg.inv(camera.to(torch.float64)), coords_grid(
+                    b, h, w, device=image1.device) + flow_init) - coords_grid(b, h, w, device=image1.device)
         init = None
         if flow_init is not None:
             init = flow_init.to(torch.float32)
@@ -189,7 +197,8 @@ class HMoReFlow(nn.Module):
         convex = self.config.upsample == "convex"
         for i in range(iters):
             coords1 = coords1.detach()
-            corr = self.corr_block.lookup(pyramid, coords1)
+            corr = self.corr_block.lookup(pyramid, coords1 if to_image2 is None else _apply_homography(to_image2,
+                                                                                                     coords1))
             flow = coords1 - coords0
             wanted = all_iterations or i == iters - 1
             net, delta, up_mask = self.update_block(net, inp, corr, flow, want_mask=wanted)
@@ -219,6 +228,22 @@ class HMoReFlow(nn.Module):
         local = local_from_world(world, velocity, one_hot[:, :, :h, :w])
         return FlowOutput(world=world, local=local, subject_velocity=velocity, iterations=iterations,
                           features2=fmap2)
+
+
+def _coarse_homography(camera: torch.Tensor, batch: int) -> torch.Tensor:
+    """Pixel homographies (B, 3, 3) as maps of the 1/8 grid (cell c covers pixels 8c .. 8c+7, centre 8c + 3.5)."""
+    if camera.shape != (batch, 3, 3):
+        raise ValueError(f"camera must be (B, 3, 3) = ({batch}, 3, 3), got {tuple(camera.shape)}")
+    hom = camera.to(torch.float64)
+    to_pixels = hom.new_tensor([[8.0, 0.0, 3.5], [0.0, 8.0, 3.5], [0.0, 0.0, 1.0]])
+    return torch.linalg.inv(to_pixels) @ hom @ to_pixels
+
+
+def _apply_homography(hom: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """Points (B, 2, h, w) (x, y) mapped by homographies (B, 3, 3)."""
+    xy1 = torch.cat([coords.to(hom.dtype), torch.ones_like(coords[:, :1], dtype=hom.dtype)], dim=1)  # (B, 3, h, w)
+    out = torch.einsum("bij,bjhw->bihw", hom, xy1)
+    return (out[:, :2] / out[:, 2:]).to(coords.dtype)
 
 
 def local_from_world(world: torch.Tensor, velocity: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
