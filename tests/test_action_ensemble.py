@@ -206,3 +206,17 @@ def test_action_bench_scores_an_ensemble_on_shared_data(shared_data: Path, tmp_p
     assert sum(map(sum, s["models"]["ens"]["confusion"])) == 464 and "| ens |" in format_table(s)
     v2 = run(models=[f"k20={k20}"], out_dir=tmp_path / "v2", root=str(shared_data / "nw_ucla"), on="view2")
     assert v2["test_sequences"] == 504 and v2["anchors"] == [] and "view 2" in v2["benchmark"]
+
+
+def test_shipped_nw_ucla_models_and_ensemble(tmp_path: Path) -> None:
+    from hmore.lift.classify import classify_inputs, load_action_model, prepare_inputs
+
+    k20 = load_action_model(weights="action_ucla_stgcn_k20")
+    assert k20.layout == "nw_ucla_kinect20" and k20.normalize == "view" and k20.input == "3d"
+    ens = load_action_model(weights="action_ucla_ens")
+    assert ens.layout == "nw_ucla_kinect20" and ens.members == ("action_ucla_stgcn*2", "action_ucla_stgcn_k20*1")
+    joints = (np.random.default_rng(0).normal(0, 0.3, (25, 20, 3)) + [0, 0, 3]).astype(np.float32)
+    np.save(tmp_path / "seq.npy", joints)
+    h36 = load_action_model(weights="action_ucla_stgcn")
+    p = [classify_inputs(m, prepare_inputs(m, tmp_path / "seq.npy")) for m in (h36, k20, ens)]
+    np.testing.assert_allclose(p[2], (2 * p[0] + p[1]) / 3, atol=1e-5)

@@ -21,7 +21,7 @@ import numpy as np
 
 from hmore.errors import InputError, UsageError
 
-DEFAULT_MODELS = ("action_ucla", "action_ucla_stgcn")
+DEFAULT_MODELS = ("action_ucla_stgcn_k20", "action_ucla_ens", "action_ucla_stgcn", "action_ucla")
 ANCHORS: tuple[dict[str, Any], ...] = (
     {"method": "CTR-GCN (4-stream ensemble, 3D joints)", "top1": 96.5, "source": "ICCV 2021"},
 )
