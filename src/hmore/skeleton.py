@@ -1,4 +1,4 @@
-"""Joint layouts (COCO-17, H36M-17, BlazePose-33) and conversions between them.
+"""Joint layouts (COCO-17, H36M-17, BlazePose-33, Kinect v1 20) and conversions between them.
 
 Keypoint arrays have joints on the second-to-last axis: ``(..., J, C)`` with ``C`` = 2 (x, y), 3 (x, y, score or
 x, y, z) or 4. Conversions keep every channel; a joint derived from several sources gets their mean position and,
@@ -107,7 +107,24 @@ BLAZEPOSE33 = Layout(
     ),
 )
 
-LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (COCO17, H36M17, BLAZEPOSE33)}
+# Kinect v1's 20 skeleton joints in the SDK's order (NUI_SKELETON_POSITION_*), as NW-UCLA stores them
+# (hmore.data.nw_ucla); left and right are the subject's own. Unlike H36M-17 it has the hands and feet and a spine
+# joint just above the hip centre, but no nose; ``Head`` is the head's centre.
+KINECT20 = Layout(
+    name="kinect20",
+    joints=(
+        "HipCenter", "Spine", "ShoulderCenter", "Head", "ShoulderLeft", "ElbowLeft", "WristLeft", "HandLeft",
+        "ShoulderRight", "ElbowRight", "WristRight", "HandRight", "HipLeft", "KneeLeft", "AnkleLeft", "FootLeft",
+        "HipRight", "KneeRight", "AnkleRight", "FootRight",
+    ),
+    bones=(
+        (0, 1), (1, 2), (2, 3), (2, 4), (4, 5), (5, 6), (6, 7), (2, 8), (8, 9), (9, 10), (10, 11),
+        (0, 12), (12, 13), (13, 14), (14, 15), (0, 16), (16, 17), (17, 18), (18, 19),
+    ),
+    flip_pairs=((4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (15, 19)),
+)
+
+LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (COCO17, H36M17, BLAZEPOSE33, KINECT20)}
 
 # Each target joint is the mean of these source joints (by name).
 _RECIPES: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {

@@ -67,6 +67,30 @@ def read_weights_metadata(name: str, *, weights_dir: str | Path | None = None) -
     return meta
 
 
+def list_ensembles(weights_dir: str | Path | None = None) -> list[str]:
+    """Names of the score ensembles (``<name>.ensemble.json``: member weights and fusion weights) in ``weights_dir``."""
+    root = _root(weights_dir)
+    return sorted(p.name[: -len(".ensemble.json")] for p in root.glob("*.ensemble.json")) if root.is_dir() else []
+
+
+def read_ensemble_metadata(name: str, *, weights_dir: str | Path | None = None) -> dict[str, Any]:
+    """The JSON of the ensemble ``name``: ``members``, a list of ``{"weights": shipped name, "weight": w}``, and its
+    provenance (how the fusion weights were chosen, metrics); :class:`InputError` naming the file if it is broken."""
+    path = _root(weights_dir) / f"{name}.ensemble.json"
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"ensemble file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"corrupt ensemble file {path}: {exc}") from None
+    members = meta.get("members") if isinstance(meta, dict) else None
+    if not isinstance(members, list) or not members or not all(
+            isinstance(m, dict) and isinstance(m.get("weights"), str) and isinstance(m.get("weight", 1.0), (int, float))
+            for m in members):
+        raise InputError(f"ensemble file {path} needs 'members': [{{'weights': NAME, 'weight': W}}, ...]")
+    return meta
+
+
 def build_model_from_config(model_config: Mapping[str, Any], *, source: str = "model config") -> torch.nn.Module:
     """Build a model from ``{"name": registry name, "kwargs": {...}}`` or ``{"builder": "hmore.x:fn", "kwargs"}``.
 
@@ -167,8 +191,8 @@ def export_weights(run_dir_or_checkpoint: str | Path, name: str, *, metadata: Ma
     return st_path, json_path
 
 
-__all__ = ["build_model_from_config", "export_weights", "list_weights", "load_model", "read_weights_metadata",
-           "sha256_file", "default_weights_dir"]
+__all__ = ["build_model_from_config", "export_weights", "list_ensembles", "list_weights", "load_model",
+           "read_ensemble_metadata", "read_weights_metadata", "sha256_file", "default_weights_dir"]
 
 
 def _root(weights_dir: str | Path | None) -> Path:

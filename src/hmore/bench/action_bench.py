@@ -1,6 +1,9 @@
 """``hmore bench action --data nw_ucla``: skeleton action models on NW-UCLA's cross-view split (train views 1-2, test
 view 3, 464 sequences): top-1 accuracy, per-class accuracy and confusion matrices, with the published anchor beside;
-``results.json`` and ``report.html``.
+``results.json`` and ``report.html``. ``on="view2"`` scores view 2 instead: the validation proxy of models trained on
+view 1 alone (``data.validate_on: view2``), for choosing recipes and ensemble weights without reading view 3.
+Models are shipped weights, run folders / checkpoints, or score ensembles of them
+(:func:`hmore.lift.classify.load_ensemble`: a shipped ``<name>.ensemble.json`` or ``NAME=A*W+B*W``).
 
 The models' input is stated in their metadata (``hmore.train.tasks.action``): for the shipped NW-UCLA models, the
 Kinect v1 joints mapped to H36M-17 (``hmore.data.nw_ucla.TO_H36M17``), in camera axes, root-relative per frame and
@@ -18,46 +21,59 @@ import numpy as np
 
 from hmore.errors import InputError, UsageError
 
-DEFAULT_MODELS = ("action_ucla", "action_ucla_stgcn")
+DEFAULT_MODELS = ("action_ucla_stgcn_k20", "action_ucla_ens", "action_ucla_stgcn", "action_ucla")
 ANCHORS: tuple[dict[str, Any], ...] = (
     {"method": "CTR-GCN (4-stream ensemble, 3D joints)", "top1": 96.5, "source": "ICCV 2021"},
 )
 
 
 def _load(spec: str):
+    """``NAME`` (shipped weights or ensemble), ``NAME=RUN_OR_CHECKPOINT`` or ``NAME=A*W+B*W`` (an ensemble)."""
     from hmore.lift.classify import load_action_model
-    from hmore.weights import list_weights
+    from hmore.weights import list_ensembles, list_weights
 
     name, _, path = spec.partition("=")
+    if "+" in path:
+        am = load_action_model(ensemble=path)
+        return name, am, f"ensemble {' + '.join(am.members)}"
     if path:
         return name, load_action_model(checkpoint=path), path
+    if name in list_ensembles():
+        am = load_action_model(ensemble=name)
+        return name, am, f"shipped ensemble {name}: {' + '.join(am.members)}"
     if name not in list_weights():
-        raise InputError(f"no shipped weights named {name!r} (give NAME=RUN_OR_CHECKPOINT)")
+        raise InputError(f"no shipped weights named {name!r} (give NAME=RUN_OR_CHECKPOINT or NAME=A+B)")
     return name, load_action_model(weights=name), f"shipped weights {name}"
 
 
 def run(*, models: Sequence[str] = DEFAULT_MODELS, data: str = "nw_ucla", out_dir: str | Path, root: str | None = None,
-        command: str = "") -> dict[str, Any]:
-    """Score ``models`` on NW-UCLA's test view and write ``results.json`` and ``report.html``; returns the summary."""
+        command: str = "", on: str = "test") -> dict[str, Any]:
+    """Score ``models`` on NW-UCLA's test view (``on="view2"``: on view 2, the validation proxy of models trained on
+    view 1 alone) and write ``results.json`` and ``report.html``; returns the summary."""
     from hmore.data.nw_ucla import ACTIONS
     from hmore.lift.classify import PreparedInputs, classify_inputs
     from hmore.train.tasks.action import nw_ucla_inputs
 
     if data != "nw_ucla":
         raise UsageError(f"unknown action benchmark data {data!r}; known: nw_ucla")
-    test: dict[str, list] = {}  # normalisation -> inputs
+    if on not in ("test", "view2"):
+        raise UsageError(f"on must be 'test' or 'view2', got {on!r}")
+    split, views = ("test", None) if on == "test" else ("train", (2,))
+    test: dict[tuple[str, str], list] = {}  # (joints, normalisation) -> inputs
 
-    def prepared(normalize: str) -> PreparedInputs:
-        if normalize not in test:
-            test[normalize] = nw_ucla_inputs("test", root, normalize=normalize)
-        t = test[normalize]
+    def prepared(normalize: str, layout: str = "nw_ucla_h36m17") -> PreparedInputs:
+        key = ("kinect20" if layout == "nw_ucla_kinect20" else "h36m17", normalize)
+        if key not in test:
+            test[key] = nw_ucla_inputs(split, root, normalize=normalize, layout=key[0], views=views)
+        t = test[key]
         return PreparedInputs(names=[i.name for i in t], labels=[i.label for i in t], xs=[i.x for i in t], notes=[])
 
     labels = np.array(prepared("none").labels)
     summary: dict[str, Any] = {
-        "benchmark": "NW-UCLA cross-view: train views 1-2, test view 3",
+        "benchmark": ("NW-UCLA cross-view: train views 1-2, test view 3" if on == "test" else
+                      "NW-UCLA validation proxy: train view 1, evaluate view 2 (not the benchmark)"),
         "test_sequences": len(labels), "classes": list(ACTIONS), "models": {}, "unavailable": {},
-        "anchors": list(ANCHORS), "command": command,
+        "anchors": list(ANCHORS) if on == "test" else [], "command": command, "on": on,
     }
     for spec in models:
         try:
@@ -65,15 +81,15 @@ def run(*, models: Sequence[str] = DEFAULT_MODELS, data: str = "nw_ucla", out_di
         except InputError as exc:
             summary["unavailable"][spec.partition("=")[0]] = str(exc)
             continue
-        if am.input != "3d" or am.classes != list(ACTIONS):
-            summary["unavailable"][name] = "not an NW-UCLA model (3D input, its 10 classes)"
+        if am.input != "3d" or am.classes != list(ACTIONS) or not am.layout.startswith("nw_ucla_"):
+            summary["unavailable"][name] = "not an NW-UCLA model (3D input of NW-UCLA's layouts, its 10 classes)"
             continue
-        pred = classify_inputs(am, prepared(am.normalize)).argmax(axis=1)
+        pred = classify_inputs(am, prepared(am.normalize, am.layout)).argmax(axis=1)
         conf = np.zeros((len(ACTIONS), len(ACTIONS)), np.int64)
         np.add.at(conf, (labels, pred), 1)
         per_class = {a: float(conf[i, i] / max(1, conf[i].sum())) for i, a in enumerate(ACTIONS)}
         summary["models"][name] = {"origin": origin, "top1": float((pred == labels).mean()), "per_class": per_class,
-                                   "normalize": am.normalize,
+                                   "normalize": am.normalize, "layout": am.layout,
                                    "confusion": conf.tolist(),
                                    "params": int(sum(p.numel() for p in am.model.parameters()))}
     if not summary["models"]:
@@ -135,7 +151,8 @@ def write_outputs(out_dir: str | Path, summary: dict[str, Any]) -> Path:
     for name, e in summary["models"].items():
         png = _confusion_png(out / f"confusion_{name}.png", np.asarray(e["confusion"]), classes,
                              f"{name}: top-1 {100 * e['top1']:.1f}%")
-        rep.add_figure(png, f"{name}: confusion matrix on view 3 (counts)")
+        rep.add_figure(png, f"{name}: confusion matrix on view {3 if summary.get('on', 'test') == 'test' else 2} "
+                            "(counts)")
     if summary["unavailable"]:
         rep.add_section("Not scored", "\n\n".join(f"{k}: {v}" for k, v in summary["unavailable"].items()))
     if summary["command"]:

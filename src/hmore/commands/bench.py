@@ -122,6 +122,9 @@ def _add_action(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default="nw_ucla", choices=("nw_ucla",), help="benchmark data (default nw_ucla)")
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="MODEL",
                    help=f"shipped weights names or NAME=RUN_OR_CHECKPOINT (default: {' '.join(DEFAULT_MODELS)})")
+    p.add_argument("--on", default="test", choices=("test", "view2"),
+                   help="test: view 3 (default); view2: the validation proxy, view 2, for models trained on view 1 "
+                        "only (data.validate_on=view2), to choose recipes and ensemble weights without view 3")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("-o", "--out", required=True, help="output folder")
 
@@ -148,7 +151,8 @@ def _run_action(args: argparse.Namespace) -> int:
     from hmore.bench import action_bench
 
     command = _set_threads(args.threads)
-    summary = action_bench.run(models=args.models, data=args.data, out_dir=args.out, command=command)
+    summary = action_bench.run(models=args.models, data=args.data, out_dir=args.out, command=command,
+                               on=args.on)
     return _print_summary(f"{summary['benchmark']}, {summary['test_sequences']} test sequences",
                           action_bench.format_table(summary), summary, args.out)
 

@@ -2,8 +2,10 @@
 
 INPUT is a pyskl action pickle (every clip is classified; with labels, top-1 accuracy is printed), any keypoint
 file ``hmore lift`` reads (its people), an NW-UCLA file (the shared ``nw_ucla_skeletons.npz`` with labels, a CTR-GCN
-``all_sqe`` JSON or a (T, 20, 3) ``.npy``) or a video. A 3D model (``--weights action_ucla_stgcn``, the shipped NW-UCLA
-model) lifts 2D keypoints and videos to 3D first with the shipped lifter and says when the skeleton layouts differ.
+``all_sqe`` JSON or a (T, 20, 3) ``.npy``) or a video. A 3D H36M-17 model (``--weights action_ucla_stgcn``, the
+shipped NW-UCLA model) lifts 2D keypoints and videos to 3D first with the shipped lifter and says when the skeleton
+layouts differ; models and ensembles of Kinect's 20 joints take NW-UCLA files only. ``--ensemble A+B*0.5`` sums the
+softmax scores of several models.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", type=Path, help="pyskl pickle, keypoint file, NW-UCLA file or video")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", type=Path, help="action training run folder or checkpoint")
-    src.add_argument("--weights", help="shipped action weights name (e.g. action_ucla_stgcn)")
+    src.add_argument("--weights", help="shipped action weights or ensemble name (e.g. action_ucla_stgcn)")
+    src.add_argument("--ensemble", help="score ensemble of action models, MEMBER[*WEIGHT]+MEMBER[*WEIGHT]... "
+                     "(shipped weights names or run folders; softmax scores summed with the weights)")
     p.add_argument("--split", default=None, help="only this split of a pyskl pickle or of the NW-UCLA archive")
     p.add_argument("--top", type=int, default=3, help="classes to print per clip (default 3)")
     p.add_argument("--size", type=image_size, default=None,
@@ -37,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UsageError(f"--top must be at least 1, got {args.top}")
     clips = read_clips_first(args.input, size=args.size, split=args.split)  # the input is checked before the model
-    am = load_action_model(checkpoint=args.checkpoint, weights=args.weights)
+    am = load_action_model(checkpoint=args.checkpoint, weights=args.weights, ensemble=args.ensemble)
     prepared = prepare_inputs(am, args.input, size=args.size, split=args.split, clips=clips)
     beyond = sorted({lab for lab in prepared.labels if lab >= len(am.classes)})
     if beyond:

@@ -12,7 +12,7 @@ neck (H36M Thorax) = ShoulderCenter; belly (H36M Spine) = mean(HipCenter, Should
 COCO keypoints (Kinect's own "Spine" sits only ~7 cm above HipCenter); head = Head (Kinect's head *centre*, lower
 than H36M's head marker); nose (H36M Neck/Nose) = mean(ShoulderCenter, Head): Kinect v1 tracks no face point, and
 H36M's Neck/Nose lies about halfway between Thorax and Head. Hands and feet (HandLeft/Right, FootLeft/Right) are not
-used.
+used there; models of the ``kinect20`` layout (:data:`hmore.skeleton.KINECT20`, its own graph) take all 20 joints.
 
 **2D view** (:func:`sensor_view`): the skeleton seen through its own sensor as a pinhole camera with the Kinect v1
 depth camera's nominal focal length (285.63 px at 320x240, i.e. 571.26 px at 640x480; Kinect for Windows SDK
@@ -30,13 +30,10 @@ import numpy as np
 
 from hmore.data import NpzArrays, dataset_dir, require_file
 from hmore.errors import InputError
+from hmore.skeleton import KINECT20
 
-JOINT_NAMES: tuple[str, ...] = (
-    "HipCenter", "Spine", "ShoulderCenter", "Head", "ShoulderLeft", "ElbowLeft", "WristLeft", "HandLeft",
-    "ShoulderRight", "ElbowRight", "WristRight", "HandRight", "HipLeft", "KneeLeft", "AnkleLeft", "FootLeft",
-    "HipRight", "KneeRight", "AnkleRight", "FootRight",
-)
-PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 2, 4, 5, 6, 2, 8, 9, 10, 0, 12, 13, 14, 0, 16, 17, 18)
+JOINT_NAMES: tuple[str, ...] = KINECT20.joints
+PARENTS: tuple[int, ...] = KINECT20.parents
 #: Class names by label 0..9 (original action ids a01-a06, a08, a09, a11, a12).
 ACTIONS: tuple[str, ...] = ("pick up with one hand", "pick up with two hands", "drop trash", "walk around",
                             "sit down", "stand up", "donning", "doffing", "throw", "carry")
@@ -58,15 +55,21 @@ KINECT_FOCAL_640 = 571.26  # px at 640x480 (2 x the SDK's 285.63 at 320x240)
 SENSOR_SIZE = (640, 480)
 
 
+def h36m17_matrix() -> np.ndarray:
+    """(17, 20) matrix M with rows summing to 1: H36M-17 joints = M @ Kinect v1 joints (:data:`TO_H36M17`)."""
+    m = np.zeros((len(TO_H36M17), len(JOINT_NAMES)))
+    for i, src in enumerate(TO_H36M17):
+        m[i, list(src)] = 1.0 / len(src)
+    return m
+
+
 def to_h36m17(joints: np.ndarray) -> np.ndarray:
     """Kinect v1 joints (..., 20, C) -> H36M-17 (..., 17, C) by :data:`TO_H36M17` (means of source joints)."""
     j = np.asarray(joints)
     if j.ndim < 2 or j.shape[-2] != len(JOINT_NAMES):
         raise ValueError(f"expected (..., 20, C) Kinect v1 joints, got {j.shape}")
-    m = np.zeros((len(TO_H36M17), len(JOINT_NAMES)))
-    for i, src in enumerate(TO_H36M17):
-        m[i, list(src)] = 1.0 / len(src)
-    return np.einsum("ds,...sc->...dc", m, j.astype(np.float64)).astype(j.dtype if j.dtype.kind == "f" else np.float64)
+    out = np.einsum("ds,...sc->...dc", h36m17_matrix(), j.astype(np.float64))
+    return out.astype(j.dtype if j.dtype.kind == "f" else np.float64)
 
 
 def camera_frame(joints: np.ndarray) -> np.ndarray:
@@ -170,4 +173,4 @@ def load_nw_ucla(root: str | Path | None = None) -> NWUCLA:
 
 
 __all__ = ["ACTIONS", "JOINT_NAMES", "KINECT_FOCAL_640", "NWUCLA", "NWUCLASequence", "PARENTS", "TEST_VIEWS",
-           "TO_H36M17", "TRAIN_VIEWS", "camera_frame", "load_nw_ucla", "sensor_view", "to_h36m17"]
+           "TO_H36M17", "TRAIN_VIEWS", "camera_frame", "h36m17_matrix", "load_nw_ucla", "sensor_view", "to_h36m17"]

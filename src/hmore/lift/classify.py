@@ -1,8 +1,10 @@
 """Skeleton action classification with a trained action model (``hmore classify``).
 
 What a model takes is in its metadata: ``input`` ``"2d"`` (normalised COCO-derived H36M-17 keypoints, e.g. the
-generated or pyskl sets) or ``"3d"`` (camera-frame H36M-17 joints, e.g. the NW-UCLA model, normalised as the
-metadata's ``normalize`` says: ``hmore.train.tasks.action.skeleton3d_input``). Inputs:
+generated or pyskl sets) or ``"3d"`` (camera-frame joints, normalised as the metadata's ``normalize`` says:
+``hmore.train.tasks.action.skeleton3d_input``), of the ``layout`` ``nw_ucla_h36m17`` (NW-UCLA's Kinect joints mapped
+to H36M-17: these models also take lifted videos) or ``nw_ucla_kinect20`` (all 20 Kinect joints, hands included:
+NW-UCLA files only). A score ensemble (:func:`load_ensemble`) is one model to everything here. Inputs:
 
 * a pyskl pickle (every clip, labels kept) or any keypoint file ``hmore.io.keypoints`` reads;
 * an NW-UCLA file: the shared ``nw_ucla_skeletons.npz`` (every sequence, labels kept; ``split`` picks train or
@@ -30,6 +32,7 @@ from hmore.lift.actions import ActionClip, read_action_pickle
 #: Layout names recorded in action models' metadata.
 LAYOUT_NOTES = {
     "nw_ucla_h36m17": "Kinect v1 skeletons (NW-UCLA) mapped to H36M-17",
+    "nw_ucla_kinect20": "Kinect v1 skeletons (NW-UCLA), all 20 joints (hands and feet included)",
     "coco17_h36m17": "COCO-17 keypoints converted to H36M-17",
 }
 
@@ -47,13 +50,20 @@ class ActionModel:
     sampling: str = "windows"
     layout: str = "coco17_h36m17"
     normalize: str = "none"
+    members: tuple[str, ...] = ()  # an ensemble's members ("name*weight"), empty for a single model
 
 
-def load_action_model(*, checkpoint: str | Path | None = None, weights: str | None = None) -> ActionModel:
-    """From a training run folder / checkpoint (``hmore train action``) or shipped weights by name."""
+def load_action_model(*, checkpoint: str | Path | None = None, weights: str | None = None,
+                      ensemble: str | None = None) -> ActionModel:
+    """From a training run folder / checkpoint (``hmore train action``), shipped weights or a shipped ensemble by
+    name, or an ensemble spec (:func:`load_ensemble`)."""
     from hmore.train.checkpoint import load_weights_into, read_metadata, resolve_checkpoint
-    from hmore.weights import build_model_from_config, load_model, read_weights_metadata
+    from hmore.weights import build_model_from_config, list_ensembles, load_model, read_weights_metadata
 
+    if ensemble is not None:
+        return load_ensemble(ensemble)
+    if weights is not None and weights in list_ensembles():
+        return load_ensemble(weights)
     if checkpoint is not None:
         path = resolve_checkpoint(checkpoint)
         cfg = read_metadata(path).get("model_config")
@@ -72,6 +82,74 @@ def load_action_model(*, checkpoint: str | Path | None = None, weights: str | No
                        frame_step=int(cfg.get("frame_step", 1)), persons=int(cfg.get("persons", 1)),
                        input=str(cfg.get("input", "2d")), sampling=str(cfg.get("sampling", "windows")),
                        layout=str(cfg.get("layout", "coco17_h36m17")), normalize=str(cfg.get("normalize", "none")))
+
+
+def parse_ensemble_spec(spec: str) -> list[tuple[str, float]]:
+    """``"A*W+B+C*W"`` -> [(member, weight)] (weight 1 when not given); members are shipped weights names or run
+    folders / checkpoints."""
+    out = []
+    for part in spec.split("+"):
+        name, star, w = part.strip().partition("*")
+        try:
+            weight = float(w) if star else 1.0
+        except ValueError:
+            raise InputError(f"ensemble {spec!r}: weight {w!r} of {name!r} is not a number") from None
+        if not name or weight < 0:
+            raise InputError(f"ensemble {spec!r}: expected MEMBER[*WEIGHT]+MEMBER[*WEIGHT]..., weights >= 0")
+        out.append((name, weight))
+    if sum(w for _, w in out) <= 0:
+        raise InputError(f"ensemble {spec!r}: the weights sum to 0")
+    return out
+
+
+def load_ensemble(spec: str) -> ActionModel:
+    """A score ensemble (:class:`hmore.models.motion.ensemble.ActionEnsemble`) as one :class:`ActionModel`.
+
+    ``spec``: a shipped ensemble's name (``<name>.ensemble.json``) or ``"A*W+B*W..."`` (:func:`parse_ensemble_spec`).
+    The members must agree on classes, input, frames and normalisation. Their layouts may differ in one way: H36M-17
+    members of NW-UCLA (``nw_ucla_h36m17``) join 20-joint Kinect members (``nw_ucla_kinect20``) through the fixed
+    Kinect -> H36M-17 mapping; the ensemble then takes the 20 Kinect joints (so NW-UCLA files, not lifted videos).
+    """
+    from hmore.models.motion.ensemble import ActionEnsemble
+    from hmore.weights import list_ensembles, list_weights, read_ensemble_metadata
+
+    if spec in list_ensembles():
+        parts = [(m["weights"], float(m.get("weight", 1.0))) for m in read_ensemble_metadata(spec)["members"]]
+    else:
+        parts = parse_ensemble_spec(spec)
+    members = []
+    for name, _ in parts:
+        if name in list_weights():
+            members.append(load_action_model(weights=name))
+        elif Path(name).exists():
+            members.append(load_action_model(checkpoint=name))
+        else:
+            raise InputError(f"ensemble member {name!r} is neither shipped weights nor a run folder / checkpoint")
+    first = members[0]
+    for (name, _), m in zip(parts, members):
+        if m.members:
+            raise InputError(f"ensemble member {name!r} is itself an ensemble")
+        same = ("classes", "clip_len", "frame_step", "persons", "input", "sampling", "normalize")
+        bad = [k for k in same if getattr(m, k) != getattr(first, k)]
+        if bad:
+            raise InputError(f"ensemble member {name!r} differs from {parts[0][0]!r} in {', '.join(bad)}")
+    layouts = {m.layout for m in members}
+    adapters: list = [None] * len(members)
+    if len(layouts) == 1:
+        layout = first.layout
+    elif layouts == {"nw_ucla_h36m17", "nw_ucla_kinect20"}:
+        from hmore.data.nw_ucla import h36m17_matrix
+
+        layout = "nw_ucla_kinect20"
+        adapters = [torch.from_numpy(h36m17_matrix()).float() if m.layout == "nw_ucla_h36m17" else None
+                    for m in members]
+    else:
+        raise InputError(f"ensemble members have layouts {sorted(layouts)}, which cannot take one input")
+    model = ActionEnsemble(members=[m.model for m in members], weights=[w for _, w in parts], adapters=adapters)
+    return ActionModel(model=model.eval(), classes=first.classes, clip_len=first.clip_len,
+                       frame_step=first.frame_step, persons=first.persons, input=first.input,
+                       sampling=first.sampling, layout=layout, normalize=first.normalize,
+                       members=tuple(f"{n}*{w:g}" for n, w in parts))
 
 
 def read_action_clips(path: str | Path, *, size: tuple[int, int] | None = None) -> list[ActionClip]:
@@ -185,12 +263,14 @@ def prepare_inputs(am: ActionModel, path: str | Path, *, size: tuple[int, int] |
         from hmore.data.nw_ucla import camera_frame, to_h36m17
 
         seqs = _ucla_sequences(path, split)
-        notes = [] if am.layout == "nw_ucla_h36m17" else [
+        if am.layout == "nw_ucla_kinect20":
+            xs = [skeleton3d_input(camera_frame(j), am.normalize, "kinect20") for _, _, j in seqs]
+        else:
+            xs = [skeleton3d_input(camera_frame(to_h36m17(j)), am.normalize) for _, _, j in seqs]
+        notes = [] if am.layout.startswith("nw_ucla_") else [
             f"note: the model was trained on {LAYOUT_NOTES.get(am.layout, am.layout)}; this input is "
             f"{LAYOUT_NOTES['nw_ucla_h36m17']}: the layouts differ"]
-        return PreparedInputs(names=[n for n, _, _ in seqs], labels=[lab for _, lab, _ in seqs],
-                              xs=[skeleton3d_input(camera_frame(to_h36m17(j)), am.normalize) for _, _, j in seqs],
-                              notes=notes)
+        return PreparedInputs(names=[n for n, _, _ in seqs], labels=[lab for _, lab, _ in seqs], xs=xs, notes=notes)
     if am.input == "2d":
         if clips is None:
             clips = read_action_pickle(path).subset(split) if split else read_action_clips(path, size=size)
@@ -198,6 +278,10 @@ def prepare_inputs(am: ActionModel, path: str | Path, *, size: tuple[int, int] |
                               xs=[clip_input(c, persons=am.persons) for c in clips], notes=[])
     if split:
         raise InputError("--split applies to pyskl pickles and the NW-UCLA archive")
+    if am.layout == "nw_ucla_kinect20":
+        raise InputError(f"{path.name}: this model takes Kinect v1's 20 joints (hands and feet), which lifted 2D "
+                         "keypoints and videos (H36M-17) do not have; use an H36M-17 model such as "
+                         "--weights action_ucla_stgcn")
     from hmore.lift.infer import lift_tracks
     from hmore.lift.pipeline import load_lifter, read_tracks
 

@@ -5,7 +5,8 @@ graph (three adjacency matrices: the joint itself, its neighbour nearer the root
 each normalised by the neighbour count), then a temporal convolution over frames (kernel ``temporal_kernel``),
 batch norm, ReLU, a residual connection. The input goes through a batch norm over (joint, channel) first. Its
 input can be several streams stacked on the channel axis (``streams``: the joints, the bones = joint minus its
-parent, the velocities = next frame minus this one, CTR-GCN's inputs). Its
+parent, the velocities = next frame minus this one, CTR-GCN's inputs). The graph is H36M-17's or, with
+``layout="kinect20"``, Kinect v1's 20 joints (:data:`hmore.skeleton.KINECT20`: hands, feet and a spine joint). Its
 ``forward_features`` returns (B, F', J, C) features (F' = F / 2 per strided block), so
 :class:`hmore.models.motion.heads.ActionHead` pools it like the DSTformer's representation.
 """
@@ -21,7 +22,7 @@ from einops import rearrange
 from torch import nn
 
 from hmore.registry import register_model
-from hmore.skeleton import H36M17, Layout
+from hmore.skeleton import H36M17, KINECT20, Layout
 
 
 def partition_adjacency(layout: Layout = H36M17, root: int = 0) -> np.ndarray:
@@ -53,6 +54,8 @@ def partition_adjacency(layout: Layout = H36M17, root: int = 0) -> np.ndarray:
 
 
 STREAMS = ("joint", "bone", "velocity")
+#: Skeleton graphs by name (``STGCNConfig.layout``): H36M-17, or Kinect v1's 20 joints with hands and feet.
+GRAPHS: dict[str, Layout] = {"h36m17": H36M17, "kinect20": KINECT20}
 
 
 def input_streams(x: torch.Tensor, streams: Sequence[str], parents: Sequence[int]) -> torch.Tensor:
@@ -72,8 +75,8 @@ def input_streams(x: torch.Tensor, streams: Sequence[str], parents: Sequence[int
 @dataclass(frozen=True)
 class STGCNConfig:
     """Attributes: input channels per stream, output channels of each block, which blocks halve the frame rate,
-    temporal kernel size, dropout, joint count (the graph is H36M-17's), input streams (``joint``, ``bone``,
-    ``velocity``; stacked on the channel axis)."""
+    temporal kernel size, dropout, joint count (the graph's), input streams (``joint``, ``bone``, ``velocity``;
+    stacked on the channel axis), the skeleton graph (:data:`GRAPHS`: ``h36m17`` or ``kinect20``)."""
 
     in_dim: int = 3
     channels: tuple[int, ...] = (64, 64, 64, 128, 128, 128)
@@ -82,8 +85,14 @@ class STGCNConfig:
     dropout: float = 0.1
     num_joints: int = 17
     streams: tuple[str, ...] = ("joint",)
+    layout: str = "h36m17"
 
     def __post_init__(self) -> None:
+        if self.layout not in GRAPHS:
+            raise ValueError(f"layout must be one of {tuple(GRAPHS)}, got {self.layout!r}")
+        if self.num_joints != GRAPHS[self.layout].num_joints:
+            raise ValueError(f"the {self.layout} graph has {GRAPHS[self.layout].num_joints} joints, num_joints is "
+                             f"{self.num_joints}")
         if not self.streams or set(self.streams) - set(STREAMS) or len(set(self.streams)) != len(self.streams):
             raise ValueError(f"streams must be distinct names from {STREAMS}, got {self.streams}")
         if len(self.channels) != len(self.strides) or not self.channels:
@@ -130,10 +139,9 @@ class STGCN(nn.Module):
         super().__init__()
         c = config
         self.config = c
-        adj = torch.from_numpy(partition_adjacency(H36M17)).float()
-        if c.num_joints != adj.shape[-1]:
-            raise ValueError(f"the graph has {adj.shape[-1]} joints, config.num_joints is {c.num_joints}")
-        self.parents = tuple(j if p < 0 else p for j, p in enumerate(H36M17.parents))  # the root: its own parent
+        graph = GRAPHS[c.layout]
+        adj = torch.from_numpy(partition_adjacency(graph)).float()
+        self.parents = tuple(j if p < 0 else p for j, p in enumerate(graph.parents))  # the root: its own parent
         self.data_bn = nn.BatchNorm1d(c.num_joints * c.in_dim * len(c.streams))
         blocks = []
         cin = c.in_dim * len(c.streams)
@@ -172,9 +180,12 @@ def _stgcn_action(num_classes: int, hidden: int, dropout: float, config: dict) -
 def stgcn_action(*, num_classes: int = 10, hidden: int = 256, dropout: float = 0.3,
                  channels: Sequence[int] = (64, 64, 64, 128, 128, 128), strides: Sequence[int] = (1, 1, 1, 2, 1, 1),
                  **config) -> nn.Module:
-    """The ST-GCN-style action baseline (6 graph blocks, 64-128 channels) with MotionBERT's action head."""
+    """The ST-GCN-style action baseline (6 graph blocks, 64-128 channels) with MotionBERT's action head; ``layout``
+    ``kinect20`` (with ``num_joints`` 20 by default) takes Kinect v1's 20 joints on their own graph."""
     if "streams" in config:
         config = {**config, "streams": tuple(config["streams"])}
+    if "num_joints" not in config and "layout" in config and config["layout"] in GRAPHS:
+        config = {**config, "num_joints": GRAPHS[config["layout"]].num_joints}
     return _stgcn_action(num_classes, hidden, dropout, {"channels": tuple(channels), "strides": tuple(strides),
                                                         **config})
 

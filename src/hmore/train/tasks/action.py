@@ -10,7 +10,8 @@ Data (``data.dataset``):
   actions, identities split between train and test) is made once and cached in ``data.cache``. Input ``"2d"``: a
   clip becomes (M, T, 17, 3): COCO-17 -> H36M-17, pixels normalised by the image size, score.
 * ``"nw_ucla"``: NW-UCLA's cross-view split (train views 1-2, test view 3; ``hmore.data.nw_ucla``). Input ``"3d"``:
-  the Kinect v1 joints mapped to H36M-17 (:data:`hmore.data.nw_ucla.TO_H36M17`), turned into camera axes (x right,
+  the Kinect v1 joints mapped to H36M-17 (:data:`hmore.data.nw_ucla.TO_H36M17`; with ``data.layout: kinect20`` all
+  20 Kinect joints, hands and feet included, :data:`hmore.skeleton.KINECT20`), turned into camera axes (x right,
   y down, z forward: what ``hmore lift`` outputs) and made root-relative per frame, metres. Training views are turned
   about the vertical axis by up to ``rotate_deg``, tilted by up to ``tilt_deg`` and scaled by up to ``scale``.
   ``data.validate_on: view2`` trains on view 1 only and evaluates on view 2: a cross-view proxy for choosing a recipe
@@ -43,8 +44,9 @@ from torch import nn
 
 from hmore.errors import InputError
 from hmore.lift.actions import ActionClip, ActionDataset, generate_action_set, read_action_pickle, write_action_pickle
-from hmore.lift.data import flip_pair, normalize_2d
+from hmore.lift.data import normalize_2d
 from hmore.registry import create_model
+from hmore.skeleton import LAYOUTS, flip
 from hmore.train.engine import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,8 @@ class ActionDataConfig:
         normalize: 3D normalisation, ``"none"`` (default), ``"view"`` or ``"view_track"`` (see the module doc).
         validate_on: ``""`` (evaluate on the test split) or ``"view2"`` (NW-UCLA: train on view 1, evaluate on view 2).
         label_smoothing: cross-entropy label smoothing.
+        layout: joints of 3D input: ``"h36m17"`` (default) or ``"kinect20"`` (NW-UCLA's own 20 Kinect v1 joints,
+            hands and feet included; needs a model of that layout, e.g. ``stgcn_action`` with ``layout: kinect20``).
     """
 
     pickle: str = ""
@@ -111,6 +115,7 @@ class ActionDataConfig:
     normalize: str = "none"
     validate_on: str = ""
     label_smoothing: float = 0.0
+    layout: str = "h36m17"
 
 
 DATASETS = ("", "nw_ucla")
@@ -118,6 +123,11 @@ INPUTS = ("2d", "3d")
 SAMPLINGS = ("windows", "whole")
 NORMALIZATIONS = ("none", "view", "view_track")
 VALIDATIONS = ("", "view2")
+#: (root, neck, right hip, left hip, right shoulder, left shoulder) of each layout :func:`view_normalize` knows.
+BODY_AXES_JOINTS: dict[str, tuple[int, int, int, int, int, int]] = {
+    "h36m17": (0, 8, 1, 4, 14, 11), "kinect20": (0, 2, 16, 12, 8, 4)}
+#: Layout names recorded in the models' metadata (``layout``) for 3D NW-UCLA input of each ``data.layout``.
+NW_UCLA_LAYOUTS = {"h36m17": "nw_ucla_h36m17", "kinect20": "nw_ucla_kinect20"}
 
 
 @dataclass(frozen=True)
@@ -171,8 +181,11 @@ def resample_frames(x: np.ndarray, length: int, start: float = 0.0, stop: float 
     return x[:, idx]
 
 
-def view_normalize(joints: np.ndarray, *, first: float = 0.25, track: bool = False) -> np.ndarray:
-    """H36M-17 joints (T, 17, 3) in any right-handed frame -> (T, 17, 3) in the body's own axes, unit torso.
+def view_normalize(joints: np.ndarray, *, first: float = 0.25, track: bool = False,
+                   layout: str = "h36m17") -> np.ndarray:
+    """H36M-17 joints (T, 17, 3) in any right-handed frame -> (T, 17, 3) in the body's own axes, unit torso
+    (``layout="kinect20"``: Kinect v1's (T, 20, 3), by its hip centre, shoulder centre, hips and shoulders, so the
+    result mapped to H36M-17 equals the H36M-17 result: the mapping is linear with rows summing to 1).
 
     Root-relative per frame (``track``: relative to the first frame's root, keeping the root's path); then turned so
     that y points down the mean spine (root -> neck, negated) of the first ``first`` of the frames, x along their
@@ -181,16 +194,20 @@ def view_normalize(joints: np.ndarray, *, first: float = 0.25, track: bool = Fal
     or tilted by any angle gives the same array. Degenerate skeletons (all joints on the root) are only made
     root-relative.
     """
+    if layout not in BODY_AXES_JOINTS:
+        raise ValueError(f"view_normalize knows the layouts {tuple(BODY_AXES_JOINTS)}, got {layout!r}")
+    n = LAYOUTS[layout].num_joints
     j = np.asarray(joints, np.float64)
-    if j.ndim != 3 or j.shape[1:] != (17, 3) or j.shape[0] < 1:
-        raise ValueError(f"view_normalize expects (T, 17, 3) H36M-17 joints, got {j.shape}")
-    rel = j - j[:, :1]  # (T, 17, 3)
+    if j.ndim != 3 or j.shape[1:] != (n, 3) or j.shape[0] < 1:
+        raise ValueError(f"view_normalize expects (T, {n}, 3) {layout} joints, got {j.shape}")
+    root, neck, r_hip, l_hip, r_sh, l_sh = BODY_AXES_JOINTS[layout]
+    rel = j - j[:, root : root + 1]  # (T, J, 3)
     lead = rel[: max(1, int(np.ceil(first * len(rel))))]
-    down = -lead[:, 8].mean(axis=0)  # root -> neck, negated
-    right = (lead[:, 1] - lead[:, 4] + lead[:, 14] - lead[:, 11]).mean(axis=0)  # right hip/shoulder - left
-    torso = float(np.linalg.norm(rel[:, 8], axis=-1).mean())
+    down = -lead[:, neck].mean(axis=0)  # root -> neck, negated
+    right = (lead[:, r_hip] - lead[:, l_hip] + lead[:, r_sh] - lead[:, l_sh]).mean(axis=0)  # right hip/shoulder - left
+    torso = float(np.linalg.norm(rel[:, neck], axis=-1).mean())
     if track:
-        rel = j - j[:1, :1]
+        rel = j - j[:1, root : root + 1]
     if np.linalg.norm(down) < 1e-6 or torso < 1e-6:
         return rel.astype(np.float32)
     y = down / np.linalg.norm(down)
@@ -202,14 +219,14 @@ def view_normalize(joints: np.ndarray, *, first: float = 0.25, track: bool = Fal
     return (rel @ rot.T / torso).astype(np.float32)
 
 
-def skeleton3d_input(joints_cam: np.ndarray, normalize: str = "none") -> np.ndarray:
-    """Camera-frame H36M-17 joints (T, 17, 3) metres -> model input (1, T, 17, 3): root-relative per frame
-    (``normalize="none"``), or :func:`view_normalize` (``"view"``; ``"view_track"``: with ``track=True``, so give
-    joints with their root's path)."""
+def skeleton3d_input(joints_cam: np.ndarray, normalize: str = "none", layout: str = "h36m17") -> np.ndarray:
+    """Camera-frame joints (T, J, 3) metres of ``layout`` (H36M-17 or Kinect v1's 20) -> model input (1, T, J, 3):
+    root-relative per frame (``normalize="none"``), or :func:`view_normalize` (``"view"``; ``"view_track"``: with
+    ``track=True``, so give joints with their root's path)."""
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
     if normalize != "none":
-        return view_normalize(joints_cam, track=normalize == "view_track")[None]
+        return view_normalize(joints_cam, track=normalize == "view_track", layout=layout)[None]
     j = np.asarray(joints_cam, np.float32)
     return (j - j[:, :1])[None]
 
@@ -223,12 +240,17 @@ def rotate_3d(x: np.ndarray, yaw_deg: float, tilt_deg: float, scale: float) -> n
 
 
 def nw_ucla_inputs(split: str, root: str | None = None, *, normalize: str = "none",
-                   views: tuple[int, ...] | None = None) -> list[ActionInput]:
-    """NW-UCLA's ``split`` (only ``views`` of it when given) as 3D model inputs (see the module doc)."""
+                   views: tuple[int, ...] | None = None, layout: str = "h36m17") -> list[ActionInput]:
+    """NW-UCLA's ``split`` (only ``views`` of it when given) as 3D model inputs of ``layout`` (``h36m17``: the Kinect
+    joints mapped to H36M-17; ``kinect20``: all 20 of them; see the module doc)."""
     from hmore.data.nw_ucla import camera_frame, load_nw_ucla
 
+    if layout not in NW_UCLA_LAYOUTS:
+        raise ValueError(f"layout must be one of {tuple(NW_UCLA_LAYOUTS)}, got {layout!r}")
     data = load_nw_ucla(root or None)
-    return [ActionInput(name=s.name, label=s.label, x=skeleton3d_input(camera_frame(s.h36m()), normalize))
+    return [ActionInput(name=s.name, label=s.label,
+                        x=skeleton3d_input(camera_frame(s.joints if layout == "kinect20" else s.h36m()), normalize,
+                                           layout))
             for s in data.split(split) if views is None or s.view in views]
 
 
@@ -272,6 +294,9 @@ class ActionTask:
                               f"got {d.validate_on!r}")
         if not 0 <= d.label_smoothing < 1:
             raise ConfigError(f"data.label_smoothing must lie in [0, 1), got {d.label_smoothing}")
+        if d.layout not in NW_UCLA_LAYOUTS or (d.layout != "h36m17" and d.dataset != "nw_ucla"):
+            raise ConfigError(f"data.layout must be one of {tuple(NW_UCLA_LAYOUTS)} ('kinect20' needs data.dataset "
+                              f"nw_ucla), got {d.layout!r}")
         self.config = config
         self._data = dataset
         if d.dataset == "nw_ucla":  # the exported weights' licence (``hmore train --export``)
@@ -323,7 +348,8 @@ class ActionTask:
                     views, split_read = ((1,), "train") if split == d.train_split else ((2,), "train")
                 else:
                     split_read = split
-                self._inputs[split] = nw_ucla_inputs(split_read, d.root or None, normalize=d.normalize, views=views)
+                self._inputs[split] = nw_ucla_inputs(split_read, d.root or None, normalize=d.normalize, views=views,
+                                                     layout=d.layout)
             else:
                 self._inputs[split] = [ActionInput(name=c.name, label=c.label, x=clip_input(c, persons=d.persons))
                                        for c in self.dataset().subset(split)]
@@ -353,7 +379,7 @@ class ActionTask:
         return {"name": m.name, "kwargs": {**m.kwargs, "num_classes": len(self.classes)},
                 "classes": list(self.classes), "clip_len": d.clip_len, "frame_step": d.frame_step,
                 "persons": d.persons, "input": d.input, "sampling": d.sampling, "normalize": d.normalize,
-                "layout": "nw_ucla_h36m17" if d.dataset == "nw_ucla" else "coco17_h36m17"}
+                "layout": NW_UCLA_LAYOUTS[d.layout] if d.dataset == "nw_ucla" else "coco17_h36m17"}
 
     def batch(self, step: int, *, rank: int, world_size: int, batch_size: int) -> dict[str, torch.Tensor]:
         d = self.config.data
@@ -364,8 +390,8 @@ class ActionTask:
             item = train[int(rng.integers(len(train)))]
             w = sample_frames(item.x, rng, clip_len=d.clip_len, frame_step=d.frame_step, sampling=d.sampling,
                               crop_min=d.crop_min)  # (M, L, 17, 3)
-            if rng.random() < d.flip_prob:
-                w, _ = flip_pair(w)
+            if rng.random() < d.flip_prob:  # mirror: x negated, left and right joints swapped
+                w = flip(w, d.layout)
             w = w.copy()
             if d.input == "3d":
                 w = rotate_3d(w, rng.uniform(-d.rotate_deg, d.rotate_deg), rng.uniform(-d.tilt_deg, d.tilt_deg),
