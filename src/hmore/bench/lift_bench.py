@@ -96,7 +96,7 @@ def run(*, models: Sequence[str] = DEFAULT_MODELS, data: str = "h36m", sources: 
     import sys
 
     from hmore.data.h36m import TEST_SUBJECTS, load_h36m
-    from hmore.lift.h36m import build_arrays, evaluate
+    from hmore.lift.h36m import build_arrays
 
     if data not in DATA:
         raise UsageError(f"unknown lifting benchmark data {data!r}; known: {', '.join(DATA)}")
@@ -133,19 +133,37 @@ def run(*, models: Sequence[str] = DEFAULT_MODELS, data: str = "h36m", sources: 
     for spec in specs:
         entry: dict[str, Any] = {"origin": spec.origin, "params": int(sum(p.numel() for p in spec.model.parameters()))}
         for src in sources:
-            t0 = time.perf_counter()
-            r = evaluate(spec.model, arrays, source=src, flip=flip, every=every, progress=show)
-            res = {"p1": r.p1, "p2": r.p2, "per_action": r.per_action, "frames": r.frames, "bone_cv": r.bone_cv,
-                   "seconds": time.perf_counter() - t0}
-            if src == "sh" and missing > 0:
-                rm = evaluate(spec.model, arrays, source=src, flip=flip, every=every, missing=missing, progress=show)
-                res["missing"] = {"fraction": missing, "p1": rm.p1, "p2": rm.p2, "ratio": rm.p1 / r.p1}
-            entry[src] = res
-            preds[(spec.name, src)] = r
-            log.info("%s on %s: P1 %.1f P2 %.1f mm", spec.name, src, r.p1, r.p2)
+            entry[src], preds[(spec.name, src)] = _score(spec, arrays, src, flip=flip, every=every,
+                                                         missing=missing if src == "sh" else 0.0, show=show)
         summary["models"][spec.name] = entry
     write_outputs(out_dir, summary, arrays=arrays, preds=preds, pictures=pictures)
     return summary
+
+
+def _score(spec: LiftModelSpec, arrays: Any, source: str, *, flip: bool, every: int, missing: float, show: bool,
+           group_by: str = "action", over_frames: bool = False) -> tuple[dict[str, Any], Any]:
+    """One model on one input: its ``results.json`` entry and the :class:`~hmore.lift.h36m.ProtocolResult`. P1 and
+    P2 are the means over the groups (Human3.6M's actions), or with ``over_frames`` over all frames (the group means
+    then go to ``p1_groups`` / ``p2_groups``)."""
+    from hmore.lift.h36m import evaluate
+
+    def means(r: Any) -> tuple[float, float]:
+        return (r.p1_frames, r.p2_frames) if over_frames else (r.p1, r.p2)
+
+    t0 = time.perf_counter()
+    r = evaluate(spec.model, arrays, source=source, flip=flip, every=every, group_by=group_by, progress=show)
+    p1, p2 = means(r)
+    res = {"p1": p1, "p2": p2, "per_action": r.per_action, "frames": r.frames, "bone_cv": r.bone_cv,
+           "seconds": time.perf_counter() - t0}
+    if over_frames:
+        res.update(p1_groups=r.p1, p2_groups=r.p2, group_by=group_by)
+    if missing > 0:
+        rm = evaluate(spec.model, arrays, source=source, flip=flip, every=every, missing=missing, group_by=group_by,
+                      progress=show)
+        m1, m2 = means(rm)
+        res["missing"] = {"fraction": missing, "p1": m1, "p2": m2, "ratio": m1 / p1}
+    log.info("%s on %s: P1 %.1f P2 %.1f mm", spec.name, source, p1, p2)
+    return res, r
 
 
 def _view_arrays(data: str, name: str, root: str | None, limit: int | None) -> Any:
@@ -164,7 +182,6 @@ def run_views(*, models: Sequence[str], data: str, every: int = 1, missing: floa
     ``limit``: the first n takes / identities only (tests). Writes and returns the summary as :func:`run` does."""
     import sys
 
-    from hmore.lift.h36m import evaluate
     from hmore.lift.views import NOISE_EVERY, SOURCE
 
     show = sys.stderr.isatty() if progress is None else progress
@@ -196,20 +213,9 @@ def run_views(*, models: Sequence[str], data: str, every: int = 1, missing: floa
     for spec in specs:
         entry: dict[str, Any] = {"origin": spec.origin, "params": int(sum(p.numel() for p in spec.model.parameters()))}
         for name, arrays in sets.items():
-            group_by = VIEW_SETS[data][name][1]
-            t0 = time.perf_counter()
-            r = evaluate(spec.model, arrays, source=SOURCE, flip=flip, every=every, group_by=group_by, progress=show)
-            res = {"p1": r.p1_frames, "p2": r.p2_frames, "p1_groups": r.p1, "p2_groups": r.p2, "group_by": group_by,
-                   "per_action": r.per_action, "frames": r.frames, "bone_cv": r.bone_cv,
-                   "seconds": time.perf_counter() - t0}
-            if missing > 0:
-                rm = evaluate(spec.model, arrays, source=SOURCE, flip=flip, every=every, missing=missing,
-                              group_by=group_by, progress=show)
-                res["missing"] = {"fraction": missing, "p1": rm.p1_frames, "p2": rm.p2_frames,
-                                  "ratio": rm.p1_frames / r.p1_frames}
-            entry[name] = res
-            preds[(spec.name, name)] = r
-            log.info("%s on %s: P1 %.1f P2 %.1f mm", spec.name, name, r.p1_frames, r.p2_frames)
+            entry[name], preds[(spec.name, name)] = _score(spec, arrays, SOURCE, flip=flip, every=every,
+                                                           missing=missing, show=show,
+                                                           group_by=VIEW_SETS[data][name][1], over_frames=True)
         summary["models"][spec.name] = entry
     write_outputs(out_dir, summary, arrays=sets, preds=preds, pictures=pictures)
     return summary
