@@ -15,10 +15,14 @@ Every random draw comes from a ``numpy.random.Generator`` passed in, so a sample
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -302,15 +306,24 @@ def resample(joints: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
 # ---- motion pools ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MotionClip:
-    """A world-frame 3D motion (T, 17, 3) in metres, y up, at ``fps``, with its source name."""
+    """A world-frame 3D motion (T, 17, 3) in metres, y up, at ``fps``, with its source name.
+
+    ``coco`` (T, 17, 3): the body's own COCO-17 keypoints when it has them (an Anny body's keypoint regressor);
+    None: they are built from the H36M-17 skeleton (:func:`h36m_to_coco`).
+    """
 
     joints: np.ndarray
     fps: float
     name: str
+    coco: np.ndarray | None = None
+
+
+BODIES = ("capsule", "anny")
 
 
 def generated_clips(*, identities: Sequence[int], actions: Sequence[str] | None = None, num_frames: int = 150,
-                    headings: int = 2, seed: int = 0, fps: float = 30.0) -> list[MotionClip]:
+                    headings: int = 2, seed: int = 0, fps: float = 30.0, body: str = "capsule",
+                    cache: str | Path | None = None, progress: bool = False) -> list[MotionClip]:
     """Motions from ``hmore.synth.motion``: every identity x action x heading.
 
     Args:
@@ -320,7 +333,17 @@ def generated_clips(*, identities: Sequence[int], actions: Sequence[str] | None 
         headings: headings per (identity, action), spread over the circle with a seeded random phase.
         seed: seed of identities and motions.
         fps: frame rate.
+        body: ``"capsule"``, the generator's skeleton (COCO keypoints built from it); ``"anny"``, each identity's
+            Anny body (phenotype drawn from its id) playing the motions: H36M-17 joints and COCO-17 keypoints from
+            the body's regressors (:func:`anny_clips`, ~6 s an identity, cached in ``cache``).
+        cache: folder of the Anny clips (None: :func:`default_cache_dir`).
+        progress: progress bar (Anny bodies).
     """
+    if body not in BODIES:
+        raise ValueError(f"body must be one of {BODIES}, got {body!r}")
+    if body == "anny":
+        return anny_clips(identities=identities, actions=actions, num_frames=num_frames, headings=headings, seed=seed,
+                          fps=fps, cache=cache, progress=progress)
     from hmore.synth.identity import sample_identity
     from hmore.synth.motion import ACTIONS, generate_motion
 
@@ -336,6 +359,65 @@ def generated_clips(*, identities: Sequence[int], actions: Sequence[str] | None 
                                     heading=heading)
                 out.append(MotionClip(joints=np.asarray(m.joints, np.float64), fps=float(m.fps),
                                       name=f"{act}/id{i}/h{h}"))
+    return out
+
+
+def default_cache_dir() -> Path:
+    """``$HMORE_CACHE/lift_anny`` (default ``~/.cache/hmore/lift_anny``): Anny clips of :func:`anny_clips`."""
+    return Path(os.environ.get("HMORE_CACHE", Path.home() / ".cache" / "hmore")) / "lift_anny"
+
+
+def _anny_identity(i: int, *, actions: Sequence[str] | None, num_frames: int, headings: int, seed: int,
+                   fps: float, cache: Path | None) -> list[MotionClip]:
+    """One identity's Anny clips, read from / written to ``cache`` (one ``.npz`` per identity and settings)."""
+    from hmore.mesh.data import posed_clips
+
+    path = None
+    if cache is not None:
+        from hmore.synth.anny_body import _anny
+
+        key = json.dumps([_anny().version, i, list(actions) if actions is not None else None, num_frames, headings,
+                          seed, fps, ANNY_CLIPS_VERSION])
+        path = cache / f"id{i}_s{seed}_{zlib.crc32(key.encode()):08x}.npz"
+        if path.is_file():
+            with np.load(path) as z:
+                names, joints, coco, offsets = list(z["names"]), z["joints"], z["coco"], z["offsets"]
+            return [MotionClip(joints=joints[a:b].astype(np.float64), coco=coco[a:b].astype(np.float64), fps=fps,
+                               name=str(n)) for n, a, b in zip(names, offsets[:-1], offsets[1:])]
+    posed = posed_clips(identities=[i], actions=actions, num_frames=num_frames, headings=headings, seed=seed, fps=fps)
+    clips = [MotionClip(joints=p.joints.astype(np.float64), coco=p.coco.astype(np.float64), fps=fps, name=p.name)
+             for p in posed]
+    if path is not None:
+        from hmore.io.atomic import atomic_path
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        offsets = np.concatenate([[0], np.cumsum([c.joints.shape[0] for c in clips])])
+        with atomic_path(path, suffix=".npz") as tmp:
+            np.savez(tmp, names=np.array([c.name for c in clips]), offsets=offsets,
+                     joints=np.concatenate([c.joints for c in clips]).astype(np.float32),
+                     coco=np.concatenate([c.coco for c in clips]).astype(np.float32))
+    return clips
+
+
+#: bump when the Anny clips change (invalidates the cache).
+ANNY_CLIPS_VERSION = 1
+
+
+def anny_clips(*, identities: Sequence[int], actions: Sequence[str] | None = None, num_frames: int = 150,
+               headings: int = 2, seed: int = 0, fps: float = 30.0, cache: str | Path | None = None,
+               progress: bool = False) -> list[MotionClip]:
+    """:func:`generated_clips` on Anny bodies: identity ``i`` (``sample_identity(i, seed)``, its phenotype drawn
+    from ``i``: :func:`hmore.synth.anny_body.anny_person`) plays every action x heading, the motion built for its
+    body's measures and retargeted onto its rig (:func:`hmore.mesh.data.posed_clips`); ``joints`` are the body's
+    H36M-17 joints and ``coco`` Anny's COCO-17 keypoints. Each identity is cached as one ``.npz`` in ``cache``
+    (None: :func:`default_cache_dir`), so an interrupted build resumes."""
+    from tqdm.auto import tqdm
+
+    folder = Path(cache) if cache is not None else default_cache_dir()
+    out = []
+    for i in tqdm(list(identities), disable=not progress, desc="anny clips", unit="identity"):
+        out += _anny_identity(int(i), actions=actions, num_frames=num_frames, headings=headings, seed=seed, fps=fps,
+                              cache=folder)
     return out
 
 
@@ -358,20 +440,30 @@ class MotionPool:
         joints: (N, 17, 3) float32 frames of every motion.
         offsets: (M + 1,) motion ``m`` is ``joints[offsets[m]:offsets[m + 1]]``.
         names: the motions' names.
+        coco: (N, 17, 3) float32 COCO-17 keypoints of the frames when some motion has its body's own
+            (:attr:`MotionClip.coco`; the others' are built with :func:`h36m_to_coco`), else None.
     """
 
     joints: np.ndarray
     offsets: np.ndarray
     names: tuple[str, ...]
+    coco: np.ndarray | None = None
 
     @classmethod
     def from_clips(cls, clips: Sequence[MotionClip], *, fps: float | None = None) -> MotionPool:
         """Concatenate ``clips`` (resampled to ``fps`` when given)."""
-        arrs = [resample(c.joints, c.fps, fps) if fps and abs(c.fps - fps) > 1e-6 else c.joints for c in clips]
+        def rate(a: np.ndarray, c: MotionClip) -> np.ndarray:
+            return resample(a, c.fps, fps) if fps and abs(c.fps - fps) > 1e-6 else a
+
+        arrs = [rate(c.joints, c) for c in clips]
+        coco = None
+        if any(c.coco is not None for c in clips):
+            coco = np.concatenate([rate(c.coco, c) if c.coco is not None else h36m_to_coco(a)
+                                   for c, a in zip(clips, arrs)]).astype(np.float32)
         lengths = [a.shape[0] for a in arrs]
         return cls(joints=np.concatenate(arrs).astype(np.float32) if arrs else np.zeros((0, 17, 3), np.float32),
                    offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-                   names=tuple(c.name for c in clips))
+                   names=tuple(c.name for c in clips), coco=coco)
 
     def window_starts(self, length: int) -> np.ndarray:
         """Every frame index where a window of ``length`` frames starts inside one motion."""
@@ -447,17 +539,24 @@ def virtual_batch(pool: MotionPool, starts: np.ndarray, length: int, rng: np.ran
                   ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`make_sample` for many windows at once, without the masking and flipping (see :func:`mask_batch`,
     :func:`flip_batch`): windows ``pool.joints[s : s + length]`` seen by random cameras (``cfg.camera``), 2D
-    noised by ``cfg.noise``.
+    noised by ``cfg.noise``. The 2D input is the COCO-17 view converted to H36M-17 (``cfg.input_from_coco``): the
+    pool's own COCO keypoints when it has them (Anny bodies), else those built from the skeleton.
 
     Returns:
         ``(x (B, F, 17, 3) input, y (B, F, 17, 3) camera-frame root-relative metres)``, float32.
     """
-    world = pool.joints[starts[:, None] + np.arange(length)].astype(np.float64)  # (B, F, 17, 3)
+    frames = starts[:, None] + np.arange(length)  # (B, F)
+    world = pool.joints[frames].astype(np.float64)  # (B, F, 17, 3)
     b = world.shape[0]
     cam = cfg.camera
     target = world[:, :, ROOT].mean(axis=1)  # (B, 3)
     target[:, 1] = rng.uniform(0.7, 1.1, b) * np.maximum(target[:, 1], 0.5)
-    seen = coco_derived_h36m(world) if cfg.input_from_coco else world
+    if not cfg.input_from_coco:
+        seen = world
+    elif pool.coco is not None:  # the body's own keypoints, as a COCO detector sees it
+        seen = convert(pool.coco[frames].astype(np.float64), COCO17, H36M17, has_score=False)
+    else:
+        seen = coco_derived_h36m(world)
     todo = np.ones(b, bool)
     pc = np.zeros_like(world)
     pix = np.zeros(world.shape[:-1] + (2,))

@@ -30,7 +30,16 @@ from torch import nn
 
 from hmore.data.h36m import TRAIN_SUBJECTS
 from hmore.errors import ConfigError
-from hmore.lift.data import CameraConfig, MotionPool, NoiseConfig, SampleConfig, flip_batch, mask_batch, virtual_batch
+from hmore.lift.data import (
+    BODIES,
+    CameraConfig,
+    MotionPool,
+    NoiseConfig,
+    SampleConfig,
+    flip_batch,
+    mask_batch,
+    virtual_batch,
+)
 from hmore.lift.h36m import LiftArrays, build_arrays, evaluate, gather_windows, split_validation
 from hmore.losses.pose3d import LiftLossWeights
 from hmore.train.engine import TrainConfig
@@ -50,6 +59,10 @@ class H36MLiftDataConfig:
         virtual_h36m: use the training subjects' 3D (minus validation) in the virtual pool.
         virtual_bandai: use the Bandai-Namco takes (outside ``hmore.data.bandai.is_held_out``) in the virtual pool.
         virtual_generated: generated identities (x every generator action x 2 headings) in the virtual pool (0: none).
+        virtual_body: the generated identities' bodies: ``"capsule"`` (the generator's skeleton) or ``"anny"`` (the
+            same identities, actions and headings on Anny bodies, phenotype drawn per identity: 3D joints and COCO 2D
+            from the body's regressors; :func:`hmore.lift.data.anny_clips`, ~6 s an identity once, then cached).
+        virtual_cache: folder of the cached Anny clips (empty: ``$HMORE_CACHE/lift_anny``, ``~/.cache/hmore``).
         fps: frame rate of the virtual pool (Human3.6M's 50: windows then span the same time as the real ones).
         mask_joint_max: each window drops each joint with a probability drawn uniformly in [0, this].
         mask_frame: probability of dropping a whole frame.
@@ -70,6 +83,8 @@ class H36MLiftDataConfig:
     virtual_h36m: bool = True
     virtual_bandai: bool = True
     virtual_generated: int = 0
+    virtual_body: str = "capsule"
+    virtual_cache: str = ""
     fps: float = 50.0
     mask_joint_max: float = 0.3
     mask_frame: float = 0.1
@@ -113,12 +128,17 @@ class H36MLiftTask(LiftLossMixin):
             raise ConfigError(f"data.sh_weight, gt_weight, virtual_weight must be >= 0 and not all 0, got {weights}")
         if d.clip_len < 1 or d.val_every < 1 or not 0 <= d.mask_joint_max < 1 or not 0 <= d.mask_frame < 1:
             raise ConfigError("data.clip_len and val_every must be >= 1, mask_joint_max and mask_frame in [0, 1)")
+        if d.virtual_body not in BODIES:
+            raise ConfigError(f"data.virtual_body must be one of {BODIES}, got {d.virtual_body!r}")
         self.config = config
         self._weights = weights / weights.sum()
         #: the exported weights' licence (``hmore train --export``): the training data's terms apply.
-        self.weights_licence = ("research use only: trained on Human3.6M (academic, non-commercial licence)"
-                                + (" and Bandai-Namco motions (CC BY-NC 4.0)" if d.virtual_bandai and d.virtual_weight
-                                   else "") + "; the terms of those datasets apply")
+        uses_h36m = d.sh_weight + d.gt_weight > 0 or (d.virtual_h36m and d.virtual_weight > 0)
+        research = [name for name, used in (("Human3.6M (academic, non-commercial licence)", uses_h36m),
+                                            ("Bandai-Namco motions (CC BY-NC 4.0)",
+                                             d.virtual_bandai and d.virtual_weight > 0)) if used]
+        self.weights_licence = (f"research use only: trained on {' and '.join(research)}; the terms of those datasets "
+                                "apply" if research else None)  # None: generated data only, the default (MIT)
         self._arrays = arrays
         self._pool = pool
         self._starts: np.ndarray | None = None
@@ -134,7 +154,9 @@ class H36MLiftTask(LiftLossMixin):
             d = self.config.data
             data = load_h36m(d.root or None)
             train, val = split_validation(data.examples(d.train_subjects), d.val_subjects)
-            sources = [s for s, w in zip(("sh", "gt"), self._weights[:2]) if w > 0] or ["sh"]
+            sources = [s for s, w in zip(("sh", "gt"), self._weights[:2]) if w > 0]
+            if not sources:  # virtual windows only: no Human3.6M training frames needed
+                train, sources = [], ["sh"]
             self._arrays = (build_arrays(data, train, sources=sources, dtype=np.float16),
                             build_arrays(data, val, sources=("sh", "gt")))
             log.info("lift_h36m: %d training frames (%d examples), %d validation frames (%d examples)",
@@ -161,7 +183,8 @@ class H36MLiftTask(LiftLossMixin):
                     from hmore.lift.data import generated_clips
 
                     clips += generated_clips(identities=range(d.virtual_generated), num_frames=150, headings=2,
-                                             seed=d.seed, fps=30.0)
+                                             seed=d.seed, fps=30.0, body=d.virtual_body,
+                                             cache=d.virtual_cache or None, progress=True)
             self._pool = MotionPool.from_clips(clips, fps=d.fps)
             log.info("lift_h36m: virtual pool of %d motions, %d frames", len(clips), self._pool.joints.shape[0])
         return self._pool
@@ -175,15 +198,15 @@ class H36MLiftTask(LiftLossMixin):
 
     def batch(self, step: int, *, rank: int, world_size: int, batch_size: int) -> dict[str, torch.Tensor]:
         d = self.config.data
-        train, _ = self.arrays()
         rng = np.random.default_rng([d.seed, 23, step, rank])
         n_sh, n_gt, n_virt = self._counts(rng, batch_size)
         length = d.clip_len
-        if self._starts is None:
-            self._starts = train.window_starts(length)
         xs, ys = [], []
         for src, n in (("sh", n_sh), ("gt", n_gt)):
             if n:
+                train, _ = self.arrays()
+                if self._starts is None:
+                    self._starts = train.window_starts(length)
                 s = self._starts[rng.integers(len(self._starts), size=n)]
                 xs.append(gather_windows(train.x[src], s, length).astype(np.float32))
                 ys.append(gather_windows(train.y, s, length).astype(np.float32))
