@@ -47,6 +47,38 @@ def test_motion_branch_shapes_and_vq_decode():
     assert m.decode_motion(out.quantized).shape == (3, 8, 55)
 
 
+class _FixedLatent(torch.nn.Module):
+    """A stand-in motion encoder that returns the same (B, N, dim) tokens whatever the states."""
+
+    def __init__(self, latent: torch.Tensor) -> None:
+        super().__init__()
+        self.latent = latent
+
+    def forward(self, states: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        return self.latent
+
+
+@pytest.mark.parametrize(("cosine", "expect"), [(True, [0, 2]), (False, [1, 2])])
+def test_cosine_or_euclidean_codebook(cosine, expect):
+    # codes c0 = e0, c1 = 10 e0 + 3 e1, c2 = -e0, c3 = 30 (e0 + e2) (c1, c3 unit-norm when cosine), c4..c7 = -e2;
+    # tokens z0 = 9 e0, z1 = -4 e0. Cosine: z0 -> c0 (cos 1 vs 10 / sqrt(109) = 0.96 and 0.71); Euclidean: z0 -> c1
+    # (distance sqrt(10) vs 8 to c0, 36.6 to c3; the largest dot product would be c3). z1 -> c2 both ways (cos 1;
+    # distance 3 vs 5 to c0 and sqrt(17) to c4..c7).
+    m = _model(cosine_codebook=cosine)
+    assert m.motion_vq._codebook.use_cosine_sim is cosine
+    e = torch.eye(16)
+    c1, c3 = 10 * e[0] + 3 * e[1], 30 * (e[0] + e[2])
+    if cosine:
+        c1, c3 = c1 / c1.norm(), c3 / c3.norm()
+    codes = torch.stack([e[0], c1, -e[0], c3] + [-e[2]] * 4)
+    m.motion_vq._codebook.embed.copy_(codes[None])
+    m.motion_encoder = _FixedLatent(torch.stack([9 * e[0], -4 * e[0]])[None])
+    states, valid = _batch(b=1)
+    assert m.eval().motion(states, valid).ids.tolist() == [expect]
+    with torch.no_grad():  # the library's own search (training mode) picks the same codes
+        assert m.train().motion(states, valid).ids.tolist() == [expect]
+
+
 def test_padding_with_mask_equals_truncation():
     m = _model().eval()
     states, valid = _batch(b=2, t=8)

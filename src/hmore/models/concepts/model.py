@@ -49,6 +49,8 @@ class ConceptModelConfig:
         dead_code_threshold: codes whose EMA cluster size falls below it are re-initialised from the batch
             (vector-quantize-pytorch's ``threshold_ema_dead_code``; 0 disables).
         kmeans_init: initialise the codebooks by k-means on the first batch.
+        cosine_codebook: nearest code by cosine similarity with unit-norm codes (vector-quantize-pytorch's
+            ``use_cosine_sim``; InfoCon's choice); false: by Euclidean distance with free-norm codes.
         decoder_depth: transformer layers of the reconstruction decoders.
         hyper_dim: width of the hypernetwork's state embedding (InfoCon: 128).
         hyper_bottleneck: the concept vector's bottleneck before the weight generator (InfoCon: 2).
@@ -81,6 +83,7 @@ class ConceptModelConfig:
     commitment: float = 0.25
     dead_code_threshold: float = 2.0
     kmeans_init: bool = True
+    cosine_codebook: bool = True
     decoder_depth: int = 1
     hyper_dim: int = 64
     hyper_bottleneck: int = 2
@@ -335,7 +338,7 @@ class ConceptModel(nn.Module):
         c = self.config
         return VectorQuantize(dim=c.dim, codebook_size=c.codebook_size, decay=c.codebook_decay,
                               commitment_weight=c.commitment, kmeans_init=c.kmeans_init, kmeans_iters=10,
-                              threshold_ema_dead_code=c.dead_code_threshold, use_cosine_sim=True)
+                              threshold_ema_dead_code=c.dead_code_threshold, use_cosine_sim=c.cosine_codebook)
 
     # ---- motion ------------------------------------------------------------------------------------------------
     def _check_motion(self, states: torch.Tensor, valid: torch.Tensor) -> None:
@@ -355,9 +358,12 @@ class ConceptModel(nn.Module):
         if self.training:
             quantized, ids, commit = vq(latent, mask=token_valid)
             commit = commit.sum() if commit.ndim else commit
-        else:  # the same nearest code by cosine similarity, without the library's first-call set-up (seconds)
-            codebook = vq.codebook.reshape(-1, latent.shape[-1])
-            ids = (F.normalize(latent, dim=-1) @ codebook.t()).argmax(dim=-1)
+        else:  # the library's nearest code, without its first-call set-up (seconds)
+            codebook = vq.codebook.reshape(-1, latent.shape[-1])  # (K, dim)
+            if self.config.cosine_codebook:  # unit-norm codes: the largest cosine
+                ids = (F.normalize(latent, dim=-1) @ codebook.t()).argmax(dim=-1)
+            else:  # the smallest squared distance |z|^2 - 2 z.c + |c|^2 (|z|^2 is the same for every code)
+                ids = (codebook.square().sum(-1) - 2 * latent @ codebook.t()).argmin(dim=-1)
             quantized = codebook[ids]
             commit = latent.new_zeros(())
         return BranchOutput(latent=latent, quantized=quantized, ids=ids, commit_loss=commit, token_valid=token_valid)
@@ -382,7 +388,7 @@ class ConceptModel(nn.Module):
             self.train(was)
 
     def codebook(self, branch: str = "motion") -> torch.Tensor:
-        """(K, dim) the unit-norm concept vectors of a branch."""
+        """(K, dim) the concept vectors of a branch (unit-norm with ``cosine_codebook``)."""
         vq = self.motion_vq if branch == "motion" else self.video_vq
         return vq.codebook.reshape(-1, self.config.dim)
 
