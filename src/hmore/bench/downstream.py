@@ -292,6 +292,17 @@ def mean_over_seeds(values: Sequence[float | None]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
+def std_over_seeds(values: Sequence[float | None]) -> float | None:
+    """The seeds' sample standard deviation (ddof 1); None with fewer than two finite values."""
+    vals = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.std(vals, ddof=1)) if len(vals) >= 2 else None
+
+
+def mean_std(mean: float | None, std: float | None) -> float | str | None:
+    """A table cell: the mean alone (one seed) or ``mean ± std``."""
+    return mean if std is None or mean is None else f"{mean:.2f} ± {std:.2f}"
+
+
 # ---- pictures ----------------------------------------------------------------------------------------------------
 
 
