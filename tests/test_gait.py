@@ -280,6 +280,14 @@ def test_gait_task_trains_through_the_engine_and_scores(tmp_path):
                      score=lambda t, m: pytest.fail("scored twice"))
     assert again["sil+dis"][0]["rank1"] == got["rank1"]
 
+    class Unloadable:  # a finished, scored run does not even build its model (nor load the set)
+        def build_model(self):
+            pytest.fail("built the model of a finished run")
+
+    third = run_rows(tmp_path, rows=["sil+dis"], seeds=[0], flow_key=None,
+                     make=lambda r, s, k: (Unloadable(), task.config), score=lambda t, m: pytest.fail("scored"))
+    assert third["sil+dis"][0]["rank1"] == got["rank1"] and third["sil+dis"][0]["step"] == 2
+
 
 # ---- the generated set ---------------------------------------------------------------------------------------------
 

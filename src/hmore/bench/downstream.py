@@ -220,12 +220,26 @@ def run_rows(out: Path, *, rows: Sequence[str], seeds: Sequence[int], flow_key: 
             folder = run_dir(out, row, seed=seed, flow_key=key)
             task, cfg = make(row, seed, key)
             log.info("row %s seed %d -> %s", row, seed, folder)
+            done = finished_scores(folder, cfg.train.steps) if stage == "all" else None
+            if done is not None:  # trained to the end and scored: neither the data nor the model is loaded
+                results.setdefault(row, {})[seed] = {**done, "run": str(folder), "flow_key": key}
+                continue
             model, step = train_row(task, cfg, folder)
             res: dict[str, Any] = {"step": step}
             if stage == "all":
                 res = cached_scores(folder, step, lambda task=task, model=model: score(task, model))
             results.setdefault(row, {})[seed] = {**res, "run": str(folder), "flow_key": key}
     return results
+
+
+def finished_scores(folder: Path, steps: int) -> dict[str, Any] | None:
+    """``folder/test.json`` when it scores the run's final step ``steps``, else None."""
+    path = folder / "test.json"
+    try:
+        found = json.loads(path.read_text()) if path.is_file() else None
+    except json.JSONDecodeError:
+        return None
+    return found if found is not None and found.get("step") == steps else None
 
 
 def cached_scores(folder: Path, step: int, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
