@@ -454,6 +454,8 @@ def test_bench_and_demo_cli_errors(capsys, tmp_path):
     assert "unknown input channel" in capsys.readouterr().err
     assert main(["bench", "action-flow", "-o", str(tmp_path), "--rows", "sil", "--preset", "test"]) == 2
     assert main(["bench", "gait", "-o", str(tmp_path), "--steps", "0"]) == 2
+    assert main(["bench", "gait", "-o", str(tmp_path), "--preset", "test", "--recipe", "flow_maks=true"]) == 2
+    assert "flow_maks" in capsys.readouterr().err
     assert main(["gait", str(tmp_path / "g.mp4"), str(tmp_path / "p.mp4"), "-o", str(tmp_path / "out")]) == 1
     assert "GALLERY" in capsys.readouterr().err  # inputs are checked before the weights
     (tmp_path / "g.mp4").touch()

@@ -91,7 +91,7 @@ def run_bench(spec: BenchSpec, out_dir: str | Path, *, preset: str = "full", row
               seeds: Sequence[int] = (0,), flow_model: str = "hmore_flow_cpu", flow_weights: str | None = None,
               data_dir: str | Path | None = None, steps: int | None = None, stage: str = "all",
               shard: tuple[int, int] = (0, 1), threads: int | None = 1, progress: bool | None = None,
-              command: str = "") -> dict[str, Any]:
+              command: str = "", recipe_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A whole downstream benchmark: the set, one run per row and seed, scores, results.json and report.html.
 
     Args:
@@ -108,6 +108,7 @@ def run_bench(spec: BenchSpec, out_dir: str | Path, *, preset: str = "full", row
         threads: torch/OpenCV threads (None: their defaults).
         progress: progress bars (None: on a terminal).
         command: the command line, for the report.
+        recipe_overrides: recipe fields replaced (strict: an unknown field is an error), e.g. ``{"flow_mask": False}``.
 
     Returns:
         The summary written to ``results.json`` (``stage="all"``), else what the stage did.
@@ -123,6 +124,10 @@ def run_bench(spec: BenchSpec, out_dir: str | Path, *, preset: str = "full", row
     set_threads(threads)
     config = spec.preset(preset)
     recipe = spec.recipes.get(preset, spec.recipes["full"])
+    if recipe_overrides:
+        from hmore.config import from_dict
+
+        recipe = from_dict(type(recipe), {**to_dict(recipe), **recipe_overrides})
     if steps is not None:
         recipe = replace(recipe, steps=int(steps), decay_every=max(1, int(steps) // 3))
     out = Path(out_dir)
