@@ -212,6 +212,60 @@ def test_gait_task_config_errors():
         _task(seqs_per_id=1)
 
 
+def test_flow_channel_mask_smooth_and_scale_by_hand():
+    from hmore.gait.task import flow_channel
+
+    # 4 pairs of a 1 x 2 "crop": x-flow 8, 16, 24, 32 units (1, 2, 3, 4 px) in the left pixel, 0 elsewhere
+    flow = np.zeros((4, 2, 1, 2), np.int8)
+    flow[:, 0, 0, 0] = [8, 16, 24, 32]
+    sil = np.zeros((5, 1, 2), np.uint8)
+    sil[:, 0, 0] = [255, 0, 51, 255, 255]  # frame 1 off the body, frame 2 a fifth on it
+    frames = np.array([0, 1, 2, 3])
+    plain = flow_channel(flow, sil, frames, flow_scale=2.0)
+    np.testing.assert_allclose(plain[:, 0, 0, 0], [0.5, 1.0, 1.5, 2.0])
+    masked = flow_channel(flow, sil, frames, flow_scale=1.0, mask=True)
+    np.testing.assert_allclose(masked[:, 0, 0, 0], [1.0, 0.0, 0.6, 4.0], rtol=1e-6)
+    # window 3, clipped at the ends: (1+2)/2, (1+2+3)/3, (2+3+4)/3, (3+4)/2
+    smooth = flow_channel(flow, sil, frames, flow_scale=1.0, smooth=3)
+    np.testing.assert_allclose(smooth[:, 0, 0, 0], [1.5, 2.0, 3.0, 3.5], rtol=1e-6)
+    assert smooth.shape == (4, 2, 1, 2) and not smooth[:, 1].any() and not smooth[:, :, :, 1].any()
+    # smoothing happens before the mask of the frame itself
+    both = flow_channel(flow, sil, np.array([1, 2]), flow_scale=1.0, mask=True, smooth=3)
+    np.testing.assert_allclose(both[:, 0, 0, 0], [0.0, 0.6], rtol=1e-6)
+
+
+def test_gait_flow_dropout_and_representation_keys():
+    from hmore.errors import ConfigError
+
+    base = _task()
+    kept = base.batch(5, rank=0, world_size=1, batch_size=4)["x"]
+    drop = _task(flow_dropout=0.9, flow_mask=True)
+    xs = [drop.batch(step, rank=0, world_size=1, batch_size=4)["x"] for step in range(6)]
+    zeroed = sum(int(not x[i, :, 1:].any()) for x in xs for i in range(4))
+    assert 14 <= zeroed < 24  # ~90 % of 24 sequences lose all their flow channels
+    assert all(torch.equal(x[:, :, 0], x[:, :, 0].clamp(0, 1)) for x in xs)  # the silhouettes stay
+    assert kept[:, :, 1:].any()
+    # the mask: flow only where the silhouette is
+    x = _task(flow_mask=True).batch(5, rank=0, world_size=1, batch_size=4)["x"]
+    assert not x[:, :, 1:][(x[:, :, :1] == 0).expand(-1, -1, 2, -1, -1)].any()
+    assert _task(flow_mask=True, flow_smooth=3).model_config()["flow_smooth"] == 3
+    with pytest.raises(ConfigError, match="flow_smooth"):
+        _task(flow_smooth=2)
+    with pytest.raises(ConfigError, match="flow_dropout"):
+        _task(flow_dropout=1.0)
+
+
+def test_gaitbase_extra_init_scale_zero_starts_as_a_silhouette_model():
+    torch.manual_seed(0)
+    m = create_model("gaitbase_test", in_channels=3, num_classes=5, extra_init_scale=0.0).eval()
+    w = m.stem[0].weight
+    assert not w[:, 1:].any() and w[:, :1].abs().sum() > 0
+    x = torch.randn(1, 2, 3, 64, 44)
+    flowless = x.clone()
+    flowless[:, :, 1:] = 0
+    torch.testing.assert_close(m(x).embeddings, m(flowless).embeddings)
+
+
 def test_gait_task_trains_through_the_engine_and_scores(tmp_path):
     from hmore.bench.downstream import run_rows
 
@@ -225,6 +279,14 @@ def test_gait_task_trains_through_the_engine_and_scores(tmp_path):
     again = run_rows(tmp_path, rows=["sil+dis"], seeds=[0], flow_key=None, make=lambda r, s, k: (task, task.config),
                      score=lambda t, m: pytest.fail("scored twice"))
     assert again["sil+dis"][0]["rank1"] == got["rank1"]
+
+    class Unloadable:  # a finished, scored run does not even build its model (nor load the set)
+        def build_model(self):
+            pytest.fail("built the model of a finished run")
+
+    third = run_rows(tmp_path, rows=["sil+dis"], seeds=[0], flow_key=None,
+                     make=lambda r, s, k: (Unloadable(), task.config), score=lambda t, m: pytest.fail("scored"))
+    assert third["sil+dis"][0]["rank1"] == got["rank1"] and third["sil+dis"][0]["step"] == 2
 
 
 # ---- the generated set ---------------------------------------------------------------------------------------------
@@ -362,6 +424,29 @@ def test_gait_summary_tables_and_pattern_checks():
     assert checks["+ hmore world: adding flow raises CL the most"] is False
     text = format_tables(s)
     assert "| + DIS flow | 91.00 | 82.00 | 60.00 |" in text and "DOES NOT HOLD" in text
+    assert s["rows"]["sil"]["std"]["CL"] is None  # one seed: no spread
+    # two seeds: mean and sample std (ddof 1) per condition and of the per-seed NM/BG/CL means
+    two = {"sil": {**res(0.9, 0.8, 0.5), 1: res(0.8, 0.6, 0.3)[0]}}
+    s2 = summarise(two, config=GaitSetConfig(), recipe=RECIPES["full"], preset="full", seeds=[0, 1], fm=None,
+                   timing={}, command="x")
+    e = s2["rows"]["sil"]
+    assert e["rank1"]["BG"] == pytest.approx(70.0) and e["std"]["BG"] == pytest.approx(np.sqrt(200.0))
+    assert e["mean"] == pytest.approx(65.0) and e["mean_std"] == pytest.approx(50 / 3 / np.sqrt(2))
+    assert "| silhouettes | 85.00 ± 7.07 | 70.00 ± 14.14 | 40.00 ± 14.14 | 65.00 ± 11.79 |" in format_tables(s2)
+
+
+def test_gait_recipe_states_the_flow_representation_for_every_row(tmp_path):
+    from dataclasses import replace
+
+    from hmore.bench.gait_bench import RECIPES, row_config
+
+    for row in ("sil+dis", "sil+exact_world+exact_local", "sil+world+local"):
+        cfg = row_config(row, set_root=tmp_path, recipe=RECIPES["full"], seed=1, flow_key="k", threads=1)
+        assert cfg.data.flow_mask is True and cfg.data.flow_smooth == 1 and cfg.data.flow_dropout == 0.0
+        assert cfg.model.kwargs == {"extra_init_scale": 0.0}
+    old = row_config("sil+dis", set_root=tmp_path, recipe=replace(RECIPES["full"], flow_mask=False, flow_init=1.0),
+                     seed=1, flow_key=None, threads=1)
+    assert old.data.flow_mask is False and old.model.kwargs == {}
 
 
 def test_bench_and_demo_cli_errors(capsys, tmp_path):
@@ -369,6 +454,8 @@ def test_bench_and_demo_cli_errors(capsys, tmp_path):
     assert "unknown input channel" in capsys.readouterr().err
     assert main(["bench", "action-flow", "-o", str(tmp_path), "--rows", "sil", "--preset", "test"]) == 2
     assert main(["bench", "gait", "-o", str(tmp_path), "--steps", "0"]) == 2
+    assert main(["bench", "gait", "-o", str(tmp_path), "--preset", "test", "--recipe", "flow_maks=true"]) == 2
+    assert "flow_maks" in capsys.readouterr().err
     assert main(["gait", str(tmp_path / "g.mp4"), str(tmp_path / "p.mp4"), "-o", str(tmp_path / "out")]) == 1
     assert "GALLERY" in capsys.readouterr().err  # inputs are checked before the weights
     (tmp_path / "g.mp4").touch()

@@ -91,7 +91,7 @@ def run_bench(spec: BenchSpec, out_dir: str | Path, *, preset: str = "full", row
               seeds: Sequence[int] = (0,), flow_model: str = "hmore_flow_cpu", flow_weights: str | None = None,
               data_dir: str | Path | None = None, steps: int | None = None, stage: str = "all",
               shard: tuple[int, int] = (0, 1), threads: int | None = 1, progress: bool | None = None,
-              command: str = "") -> dict[str, Any]:
+              command: str = "", recipe_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A whole downstream benchmark: the set, one run per row and seed, scores, results.json and report.html.
 
     Args:
@@ -108,6 +108,7 @@ def run_bench(spec: BenchSpec, out_dir: str | Path, *, preset: str = "full", row
         threads: torch/OpenCV threads (None: their defaults).
         progress: progress bars (None: on a terminal).
         command: the command line, for the report.
+        recipe_overrides: recipe fields replaced (strict: an unknown field is an error), e.g. ``{"flow_mask": False}``.
 
     Returns:
         The summary written to ``results.json`` (``stage="all"``), else what the stage did.
@@ -123,6 +124,10 @@ def run_bench(spec: BenchSpec, out_dir: str | Path, *, preset: str = "full", row
     set_threads(threads)
     config = spec.preset(preset)
     recipe = spec.recipes.get(preset, spec.recipes["full"])
+    if recipe_overrides:
+        from hmore.config import from_dict
+
+        recipe = from_dict(type(recipe), {**to_dict(recipe), **recipe_overrides})
     if steps is not None:
         recipe = replace(recipe, steps=int(steps), decay_every=max(1, int(steps) // 3))
     out = Path(out_dir)
@@ -220,12 +225,26 @@ def run_rows(out: Path, *, rows: Sequence[str], seeds: Sequence[int], flow_key: 
             folder = run_dir(out, row, seed=seed, flow_key=key)
             task, cfg = make(row, seed, key)
             log.info("row %s seed %d -> %s", row, seed, folder)
+            done = finished_scores(folder, cfg.train.steps) if stage == "all" else None
+            if done is not None:  # trained to the end and scored: neither the data nor the model is loaded
+                results.setdefault(row, {})[seed] = {**done, "run": str(folder), "flow_key": key}
+                continue
             model, step = train_row(task, cfg, folder)
             res: dict[str, Any] = {"step": step}
             if stage == "all":
                 res = cached_scores(folder, step, lambda task=task, model=model: score(task, model))
             results.setdefault(row, {})[seed] = {**res, "run": str(folder), "flow_key": key}
     return results
+
+
+def finished_scores(folder: Path, steps: int) -> dict[str, Any] | None:
+    """``folder/test.json`` when it scores the run's final step ``steps``, else None."""
+    path = folder / "test.json"
+    try:
+        found = json.loads(path.read_text()) if path.is_file() else None
+    except json.JSONDecodeError:
+        return None
+    return found if found is not None and found.get("step") == steps else None
 
 
 def cached_scores(folder: Path, step: int, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -290,6 +309,17 @@ class Timer:
 def mean_over_seeds(values: Sequence[float | None]) -> float | None:
     vals = [v for v in values if v is not None and np.isfinite(v)]
     return float(np.mean(vals)) if vals else None
+
+
+def std_over_seeds(values: Sequence[float | None]) -> float | None:
+    """The seeds' sample standard deviation (ddof 1); None with fewer than two finite values."""
+    vals = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.std(vals, ddof=1)) if len(vals) >= 2 else None
+
+
+def mean_std(mean: float | None, std: float | None) -> float | str | None:
+    """A table cell: the mean alone (one seed) or ``mean ± std``."""
+    return mean if std is None or mean is None else f"{mean:.2f} ± {std:.2f}"
 
 
 # ---- pictures ----------------------------------------------------------------------------------------------------

@@ -26,9 +26,11 @@ from hmore.bench.downstream import (
     line_chart,
     markdown_table,
     mean_over_seeds,
+    mean_std,
     pct,
     report_setup,
     run_bench,
+    std_over_seeds,
     summary_head,
 )
 from hmore.errors import InputError
@@ -63,13 +65,20 @@ PAPER = {
 class GaitRecipe(Recipe):
     """The gait rows' recipe (ours: AdamW through hmore's engine instead of GaitBase's SGD 0.1): the common fields
     of :class:`hmore.bench.downstream.Recipe`, plus ``seqs_per_id`` (K of the triplet sampler) and ``frames`` (per
-    sequence in training)."""
+    sequence in training), and the flow representation every flow row shares (exact rows included):
+    ``flow_mask``, ``flow_smooth``, ``flow_dropout`` (:class:`hmore.gait.task.GaitDataConfig`) and
+    ``flow_init`` (the model's ``extra_init_scale``). The defaults (flow masked to the silhouette, the stem's flow
+    weights starting at zero) are what held on the validation identities of ``full46`` (README "Downstream")."""
 
     model: str = "gaitbase_cpu"
     seqs_per_id: int = 2
     frames: int = 8
     val_identities: int = 4
     eval_every: int = 250
+    flow_mask: bool = True
+    flow_smooth: int = 1
+    flow_dropout: float = 0.0
+    flow_init: float = 0.0
 
 
 RECIPES = {
@@ -87,11 +96,14 @@ def row_config(row: str, *, set_root: Path, recipe: GaitRecipe, seed: int, flow_
     from hmore.gait.task import GaitDataConfig, GaitModelConfig, GaitRunConfig
 
     kwargs: dict[str, Any] = {"parts": 4} if recipe.model == "gaitbase_test" else {}
+    if recipe.flow_init != 1.0:
+        kwargs["extra_init_scale"] = recipe.flow_init
     return GaitRunConfig(
         model=GaitModelConfig(name=recipe.model, kwargs=kwargs),
         data=GaitDataConfig(root=str(set_root), channels=row, flow_key=flow_key or "",
                             val_identities=recipe.val_identities, seqs_per_id=recipe.seqs_per_id,
-                            frames=recipe.frames, seed=seed),
+                            frames=recipe.frames, flow_mask=recipe.flow_mask, flow_smooth=recipe.flow_smooth,
+                            flow_dropout=recipe.flow_dropout, seed=seed),
         train=recipe.train_config(seed=seed, threads=threads))
 
 
@@ -105,17 +117,20 @@ def _task(row: str, seed: int, key: str | None, set_root: Path, recipe: GaitReci
 
 def summarise(results: dict[str, dict[int, dict[str, Any]]], *, config: GaitSetConfig, recipe: GaitRecipe,
               preset: str, seeds: Sequence[int], fm: Any, timing: dict[str, Any], command: str) -> dict[str, Any]:
-    """results.json: per row the mean over seeds of each condition's rank-1 (%), the per-view curves, the seeds'
-    own values, and the paper pattern checks."""
+    """results.json: per row the mean and standard deviation over seeds of each condition's rank-1 (%) and of
+    their mean, the per-view curves, the seeds' own values, and the paper pattern checks."""
     rows: dict[str, Any] = {}
     for row, per_seed in results.items():
-        means = {c: mean_over_seeds([100 * (r["rank1"]["mean"].get(c) or np.nan) for r in per_seed.values()])
-                 for c in CONDITIONS}
+        seed_r1 = {c: [100 * (r["rank1"]["mean"].get(c) or np.nan) for r in per_seed.values()] for c in CONDITIONS}
+        means = {c: mean_over_seeds(v) for c, v in seed_r1.items()}
+        seed_mean = [float(np.mean(v)) for v in zip(*seed_r1.values())]  # each seed's NM/BG/CL mean
         views = next(iter(per_seed.values()))["rank1"]["views"]
         per_view = {c: [mean_over_seeds([100 * (r["rank1"]["per_view"][c][i] or np.nan) for r in per_seed.values()])
                         for i in range(len(views))] for c in CONDITIONS}
         rows[row] = {"label": ROW_LABELS.get(row, row), "rank1": means,
-                     "mean": mean_over_seeds([means[c] for c in CONDITIONS]), "views": views, "per_view": per_view,
+                     "std": {c: std_over_seeds(v) for c, v in seed_r1.items()},
+                     "mean": mean_over_seeds([means[c] for c in CONDITIONS]), "mean_std": std_over_seeds(seed_mean),
+                     "views": views, "per_view": per_view,
                      "matrix": {s: r["rank1"]["matrix"] for s, r in per_seed.items()},
                      "seeds": {s: {c: r["rank1"]["mean"].get(c) for c in CONDITIONS} for s, r in per_seed.items()},
                      "runs": {s: r["run"] for s, r in per_seed.items()}, "flow_key": next(iter(per_seed.values()))
@@ -167,14 +182,16 @@ def format_tables(summary: dict[str, Any]) -> str:
     s = summary["set"]
     head = (f"Gait, CASIA-B protocol on the generated set '{summary['preset']}' ({summary['test_identities']} test "
             f"identities, {len(s['views'])} views, NM {s['nm']} / BG {s['bg']} / CL {s['cl']}), rank-1 % excluding "
-            f"identical views, mean of seeds {summary['seeds']}")
+            f"identical views, mean (± std) of seeds {summary['seeds']}")
     base_cl = rows.get("sil", {}).get("rank1", {}).get("CL")
     table = []
     for e in rows.values():
         paper = e.get("paper") or ("", (None, None, None))
         cl = e["rank1"]["CL"]
         gain = None if cl is None or base_cl is None else cl - base_cl
-        table.append([e["label"], *[e["rank1"][c] for c in CONDITIONS], e["mean"], gain, paper[0], *paper[1]])
+        std = e.get("std") or {}
+        table.append([e["label"], *[mean_std(e["rank1"][c], std.get(c)) for c in CONDITIONS],
+                      mean_std(e["mean"], e.get("mean_std")), gain, paper[0], *paper[1]])
     out = [head, "", markdown_table(["input", "NM", "BG", "CL", "mean", "CL vs sil", "paper row", "paper NM",
                                      "paper BG", "paper CL"], table)]
     if summary["checks"]:

@@ -38,6 +38,9 @@ def _common(p: argparse.ArgumentParser, *, presets: list[str], rows: tuple[str, 
                         "rows are re-run, their flows cached under the weights' sha256")
     p.add_argument("--data-dir", default=None, help="the generated set's folder (default OUT/set); shareable")
     p.add_argument("--steps", type=int, default=None, help="override the recipe's training steps")
+    p.add_argument("--recipe", dest="recipe_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one field of the preset's recipe, e.g. --recipe flow_mask=false (repeatable); "
+                        "use a new -o folder: run folders are named by row and seed only")
     p.add_argument("--stage", choices=("data", "train", "all"), default="all",
                    help="stop after building the set (data), after training (train), or score and report (all)")
     p.add_argument("--shard", type=_shard, default=(0, 1), metavar="i/n",
@@ -66,9 +69,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--threads must be >= 1, got {args.threads}")
     preset = "quick" if args.quick else args.preset
     command = "hmore " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    from hmore.config import parse_overrides
+
     kwargs = dict(preset=preset, rows=args.rows, seeds=args.seeds, flow_model=args.flow_model,
                   flow_weights=args.flow_weights, data_dir=args.data_dir, steps=args.steps, stage=args.stage,
-                  shard=args.shard, threads=args.threads, command=command)
+                  shard=args.shard, threads=args.threads, command=command,
+                  recipe_overrides=parse_overrides(args.recipe_overrides))
     if args.bench_target == "gait":
         from hmore.bench import gait_bench as bench
     else:

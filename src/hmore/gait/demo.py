@@ -33,12 +33,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GaitModel:
-    """A gait model ready to embed: the network, its input channels and flow scale, and where it came from."""
+    """A gait model ready to embed: the network, its input channels, flow scale and flow representation
+    (``hmore.gait.task.flow_channel``), and where it came from."""
 
     net: torch.nn.Module
     channels: tuple[str, ...]
     flow_scale: float
     source: str
+    flow_mask: bool = False
+    flow_smooth: int = 1
 
 
 def load_gait_model(weights: str | Path) -> GaitModel:
@@ -72,7 +75,8 @@ def load_gait_model(weights: str | Path) -> GaitModel:
     channels = channels_of(str(cfg["channels"]))
     if any(c.startswith("exact") for c in channels):
         raise UsageError(f"{weights} takes exact (generated) flow, which real videos do not have")
-    return GaitModel(net=net.eval(), channels=channels, flow_scale=float(cfg.get("flow_scale", 2.0)), source=desc)
+    return GaitModel(net=net.eval(), channels=channels, flow_scale=float(cfg.get("flow_scale", 2.0)), source=desc,
+                     flow_mask=bool(cfg.get("flow_mask", False)), flow_smooth=int(cfg.get("flow_smooth", 1)))
 
 
 @dataclass(frozen=True)
@@ -173,12 +177,14 @@ def video_tracks(video: str | Path, out: Path, *, channels: tuple[str, ...] = ()
 @torch.no_grad()
 def embed_tracks(model: GaitModel, tracks: list[Track]) -> np.ndarray:
     """(N, parts, D) embeddings of the tracks (all their frames as one set)."""
-    from hmore.flowfeed import dequantise_flow
+    from hmore.gait.task import flow_channel
 
     out = []
     for tr in tracks:
         parts = [tr.sil[:, None].astype(np.float32) / 255.0]
-        parts += [dequantise_flow(tr.flows[c]) / model.flow_scale for c in model.channels]
+        every = np.arange(len(tr.sil))
+        parts += [flow_channel(tr.flows[c], tr.sil, every, flow_scale=model.flow_scale, mask=model.flow_mask,
+                               smooth=model.flow_smooth) for c in model.channels]
         x = torch.from_numpy(np.concatenate(parts, axis=1)[None])  # (1, S, C, 64, 44)
         out.append(model.net(x).embeddings[0].float().numpy())
     return np.stack(out)

@@ -4,7 +4,9 @@ Data: a generated gait set (``hmore.gait.data``; ``data.format: hmore``) or an O
 partition file (``data.format: opengait``, silhouettes only). Input channels (``data.channels``): ``sil`` plus any of
 ``dis``, ``world``, ``local``, ``exact_world``, ``exact_local`` joined with ``+`` (e.g. ``sil+world+local``); flow
 channels are pair t's flow, divided by ``data.flow_scale``. Every row uses frames 0..T-2 (the frames that have a
-flow pair), so rows differ only in their channels.
+flow pair), so rows differ only in their channels. The flow representation (``data.flow_mask``, ``data.flow_smooth``,
+:func:`flow_channel`) and the training-time ``data.flow_dropout`` apply identically to every flow channel, the
+exact ones included.
 
 Batches follow OpenGait's triplet sampler: ``train.batch_size / data.seqs_per_id`` identities, ``seqs_per_id``
 sequences each, ``data.frames`` frames drawn without order from each sequence (a set). Loss: batch-all triplet
@@ -54,6 +56,12 @@ class GaitDataConfig:
         seqs_per_id: sequences per identity in a batch (K of the triplet sampler).
         frames: frames drawn from each sequence in training.
         flow_scale: flow channels are divided by this (pixels of the 64 x 44 crop).
+        flow_mask: multiply each flow channel by frame t's silhouette (0..1), so flow off the body (the estimators'
+            halo; the exact channels are already 0 there) is dropped.
+        flow_smooth: centred moving average of each flow channel over this many pairs (odd; 1: none), clipped at the
+            sequence's ends.
+        flow_dropout: in training only, the probability that a sequence's flow channels are all zeroed (the model
+            must also work from silhouettes alone).
         seed: seed of the batch sampling.
     """
 
@@ -66,6 +74,9 @@ class GaitDataConfig:
     seqs_per_id: int = 2
     frames: int = 8
     flow_scale: float = 2.0
+    flow_mask: bool = False
+    flow_smooth: int = 1
+    flow_dropout: float = 0.0
     seed: int = 0
 
 
@@ -87,12 +98,36 @@ class GaitRunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+def flow_channel(flow: np.ndarray, sil: np.ndarray, frames: np.ndarray, *, flow_scale: float, mask: bool = False,
+                 smooth: int = 1) -> np.ndarray:
+    """One flow channel of a sequence as model input: (T-1, 2, 64, 44) int8 stored flow -> (S, 2, 64, 44) float32 at
+    the pairs ``frames``, smoothed over ``smooth`` pairs (centred, clipped at the ends), masked by the frames'
+    silhouettes ``sil`` ((T, 64, 44) uint8, 255 = body) when ``mask``, divided by ``flow_scale``."""
+    if smooth > 1:
+        r = smooth // 2
+        csum = np.concatenate([np.zeros_like(flow[:1], np.float32), np.cumsum(flow, axis=0, dtype=np.float32)])
+        lo = np.clip(frames - r, 0, len(flow))
+        hi = np.clip(frames + r + 1, 0, len(flow))
+        f = dequantise_flow((csum[hi] - csum[lo]) / (hi - lo)[:, None, None, None])  # (S, 2, 64, 44)
+    else:
+        f = dequantise_flow(flow[frames])
+    if mask:
+        f = f * (sil[frames, None].astype(np.float32) / 255.0)
+    return f / flow_scale
+
+
 def gait_input(arrays: GaitArrays, k: int, frames: np.ndarray, *, channels: tuple[str, ...],
-               flow_scale: float) -> np.ndarray:
-    """Sequence ``k``'s frames ``frames`` as model input (S, 1 + 2 * len(channels), 64, 44) float32."""
+               flow_scale: float, flow_mask: bool = False, flow_smooth: int = 1,
+               drop_flow: bool = False) -> np.ndarray:
+    """Sequence ``k``'s frames ``frames`` as model input (S, 1 + 2 * len(channels), 64, 44) float32 (flow channels
+    by :func:`flow_channel`; all zero when ``drop_flow``)."""
     parts = [arrays.sil[k][frames, None].astype(np.float32) / 255.0]  # (S, 1, 64, 44)
     for c in channels:
-        parts.append(dequantise_flow(arrays.flows[c][k][frames]) / flow_scale)  # (S, 2, 64, 44)
+        if drop_flow:
+            parts.append(np.zeros((len(frames), 2, *parts[0].shape[2:]), np.float32))
+        else:
+            parts.append(flow_channel(arrays.flows[c][k], arrays.sil[k], frames, flow_scale=flow_scale,
+                                      mask=flow_mask, smooth=flow_smooth))  # (S, 2, 64, 44)
     return np.concatenate(parts, axis=1)
 
 
@@ -125,6 +160,10 @@ class GaitTask:
                               f"{d.seqs_per_id}")
         if d.frames < 1 or d.flow_scale <= 0 or d.val_identities < 0:
             raise ConfigError("data.frames >= 1, data.flow_scale > 0 and data.val_identities >= 0 required")
+        if d.flow_smooth < 1 or d.flow_smooth % 2 == 0:
+            raise ConfigError(f"data.flow_smooth must be an odd number of pairs >= 1, got {d.flow_smooth}")
+        if not 0.0 <= d.flow_dropout < 1.0:
+            raise ConfigError(f"data.flow_dropout must be in [0, 1), got {d.flow_dropout}")
         self.config = config
         self._train = arrays
         self._test = test_arrays
@@ -201,7 +240,13 @@ class GaitTask:
         m, d = self.config.model, self.config.data
         return {"name": m.name, "kwargs": {**m.kwargs, "in_channels": self.in_channels,
                                            "num_classes": len(self.train_subjects)},
-                "channels": d.channels, "flow_scale": d.flow_scale, "flow_key": d.flow_key}
+                "channels": d.channels, "flow_scale": d.flow_scale, "flow_key": d.flow_key,
+                **self.representation()}
+
+    def representation(self) -> dict[str, Any]:
+        """The flow representation keys :func:`gait_input` takes (also written into exported weights' metadata)."""
+        d = self.config.data
+        return {"flow_mask": d.flow_mask, "flow_smooth": d.flow_smooth}
 
     def batch(self, step: int, *, rank: int, world_size: int, batch_size: int) -> dict[str, torch.Tensor]:
         self._load()
@@ -223,7 +268,9 @@ class GaitTask:
             frng = np.random.default_rng([d.seed, 72, step, g])
             usable = usable_frames(arrays, k)
             frames = frng.choice(usable, size=d.frames, replace=d.frames > len(usable))
-            xs.append(gait_input(arrays, k, frames, channels=self.channels, flow_scale=d.flow_scale))
+            drop = bool(self.channels) and d.flow_dropout > 0 and frng.random() < d.flow_dropout
+            xs.append(gait_input(arrays, k, frames, channels=self.channels, flow_scale=d.flow_scale,
+                                 drop_flow=drop, **self.representation()))
             ys.append(label)
         return {"x": torch.from_numpy(np.stack(xs)), "y": torch.tensor(ys, dtype=torch.long)}
 
@@ -251,8 +298,8 @@ class GaitTask:
         for ks in groups.values():
             for s in range(0, len(ks), batch):
                 chunk = ks[s:s + batch]
-                x = np.stack([gait_input(arrays, k, frames[k], channels=self.channels, flow_scale=d.flow_scale)
-                              for k in chunk])
+                x = np.stack([gait_input(arrays, k, frames[k], channels=self.channels, flow_scale=d.flow_scale,
+                                         **self.representation()) for k in chunk])
                 emb = model(torch.from_numpy(x).to(dev)).embeddings.float().cpu().numpy()
                 for k, e in zip(chunk, emb):
                     out[k] = e

@@ -34,6 +34,8 @@ class GaitBaseConfig:
         embed_dim: width of each strip's embedding.
         num_classes: training identities (the BN-neck classifier).
         logit_scale: cosine logits are multiplied by this (16 in GaitBase).
+        extra_init_scale: the stem's initial weights on the input channels after the first (flow) are multiplied by
+            this (0: the network starts as a silhouette-only one and learns how much flow to take in).
     """
 
     in_channels: int = 1
@@ -44,6 +46,7 @@ class GaitBaseConfig:
     embed_dim: int = 256
     num_classes: int = 74
     logit_scale: float = 16.0
+    extra_init_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not (len(self.widths) == len(self.strides) == len(self.blocks) >= 1):
@@ -108,6 +111,8 @@ class GaitBase(nn.Module):
         self.classifier = nn.Parameter(torch.empty(c.parts, c.embed_dim, c.num_classes))
         nn.init.xavier_uniform_(self.fc)
         nn.init.xavier_uniform_(self.classifier)
+        with torch.no_grad():
+            self.stem[0].weight[:, 1:] *= c.extra_init_scale  # (out, in, 3, 3): channels 1.. are the flow
         self.stride = 1
         for s in c.strides:
             self.stride *= s
