@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 
 from hmore.errors import InputError, UsageError
 from hmore.io.atomic import write_json_atomic
+from hmore.io.jsonfile import read_json
 from hmore.paths import assets_dir
 from hmore.train.checkpoint import load_weights_into, read_metadata, resolve_checkpoint, save_weights
 
@@ -58,10 +58,7 @@ def read_weights_metadata(name: str, *, weights_dir: str | Path | None = None) -
     if not path.is_file():
         known = ", ".join(list_weights(root)) or "none"
         raise InputError(f"weights metadata file not found: {path} (weights available there: {known})")
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"corrupt weights metadata file {path}: {exc}") from None
+    meta = read_json(path, what="weights metadata file")
     if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict) or "sha256" not in meta:
         raise InputError(f"weights metadata file {path} lacks the 'model' and 'sha256' entries")
     return meta
@@ -77,12 +74,7 @@ def read_ensemble_metadata(name: str, *, weights_dir: str | Path | None = None) 
     """The JSON of the ensemble ``name``: ``members``, a list of ``{"weights": shipped name, "weight": w}``, and its
     provenance (how the fusion weights were chosen, metrics); :class:`InputError` naming the file if it is broken."""
     path = _root(weights_dir) / f"{name}.ensemble.json"
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"ensemble file not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"corrupt ensemble file {path}: {exc}") from None
+    meta = read_json(path, what="ensemble file")
     members = meta.get("members") if isinstance(meta, dict) else None
     if not isinstance(members, list) or not members or not all(
             isinstance(m, dict) and isinstance(m.get("weights"), str) and isinstance(m.get("weight", 1.0), (int, float))

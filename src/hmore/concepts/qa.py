@@ -25,7 +25,6 @@ with the motion does not make a wrong answer.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ import numpy as np
 
 from hmore.concepts.motion import MODEL_FPS, SkeletonSequence, resample_joints
 from hmore.errors import InputError
+from hmore.io.jsonfile import read_json
 
 QUERY_TYPES = ("action", "body_part", "left_right", "repetitions", "before_after")
 BODY_PARTS = ("left arm", "right arm", "both arms", "legs")
@@ -83,10 +83,7 @@ def read_babel_qa(path: str | Path, *, motions: str | Path | None = None, split:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"BABEL-QA questions not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON: {exc}") from None
+    data = read_json(path, what="BABEL-QA questions file")
     records = data.get("questions") if isinstance(data, dict) else data
     if not isinstance(records, list):
         raise InputError(f"{path}: expected a list of questions (or {{'questions': [...]}})")

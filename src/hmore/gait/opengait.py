@@ -13,7 +13,6 @@ Sequence folders must be named CASIA-B style: ``<type>-<NN>`` (``nm-01``, ``bg-0
 
 from __future__ import annotations
 
-import json
 import pickle
 import re
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from hmore.errors import InputError
 from hmore.gait.data import GaitArrays, GaitSequence
 from hmore.gait.silhouette import SIL_CUT, SIL_HEIGHT, SIL_WIDTH
 from hmore.io.atomic import write_bytes_atomic
+from hmore.io.jsonfile import read_json
 from hmore.io.safe_pickle import load_pickle_safely
 
 _TYPE = re.compile(r"^([A-Za-z]+)-(\d+)$")
@@ -33,12 +33,7 @@ _TYPE = re.compile(r"^([A-Za-z]+)-(\d+)$")
 def read_partition(path: str | Path) -> dict[str, list[str]]:
     """An OpenGait partition file -> ``{"TRAIN_SET": [...], "TEST_SET": [...]}`` (subject names as strings)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"partition file not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a JSON partition file ({exc})") from None
+    data = read_json(path, what="partition file")
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("TRAIN_SET", "TEST_SET")):
         raise InputError(f"{path}: an OpenGait partition needs TRAIN_SET and TEST_SET lists")
     return {k: [str(s) for s in data[k]] for k in ("TRAIN_SET", "TEST_SET")}

@@ -19,7 +19,6 @@ people carry no track ids are tracked with :mod:`hmore.priors.tracking` (``track
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import zipfile
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from hmore.errors import InputError
+from hmore.io.jsonfile import read_json
 from hmore.io.safe_pickle import load_pickle_safely
 from hmore.io.video import natural_key
 from hmore.skeleton import BLAZEPOSE33, convert
@@ -223,10 +223,7 @@ def _assemble(
 
 
 def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    return read_json(path, what="keypoint file")
 
 
 def _read_result_list(path: Path, data: list, *, layout: str | None, track: bool,
