@@ -8,6 +8,8 @@ keypoints (what the priors would give; the priors' own speed is ``benchmarks/pri
   pair (a moving camera is compensated in the correlation lookup, so no frame is warped).
 - ``hmore per pair``: every pair on its own (each frame encoded twice): the stream before feature reuse, and what
   ``benchmarks/flow_synth.py``'s cost column times.
+- ``hmore no refine``: the stream with ``refine="off"`` (the network's flow without the photometric refinement
+  inside people, :mod:`hmore.flow.refine`): what the refinement costs.
 - ``dis``: OpenCV DIS (medium) on the same frames.
 
 Methods and cameras are interleaved round by round, so a change of load on a shared machine hits all of them alike;
@@ -57,6 +59,11 @@ def main() -> None:
         return sum(1 for _ in iter_flow(c.frames, model=net, masks=c.masks, keypoints=c.kp2d, device="cpu",
                                         progress=False))
 
+    def stream_noref(cam: str) -> int:
+        c = clips[cam]
+        return sum(1 for _ in iter_flow(c.frames, model=net, masks=c.masks, keypoints=c.kp2d, device="cpu",
+                                        progress=False, refine="off"))
+
     def per_pair(cam: str) -> int:
         c = clips[cam]
         for t in range(args.pairs):
@@ -70,7 +77,8 @@ def main() -> None:
             dis.calc(a, b, None)
         return args.pairs
 
-    methods: dict[str, Callable[[str], int]] = {"hmore stream": stream, "hmore per pair": per_pair, "dis": dis_run}
+    methods: dict[str, Callable[[str], int]] = {"hmore stream": stream, "hmore no refine": stream_noref,
+                                                "hmore per pair": per_pair, "dis": dis_run}
     with torch.inference_mode():
         for cam in args.cameras:  # warm-up (lazy initialisation, caches)
             for fn in methods.values():
@@ -85,8 +93,8 @@ def main() -> None:
                     speeds[name, cam].append(n / max(time.perf_counter() - t0, 1e-9))
                     loads[name, cam].append(os.getloadavg()[0])
     print(f"{args.pairs} pairs at {w}x{h}, {args.rounds} interleaved rounds; hmore_flow_cpu ({weights}), defaults: "
-          f"camera compensation on, v_s from the pelvis track; threads torch {threads['torch']}, OpenCV "
-          f"{threads['opencv']}; {os.cpu_count()} CPUs\n")
+          f"camera compensation on, refinement inside people on, v_s from the pelvis track; threads torch "
+          f"{threads['torch']}, OpenCV {threads['opencv']}; {os.cpu_count()} CPUs\n")
     print(f"{'camera':<8}{'method':<16}{'pairs/s':>9}{'min':>8}{'max':>8}{'x DIS':>8}{'load':>7}")
     for cam in args.cameras:
         ref = statistics.median(speeds["dis", cam])

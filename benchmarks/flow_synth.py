@@ -6,7 +6,8 @@ removed, background leakage (mean |flow| outside masks dilated by 5 px, as a rat
 local-flow error (flow - v_s inside masks; baselines use each subject's median flow as v_s), local flow at the joints
 against their motion relative to the pelvis, and forward pairs per second at 256x192 on this machine (median of
 interleaved rounds). Rows: ``hmore_flow_cpu`` (shipped weights, or ``--weights``; reported as unavailable otherwise,
-never run with random weights) with camera compensation and without (``+nocam``), OpenCV DIS (medium) and Farneback
+never run with random weights) with camera compensation and without (``+nocam``), each also without the
+photometric refinement inside people (``+noref``, :mod:`hmore.flow.refine`), OpenCV DIS (medium) and Farneback
 without and with the same compensation (``+cam``), DIS x person mask, zero flow. When hmore runs, a second table gives
 every method's value divided by hmore's.
 
@@ -26,7 +27,8 @@ import time
 
 from hmore.bench import flow_bench
 
-METHODS = ("hmore_flow_cpu", "hmore_flow_cpu+nocam", "dis", "dis+cam", "farneback", "farneback+cam", "dis_mask", "zero")
+METHODS = ("hmore_flow_cpu", "hmore_flow_cpu+noref", "hmore_flow_cpu+nocam", "hmore_flow_cpu+nocam+noref", "dis",
+           "dis+cam", "farneback", "farneback+cam", "dis_mask", "zero")
 COLUMNS = ("epe_mask", "epe_scene", "camera_epe", "leakage", "leakage_px", "local_epe", "joint_local")
 
 

@@ -39,6 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--camera", choices=("homography", "affine", "off"), default="homography",
                    help="camera compensation: the camera's motion, fitted on the background, is removed from the "
                         "world flow (default homography; off keeps the optical flow)")
+    p.add_argument("--refine", choices=("variational", "off"), default="variational",
+                   help="photometric refinement of the flow inside the people (default variational: the network's "
+                        "flow is refined against the frames inside the dilated person masks, as DIS's last step; "
+                        "the background keeps the network's flow); off: the network's flow as it is")
     p.add_argument("--subject-motion", choices=("pose", "median", "psi"), default="pose",
                    help="v_s that local flow is relative to: the pelvis of the pose track (default; the median flow "
                         "where there is no pose), each person's median flow, or the subject network Psi")
@@ -70,7 +74,7 @@ def process_clip(src: Path, out_dir: Path, args: argparse.Namespace) -> dict:
     masks = args.masks if args.masks in ("auto", "priors", "whole") else Path(args.masks)
     info: dict = {}
     pairs = iter_flow(src, model=args.model, size=args.size, device=args.device, stride=args.stride, masks=masks,
-                      weights=args.weights, iters=args.iters, info=info, camera=args.camera,
+                      weights=args.weights, iters=args.iters, info=info, camera=args.camera, refine=args.refine,
                       subject_motion=args.subject_motion)
     fps = source_fps(src, args.stride)
     t0 = time.perf_counter()

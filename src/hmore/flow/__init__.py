@@ -1,7 +1,7 @@
 """The H-MoRe flow pipeline: inference on videos and clips (:mod:`hmore.flow.inference`), with camera compensation
-(:mod:`hmore.flow.camera`) and the subject motion of local flow (:mod:`hmore.flow.subject`), and training
-(:mod:`hmore.flow.task`, the ``hmore train flow`` task, with its config, data, objective and evaluation
-modules). The network itself lives in :mod:`hmore.models.flow`.
+(:mod:`hmore.flow.camera`), photometric refinement inside people (:mod:`hmore.flow.refine`) and the subject motion of
+local flow (:mod:`hmore.flow.subject`), and training (:mod:`hmore.flow.task`, the ``hmore train flow`` task, with its
+config, data, objective and evaluation modules). The network itself lives in :mod:`hmore.models.flow`.
 
 The package is callable, so ``hmore.flow(video, ...)`` stays the one-line entry point: it is
 :func:`hmore.flow.inference.flow` (same arguments).

@@ -23,6 +23,10 @@ is and its features serve the next pair; other flow models get frame t+1 warped)
 trusted (people fill the frame, a plain background, a static camera) the camera counts as still and the pair is
 processed as it is; the reason is kept. ``camera="off"`` gives the network's optical flow as before.
 
+Refinement (``refine=``, default ``"variational"``): the network's optical flow is refined photometrically inside
+the people's masks (dilated by 3 pixels), the last step DIS takes too, and kept as it is on the background
+(:mod:`hmore.flow.refine`); ``refine="off"`` gives the network's flow unchanged.
+
 Local flow (``subject_motion=``, default ``"pose"``): world flow minus each person's motion v_s, taken from the pelvis
 of the pose track (priors, a priors.npz, a generated clip's keypoints, or ``keypoints=``) and else from the
 person's median flow; ``"psi"`` uses the subject network (:mod:`hmore.flow.subject`).
@@ -51,6 +55,7 @@ from tqdm import tqdm
 
 from hmore.errors import InputError, UsageError
 from hmore.flow.camera import CameraConfig, CameraMotion, estimate_camera, scene_flow, stabilise, to_stabilised
+from hmore.flow.refine import DEFAULT_REFINE, RefineConfig, refine_in_people, resolve_refine
 from hmore.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -451,7 +456,7 @@ class FeatureCache:
 def pair_flow(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray,
               num_subjects: int, *, camera: CameraConfig | None, iters: int | None = None,
               device: torch.device | None = None, subject: str = "psi", kp_t: np.ndarray | None = None,
-              kp_t1: np.ndarray | None = None, cache: FeatureCache | None = None
+              kp_t1: np.ndarray | None = None, cache: FeatureCache | None = None, refine: RefineConfig | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, CameraMotion]:
     """The representation of one pair with compact label masks (see the module docstring).
 
@@ -467,12 +472,16 @@ def pair_flow(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, l
         kp_t, kp_t1: (k, 17, 3) keypoints of labels 1..k at t and t+1 (for ``pose``), or None.
         cache: frame t's features from the previous pair of the same stream (read, then set to frame t+1's when
             they can serve the next pair); None: no reuse.
+        refine: photometric refinement of the optical flow inside the people (:mod:`hmore.flow.refine`), or None.
 
     Returns:
         ``(world (2, H, W), local (2, H, W), v_s (k, 2), camera motion)``, float32 numpy.
     """
     world, local, velocity, motion = _network_pair(net, frame_t, frame_t1, labels, num_subjects, camera=camera,
                                                    iters=iters, device=device, cache=cache)
+    if refine is not None and (labels > 0).any():
+        world = _refined(frame_t, frame_t1, world, labels, motion, refine)
+        local = None  # the network's local flow was taken from its unrefined world flow
     if subject == "psi" and local is not None:
         return world, local, velocity, motion
     from hmore.flow.subject import subject_motion
@@ -482,6 +491,16 @@ def pair_flow(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, l
     velocity = subject_motion(subject, w, labels, velocity, kp_t, kp_t1,
                               None if motion.is_identity else motion.homography)
     return world, local_from_world(w, labels, velocity).transpose(2, 0, 1), velocity, motion
+
+
+def _refined(frame_t: np.ndarray, frame_t1: np.ndarray, world: np.ndarray, labels: np.ndarray, motion: CameraMotion,
+             config: RefineConfig) -> np.ndarray:
+    """World flow (2, H, W) refined inside the people: the optical flow (world + camera) is what the images show, so
+    it is refined, and the camera flow is taken off again."""
+    cam = None if motion.is_identity else motion.flow(world.shape[1:])  # (H, W, 2)
+    optical = world.transpose(1, 2, 0) if cam is None else world.transpose(1, 2, 0) + cam
+    out = refine_in_people(frame_t, frame_t1, optical, labels, config)
+    return np.ascontiguousarray((out if cam is None else out - cam).transpose(2, 0, 1))
 
 
 def _network_pair(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray,
@@ -546,8 +565,8 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
               device: str | torch.device = "auto", stride: int = 1, masks: Any = None,
               weights: str | Path | None = None, iters: int | None = None, progress: bool | None = None,
               info: dict[str, Any] | None = None, camera: str | CameraConfig | None = DEFAULT_CAMERA,
-              subject_motion: str = DEFAULT_SUBJECT_MOTION, keypoints: np.ndarray | None = None
-              ) -> Iterator[FlowPair]:
+              subject_motion: str = DEFAULT_SUBJECT_MOTION, keypoints: np.ndarray | None = None,
+              refine: str | RefineConfig | None = DEFAULT_REFINE) -> Iterator[FlowPair]:
     """Stream the H-MoRe representation of a video pair by pair (see the module docstring for ``masks``).
 
     Args:
@@ -569,6 +588,9 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
             or ``"psi"`` (:mod:`hmore.flow.subject`).
         keypoints: (T, L, 17, 3) COCO-17 keypoints for mask labels 1..L in the pixels of the given frames (with
             ``masks`` given as an array), for ``subject_motion="pose"``.
+        refine: ``"variational"`` (default: the optical flow is refined photometrically inside the people,
+            :mod:`hmore.flow.refine`), ``"off"`` (the network's flow as it is) or a
+            :class:`~hmore.flow.refine.RefineConfig`.
 
     Yields:
         :class:`FlowPair` per frame pair.
@@ -580,6 +602,7 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
     if iters is not None and iters < 1:
         raise UsageError(f"iters must be >= 1, got {iters}")
     camera_cfg = resolve_camera(camera)
+    refine_cfg = resolve_refine(refine)
     from hmore.flow.subject import SUBJECT_MODES
 
     if subject_motion not in SUBJECT_MODES:
@@ -620,6 +643,7 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
     if info is not None:
         info.update(model=name, weights=weights_desc, mask_source=mask_source, num_subjects=num_subjects,
                     camera="off" if camera_cfg is None else camera_cfg.model,
+                    refine="off" if refine_cfg is None else "variational",
                     subject_motion=subject_motion if subject_motion != "pose" or pose_fn else "median (no pose)")
     show = sys.stderr.isatty() if progress is None else progress
     frames = _frames(video_or_frames, size=size, stride=stride)
@@ -639,7 +663,7 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         kp = (None, None) if pose_fn is None else (pose_fn(t - 1, hw), pose_fn(t, hw))
         world, local, v, motion = pair_flow(net, prev, frame, compact, len(ids), camera=camera_cfg, iters=iters,
                                             device=dev, subject=subject_motion, kp_t=_by_compact(kp[0], ids),
-                                            kp_t1=_by_compact(kp[1], ids), cache=cache)
+                                            kp_t1=_by_compact(kp[1], ids), cache=cache, refine=refine_cfg)
         velocity = np.zeros((num_subjects, 2), np.float32)
         in_range = ids <= num_subjects
         velocity[ids[in_range] - 1] = v[in_range]  # v: (k, 2) for the compact ids
@@ -653,7 +677,8 @@ def flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MODEL, 
          device: str | torch.device = "auto", stride: int = 1, masks: Any = None, weights: str | Path | None = None,
          iters: int | None = None, progress: bool | None = None,
          camera: str | CameraConfig | None = DEFAULT_CAMERA, subject_motion: str = DEFAULT_SUBJECT_MOTION,
-         keypoints: np.ndarray | None = None) -> FlowRepresentation:
+         keypoints: np.ndarray | None = None, refine: str | RefineConfig | None = DEFAULT_REFINE
+         ) -> FlowRepresentation:
     """The H-MoRe representation of a whole clip, in memory (computation streams; see :func:`iter_flow`).
 
     Returns:
@@ -663,7 +688,7 @@ def flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MODEL, 
     fps = source_fps(video_or_frames, stride)
     pairs = list(iter_flow(video_or_frames, model=model, size=size, device=device, stride=stride, masks=masks,
                            weights=weights, iters=iters, progress=progress, info=info, camera=camera,
-                           subject_motion=subject_motion, keypoints=keypoints))
+                           subject_motion=subject_motion, keypoints=keypoints, refine=refine))
     if not pairs:
         raise InputError("fewer than 2 frames selected: no frame pair to compute flow on")
     return FlowRepresentation(

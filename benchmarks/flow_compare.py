@@ -1,0 +1,73 @@
+"""Is one flow method's lead over another in ``hmore bench flow`` more than the clips' noise?
+
+Reads a ``results.json`` written by ``hmore bench flow`` and, for each set of clips, prints the difference A - B of
+each metric (set mean, pairs weighted as in the table) with a 95% interval from resampling whole clips with
+replacement (pairs of one clip are not independent: they share the person, the camera and the priors' errors).
+An interval that contains 0 means the clips given cannot tell the two methods apart on that metric.
+
+Usage: python benchmarks/flow_compare.py OUT/results.json A B [--metrics photo_census skeleton leakage joint_local]
+       [--resamples 2000] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+
+def compare(results: dict, a: str, b: str, metric: str, *, resamples: int, seed: int
+            ) -> dict[str, tuple[float, float, float, int]]:
+    """set name -> (mean difference, 2.5% and 97.5% bootstrap quantiles, clips) for ``metric``."""
+    methods = results["methods"]
+    for name in (a, b):
+        if name not in methods or not methods[name].get("available", True):
+            raise SystemExit(f"method {name!r} not in {', '.join(methods)} (or unavailable)")
+    rng = np.random.default_rng(seed)
+    out = {}
+    for set_name in sorted({c["set"] for c in results["clips"]}):
+        diffs, weights = [], []
+        for clip in results["clips"]:
+            if clip["set"] != set_name:
+                continue
+            va = methods[a]["per_clip"].get(clip["name"], {}).get(metric)
+            vb = methods[b]["per_clip"].get(clip["name"], {}).get(metric)
+            if va is None or vb is None or not (math.isfinite(va) and math.isfinite(vb)):
+                continue
+            diffs.append(va - vb)
+            weights.append(clip["pairs"])
+        if not diffs:
+            continue
+        d, w = np.array(diffs), np.array(weights, float)
+        picks = rng.integers(0, len(d), (resamples, len(d)))  # (R, clips) resampled clip indices
+        boot = (d[picks] * w[picks]).sum(1) / w[picks].sum(1)
+        lo, hi = np.quantile(boot, [0.025, 0.975])
+        out[set_name] = (float((d * w).sum() / w.sum()), float(lo), float(hi), len(d))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", type=Path)
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--metrics", nargs="+", default=["photo_census", "skeleton", "leakage", "joint_local"])
+    p.add_argument("--resamples", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    results = json.loads(args.results.read_text())
+    print(f"{args.a} - {args.b}: set mean difference [95% clip-bootstrap interval], clips")
+    for metric in args.metrics:
+        for set_name, (mean, lo, hi, n) in compare(results, args.a, args.b, metric, resamples=args.resamples,
+                                                   seed=args.seed).items():
+            verdict = "" if lo <= 0 <= hi else ("  A higher" if lo > 0 else "  A lower")
+            if n < 2:
+                verdict = "  (one clip: no interval)"
+            print(f"{metric:<14}{set_name:<44}{mean:+9.4f} [{lo:+.4f}, {hi:+.4f}] {n:>3}{verdict}")
+
+
+if __name__ == "__main__":
+    main()
