@@ -65,7 +65,7 @@ def test_refining_the_people_box_matches_refining_the_whole_frame() -> None:
     small[24:36, 40:50] = 1
     boxed = refine_in_people(a, b, start, small, RefineConfig(dilation=0))
     vr = cv2.VariationalRefinement_create()
-    vr.setAlpha(10.0)
+    vr.setAlpha(5.0)
     vr.setDelta(5.0)
     vr.setGamma(10.0)
     whole = start.copy()
