@@ -266,6 +266,11 @@ def test_action_bench_outputs(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "results.json").read_text())["models"]["m"]["confusion"][2] == [2, 0, 4]
     assert "confusion_m.png" in (tmp_path / "report.html").read_text()
     assert "| m | 83.3 |" in format_table(summary) and "96.5" in format_table(summary)
+    summary["copies_of_training"] = ["s1", "s2"]  # two evaluated sequences copy training ones
+    summary["models"]["m"]["top1_without_copies"] = 13 / 16
+    assert "| m | 83.3 | 81.2 | 0.00 M |" in format_table(summary) and "without the 2 copies" in format_table(summary)
+    write_outputs(tmp_path, summary)
+    assert "byte-identical copies of training ones" in (tmp_path / "report.html").read_text()
 
 
 def test_nw_ucla_inputs_on_shared_data(shared_data: Path) -> None:
@@ -291,4 +296,8 @@ def test_action_bench_normalises_per_model_on_shared_data(shared_data: Path, tmp
     assert "no_such_weights" in s["unavailable"]
     assert s["models"]["view"]["normalize"] == "view" and s["models"]["plain"]["normalize"] == "none"
     assert sum(map(sum, s["models"]["view"]["confusion"])) == 464
+    assert len(s["copies_of_training"]) == 95  # view 3 of "pick up with two hands" and "drop trash" = view 2's files
+    conf = np.array(s["models"]["view"]["confusion"])
+    # all 95 copies are the view-3 sequences of classes 1 and 2, so the other classes' diagonal over 369 sequences
+    assert s["models"]["view"]["top1_without_copies"] == pytest.approx((conf.trace() - conf[1, 1] - conf[2, 2]) / 369)
     assert (tmp_path / "bench" / "report.html").is_file()

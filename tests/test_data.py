@@ -132,6 +132,28 @@ def test_nw_ucla_counts_and_split(ucla) -> None:
         ucla.split("val")
 
 
+def test_nw_ucla_copies_across_views(ucla) -> None:
+    copies = ucla.copies((3,), (1, 2))  # the shared release: view 3 of a02 and a03 is view 2's files again
+    assert len(copies) == 95 and {c[:3] for c in copies} == {"a02", "a03"}
+    by = {s.name: s for s in ucla.sequences}
+    assert all(np.array_equal(by[c].joints, by[c.replace("_v03", "_v02")].joints) for c in sorted(copies)[::10])
+    assert ucla.copies((2,), (1,)) == set()
+
+
+def test_nw_ucla_copies_tiny_file(tmp_path: Path) -> None:
+    from hmore.data.nw_ucla import NWUCLA
+
+    # only the byte-identical view-3 sequence counts, not a prefix of a training one or a near copy
+    a = np.random.default_rng(0).normal(size=(4, 20, 3)).astype(np.float32)
+    seqs = [a, a, a[:3], a + 1e-6]
+    np.savez(tmp_path / "nw_ucla_skeletons.npz", joints=np.concatenate(seqs),
+             offsets=np.cumsum([0] + [len(x) for x in seqs]), label=np.zeros(4, np.int16),
+             action_id=np.ones(4, np.int16), subject=np.ones(4, np.int16), episode=np.arange(4, dtype=np.int16),
+             view=np.array([2, 3, 3, 3], np.int16), split=np.array([0, 1, 1, 1], np.int8),
+             file_name=np.array([f"a01_s01_e0{i}_v0{v}" for i, v in enumerate([2, 3, 3, 3])]))
+    assert NWUCLA(tmp_path).copies((3,), (1, 2)) == {"a01_s01_e01_v03"}
+
+
 def test_nw_ucla_left_right_and_mapping(ucla) -> None:
     from hmore.data.nw_ucla import sensor_view, to_h36m17
 

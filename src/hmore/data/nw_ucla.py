@@ -18,6 +18,11 @@ used there; models of the ``kinect20`` layout (:data:`hmore.skeleton.KINECT20`, 
 depth camera's nominal focal length (285.63 px at 320x240, i.e. 571.26 px at 640x480; Kinect for Windows SDK
 ``NUI_CAMERA_DEPTH_NOMINAL_FOCAL_LENGTH_IN_PIXELS``): u = -f X / Z + 320, v = -f Y / Z + 240 (X points to the
 sensor's left, i.e. to the image's left; Y up, image y down).
+
+**Copies across views** (:meth:`NWUCLA.copies`): in the shared ``all_sqe`` release every view-3 sequence of "pick up
+with two hands" (a02, 50) and "drop trash" (a03, 45) is byte-identical to the view-2 file of the same subject and
+episode, so 95 of the 464 cross-view test sequences are also training sequences; ``hmore bench action`` reports top-1
+with and without them.
 """
 
 from __future__ import annotations
@@ -157,6 +162,12 @@ class NWUCLA:
         if name not in ("train", "test"):
             raise InputError(f"NW-UCLA split must be 'train' or 'test', got {name!r}")
         return [s for s in self.sequences if s.split == name]
+
+    def copies(self, views: tuple[int, ...], of_views: tuple[int, ...]) -> set[str]:
+        """Names of the sequences of ``views`` whose joints are byte-identical (same frames, same values) to a sequence
+        of ``of_views``, e.g. ``copies((3,), (1, 2))``: the test sequences that are also training sequences."""
+        seen = {(s.joints.shape, s.joints.tobytes()) for s in self.sequences if s.view in of_views}
+        return {s.name for s in self.sequences if s.view in views and (s.joints.shape, s.joints.tobytes()) in seen}
 
     def __len__(self) -> int:
         return len(self.sequences)
