@@ -376,7 +376,7 @@ class ConceptsTask:
 
     # ---- evaluation --------------------------------------------------------------------------------------------
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        from hmore.concepts.evaluate import cluster_scores, encode_labelled, retrieval_scores
+        from hmore.concepts.evaluate import cluster_scores, encode_labelled, retrieval_scores, window_majority
 
         d = self.config.data
         split = "val" if d.val_fraction else "test"
@@ -390,6 +390,10 @@ class ConceptsTask:
             fl = encode_labelled(model, test)
             for k, v in cluster_scores(fl.ids, fl.action).items():
                 metrics[f"{src}_{k}"] = v
+            # the same, each frame taking its window's most frequent concept (one model window, centred)
+            win = window_majority(fl.ids, fl.sequence, model.config.window)
+            for k, v in cluster_scores(win, fl.action).items():
+                metrics[f"{src}_{k}_win"] = v
         if d.eval_pairs and model.config.video:
             test_pairs = self.pairs(split)[: d.eval_pairs]
             if test_pairs:
