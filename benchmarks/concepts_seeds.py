@@ -11,7 +11,8 @@ is the sample std (n - 1) and is left blank for a single run.
 :func:`hmore.concepts.evaluate.window_majority`): from ``metrics.jsonl`` when the run logged them, else by scoring
 the run's checkpoint of that step again on its own evaluation split (``--step`` is then required; the result is
 kept in ``<run>/rescore.json``, so a second call reads it). ``--decompose`` adds NMI's two halves, homogeneity
-(each concept holds one action) and completeness (each action stays in one concept), the same way.
+(each concept holds one action) and completeness (each action stays in one concept), and the Bandai NMI against the
+style and against the (action, style) pair, the same way.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ COLUMNS = (("bandai_nmi", "Bandai NMI"), ("bandai_purity", "Bandai purity"), ("b
 WINDOW_COLUMNS = (("bandai_nmi_win", "Bandai NMI win"), ("bandai_purity_win", "Bandai purity win"),
                   ("nw_ucla_nmi_win", "NW-UCLA NMI win"), ("nw_ucla_purity_win", "NW-UCLA purity win"))
 DECOMPOSE_COLUMNS = (("bandai_homogeneity", "Bandai homog."), ("bandai_completeness", "Bandai compl."),
-                     ("nw_ucla_homogeneity", "NW-UCLA homog."), ("nw_ucla_completeness", "NW-UCLA compl."))
+                     ("nw_ucla_homogeneity", "NW-UCLA homog."), ("nw_ucla_completeness", "NW-UCLA compl."),
+                     ("bandai_nmi_style", "Bandai NMI vs style"),
+                     ("bandai_nmi_action_style", "Bandai NMI vs action x style"))
 
 
 def mean_std(values: list[float], digits: int = 3) -> str:
