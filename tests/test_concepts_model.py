@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hmore.losses.concepts import actionable_loss, clustering_loss, discriminative_loss, info_nce, masked_mse
-from hmore.metrics.concepts import contingency, nmi, purity, recall_at_k
+from hmore.metrics.concepts import contingency, homogeneity_completeness, nmi, purity, recall_at_k
 from hmore.models.concepts.model import ConceptModelConfig, segment_pool, segment_valid
 from hmore.registry import create_model, list_models
 
@@ -77,6 +77,51 @@ def test_cosine_or_euclidean_codebook(cosine, expect):
     assert m.eval().motion(states, valid).ids.tolist() == [expect]
     with torch.no_grad():  # the library's own search (training mode) picks the same codes
         assert m.train().motion(states, valid).ids.tolist() == [expect]
+
+
+def _train_step_on(m, latent: torch.Tensor) -> None:
+    """One training-mode pass of the motion branch whose encoder outputs ``latent`` (B, 2, 16)."""
+    m.motion_encoder = _FixedLatent(latent)
+    with torch.no_grad():
+        m.train().motion(torch.zeros(latent.shape[0], 8, 55), torch.ones(latent.shape[0], 8, dtype=torch.bool))
+
+
+@pytest.mark.parametrize(("threshold", "replaced"), [(0.0, 0), (1.0, 7), (5.0, 8)])
+def test_dead_code_threshold(threshold, replaced):
+    # 8 Euclidean codes, every code's EMA cluster size starts at 1 (decay 0.9); all 8 tokens of the batch are the
+    # same vector v, so one code takes them: its size becomes 0.9 * 1 + 0.1 * 8 = 1.7, the 7 others 0.9. Codes below
+    # the threshold are re-drawn from the batch, i.e. become v: none at 0 (off), the 7 unused at 1.0, all 8 at 5.0.
+    m = _model(codebook_size=8, cosine_codebook=False, kmeans_init=False, dead_code_threshold=threshold)
+    assert m.motion_vq._codebook.threshold_ema_dead_code == threshold
+    v = torch.arange(16.0) / 10
+    _train_step_on(m, v.expand(4, 2, 16))
+    is_v = (m.codebook() - v).abs().amax(dim=-1) < 1e-6
+    assert int(is_v.sum()) == replaced
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_kmeans_init_iterations(seed):
+    # 2 Euclidean codes initialised by k-means on a batch of 4 tokens v and 4 tokens -v. Whichever two tokens the
+    # library samples as the start, two Lloyd iterations reach the centres {v, -v} (both starts in one group: the
+    # first pass puts every token on the first code, whose mean is 0, and the second splits them); the EMA update of
+    # the same pass keeps them (each code's 4 tokens equal it).
+    m = _model(codebook_size=2, cosine_codebook=False, kmeans_init=True, kmeans_iters=2)
+    assert m.motion_vq._codebook.kmeans_iters == 2
+    v = torch.arange(16.0) / 10
+    torch.manual_seed(seed)
+    _train_step_on(m, torch.stack([v.expand(4, 16), -v.expand(4, 16)], dim=1))
+    cb = m.codebook()
+    cb = cb if cb[0, 1] > 0 else cb.flip(0)
+    torch.testing.assert_close(cb, torch.stack([v, -v]), atol=1e-4, rtol=0)
+
+
+def test_codebook_option_errors():
+    with pytest.raises(ValueError, match="kmeans_iters"):
+        ConceptModelConfig(kmeans_iters=0)
+    with pytest.raises(ValueError, match="dead_code_threshold"):
+        ConceptModelConfig(dead_code_threshold=-1.0)
+    with pytest.raises(TypeError):
+        _model(kmeans_iterations=3)
 
 
 def test_padding_with_mask_equals_truncation():
@@ -234,6 +279,13 @@ def test_nmi_and_purity_by_hand():
     assert table.tolist() == [[2, 1], [0, 1]] and list(cu) == [0, 1] and list(yu) == ["a", "b"]
     with pytest.raises(ValueError):
         nmi([0, 1], ["a"])
+    # the clusters above: homogeneity I / H(Y), completeness I / H(C), NMI their harmonic mean
+    hom, com = homogeneity_completeness([0, 0, 0, 1], labels)
+    assert hom == pytest.approx(mi / h(0.5, 0.5)) and com == pytest.approx(mi / h(0.75, 0.25))
+    assert 2 * hom * com / (hom + com) == pytest.approx(nmi([0, 0, 0, 1], labels))
+    # one cluster per item: every cluster pure (homogeneity 1), each label split in two (ln 2 / ln 4 = 1/2)
+    assert homogeneity_completeness([0, 1, 2, 3], labels) == pytest.approx((1.0, 0.5))
+    assert homogeneity_completeness([7, 7, 7, 7], labels) == pytest.approx((0.0, 1.0))  # H(C) = 0: 0 / 0 -> 1
 
 
 def test_recall_at_k():
@@ -243,3 +295,22 @@ def test_recall_at_k():
     assert recall_at_k(q, g, 1) == 0.0 and recall_at_k(q, g, 3) == 1.0
     with pytest.raises(ValueError):
         recall_at_k(q, q[:2])
+
+
+def test_window_majority_by_hand():
+    from hmore.concepts.evaluate import window_majority
+
+    # sequence 0: ids 1 1 2 2 2 3, sequence 1: 3 0 0. Window 3 = the frame and one either side, cut at each sequence's
+    # ends: 1 1 | 1 1 2 -> 1 | 1 2 2 -> 2 | 2 2 2 | 2 2 3 | 2 3 (tie, smallest) -> 2; then 3 0 (tie) -> 0 | 3 0 0 | 0 0.
+    ids = np.array([1, 1, 2, 2, 2, 3, 3, 0, 0])
+    seq = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1])
+    assert window_majority(ids, seq, 3).tolist() == [1, 1, 2, 2, 2, 2, 0, 0, 0]
+    # window 2 = the frame before and the frame itself: t = 0 sees only itself
+    assert window_majority(ids, seq, 2).tolist() == [1, 1, 1, 2, 2, 2, 3, 0, 0]
+    assert window_majority(ids, seq, 1).tolist() == ids.tolist()
+    assert window_majority(ids, seq, 0).tolist() == [2] * 6 + [0] * 3  # each sequence's most frequent id
+    assert window_majority(ids[:0], seq[:0], 3).shape == (0,)
+    with pytest.raises(ValueError, match="same length"):
+        window_majority(ids, seq[:-1], 3)
+    with pytest.raises(ValueError, match="window"):
+        window_majority(ids, seq, -1)

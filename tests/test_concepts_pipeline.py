@@ -298,6 +298,9 @@ def test_val_fraction_holds_sequences_and_pairs_out_of_training(tiny_pairs):
     torch.manual_seed(0)
     metrics = task.evaluate(task.build_model())  # scores the 2 validation sequences, not the 3 test ones
     assert 0 <= metrics["bandai_nmi"] <= 1 and metrics["bandai_clusters"] >= 1
+    assert 0 <= metrics["bandai_nmi_win"] <= 1 and 1 <= metrics["bandai_clusters_win"] <= metrics["bandai_clusters"]
+    assert 0 <= metrics["bandai_completeness"] <= 1 and 0 <= metrics["bandai_homogeneity"] <= 1
+    assert 0 <= metrics["bandai_nmi_style"] <= 1 and 0 <= metrics["bandai_nmi_action_style"] <= 1
     with pytest.raises(Exception, match="val_fraction"):
         load_config(ConceptsRunConfig, {"data": {"val_fraction": 1.0}})
 

@@ -1,6 +1,8 @@
 """Held-out evaluation of motion concepts, shared by the training task and ``hmore bench concepts``.
 
 * :func:`cluster_scores`: NMI and purity of per-frame concept ids against action labels of held-out sequences.
+* :func:`window_majority`: each frame's most frequent concept over a window centred on it (the action labels are per
+  sequence while the concepts are per segment of a few frames: this scores the concept of a stretch of motion).
 * :func:`kmeans_scores`: the baseline: k-means (same K) fitted on training frames' raw pose features (optionally
   with their velocity), applied to the held-out frames.
 * :func:`retrieval_scores`: video -> motion retrieval on held-out paired windows (R@1, R@5, chance 1/N).
@@ -19,7 +21,7 @@ import torch
 from hmore.concepts.encode import encode_sequences
 from hmore.concepts.motion import SkeletonSequence, frame_pose_features, make_windows
 from hmore.concepts.pairs import PairedClip, video_channels
-from hmore.metrics.concepts import contingency, nmi, purity, recall_at_k
+from hmore.metrics.concepts import contingency, homogeneity_completeness, nmi, purity, recall_at_k
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,45 @@ def encode_labelled(model: torch.nn.Module, seqs: Sequence[SkeletonSequence]) ->
 
 
 def cluster_scores(ids: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """NMI, purity and the number of clusters used."""
-    return {"nmi": nmi(ids, labels), "purity": purity(ids, labels), "clusters": float(len(np.unique(ids)))}
+    """NMI, purity, the number of clusters used, and NMI's two halves: homogeneity (each concept holds one action)
+    and completeness (each action stays in one concept)."""
+    hom, com = homogeneity_completeness(ids, labels)
+    return {"nmi": nmi(ids, labels), "purity": purity(ids, labels), "clusters": float(len(np.unique(ids))),
+            "homogeneity": hom, "completeness": com}
+
+
+def window_majority(ids: np.ndarray, sequence: np.ndarray, window: int) -> np.ndarray:
+    """Each frame's most frequent id among the ``window`` frames of its own sequence centred on it (frames
+    ``t - window // 2`` to ``t - window // 2 + window - 1``, cut at the sequence's ends; ties: the smallest id);
+    ``window`` 0: the sequence's most frequent id for all its frames.
+
+    Args:
+        ids: (F,) non-negative integer ids.
+        sequence: (F,) the sequence of each frame (a sequence's frames contiguous and in order).
+        window: frames per window (>= 1), or 0.
+    """
+    ids, sequence = np.asarray(ids), np.asarray(sequence)
+    if ids.shape != sequence.shape or ids.ndim != 1:
+        raise ValueError(f"ids {ids.shape} and sequence {sequence.shape} must be 1-D and the same length")
+    if window < 0:
+        raise ValueError(f"window must be >= 0, got {window}")
+    out = np.empty_like(ids)
+    if ids.size == 0:
+        return out
+    k = int(ids.max()) + 1
+    cuts = np.flatnonzero(np.diff(sequence)) + 1
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(ids)]):
+        seg = ids[lo:hi]
+        if window == 0:
+            out[lo:hi] = np.bincount(seg, minlength=k).argmax()
+            continue
+        t = np.arange(len(seg))
+        first = np.clip(t - window // 2, 0, len(seg))
+        last = np.clip(t - window // 2 + window, 0, len(seg))
+        cum = np.zeros((len(seg) + 1, k), np.int64)  # cum[i, c]: frames before i with id c
+        np.cumsum(np.eye(k, dtype=np.int64)[seg], axis=0, out=cum[1:])
+        out[lo:hi] = (cum[last] - cum[first]).argmax(axis=1)  # argmax: the first (smallest) id of a tie
+    return out
 
 
 def pose_features(seqs: Sequence[SkeletonSequence], *, velocity: bool = False) -> np.ndarray:
@@ -166,4 +205,4 @@ def concept_kinds(ids: np.ndarray, action: np.ndarray, style: np.ndarray, *, min
 
 
 __all__ = ["FrameLabels", "cluster_scores", "concept_kinds", "encode_labelled", "kmeans_assign", "kmeans_fit",
-           "kmeans_scores", "pair_windows", "pose_features", "retrieval_scores"]
+           "kmeans_scores", "pair_windows", "pose_features", "retrieval_scores", "window_majority"]

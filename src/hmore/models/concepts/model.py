@@ -48,7 +48,9 @@ class ConceptModelConfig:
         commitment: commitment loss weight inside the quantiser.
         dead_code_threshold: codes whose EMA cluster size falls below it are re-initialised from the batch
             (vector-quantize-pytorch's ``threshold_ema_dead_code``; 0 disables).
-        kmeans_init: initialise the codebooks by k-means on the first batch.
+        kmeans_init: initialise the codebooks by k-means on the first training batch (vector-quantize-pytorch's
+            ``kmeans_init``); false: random codes.
+        kmeans_iters: Lloyd iterations of that k-means (``kmeans_iters``).
         cosine_codebook: nearest code by cosine similarity with unit-norm codes (vector-quantize-pytorch's
             ``use_cosine_sim``; InfoCon's choice); false: by Euclidean distance with free-norm codes.
         decoder_depth: transformer layers of the reconstruction decoders.
@@ -83,6 +85,7 @@ class ConceptModelConfig:
     commitment: float = 0.25
     dead_code_threshold: float = 2.0
     kmeans_init: bool = True
+    kmeans_iters: int = 10
     cosine_codebook: bool = True
     decoder_depth: int = 1
     hyper_dim: int = 64
@@ -109,6 +112,10 @@ class ConceptModelConfig:
         if self.segment % self.video_frame_stride:
             raise ValueError(f"segment {self.segment} must be a multiple of video_frame_stride "
                              f"{self.video_frame_stride}")
+        if self.kmeans_iters < 1:
+            raise ValueError(f"kmeans_iters must be >= 1, got {self.kmeans_iters}")
+        if self.dead_code_threshold < 0:
+            raise ValueError(f"dead_code_threshold must be >= 0 (0 disables), got {self.dead_code_threshold}")
         if self.video_size % 16:
             raise ValueError(f"video_size must be a multiple of 16, got {self.video_size}")
 
@@ -337,7 +344,7 @@ class ConceptModel(nn.Module):
                               ) from None
         c = self.config
         return VectorQuantize(dim=c.dim, codebook_size=c.codebook_size, decay=c.codebook_decay,
-                              commitment_weight=c.commitment, kmeans_init=c.kmeans_init, kmeans_iters=10,
+                              commitment_weight=c.commitment, kmeans_init=c.kmeans_init, kmeans_iters=c.kmeans_iters,
                               threshold_ema_dead_code=c.dead_code_threshold, use_cosine_sim=c.cosine_codebook)
 
     # ---- motion ------------------------------------------------------------------------------------------------
