@@ -59,7 +59,8 @@ class ActionRecipe(Recipe):
     """The action rows' recipe: the common fields of :class:`hmore.bench.downstream.Recipe`, plus the window
     (``frames`` taken every ``frame_step`` frames) and the flow representation every flow row shares (exact rows
     included), the gait recipe's: ``flow_mask`` (:class:`hmore.fineaction.task.ActionFlowDataConfig`: flow masked
-    to the person) and ``flow_init`` (the model's ``extra_init_scale``: 0 starts the stem's flow weights at zero).
+    to the person) and ``flow_init`` (the model's ``extra_init_scale``: 0 starts the stem's flow weights at zero),
+    and ``flow_scale`` (flow channels are divided by it, pixels of the crop).
     The README's ``mid`` table predates them (``--recipe flow_mask=false --recipe flow_init=1`` reproduces it)."""
 
     model: str = "r2plus1d_cpu"
@@ -72,6 +73,7 @@ class ActionRecipe(Recipe):
     eval_every: int = 400
     flow_mask: bool = True
     flow_init: float = 0.0
+    flow_scale: float = 4.0
 
 
 RECIPES = {
@@ -98,7 +100,8 @@ def row_config(row: str, *, set_root: Path, recipe: ActionRecipe, seed: int, flo
     return ActionFlowRunConfig(
         model=ActionFlowModelConfig(name=recipe.model, kwargs=kwargs),
         data=ActionFlowDataConfig(root=str(set_root), channels=row, flow_key=flow_key or "", frames=recipe.frames,
-                                  frame_step=recipe.frame_step, flow_mask=recipe.flow_mask,
+                                  frame_step=recipe.frame_step, flow_scale=recipe.flow_scale,
+                                  flow_mask=recipe.flow_mask,
                                   val_identities=recipe.val_identities, seed=seed),
         train=recipe.train_config(seed=seed, threads=threads))
 
