@@ -245,12 +245,12 @@ def test_action_recipe_states_the_flow_representation_for_every_row(tmp_path):
             cfg = row_config(row, set_root=tmp_path, recipe=RECIPES.get(preset, RECIPES["full"]), seed=1,
                              flow_key="k", threads=1)
             assert cfg.data.flow_mask is True and cfg.model.kwargs == {"extra_init_scale": 0.0}
-            assert cfg.data.flow_scale == 4.0
+            assert cfg.data.flow_scale == 0.5
     old = row_config("rgb+dis", set_root=tmp_path, recipe=replace(RECIPES["mid"], flow_mask=False, flow_init=1.0),
                      seed=1, flow_key=None, threads=1)
     assert old.data.flow_mask is False and old.model.kwargs == {}
-    assert row_config("rgb+dis", set_root=tmp_path, recipe=replace(RECIPES["mid"], flow_scale=0.5), seed=1,
-                      flow_key=None, threads=1).data.flow_scale == 0.5
+    assert row_config("rgb+dis", set_root=tmp_path, recipe=replace(RECIPES["mid"], flow_scale=4.0), seed=1,
+                      flow_key=None, threads=1).data.flow_scale == 4.0
     r24 = RECIPES["full24"]
     assert (r24.frames - 1) * r24.frame_step + 1 <= ActionSetConfig().frames - 1  # the window fits the pairs
     assert main(["bench", "action-flow", "-o", str(tmp_path), "--preset", "test", "--recipe", "flow_maks=1"]) == 2
