@@ -19,9 +19,8 @@ GROUPS = (("dis",), ("world", "local"), ("exact_world", "exact_local"))
 
 
 def main() -> None:
-    from hmore.flowfeed import dequantise_flow
+    from hmore.flowfeed import dequantise_flow, flow_channel
     from hmore.gait.data import load_gait_set
-    from hmore.gait.task import flow_channel
     from hmore.metrics.gait import casia_rank1
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

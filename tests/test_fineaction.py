@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from hmore.cli import main
+from hmore.errors import InputError
 from hmore.fineaction.data import ActionArrays, ActionItem, ActionSetConfig, crop_square, items, square_box
 from hmore.fineaction.motions import CLASSES, GESTURES, gesture_angles, overlay_gesture
 from hmore.metrics.classification import confusion_matrix, topk_accuracy
@@ -57,6 +59,11 @@ def test_items_split_identities_and_cycle_classes():
     assert [it.label for it in tr[:13]] == [*range(12), 0]
     assert {it.identity for it in tr} <= {1, 2, 3} and {it.identity for it in te} <= {4, 5}
     assert tr[5].key == "train-00005" and items(cfg, "train")[5] == tr[5]  # deterministic
+    # full24 is the first 24 / 12 clips per class of full: the same items (its files are the full set's)
+    from hmore.fineaction.data import PRESETS
+
+    full, sub = items(PRESETS["full"]), items(PRESETS["full24"])
+    assert len(sub) == (24 + 12) * 12 and set(sub) <= set(full)
 
 
 def test_square_crop_geometry():
@@ -81,6 +88,60 @@ def test_render_and_prepare_one_item():
     assert int(prep.arrays["label"]) == it.label and prep.meta["class"] == CLASSES[it.label]
     q = prep.crop_flow(np.ascontiguousarray(clip.flow.transpose(0, 3, 1, 2)))
     assert q.shape == (cfg.frames - 1, 2, cfg.crop, cfg.crop) and q.dtype == np.int8
+    # the person mask: the generator's masks cropped with the frames (not the exact flow's support)
+    mask = prep.arrays["mask"]
+    assert mask.shape == (cfg.frames, cfg.crop, cfg.crop) and mask.dtype == np.uint8
+    assert mask.max() == 255 and (mask == 0).mean() > 0.2  # the crop has a 15 % margin around the person
+    box = square_box(clip.masks)
+    np.testing.assert_allclose(mask[2] / 255.0, crop_square((clip.masks[2] > 0).astype(np.float32), box, cfg.crop),
+                               atol=1 / 255)
+
+
+def test_r2plus1d_flow_weights_start_at_zero():
+    from hmore.models.fusion import scale_extra_inputs
+
+    torch.manual_seed(0)
+    ref = create_model("r2plus1d_test", in_channels=7)
+    torch.manual_seed(0)
+    m = create_model("r2plus1d_test", in_channels=7, extra_init_scale=0.0).eval()
+    w, w_ref = m.stem[0].weight, ref.stem[0].weight  # (out, in, 1, 5, 5)
+    assert not w[:, 3:].any() and torch.equal(w[:, :3], w_ref[:, :3]) and w_ref[:, 3:].abs().sum() > 0
+    x = torch.randn(2, 7, 4, 16, 16)
+    y = x.clone()
+    y[:, 3:] = 100 * torch.randn_like(y[:, 3:])  # other flow: the same output (the net starts as an RGB-only one)
+    torch.testing.assert_close(m(x), m(y))
+    torch.manual_seed(0)
+    half = create_model("r2plus1d_test", in_channels=7, extra_init_scale=0.5)
+    torch.testing.assert_close(half.stem[0].weight[:, 3:], 0.5 * w_ref[:, 3:])
+    with pytest.raises(ValueError, match="input channels"):
+        scale_extra_inputs(torch.nn.ReLU(), base_channels=3, scale=0.0)
+
+
+def test_action_input_masks_flow_to_the_person_by_hand():
+    from hmore.fineaction.task import action_input
+
+    # 1 item, 4 frames of a 1 x 2 crop; dis x-flow 4, 8, 12 units of 0.25 px (1, 2, 3 px) in the left pixel
+    flow = np.zeros((3, 2, 1, 2), np.int8)
+    flow[:, 0, 0, 0] = [4, 8, 12]
+    flow[:, 1, 0, 1] = -8  # y-flow -2 px in the right pixel, off the person
+    mask = np.zeros((4, 1, 2), np.uint8)
+    mask[:, 0, 0] = [255, 0, 51, 255]  # frame 1 off the person, frame 2 a fifth on it
+    it = ActionItem(split="train", index=0, label=0, identity=1, seed=0)
+    arr = ActionArrays(items=[it], rgb=[np.full((4, 1, 2, 3), 255, np.uint8)], flows={"dis": [flow]}, flow_step=0.25,
+                       mask=[mask])
+    kw = dict(frames=3, step=1, channels=("dis",), flow_scale=2.0)
+    plain = action_input(arr, 0, 0, **kw)
+    assert plain.shape == (5, 3, 1, 2)
+    np.testing.assert_allclose(plain[:3], 1.0)  # RGB 255 -> 1
+    np.testing.assert_allclose(plain[3, :, 0, 0], [0.5, 1.0, 1.5])  # pixels / flow_scale
+    np.testing.assert_allclose(plain[4, :, 0, 1], [-1.0, -1.0, -1.0])
+    masked = action_input(arr, 0, 0, flow_mask=True, **kw)
+    np.testing.assert_allclose(masked[3, :, 0, 0], [0.5, 0.0, 0.3], rtol=1e-6)  # pair t x frame t's mask
+    assert not masked[4].any()
+    np.testing.assert_array_equal(masked[:3], plain[:3])
+    with pytest.raises(InputError, match="person masks"):
+        action_input(ActionArrays(items=[it], rgb=arr.rgb, flows=arr.flows, flow_step=0.25), 0, 0, flow_mask=True,
+                     **kw)
 
 
 def test_r2plus1d_shapes_and_errors():
@@ -107,10 +168,13 @@ def _arrays(split: str, n: int, frames: int = 6) -> ActionArrays:
     its = [ActionItem(split=split, index=i, label=i % 12, identity=1 + i % 4, seed=i) for i in range(n)]
     rgb = [rng.integers(0, 255, (frames, 16, 16, 3)).astype(np.uint8) for _ in its]
     flows = {"dis": [rng.integers(-8, 8, (frames - 1, 2, 16, 16)).astype(np.int8) for _ in its]}
-    return ActionArrays(items=its, rgb=rgb, flows=flows, flow_step=0.25)
+    mask = [rng.integers(0, 2, (frames, 16, 16)).astype(np.uint8) * 255 for _ in its]
+    return ActionArrays(items=its, rgb=rgb, flows=flows, flow_step=0.25, mask=mask)
 
 
 def test_action_task_batches_trains_and_tests(tmp_path):
+    from dataclasses import replace
+
     from hmore.errors import ConfigError
     from hmore.fineaction.task import ActionFlowDataConfig, ActionFlowModelConfig, ActionFlowRunConfig, ActionFlowTask
     from hmore.train.engine import TrainConfig, train
@@ -128,21 +192,65 @@ def test_action_task_batches_trains_and_tests(tmp_path):
     assert summary.step == 2 and "val_top1" in summary.eval_metrics
     res = task.test(task.build_model())
     assert res["n"] == 6 and np.array(res["confusion"]).sum() == 6 and 0 <= res["top1"] <= res["top5"] <= 1
+    assert res["train_n"] == 12 and 0 <= res["train_top1"] <= 1  # 16 clips less the held-out identity's 4
+    masked = ActionFlowTask(config=replace(cfg, data=replace(cfg.data, flow_mask=True)),
+                            train_arrays=_arrays("train", 16), test_arrays=_arrays("test", 6))
+    bm = masked.batch(0, rank=0, world_size=1, batch_size=3)
+    torch.testing.assert_close(bm["x"][:, :3], b["x"][:, :3])  # the same samples; flow only where the mask is
+    flow, flow_masked = b["x"][:, 3:], bm["x"][:, 3:]
+    assert (flow_masked.abs() <= flow.abs()).all() and (flow_masked == 0).sum() > (flow == 0).sum()
     with pytest.raises(ConfigError, match="rgb"):
         ActionFlowTask(config=ActionFlowRunConfig(data=ActionFlowDataConfig(channels="dis")))
 
 
 def test_action_summary_and_checks():
-    from hmore.fineaction.bench import RECIPES, format_tables, summarise
+    from hmore.fineaction.bench import RECIPES, difference_se, format_tables, summarise
 
-    def res(top1):
+    def res(top1, seed=0, train=0.9):
         conf = np.eye(12, dtype=int).tolist()
-        return {0: {"top1": top1, "top5": 1.0, "confusion": conf, "run": "r", "flow_key": None}}
+        return {seed: {"top1": top1, "top5": 1.0, "confusion": conf, "run": "r", "flow_key": None, "n": 100,
+                       "train_top1": train}}
 
     s = summarise({"rgb": res(0.5), "rgb+dis": res(0.6), "rgb+world+local": res(0.7)},
                   config=ActionSetConfig(), recipe=RECIPES["full"], preset="full", seeds=[0], fm=None, timing={},
                   command="")
-    checks = {c["claim"]: c["holds"] for c in s["checks"]}
-    assert checks["top-1: RGB + hmore world+local > RGB + DIS flow"] is True
-    assert s["rows"]["rgb"]["per_class"] == [100.0] * 12
-    assert "| RGB + DIS flow | 60.00 | 100.00 | + VideoFlow flow | 71.45 | 96.72 |" in format_tables(s)
+    checks = {c["claim"]: c for c in s["checks"]}
+    c = checks["top-1: RGB + hmore world+local > RGB + DIS flow"]
+    assert c["holds"] is True and s["rows"]["rgb"]["per_class"] == [100.0] * 12
+    # binomial s.e. of 70 % vs 60 % on 100 clips: 100 sqrt((.21 + .24) / 100) = 6.71 points; 10 < 2 s.e.
+    assert c["se"] == pytest.approx(100 * np.sqrt(0.45 / 100)) and c["beyond_noise"] is False
+    assert checks["top-1: RGB + hmore world+local > RGB"]["beyond_noise"] is True  # 20 > 2 x 6.78
+    assert difference_se(50.0, 50.0, 25) == pytest.approx(100 * np.sqrt(0.5 / 25))
+    text = format_tables(s)
+    assert "| RGB + DIS flow | 60.00 | 100.00 | 90.00 | + VideoFlow flow | 71.45 | 96.72 |" in text
+    assert "binomial s.e. 6.71: within noise" in text
+    # two seeds: mean ± sample std; a difference must also exceed twice the seeds' spread
+    two = {"rgb": {**res(0.3), **res(0.5, seed=1)}, "rgb+world+local": {**res(0.6), **res(0.7, seed=1)}}
+    s2 = summarise(two, config=ActionSetConfig(), recipe=RECIPES["full"], preset="full", seeds=[0, 1], fm=None,
+                   timing={}, command="")
+    e = s2["rows"]["rgb"]
+    assert e["top1"] == pytest.approx(40.0) and e["top1_std"] == pytest.approx(np.sqrt(200.0)) and e["n"] == 100
+    c2 = s2["checks"][0]
+    assert c2["difference"] == pytest.approx(25.0) and c2["beyond_noise"] is False  # 25 > 2 s.e. but not 2 x 14.1
+    assert "| RGB | 40.00 ± 14.14 |" in format_tables(s2)
+
+
+def test_action_recipe_states_the_flow_representation_for_every_row(tmp_path):
+    from dataclasses import replace
+
+    from hmore.fineaction.bench import RECIPES, row_config
+
+    for preset in ("full", "full24", "mid", "quick"):
+        for row in ("rgb+dis", "rgb+exact_world+exact_local", "rgb+world+local"):
+            cfg = row_config(row, set_root=tmp_path, recipe=RECIPES.get(preset, RECIPES["full"]), seed=1,
+                             flow_key="k", threads=1)
+            assert cfg.data.flow_mask is True and cfg.model.kwargs == {"extra_init_scale": 0.0}
+            assert cfg.data.flow_scale == 0.5
+    old = row_config("rgb+dis", set_root=tmp_path, recipe=replace(RECIPES["mid"], flow_mask=False, flow_init=1.0),
+                     seed=1, flow_key=None, threads=1)
+    assert old.data.flow_mask is False and old.model.kwargs == {}
+    assert row_config("rgb+dis", set_root=tmp_path, recipe=replace(RECIPES["mid"], flow_scale=4.0), seed=1,
+                      flow_key=None, threads=1).data.flow_scale == 4.0
+    r24 = RECIPES["full24"]
+    assert (r24.frames - 1) * r24.frame_step + 1 <= ActionSetConfig().frames - 1  # the window fits the pairs
+    assert main(["bench", "action-flow", "-o", str(tmp_path), "--preset", "test", "--recipe", "flow_maks=1"]) == 2

@@ -213,7 +213,7 @@ def test_gait_task_config_errors():
 
 
 def test_flow_channel_mask_smooth_and_scale_by_hand():
-    from hmore.gait.task import flow_channel
+    from hmore.flowfeed import flow_channel
 
     # 4 pairs of a 1 x 2 "crop": x-flow 8, 16, 24, 32 units (1, 2, 3, 4 px) in the left pixel, 0 elsewhere
     flow = np.zeros((4, 2, 1, 2), np.int8)

@@ -72,6 +72,31 @@ def channels_of(spec: str) -> tuple[str, ...]:
     return tuple(p for p in names if p in CHANNEL_SOURCE)
 
 
+def flow_channel(flow: np.ndarray, person: np.ndarray | None, frames: np.ndarray, *, flow_scale: float,
+                 mask: bool = False, smooth: int = 1, step: float = FLOW_STEP) -> np.ndarray:
+    """One stored flow channel of a clip as a downstream model's input (the representation the gait and the action
+    tasks share).
+
+    (T-1, 2, H, W) int8 flow (``step`` pixels per unit) -> (S, 2, H, W) float32 pixels at the pairs ``frames``,
+    smoothed over ``smooth`` pairs (centred, clipped at the clip's ends), multiplied by the frames' person mask
+    ``person`` ((T, H, W) uint8, 255 = person: a silhouette, or the generator's masks cropped as the set crops its
+    frames; never derived from a flow) when ``mask``, divided by ``flow_scale``. Pair t's flow goes with frame t's mask.
+    """
+    if smooth > 1:
+        r = smooth // 2
+        csum = np.concatenate([np.zeros_like(flow[:1], np.float32), np.cumsum(flow, axis=0, dtype=np.float32)])
+        lo = np.clip(frames - r, 0, len(flow))
+        hi = np.clip(frames + r + 1, 0, len(flow))
+        f = dequantise_flow((csum[hi] - csum[lo]) / (hi - lo)[:, None, None, None], step)  # (S, 2, H, W)
+    else:
+        f = dequantise_flow(flow[frames], step)
+    if mask:
+        if person is None:
+            raise InputError("flow_mask needs the person masks of the clip (a set built before they were stored?)")
+        f = f * (person[frames, None].astype(np.float32) / 255.0)
+    return f / flow_scale
+
+
 @dataclass(frozen=True)
 class FlowModel:
     """An H-MoRe flow model loaded for a downstream set.

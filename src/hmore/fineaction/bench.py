@@ -23,9 +23,11 @@ from hmore.bench.downstream import (
     input_panels,
     markdown_table,
     mean_over_seeds,
+    mean_std,
     pct,
     report_setup,
     run_bench,
+    std_over_seeds,
     summary_head,
 )
 from hmore.fineaction.data import ActionSetConfig, action_preset
@@ -55,7 +57,13 @@ PAPER = {
 @dataclass(frozen=True)
 class ActionRecipe(Recipe):
     """The action rows' recipe: the common fields of :class:`hmore.bench.downstream.Recipe`, plus the window
-    (``frames`` taken every ``frame_step`` frames)."""
+    (``frames`` taken every ``frame_step`` frames) and the flow representation every flow row shares (exact rows
+    included), the gait recipe's: ``flow_mask`` (:class:`hmore.fineaction.task.ActionFlowDataConfig`: flow masked
+    to the person) and ``flow_init`` (the model's ``extra_init_scale``: 0 starts the stem's flow weights at zero),
+    and ``flow_scale`` (flow channels are divided by it, pixels of the crop: 0.5 brings the on-person flow, ~0.3-0.5
+    px of a 64-pixel crop on average, to about the RGB's unit scale; the 4 it replaces left the flow ~1/10 of it and
+    even the exact flow at chance, README "Downstream"). The README's ``mid`` table predates all three
+    (``--recipe flow_mask=false --recipe flow_init=1 --recipe flow_scale=4`` reproduces it)."""
 
     model: str = "r2plus1d_cpu"
     steps: int = 1200
@@ -65,6 +73,9 @@ class ActionRecipe(Recipe):
     frame_step: int = 2
     val_identities: int = 3
     eval_every: int = 400
+    flow_mask: bool = True
+    flow_init: float = 0.0
+    flow_scale: float = 0.5
 
 
 RECIPES = {
@@ -73,6 +84,10 @@ RECIPES = {
                           eval_every=0),
     "mid": ActionRecipe(steps=600, batch_size=16, frames=8, decay_every=250, warmup_steps=20, val_identities=0,
                         eval_every=0),
+    # full24 (the session-budget subset of full): 8 frames every 3rd cover 22 of the 24 frames (the order classes
+    # need the whole clip) at 2/3 of the 12-frame window's cost; all training identities train (no tuning on it)
+    "full24": ActionRecipe(steps=500, batch_size=16, frames=8, frame_step=3, decay_every=200, warmup_steps=20,
+                           val_identities=0, eval_every=0),
     "test": ActionRecipe(model="r2plus1d_test", steps=2, batch_size=2, frames=2, warmup_steps=0, val_identities=0,
                          eval_every=0),
 }
@@ -83,10 +98,13 @@ def row_config(row: str, *, set_root: Path, recipe: ActionRecipe, seed: int, flo
     """The ``action_flow`` task's run config of a row."""
     from hmore.fineaction.task import ActionFlowDataConfig, ActionFlowModelConfig, ActionFlowRunConfig
 
+    kwargs = {"extra_init_scale": recipe.flow_init} if recipe.flow_init != 1.0 else {}
     return ActionFlowRunConfig(
-        model=ActionFlowModelConfig(name=recipe.model),
+        model=ActionFlowModelConfig(name=recipe.model, kwargs=kwargs),
         data=ActionFlowDataConfig(root=str(set_root), channels=row, flow_key=flow_key or "", frames=recipe.frames,
-                                  frame_step=recipe.frame_step, val_identities=recipe.val_identities, seed=seed),
+                                  frame_step=recipe.frame_step, flow_scale=recipe.flow_scale,
+                                  flow_mask=recipe.flow_mask,
+                                  val_identities=recipe.val_identities, seed=seed),
         train=recipe.train_config(seed=seed, threads=threads))
 
 
@@ -105,9 +123,13 @@ def summarise(results: dict[str, dict[int, dict[str, Any]]], *, config: ActionSe
     rows: dict[str, Any] = {}
     for row, per_seed in results.items():
         conf = np.sum([np.array(r["confusion"]) for r in per_seed.values()], axis=0)
+        top1 = [100 * r["top1"] for r in per_seed.values()]
         rows[row] = {"label": ROW_LABELS.get(row, row),
-                     "top1": mean_over_seeds([100 * r["top1"] for r in per_seed.values()]),
+                     "top1": mean_over_seeds(top1), "top1_std": std_over_seeds(top1),
                      "top5": mean_over_seeds([100 * r["top5"] for r in per_seed.values()]),
+                     "n": next(iter(per_seed.values())).get("n"),
+                     "train_top1": mean_over_seeds([100 * r["train_top1"] if r.get("train_top1") is not None
+                                                    else None for r in per_seed.values()]),
                      "per_class": (100 * np.diag(conf) / np.maximum(conf.sum(axis=1), 1)).tolist(),
                      "confusion": conf.tolist(), "seeds": {s: {"top1": r["top1"], "top5": r["top5"]}
                                                            for s, r in per_seed.items()},
@@ -118,20 +140,45 @@ def summarise(results: dict[str, dict[int, dict[str, Any]]], *, config: ActionSe
     return {**head, "classes": list(CLASSES), "rows": rows, "checks": pattern_checks(rows)}
 
 
+def difference_se(a: float, b: float, n: int) -> float:
+    """The binomial standard error (points) of the difference of two top-1 accuracies ``a``, ``b`` (%) each measured
+    on ``n`` test clips, taken as independent (the rows share their clips, so this over-states the noise a little)."""
+    pa, pb = a / 100.0, b / 100.0
+    return 100.0 * float(np.sqrt((pa * (1 - pa) + pb * (1 - pb)) / max(n, 1)))
+
+
 def pattern_checks(rows: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's goals: RGB + hmore flow above RGB alone and above RGB + DIS; world+local above either alone."""
+    """The issue's goals: RGB + hmore flow above RGB alone and above RGB + DIS; world+local above either alone.
+
+    Each check also says whether the difference is beyond noise: ``se`` is :func:`difference_se` on the test clips,
+    ``beyond_noise`` that the difference exceeds twice it and, with several seeds, twice the larger seed standard
+    deviation of the two rows."""
     def top1(row: str) -> float | None:
         return rows.get(row, {}).get("top1")
 
     checks = []
     for better, worse in (("rgb+world+local", "rgb"), ("rgb+world+local", "rgb+dis"), ("rgb+dis", "rgb"),
                           ("rgb+world+local", "rgb+world"), ("rgb+world+local", "rgb+local"),
-                          ("rgb+exact_world+exact_local", "rgb+world+local")):
+                          ("rgb+exact_world+exact_local", "rgb+world+local"), ("rgb+exact_world+exact_local", "rgb")):
         a, b = top1(better), top1(worse)
-        if a is not None and b is not None:
-            checks.append({"claim": f"top-1: {ROW_LABELS.get(better, better)} > {ROW_LABELS.get(worse, worse)}",
-                           "holds": a > b, "values": [a, b]})
+        if a is None or b is None:
+            continue
+        n = rows[better].get("n") or 0
+        se = difference_se(a, b, n) if n else None
+        stds = [v for v in (rows[better].get("top1_std"), rows[worse].get("top1_std")) if v is not None]
+        beyond = se is not None and abs(a - b) > 2 * se and all(abs(a - b) > 2 * v for v in stds)
+        checks.append({"claim": f"top-1: {ROW_LABELS.get(better, better)} > {ROW_LABELS.get(worse, worse)}",
+                       "holds": a > b, "values": [a, b], "difference": a - b, "se": se, "seed_std": stds,
+                       "beyond_noise": bool(beyond)})
     return checks
+
+
+def _noise(c: dict[str, Any]) -> str:
+    if c.get("se") is None:
+        return ""
+    seeds = f", seed std {'/'.join(f'{v:.2f}' for v in c['seed_std'])}" if c.get("seed_std") else ""
+    verdict = "beyond noise" if c.get("beyond_noise") else "within noise"
+    return f"; difference {c['difference']:+.2f}, binomial s.e. {c['se']:.2f}{seeds}: {verdict}"
 
 
 def format_tables(summary: dict[str, Any]) -> str:
@@ -144,13 +191,14 @@ def format_tables(summary: dict[str, Any]) -> str:
     table = []
     for e in summary["rows"].values():
         paper = e.get("paper") or ("", (None, None))
-        table.append([e["label"], e["top1"], e["top5"], paper[0], *paper[1]])
-    out = [head, "", markdown_table(["input", "top-1", "top-5", "paper row (Diving48)", "paper top-1", "paper top-5"],
-                                    table)]
+        table.append([e["label"], mean_std(e["top1"], e.get("top1_std")), e["top5"], e.get("train_top1"), paper[0],
+                      *paper[1]])
+    out = [head, "", markdown_table(["input", "top-1", "top-5", "train top-1", "paper row (Diving48)", "paper top-1",
+                                     "paper top-5"], table)]
     if summary["checks"]:
         out += ["", "Pattern:"]
         out += [f"- {c['claim']}: {'holds' if c['holds'] else 'DOES NOT HOLD'} ({c['values'][0]:.2f} vs "
-                f"{c['values'][1]:.2f})" for c in summary["checks"]]
+                f"{c['values'][1]:.2f}{_noise(c)})" for c in summary["checks"]]
     return "\n".join(out)
 
 
@@ -171,7 +219,7 @@ def write_report(out: Path, summary: dict[str, Any]) -> Path:
                   header=["input", "top-1", "top-5", "paper row", "paper top-1", "paper top-5"])
     for c in summary["checks"]:
         rep.add_text(f"{c['claim']}: {'holds' if c['holds'] else 'does NOT hold'} ({c['values'][0]:.2f} vs "
-                     f"{c['values'][1]:.2f}).")
+                     f"{c['values'][1]:.2f}{_noise(c)}).")
     rep.add_section("Per class", "Accuracy % per class (rows: input rows).")
     rep.add_table([[e["label"], *[round(v, 1) for v in e["per_class"]]] for e in rows.values()],
                   header=["input", *summary["classes"]])

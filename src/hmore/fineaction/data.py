@@ -4,8 +4,10 @@
 
 Item ``train-00007`` / ``test-00003``: class = index modulo 12, everything else drawn from the item's seed; train and
 test use disjoint identities. Each item is a person-centred square crop (the union of the person's masks over the
-clip, 15 % margin) resized to ``crop`` x ``crop``: ``rgb`` (T, crop, crop, 3) uint8 and the flow channels
-(T-1, 2, crop, crop) int8 in steps of ``flow_step`` pixels of the crop. The folder layout and the caching (resumable,
+clip, 15 % margin) resized to ``crop`` x ``crop``: ``rgb`` (T, crop, crop, 3) uint8, ``mask`` (T, crop, crop) uint8
+(the generator's person masks cropped the same way, 255 = person; what ``data.flow_mask`` multiplies every flow
+channel by, as the gait set's silhouettes) and the flow channels (T-1, 2, crop, crop) int8 in steps of ``flow_step``
+pixels of the crop. The folder layout and the caching (resumable,
 shardable, H-MoRe flows per weights) are those of :func:`hmore.flowfeed.build_clip_cache`.
 """
 
@@ -77,6 +79,9 @@ PRESETS: dict[str, ActionSetConfig] = {
     # between quick and full: what the README's action table could afford on the shared 2-core machine
     "mid": ActionSetConfig(train_identities=12, test_identities=6, train_per_class=16, test_per_class=6, frames=16,
                            size=(80, 80), crop=48),
+    # the first 24 training and 12 test clips per class of "full" (an item's bytes depend on its index and the
+    # identities only, so these are the full set's own files): what one session's CPU budget could build and train
+    "full24": ActionSetConfig(train_per_class=24, test_per_class=12),
     "test": ActionSetConfig(train_identities=2, test_identities=1, train_per_class=1, test_per_class=1, frames=5,
                             size=(48, 48), crop=16, distractors=0),
 }
@@ -167,10 +172,13 @@ def crop_square(image: np.ndarray, box: tuple[float, float, float], size: int) -
 
 
 def prepare_item(config: ActionSetConfig, item: ActionItem, clip: Any) -> Prepared:
-    """The item's RGB crop and the crop of its flows."""
+    """The item's RGB crop, its person mask's crop (the generator's masks, as the gait set's silhouettes) and the
+    crop of its flows."""
     box = square_box(clip.masks)
     rgb = np.stack([np.clip(np.rint(crop_square(f, box, config.crop)), 0, 255).astype(np.uint8)
                     for f in clip.frames])
+    mask = np.stack([np.clip(np.rint(255.0 * crop_square((m > 0).astype(np.float32), box, config.crop)), 0, 255)
+                     .astype(np.uint8) for m in clip.masks])
     scale = config.crop / box[2]
 
     def crop_flow(flow: np.ndarray) -> np.ndarray:  # (T-1, 2, H, W) -> (T-1, 2, crop, crop) int8
@@ -181,7 +189,7 @@ def prepare_item(config: ActionSetConfig, item: ActionItem, clip: Any) -> Prepar
     meta = {"item": item.__dict__, "class": CLASSES[item.label], "view": lab["view"],
             "condition": lab["condition"], "camera": clip.meta["params"]["camera_motion"],
             "base": "walk" if float(np.abs(clip.subject_velocity).sum()) > 1.0 else "stand"}
-    return Prepared(arrays={"rgb": rgb, "label": np.array(item.label)}, crop_flow=crop_flow, meta=meta)
+    return Prepared(arrays={"rgb": rgb, "mask": mask, "label": np.array(item.label)}, crop_flow=crop_flow, meta=meta)
 
 
 def open_set(root: str | Path, config: ActionSetConfig | None = None) -> ActionSetConfig:
@@ -201,12 +209,14 @@ def build_action_set(root: str | Path, config: ActionSetConfig, *, flow_model: F
 
 @dataclass(frozen=True)
 class ActionArrays:
-    """Items in memory: ``rgb`` (T, c, c, 3) uint8 and the flow channels (T-1, 2, c, c) int8 per item."""
+    """Items in memory: ``rgb`` (T, c, c, 3) uint8, the flow channels (T-1, 2, c, c) int8 and, when loaded, the
+    person masks ``mask`` (T, c, c) uint8 (255 = person) per item."""
 
     items: list[ActionItem]
     rgb: list[np.ndarray]
     flows: dict[str, list[np.ndarray]]
     flow_step: float
+    mask: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.items)
@@ -218,14 +228,17 @@ class ActionArrays:
     def subset(self, keep: Sequence[int]) -> ActionArrays:
         return ActionArrays(items=[self.items[k] for k in keep], rgb=[self.rgb[k] for k in keep],
                             flows={c: [v[k] for k in keep] for c, v in self.flows.items()},
-                            flow_step=self.flow_step)
+                            flow_step=self.flow_step, mask=None if self.mask is None else [self.mask[k] for k in keep])
 
 
 def load_action_set(root: str | Path, *, split: str, channels: Sequence[str] = (), flow_key: str | None = None,
-                    progress: bool | None = None) -> ActionArrays:
-    """The items of ``split`` with the flow ``channels`` (see :func:`hmore.flowfeed.load_clip_cache`)."""
+                    mask: bool = False, progress: bool | None = None) -> ActionArrays:
+    """The items of ``split`` with the flow ``channels`` (see :func:`hmore.flowfeed.load_clip_cache`) and, with
+    ``mask``, the person masks (sets built before the masks were stored raise InputError: build them anew)."""
     config = open_set(root)
     its = items(config, split)
-    got = load_clip_cache(root, [it.key for it in its], arrays=("rgb",), channels=channels, flow_key=flow_key,
+    arrays = ("rgb", "mask") if mask else ("rgb",)
+    got = load_clip_cache(root, [it.key for it in its], arrays=arrays, channels=channels, flow_key=flow_key,
                           progress=progress, desc=f"load {split}")
-    return ActionArrays(items=its, rgb=got["rgb"], flows={c: got[c] for c in channels}, flow_step=config.flow_step)
+    return ActionArrays(items=its, rgb=got["rgb"], flows={c: got[c] for c in channels}, flow_step=config.flow_step,
+                        mask=got["mask"] if mask else None)

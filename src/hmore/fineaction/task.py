@@ -2,10 +2,11 @@
 
 Input (``data.channels``): ``rgb`` plus any of ``dis``, ``world``, ``local``, ``exact_world``, ``exact_local`` joined
 with ``+``. A sample is ``data.frames`` frames taken every ``data.frame_step`` frames of a clip; frame t carries pair
-t's flow (divided by ``data.flow_scale``), so every row sees the same frames. Training samples start at a random
-frame (when the clip is longer than the window) and may be shifted by up to ``data.shift`` pixels; evaluation uses
-the first window. The last ``data.val_identities`` training identities are held out for the engine's periodic
-evaluation; the test split (other identities) is only scored by :meth:`ActionFlowTask.test`.
+t's flow (divided by ``data.flow_scale``; with ``data.flow_mask`` multiplied by frame t's person mask, the gait
+task's representation, :func:`hmore.flowfeed.flow_channel`), so every row sees the same frames. Training samples
+start at a random frame (when the clip is longer than the window) and may be shifted by up to ``data.shift`` pixels;
+evaluation uses the first window. The last ``data.val_identities`` training identities are held out for the engine's
+periodic evaluation; the test split (other identities) is only scored by :meth:`ActionFlowTask.test`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 from hmore.errors import ConfigError, InputError
 from hmore.fineaction.data import ActionArrays, load_action_set
 from hmore.fineaction.motions import CLASSES
-from hmore.flowfeed import channels_of, dequantise_flow
+from hmore.flowfeed import channels_of, flow_channel
 from hmore.metrics.classification import confusion_matrix, topk_accuracy
 from hmore.registry import create_model
 from hmore.train.engine import TrainConfig
@@ -43,6 +44,8 @@ class ActionFlowDataConfig:
         flow_key: the H-MoRe flow cache folder for ``world``/``local``.
         frames, frame_step: the window.
         flow_scale: flow channels are divided by this (pixels of the crop).
+        flow_mask: multiply each flow channel by frame t's person mask (the generator's masks cropped with the clip,
+            0..1), so flow off the person (the estimators' halo, the camera's motion on the background) is dropped.
         shift: random translation in training (pixels, 0: none).
         val_identities: training identities held out for periodic evaluation.
         seed: seed of the sampling.
@@ -54,6 +57,7 @@ class ActionFlowDataConfig:
     frames: int = 12
     frame_step: int = 2
     flow_scale: float = 4.0
+    flow_mask: bool = False
     shift: int = 3
     val_identities: int = 3
     seed: int = 0
@@ -67,13 +71,16 @@ class ActionFlowRunConfig:
 
 
 def action_input(arrays: ActionArrays, k: int, start: int, *, frames: int, step: int, channels: tuple[str, ...],
-                 flow_scale: float, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Item ``k``'s window as model input (C, frames, crop, crop) float32: RGB in [-1, 1], flows / flow_scale."""
+                 flow_scale: float, flow_mask: bool = False, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Item ``k``'s window as model input (C, frames, crop, crop) float32: RGB in [-1, 1], flows by
+    :func:`hmore.flowfeed.flow_channel` (masked to the person when ``flow_mask``, / flow_scale)."""
     n_pairs = len(arrays.rgb[k]) - 1
     idx = np.clip(start + np.arange(frames) * step, 0, n_pairs - 1)
     parts = [arrays.rgb[k][idx].astype(np.float32).transpose(3, 0, 1, 2) / 127.5 - 1.0]  # (3, F, c, c)
+    person = None if arrays.mask is None else arrays.mask[k]
     for c in channels:
-        f = dequantise_flow(arrays.flows[c][k][idx], arrays.flow_step) / flow_scale  # (F, 2, c, c)
+        f = flow_channel(arrays.flows[c][k], person, idx, flow_scale=flow_scale, mask=flow_mask,
+                         step=arrays.flow_step)  # (F, 2, c, c)
         parts.append(f.transpose(1, 0, 2, 3))
     x = np.concatenate(parts, axis=0)
     if shift != (0, 0):
@@ -115,7 +122,7 @@ class ActionFlowTask:
         if self._split:
             return
         d = self.config.data
-        load = dict(channels=self.channels, flow_key=d.flow_key or None)
+        load = dict(channels=self.channels, flow_key=d.flow_key or None, mask=d.flow_mask and bool(self.channels))
         if self._train is None:
             self._train = load_action_set(d.root, split="train", **load)
         if self._test is None:
@@ -153,12 +160,12 @@ class ActionFlowTask:
         m, d = self.config.model, self.config.data
         return {"name": m.name, "kwargs": {**m.kwargs, "in_channels": self.in_channels, "num_classes": len(CLASSES)},
                 "classes": list(CLASSES), "channels": d.channels, "flow_scale": d.flow_scale, "flow_key": d.flow_key,
-                "frames": d.frames, "frame_step": d.frame_step}
+                "flow_mask": d.flow_mask, "frames": d.frames, "frame_step": d.frame_step}
 
     def _window(self, arrays: ActionArrays, k: int, start: int, shift: tuple[int, int] = (0, 0)) -> np.ndarray:
         d = self.config.data
         return action_input(arrays, k, start, frames=d.frames, step=d.frame_step, channels=self.channels,
-                            flow_scale=d.flow_scale, shift=shift)
+                            flow_scale=d.flow_scale, flow_mask=d.flow_mask, shift=shift)
 
     def batch(self, step: int, *, rank: int, world_size: int, batch_size: int) -> dict[str, torch.Tensor]:
         d = self.config.data
@@ -200,13 +207,16 @@ class ActionFlowTask:
         return {"val_top1": topk_accuracy(prob, self._val.labels, 1)}
 
     def test(self, model: nn.Module) -> dict[str, Any]:
-        """Top-1/top-5 accuracy and the confusion matrix on the test split."""
+        """Top-1/top-5 accuracy and the confusion matrix on the test split (``n`` clips), and the top-1 on the
+        training clips (``train_top1``, first window, no shift: how far the model memorised its training set)."""
         arrays = self.test_arrays
         prob = self.predict(model, arrays)
         labels = arrays.labels
+        train = self.train_arrays
         return {"top1": topk_accuracy(prob, labels, 1), "top5": topk_accuracy(prob, labels, 5),
                 "confusion": confusion_matrix(labels, prob.argmax(axis=1), len(CLASSES)).tolist(),
-                "classes": list(CLASSES), "n": int(len(labels))}
+                "classes": list(CLASSES), "n": int(len(labels)),
+                "train_top1": topk_accuracy(self.predict(model, train), train.labels, 1), "train_n": len(train)}
 
     def images(self, model: nn.Module, batch: Any) -> dict[str, np.ndarray]:
         return {}

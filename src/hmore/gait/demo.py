@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class GaitModel:
     """A gait model ready to embed: the network, its input channels, flow scale and flow representation
-    (``hmore.gait.task.flow_channel``), and where it came from."""
+    (``hmore.flowfeed.flow_channel``), and where it came from."""
 
     net: torch.nn.Module
     channels: tuple[str, ...]
@@ -177,7 +177,7 @@ def video_tracks(video: str | Path, out: Path, *, channels: tuple[str, ...] = ()
 @torch.no_grad()
 def embed_tracks(model: GaitModel, tracks: list[Track]) -> np.ndarray:
     """(N, parts, D) embeddings of the tracks (all their frames as one set)."""
-    from hmore.gait.task import flow_channel
+    from hmore.flowfeed import flow_channel
 
     out = []
     for tr in tracks:

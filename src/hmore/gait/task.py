@@ -4,9 +4,9 @@ Data: a generated gait set (``hmore.gait.data``; ``data.format: hmore``) or an O
 partition file (``data.format: opengait``, silhouettes only). Input channels (``data.channels``): ``sil`` plus any of
 ``dis``, ``world``, ``local``, ``exact_world``, ``exact_local`` joined with ``+`` (e.g. ``sil+world+local``); flow
 channels are pair t's flow, divided by ``data.flow_scale``. Every row uses frames 0..T-2 (the frames that have a
-flow pair), so rows differ only in their channels. The flow representation (``data.flow_mask``, ``data.flow_smooth``,
-:func:`flow_channel`) and the training-time ``data.flow_dropout`` apply identically to every flow channel, the
-exact ones included.
+flow pair), so rows differ only in their channels. The flow representation (``data.flow_mask``,
+``data.flow_smooth``, :func:`hmore.flowfeed.flow_channel`) and the training-time ``data.flow_dropout`` apply
+identically to every flow channel, the exact ones included.
 
 Batches follow OpenGait's triplet sampler: ``train.batch_size / data.seqs_per_id`` identities, ``seqs_per_id``
 sequences each, ``data.frames`` frames drawn without order from each sequence (a set). Loss: batch-all triplet
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from hmore.errors import ConfigError, InputError
-from hmore.flowfeed import channels_of, dequantise_flow
+from hmore.flowfeed import channels_of, flow_channel
 from hmore.gait.data import GaitArrays, load_gait_set, open_set
 from hmore.losses.gait import batch_all_triplet_loss, part_cross_entropy
 from hmore.metrics.gait import GaitRank1, casia_rank1
@@ -96,24 +96,6 @@ class GaitRunConfig:
     data: GaitDataConfig = field(default_factory=GaitDataConfig)
     loss: GaitLossConfig = field(default_factory=GaitLossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-
-def flow_channel(flow: np.ndarray, sil: np.ndarray, frames: np.ndarray, *, flow_scale: float, mask: bool = False,
-                 smooth: int = 1) -> np.ndarray:
-    """One flow channel of a sequence as model input: (T-1, 2, 64, 44) int8 stored flow -> (S, 2, 64, 44) float32 at
-    the pairs ``frames``, smoothed over ``smooth`` pairs (centred, clipped at the ends), masked by the frames'
-    silhouettes ``sil`` ((T, 64, 44) uint8, 255 = body) when ``mask``, divided by ``flow_scale``."""
-    if smooth > 1:
-        r = smooth // 2
-        csum = np.concatenate([np.zeros_like(flow[:1], np.float32), np.cumsum(flow, axis=0, dtype=np.float32)])
-        lo = np.clip(frames - r, 0, len(flow))
-        hi = np.clip(frames + r + 1, 0, len(flow))
-        f = dequantise_flow((csum[hi] - csum[lo]) / (hi - lo)[:, None, None, None])  # (S, 2, 64, 44)
-    else:
-        f = dequantise_flow(flow[frames])
-    if mask:
-        f = f * (sil[frames, None].astype(np.float32) / 255.0)
-    return f / flow_scale
 
 
 def gait_input(arrays: GaitArrays, k: int, frames: np.ndarray, *, channels: tuple[str, ...],

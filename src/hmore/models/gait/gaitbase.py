@@ -20,6 +20,7 @@ from einops import rearrange
 from torch import nn
 
 from hmore.config import from_dict, to_dict
+from hmore.models.fusion import scale_extra_inputs
 from hmore.registry import register_model
 
 
@@ -111,8 +112,7 @@ class GaitBase(nn.Module):
         self.classifier = nn.Parameter(torch.empty(c.parts, c.embed_dim, c.num_classes))
         nn.init.xavier_uniform_(self.fc)
         nn.init.xavier_uniform_(self.classifier)
-        with torch.no_grad():
-            self.stem[0].weight[:, 1:] *= c.extra_init_scale  # (out, in, 3, 3): channels 1.. are the flow
+        scale_extra_inputs(self.stem[0], base_channels=1, scale=c.extra_init_scale)  # channels 1.. are the flow
         self.stride = 1
         for s in c.strides:
             self.stride *= s

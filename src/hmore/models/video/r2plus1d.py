@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hmore.config import from_dict, to_dict
+from hmore.models.fusion import scale_extra_inputs
 from hmore.registry import register_model
 
 
@@ -27,6 +28,8 @@ class R2Plus1DConfig:
         stem_stride: spatial stride of the stem.
         num_classes: classes.
         dropout: before the classifier.
+        extra_init_scale: the stem's initial weights on the input channels after the first three (RGB), i.e. the
+            flow, are multiplied by this (0: the network starts as an RGB-only one; :mod:`hmore.models.fusion`).
     """
 
     in_channels: int = 3
@@ -36,6 +39,7 @@ class R2Plus1DConfig:
     stem_stride: int = 2
     num_classes: int = 12
     dropout: float = 0.3
+    extra_init_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not (len(self.widths) == len(self.spatial_strides) == len(self.temporal_strides) >= 1):
@@ -83,6 +87,7 @@ class R2Plus1D(nn.Module):
             nn.Conv3d(c.in_channels, c.widths[0], (1, 5, 5), (1, c.stem_stride, c.stem_stride), (0, 2, 2),
                       bias=False),
             nn.BatchNorm3d(c.widths[0]), nn.ReLU(inplace=True))
+        scale_extra_inputs(self.stem[0], base_channels=min(3, c.in_channels), scale=c.extra_init_scale)
         blocks, prev = [], c.widths[0]
         for w, ss, ts in zip(c.widths, c.spatial_strides, c.temporal_strides):
             blocks.append(Block(in_ch=prev, out_ch=w, stride=(ts, ss)))
