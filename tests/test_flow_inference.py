@@ -224,12 +224,13 @@ def test_a_stream_encodes_each_unwarped_frame_once_with_the_same_flow(tiny: torc
     frames[2:, 12:20, 22:30] = 255  # something moves from frame 2 on
     seen, handle = _encoded_images(tiny)
     try:
-        rep = hmore.flow(frames, model=tiny, masks="whole", device="cpu", camera=camera)
+        # refine="off": the network's flow is compared (the refinement after it would magnify float noise)
+        rep = hmore.flow(frames, model=tiny, masks="whole", device="cpu", camera=camera, refine="off")
     finally:
         handle.remove()
     assert sum(seen) == 5  # 2 images for the first pair, then 1 new frame per pair (not 2 x 4 = 8)
     for t in range(4):  # the same as each pair on its own
-        alone = hmore.flow(frames[t: t + 2], model=tiny, masks="whole", device="cpu", camera=camera)
+        alone = hmore.flow(frames[t: t + 2], model=tiny, masks="whole", device="cpu", camera=camera, refine="off")
         assert np.allclose(rep.world[t], alone.world[0], atol=1e-4)
 
 
@@ -243,13 +244,14 @@ def test_a_moving_camera_stream_also_encodes_each_frame_once(tiny: torch.nn.Modu
     monkeypatch.setattr(inf, "estimate_camera", lambda *a, **k: moved)  # a pan: the lookup goes through it
     seen, handle = _encoded_images(tiny)
     try:
-        rep = hmore.flow(frames, model=tiny, masks="whole", device="cpu", camera="homography")
+        rep = hmore.flow(frames, model=tiny, masks="whole", device="cpu", camera="homography", refine="off")
     finally:
         handle.remove()
     assert sum(seen) == 4  # 2 images for the first pair, then 1 new frame per pair: no frame is warped
     assert rep.camera_note == [""] * 3  # fitted (here: given) for every pair
     for t in range(3):  # the same as each pair on its own
-        alone = hmore.flow(frames[t: t + 2], model=tiny, masks="whole", device="cpu", camera="homography")
+        alone = hmore.flow(frames[t: t + 2], model=tiny, masks="whole", device="cpu", camera="homography",
+                           refine="off")
         assert np.allclose(rep.world[t], alone.world[0], atol=1e-4)
-    still = hmore.flow(frames[:2], model=tiny, masks="whole", device="cpu", camera="off")
+    still = hmore.flow(frames[:2], model=tiny, masks="whole", device="cpu", camera="off", refine="off")
     assert not np.allclose(rep.world[0], still.world[0], atol=1e-2)  # the camera is compensated
