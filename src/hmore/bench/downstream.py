@@ -238,7 +238,7 @@ def run_rows(out: Path, *, rows: Sequence[str], seeds: Sequence[int], flow_key: 
 
 
 def finished_scores(folder: Path, steps: int) -> dict[str, Any] | None:
-    """``folder/test.json`` when it scores the run's final step ``steps``, else None."""
+    """``folder/test.json`` when it scores step ``steps`` (a run's final step), else None (missing or corrupt)."""
     path = folder / "test.json"
     try:
         found = json.loads(path.read_text()) if path.is_file() else None
@@ -249,16 +249,11 @@ def finished_scores(folder: Path, steps: int) -> dict[str, Any] | None:
 
 def cached_scores(folder: Path, step: int, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """``folder/test.json`` if it scores checkpoint ``step``, else ``compute()`` written there."""
-    path = folder / "test.json"
-    if path.is_file():
-        try:
-            found = json.loads(path.read_text())
-            if found.get("step") == step:
-                return found
-        except json.JSONDecodeError:
-            pass
+    found = finished_scores(folder, step)
+    if found is not None:
+        return found
     scores = {"step": step, **compute()}
-    write_json_atomic(path, json_clean(scores))
+    write_json_atomic(folder / "test.json", json_clean(scores))
     return scores
 
 

@@ -87,18 +87,23 @@ class CameraMotion:
     reason: str = ""
     samples: int = 0
     inliers: float = 0.0
+    # camera flow fields already computed, per (H, W): a pair's refinement and its output both need the field
+    _fields: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def is_identity(self) -> bool:
         return self.model == "identity"
 
     def flow(self, hw: tuple[int, int]) -> np.ndarray:
-        """(H, W, 2) float32 camera-induced flow ``H(p) - p`` at every pixel centre (zeros for the identity)."""
-        h, w = hw
+        """(H, W, 2) float32 camera-induced flow ``H(p) - p`` at every pixel centre (zeros for the identity); a new
+        array each call (the field itself is computed once per size)."""
+        h, w = int(hw[0]), int(hw[1])
         if self.is_identity:
             return np.zeros((h, w, 2), np.float32)
-        grid = _grid(h, w)
-        return (_apply(self.homography, grid) - grid).astype(np.float32)
+        if (h, w) not in self._fields:
+            grid = _grid(h, w)
+            self._fields[h, w] = (_apply(self.homography, grid) - grid).astype(np.float32)
+        return self._fields[h, w].copy()
 
 
 @functools.lru_cache(maxsize=8)

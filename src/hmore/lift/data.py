@@ -388,14 +388,13 @@ def _anny_identity(i: int, *, actions: Sequence[str] | None, num_frames: int, he
     clips = [MotionClip(joints=p.joints.astype(np.float64), coco=p.coco.astype(np.float64), fps=fps, name=p.name)
              for p in posed]
     if path is not None:
-        from hmore.io.atomic import atomic_path
+        from hmore.io.atomic import save_npz_atomic
 
         path.parent.mkdir(parents=True, exist_ok=True)
         offsets = np.concatenate([[0], np.cumsum([c.joints.shape[0] for c in clips])])
-        with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, names=np.array([c.name for c in clips]), offsets=offsets,
-                     joints=np.concatenate([c.joints for c in clips]).astype(np.float32),
-                     coco=np.concatenate([c.coco for c in clips]).astype(np.float32))
+        save_npz_atomic(path, compressed=False, names=np.array([c.name for c in clips]), offsets=offsets,
+                        joints=np.concatenate([c.joints for c in clips]).astype(np.float32),
+                        coco=np.concatenate([c.coco for c in clips]).astype(np.float32))
     return clips
 
 
