@@ -323,3 +323,44 @@ def test_stream_threads_and_when_the_stages_overlap(monkeypatch: pytest.MonkeyPa
         assert inf.overlap_fits() == (2 * threads <= cores)
     monkeypatch.setattr(inf.os, "cpu_count", lambda: None)  # unknown: one core, no overlap
     assert inf.stream_threads() == 1 and not inf.overlap_fits()
+
+
+def test_the_background_npz_writer_writes_the_same_bytes_and_reports_write_errors(tmp_path: Path) -> None:
+    from hmore.flow.inference import StreamingNpzWriter
+
+    rng = np.random.default_rng(0)
+    slices = [rng.normal(size=(2, 6, 5)).astype(np.float32) for _ in range(7)]
+    paths = []
+    for background in (False, True):
+        w = StreamingNpzWriter(tmp_path / f"bg{int(background)}.npz", background=background, queue=2)
+        for k, x in enumerate(slices):
+            w.append("world", x)
+            w.append("index", np.array(k))
+        paths.append(w.close(fps=np.array(30.0)))
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    with np.load(paths[1]) as z:
+        assert np.array_equal(z["world"], np.stack(slices)) and z["index"].ravel().tolist() == list(range(7))
+
+    class Broken:  # a disk that fails on the third write
+        def __init__(self, fh):
+            self.fh, self.n = fh, 0
+
+        def write(self, data):
+            self.n += 1
+            if self.n == 3:
+                raise OSError(28, "No space left on device")
+            return self.fh.write(data)
+
+        def close(self):
+            self.fh.close()
+
+    w = StreamingNpzWriter(tmp_path / "broken.npz", queue=1)
+    w.append("world", slices[0])
+    fh, raw, dtype, shape = w._files["world"]
+    w._files["world"] = (Broken(fh), raw, dtype, shape)
+    with pytest.raises(OSError, match="No space left"):
+        for x in slices:
+            w.append("world", x)
+        w.close()
+    w.discard()
+    assert not (tmp_path / "broken.npz").exists() and not list(tmp_path.glob(".broken*"))

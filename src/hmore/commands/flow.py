@@ -82,6 +82,7 @@ def process_clip(src: Path, out_dir: Path, args: argparse.Namespace) -> dict:
     first = next(pairs, None)  # the model, masks and first frames are checked before any output is written
     if first is None:
         raise InputError(f"{src}: fewer than 2 frames selected: no frame pair to compute flow on")
+    to_first = time.perf_counter() - t0  # start-up: model, masks (the priors pass), the first pair
     pairs = itertools.chain([first], pairs)
     out_dir.mkdir(parents=True, exist_ok=True)
     dtype = "float16" if args.float16 else "float32"
@@ -93,7 +94,9 @@ def process_clip(src: Path, out_dir: Path, args: argparse.Namespace) -> dict:
         n = _write_both(out_dir, pairs, dtype, fps, write_video)
     elapsed = time.perf_counter() - t0
     meta = {"source": str(src), "pairs": n, "fps": fps, "seconds": round(elapsed, 2),
-            "pairs_per_second": round(n / max(elapsed, 1e-9), 3), "dtype": dtype, "stride": args.stride,
+            "pairs_per_second": round(n / max(elapsed, 1e-9), 3), "seconds_to_first_pair": round(to_first, 2),
+            "pairs_per_second_after_first": (round((n - 1) / max(elapsed - to_first, 1e-9), 3) if n > 1 else None),
+            "dtype": dtype, "stride": args.stride,
             "size": args.size, **info}
     if not args.no_preview:
         _write_index(out_dir, meta)

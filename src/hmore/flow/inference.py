@@ -43,11 +43,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Queue
 from typing import Any
 
 import cv2
@@ -861,13 +863,41 @@ class StreamingNpzWriter:
     Slices go to temporary raw files beside the target; :meth:`close` writes the zip (fixed timestamps, so the same
     data gives the same bytes) with each array's ``.npy`` header and streams the raw data in, then renames it onto
     ``path`` atomically. Small arrays can be added whole with ``extra``.
+
+    With ``background`` (default) a writer thread does the file writes, at most ``queue`` slices behind, so a slow
+    disk does not hold up the caller (a flow pair is ~1.2 MB at 256x192: ~20 ms on a 60 MB/s disk); a write error
+    is raised by the next :meth:`append` or by :meth:`close`.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, background: bool = True, queue: int = 16) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._files: dict[str, tuple[Any, Path, np.dtype, tuple[int, ...]]] = {}
         self._counts: dict[str, int] = {}
+        self._queue: Queue | None = Queue(maxsize=max(1, queue)) if background else None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _write_loop(self) -> None:
+        assert self._queue is not None
+        while (job := self._queue.get()) is not None:
+            if self._error is None:  # after an error the rest is drained, not written
+                try:
+                    job[0].write(job[1])
+                except BaseException as exc:  # handed to the caller's thread
+                    self._error = exc
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _drain(self) -> None:
+        """Wait until every queued slice is written (the writer thread ends)."""
+        if self._thread is not None:
+            assert self._queue is not None
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
     def append(self, name: str, item: np.ndarray) -> None:
         item = np.ascontiguousarray(item)
@@ -878,11 +908,20 @@ class StreamingNpzWriter:
         fh, _, dtype, shape = self._files[name]
         if item.dtype != dtype or item.shape != shape:
             raise ValueError(f"slice of {name!r} is {item.shape} {item.dtype}, earlier ones were {shape} {dtype}")
-        fh.write(item.tobytes())
+        if self._queue is None:
+            fh.write(item.tobytes())
+        else:
+            self._raise_error()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._write_loop, name="hmore-npz-writer", daemon=True)
+                self._thread.start()
+            self._queue.put((fh, item.tobytes()))
         self._counts[name] += 1
 
     def close(self, **extra: Any) -> Path:
         try:
+            self._drain()
+            self._raise_error()
             with atomic_path(self.path, suffix=".npz") as tmp, zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
                 for name, (fh, raw, dtype, shape) in self._files.items():
                     fh.close()
@@ -903,6 +942,7 @@ class StreamingNpzWriter:
 
     def discard(self) -> None:
         """Close and delete the temporary files (also after an error)."""
+        self._drain()
         for fh, raw, _, _ in self._files.values():
             fh.close()
             raw.unlink(missing_ok=True)
