@@ -10,6 +10,7 @@ rows alike. Columns (medians over rounds): ``pairs/s`` of the whole command as i
 pair, ``x DIS`` the whole-command pairs/s over DIS's.
 
 Usage: python benchmarks/flow_command.py [--frames 121] [--rounds 3] [--camera pan] [--threads N]
+       [--baseline-src DIR]
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ import cv2
 import numpy as np
 
 
-def _hmore(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "hmore", *args], check=True, stdout=subprocess.DEVNULL)
+def _hmore(*args: str, src: str | None = None) -> None:
+    env = None if src is None else {**os.environ, "PYTHONPATH": src}
+    subprocess.run([sys.executable, "-m", "hmore", *args], check=True, stdout=subprocess.DEVNULL, env=env)
 
 
 def main() -> None:
@@ -38,6 +40,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--camera", default="pan", choices=["static", "pan", "track"])
     ap.add_argument("--threads", type=int, default=None, help="hmore flow --threads (default: its own default)")
+    ap.add_argument("--baseline-src", default=None, metavar="DIR",
+                    help="also time `hmore flow` from another source tree (its src/ folder, e.g. a clone of an "
+                         "earlier commit), interleaved with this one: an A/B in the same run")
     args = ap.parse_args()
     from hmore.synth.clip import load_clip
 
@@ -50,19 +55,24 @@ def main() -> None:
         grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in load_clip(clip_path).frames]
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         extra = [] if args.threads is None else ["--threads", str(args.threads)]
-        variants = {"hmore flow": [], "hmore flow --no-preview": ["--no-preview"]}
+        variants: dict[str, tuple[list[str], str | None]] = {"hmore flow": ([], None),
+                                                             "hmore flow --no-preview": (["--no-preview"], None)}
+        if args.baseline_src:
+            variants["baseline hmore flow"] = ([], args.baseline_src)
         for r in range(args.rounds):
-            for name, flags in variants.items():
-                out = Path(tmp) / f"out_{r}_{len(flags)}"
+            for k, (name, (flags, src)) in enumerate(variants.items()):
+                out = Path(tmp) / f"out_{r}_{k}"
                 t0 = time.perf_counter()
-                _hmore("flow", str(clip_path), "-o", str(out), *flags, *extra)
+                _hmore("flow", str(clip_path), "-o", str(out), *flags, *extra, src=src)
                 wall = time.perf_counter() - t0
                 meta = json.loads((out / "meta.json").read_text())
                 row = rows.setdefault(name, {"pairs/s": [], "after first": [], "start s": [], "process s": [],
                                              "load": []})
                 row["pairs/s"].append(meta["pairs_per_second"])
-                row["after first"].append(meta["pairs_per_second_after_first"])
-                row["start s"].append(meta["seconds_to_first_pair"])
+                for col, key in (("after first", "pairs_per_second_after_first"),
+                                 ("start s", "seconds_to_first_pair")):
+                    if meta.get(key) is not None:  # (an earlier hmore's meta.json may lack them)
+                        row[col].append(meta[key])
                 row["process s"].append(wall)
                 row["load"].append(os.getloadavg()[0])
             t0 = time.perf_counter()
@@ -77,7 +87,7 @@ def main() -> None:
     cols = ["pairs/s", "after first", "start s", "process s"]
     print(f"{'row':<26}" + "".join(f"{c:>12}" for c in cols) + f"{'x DIS':>8}{'load':>7}")
     for name, row in rows.items():
-        vals = "".join(f"{statistics.median(row[c]):>12.2f}" if c in row else f"{'-':>12}" for c in cols)
+        vals = "".join(f"{statistics.median(row[c]):>12.2f}" if row.get(c) else f"{'-':>12}" for c in cols)
         print(f"{name:<26}{vals}{statistics.median(row['pairs/s']) / ref:>8.3f}{float(np.mean(row['load'])):>7.2f}")
 
 
