@@ -65,7 +65,8 @@ def test_label_masks_are_compacted_beyond_the_subject_queries(tiny: torch.nn.Mod
     assert (rep.local.transpose(0, 2, 3, 1)[labels[:2] == 0] == 0).all()
 
 
-def test_iter_flow_streams_frames_lazily(tiny: torch.nn.Module) -> None:
+@pytest.mark.parametrize(("overlap", "ahead"), [(False, 2), (True, 4)])
+def test_iter_flow_streams_frames_lazily(tiny: torch.nn.Module, overlap: bool, ahead: int) -> None:
     pulled = []
 
     def source():
@@ -73,10 +74,12 @@ def test_iter_flow_streams_frames_lazily(tiny: torch.nn.Module) -> None:
             pulled.append(k)
             yield f
 
-    gen = iter_flow(source(), model=tiny, masks="whole", device="cpu")
+    gen = iter_flow(source(), model=tiny, masks="whole", device="cpu", overlap=overlap)
     first = next(gen)
-    assert first.index == 0 and len(pulled) == 2  # one pair needs two frames, no more
-    assert len(list(gen)) == 4
+    # one pair needs two frames; overlapped, the next pair's are read while the network works, and a pair is
+    # handed out once the network has moved on to the following one: a fixed lookahead, not the whole video
+    assert first.index == 0 and len(pulled) == ahead
+    assert [p.index for p in gen] == [1, 2, 3, 4]
 
 
 def test_stride_and_size(tiny: torch.nn.Module) -> None:
@@ -255,3 +258,109 @@ def test_a_moving_camera_stream_also_encodes_each_frame_once(tiny: torch.nn.Modu
         assert np.allclose(rep.world[t], alone.world[0], atol=1e-4)
     still = hmore.flow(frames[:2], model=tiny, masks="whole", device="cpu", camera="off", refine="off")
     assert not np.allclose(rep.world[0], still.world[0], atol=1e-2)  # the camera is compensated
+
+
+def _two_people(t: int, h: int = 48, w: int = 64) -> np.ndarray:
+    labels = np.zeros((t, h, w), np.int64)
+    labels[:, 8:40, 6:24] = 1
+    labels[:, 10:44, 36:58] = 2
+    return labels
+
+
+@pytest.mark.parametrize("moving", [False, True])
+@pytest.mark.parametrize("refine", ["off", "variational"])
+def test_the_overlapped_stream_gives_the_serial_streams_output(tiny: torch.nn.Module, monkeypatch: pytest.MonkeyPatch,
+                                                               moving: bool, refine: str) -> None:
+    import hmore.flow.inference as inf
+    from hmore.flow.camera import CameraMotion
+
+    if moving:  # a pan, given: the lookup goes through it and the refinement sees world + camera
+        moved = CameraMotion(homography=np.array([[1.0, 0, 2.0], [0, 1.0, 1.0], [0, 0, 1.0]]), model="homography")
+        monkeypatch.setattr(inf, "estimate_camera", lambda *a, **k: moved)
+    frames = _frames(5, 48, 64)
+    kw = dict(model=tiny, masks=_two_people(5), device="cpu", refine=refine, progress=False)
+    serial = list(iter_flow(frames, overlap=False, **kw))
+    overlapped = list(iter_flow(frames, overlap=True, **kw))
+    assert [p.index for p in overlapped] == [p.index for p in serial] == [0, 1, 2, 3]
+    for a, b in zip(serial, overlapped):
+        # one frame encoded alone instead of in a batch of two: float noise only
+        assert np.allclose(a.world, b.world, atol=1e-4) and np.allclose(a.local, b.local, atol=1e-4)
+        assert np.allclose(a.subject_velocity, b.subject_velocity, atol=1e-4)
+        assert np.array_equal(a.mask, b.mask) and np.array_equal(a.frame, b.frame)
+        assert np.allclose(a.camera_field(), b.camera_field())
+    assert not np.allclose(serial[0].world, serial[1].world)  # (the pairs differ: nothing trivially equal)
+
+
+def test_an_error_in_the_overlapped_worker_reaches_the_caller(tiny: torch.nn.Module,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import hmore.flow.inference as inf
+
+    calls = []
+    real = inf.prepare_pair
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise InputError("frame pair 2 is broken")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inf, "prepare_pair", failing)
+    gen = iter_flow(_frames(6), model=tiny, masks="whole", device="cpu", overlap=True)
+    with pytest.raises(InputError, match="pair 2 is broken"):
+        list(gen)
+    assert not [t for t in threading.enumerate() if t.name.startswith("hmore-flow")]  # the worker was shut down
+
+
+def test_stream_threads_and_when_the_stages_overlap(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hmore.flow.inference as inf
+
+    for cores, threads, want in [(1, 1, 1), (2, 1, 1), (3, 1, 1), (8, 4, 4)]:
+        monkeypatch.setattr(inf.os, "cpu_count", lambda c=cores: c)
+        assert inf.stream_threads() == want
+        monkeypatch.setattr(inf.torch, "get_num_threads", lambda t=threads: t)
+        assert inf.overlap_fits() == (2 * threads <= cores)
+    monkeypatch.setattr(inf.os, "cpu_count", lambda: None)  # unknown: one core, no overlap
+    assert inf.stream_threads() == 1 and not inf.overlap_fits()
+
+
+def test_the_background_npz_writer_writes_the_same_bytes_and_reports_write_errors(tmp_path: Path) -> None:
+    from hmore.flow.inference import StreamingNpzWriter
+
+    rng = np.random.default_rng(0)
+    slices = [rng.normal(size=(2, 6, 5)).astype(np.float32) for _ in range(7)]
+    paths = []
+    for background in (False, True):
+        w = StreamingNpzWriter(tmp_path / f"bg{int(background)}.npz", background=background, queue=2)
+        for k, x in enumerate(slices):
+            w.append("world", x)
+            w.append("index", np.array(k))
+        paths.append(w.close(fps=np.array(30.0)))
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    with np.load(paths[1]) as z:
+        assert np.array_equal(z["world"], np.stack(slices)) and z["index"].ravel().tolist() == list(range(7))
+
+    class Broken:  # a disk that fails on the third write
+        def __init__(self, fh):
+            self.fh, self.n = fh, 0
+
+        def write(self, data):
+            self.n += 1
+            if self.n == 3:
+                raise OSError(28, "No space left on device")
+            return self.fh.write(data)
+
+        def close(self):
+            self.fh.close()
+
+    w = StreamingNpzWriter(tmp_path / "broken.npz", queue=1)
+    w.append("world", slices[0])
+    fh, raw, dtype, shape = w._files["world"]
+    w._files["world"] = (Broken(fh), raw, dtype, shape)
+    with pytest.raises(OSError, match="No space left"):
+        for x in slices:
+            w.append("world", x)
+        w.close()
+    w.discard()
+    assert not (tmp_path / "broken.npz").exists() and not list(tmp_path.glob(".broken*"))

@@ -452,3 +452,24 @@ def test_camera_with_dis_init_starts_from_the_stabilised_dis_flow(monkeypatch: p
         auto = net(img1, img2, all_iterations=False, camera=camera)
         zero_start = net(img1, img2, all_iterations=False, camera=camera, flow_init=torch.zeros(1, 2, 32, 48))
     assert torch.allclose(auto.world, zero_start.world, atol=1e-4)  # relative to the stabilised view: no motion
+
+
+def test_features_encoded_apart_give_the_same_flow() -> None:
+    torch.manual_seed(0)
+    net = create_model("hmore_flow_test").eval()
+    g = torch.Generator().manual_seed(1)
+    img1 = torch.randint(0, 256, (1, 3, 44, 60), generator=g, dtype=torch.uint8)  # not a multiple of 8: padded
+    img2 = torch.roll(img1, shifts=(1, 2), dims=(2, 3))
+    with torch.no_grad():
+        whole = net(img1, img2, all_iterations=False)
+        f1, f2 = net.encode_features(img1), net.encode_features(img2)
+        assert f1.shape == (1, net.config.feature_dim, 6, 8)
+        apart = net(img1, img2, all_iterations=False, features1=f1, features2=f2)
+        only2 = net(img1, img2, all_iterations=False, features2=f2)
+        assert torch.allclose(apart.world, whole.world, atol=1e-4)
+        assert torch.allclose(only2.world, whole.world, atol=1e-4)
+        assert apart.features2 is f2  # handed on for the next pair as it was given
+        with pytest.raises(ValueError, match="features2 must be"):
+            net(img1, img2, features2=f2[..., :4])
+        with pytest.raises(ValueError, match="image must be"):
+            net.encode_features(img1[0])

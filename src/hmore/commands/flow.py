@@ -51,8 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard", default=None, metavar="I/N", help="folder mode: process videos k with k %% N == I")
     p.add_argument("--force", action="store_true", help="recompute clips whose flow.npz exists")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch and OpenCV (default: theirs, one per core; hmore makes idle OpenMP "
-                        "threads sleep, which on a busy 2-core machine measured fastest: benchmarks/flow_threads.py)")
+                   help="CPU threads for torch and OpenCV (default: half the cores, at least 1: the network runs on "
+                        "them while a worker thread encodes the next frame and does the OpenCV work on the other "
+                        "half; with more threads than that the stages run in turn: benchmarks/flow_stream.py)")
 
 
 def _preview_frame(pair: object) -> np.ndarray:
@@ -81,6 +82,7 @@ def process_clip(src: Path, out_dir: Path, args: argparse.Namespace) -> dict:
     first = next(pairs, None)  # the model, masks and first frames are checked before any output is written
     if first is None:
         raise InputError(f"{src}: fewer than 2 frames selected: no frame pair to compute flow on")
+    to_first = time.perf_counter() - t0  # start-up: model, masks (the priors pass), the first pair
     pairs = itertools.chain([first], pairs)
     out_dir.mkdir(parents=True, exist_ok=True)
     dtype = "float16" if args.float16 else "float32"
@@ -92,7 +94,9 @@ def process_clip(src: Path, out_dir: Path, args: argparse.Namespace) -> dict:
         n = _write_both(out_dir, pairs, dtype, fps, write_video)
     elapsed = time.perf_counter() - t0
     meta = {"source": str(src), "pairs": n, "fps": fps, "seconds": round(elapsed, 2),
-            "pairs_per_second": round(n / max(elapsed, 1e-9), 3), "dtype": dtype, "stride": args.stride,
+            "pairs_per_second": round(n / max(elapsed, 1e-9), 3), "seconds_to_first_pair": round(to_first, 2),
+            "pairs_per_second_after_first": (round((n - 1) / max(elapsed - to_first, 1e-9), 3) if n > 1 else None),
+            "dtype": dtype, "stride": args.stride,
             "size": args.size, **info}
     if not args.no_preview:
         _write_index(out_dir, meta)
@@ -172,12 +176,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--masks must be {', '.join(MASK_MODES)} or a priors.npz file from `hmore priors`; "
                          f"{args.masks!r} is none of these")
     check_output_dir(args.out)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {args.threads}")
-        from hmore.bench.flow_bench import set_threads
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {args.threads}")
+    from hmore.bench.flow_bench import set_threads
+    from hmore.flow.inference import stream_threads
 
-        set_threads(args.threads)
+    set_threads(stream_threads() if args.threads is None else args.threads)
     shard_i, shard_n = parse_shard(args.shard)
     inputs, folder = collect_inputs(args.input)
     if not folder:

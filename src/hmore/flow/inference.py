@@ -41,11 +41,15 @@ only more people at once than queries is a limit (the smallest masks then become
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
 import zipfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Queue
 from typing import Any
 
 import cv2
@@ -452,6 +456,43 @@ class FeatureCache:
     features: torch.Tensor | None = None
 
 
+@dataclass(frozen=True)
+class PairPrep:
+    """What one pair's network needs from OpenCV (:func:`prepare_pair`), computed before it, possibly on another
+    thread while the network works on the previous pair.
+
+    Attributes:
+        dis: (1, 2, H, W) float32 CPU tensor, OpenCV DIS flow t -> t+1 (the camera fit's input and the model's own
+            start), or None when the camera is not compensated.
+        motion: the camera motion fitted to it (identity, with the reason, when compensation is off or no fit holds).
+        features2: frame t+1's matching features (``HMoReFlow.encode_features``) when encoded here, else None.
+    """
+
+    dis: torch.Tensor | None
+    motion: CameraMotion
+    features2: torch.Tensor | None = None
+
+
+def prepare_pair(frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray, camera: CameraConfig | None, *,
+                 encoder: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 device: torch.device | None = None) -> PairPrep:
+    """DIS flow and the camera motion of one pair, and frame t+1's matching features when ``encoder`` is given
+    (none of it depends on the previous pair, so it can run while the network works on that pair);
+    ``frame_t``, ``frame_t1`` (H, W, 3) uint8 RGB, ``labels`` (H, W) subject labels of frame t."""
+    features2 = None
+    if encoder is not None:
+        with torch.inference_mode():  # thread-local: the worker thread needs its own
+            features2 = encoder(torch.from_numpy(frame_t1).to(device or "cpu").permute(2, 0, 1)[None])
+    if camera is None:
+        return PairPrep(dis=None, motion=CameraMotion(reason="compensation off"), features2=features2)
+    from hmore.models.flow.init import dis_flow
+
+    dis = dis_flow(torch.from_numpy(frame_t).permute(2, 0, 1)[None], torch.from_numpy(frame_t1).permute(2, 0, 1)[None])
+    grey = cv2.cvtColor(np.ascontiguousarray(frame_t), cv2.COLOR_RGB2GRAY)
+    return PairPrep(dis=dis, motion=estimate_camera(dis[0].numpy().transpose(1, 2, 0), labels > 0, grey, camera),
+                    features2=features2)
+
+
 @torch.inference_mode()
 def pair_flow(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray,
               num_subjects: int, *, camera: CameraConfig | None, iters: int | None = None,
@@ -459,6 +500,9 @@ def pair_flow(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, l
               kp_t1: np.ndarray | None = None, cache: FeatureCache | None = None, refine: RefineConfig | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, CameraMotion]:
     """The representation of one pair with compact label masks (see the module docstring).
+
+    The three stages, :func:`prepare_pair` (OpenCV), :func:`network_pair` (the network) and :func:`finish_pair`
+    (refinement and v_s, numpy/OpenCV), run here one after the other; :func:`iter_flow` overlaps them across pairs.
 
     Args:
         net: the flow model (eval mode).
@@ -477,8 +521,19 @@ def pair_flow(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, l
     Returns:
         ``(world (2, H, W), local (2, H, W), v_s (k, 2), camera motion)``, float32 numpy.
     """
-    world, local, velocity, motion = _network_pair(net, frame_t, frame_t1, labels, num_subjects, camera=camera,
-                                                   iters=iters, device=device, cache=cache)
+    prep = prepare_pair(frame_t, frame_t1, labels, camera)
+    raw = network_pair(net, frame_t, frame_t1, labels, num_subjects, prep=prep, iters=iters, device=device,
+                       cache=cache)
+    return finish_pair(frame_t, frame_t1, labels, raw, subject=subject, kp_t=kp_t, kp_t1=kp_t1, refine=refine)
+
+
+def finish_pair(frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray,
+                raw: tuple[np.ndarray, np.ndarray | None, np.ndarray, CameraMotion], *, subject: str,
+                kp_t: np.ndarray | None, kp_t1: np.ndarray | None, refine: RefineConfig | None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, CameraMotion]:
+    """The last stage of :func:`pair_flow` (no torch computation): the refinement inside people and v_s / local
+    flow, from :func:`network_pair`'s ``raw`` output."""
+    world, local, velocity, motion = raw
     if refine is not None and (labels > 0).any():
         world = _refined(frame_t, frame_t1, world, labels, motion, refine)
         local = None  # the network's local flow was taken from its unrefined world flow
@@ -503,13 +558,13 @@ def _refined(frame_t: np.ndarray, frame_t1: np.ndarray, world: np.ndarray, label
     return np.ascontiguousarray((out if cam is None else out - cam).transpose(2, 0, 1))
 
 
-def _network_pair(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray,
-                  num_subjects: int, *, camera: CameraConfig | None, iters: int | None,
-                  device: torch.device | None, cache: FeatureCache | None = None
-                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, CameraMotion]:
+@torch.inference_mode()
+def network_pair(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray,
+                 num_subjects: int, *, prep: PairPrep, iters: int | None, device: torch.device | None,
+                 cache: FeatureCache | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, CameraMotion]:
     """World flow, the model's local flow (None when the pair was stabilised: it is then not relative to the
-    scene), Psi's v_s and the camera motion of one pair (:func:`pair_flow` without the choice of v_s)."""
-    from hmore.models.flow.init import dis_flow
+    scene), Psi's v_s and the camera motion of one pair, from :func:`prepare_pair`'s ``prep`` (the middle stage of
+    :func:`pair_flow`: the only one that runs the network)."""
     from hmore.models.flow.model import HMoReFlow
 
     dev = device or next(net.parameters()).device
@@ -517,24 +572,25 @@ def _network_pair(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarra
     if not is_hmore:
         cache = None  # other flow models take no features
     feats: dict[str, Any] = {} if cache is None else {"features1": cache.features}
+    if is_hmore and prep.features2 is not None:
+        feats["features2"] = prep.features2
     img1 = torch.from_numpy(frame_t).to(dev).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
     mask_t = torch.from_numpy(labels).to(dev)[None]
-    if camera is None:
+    motion = prep.motion
+    if prep.dis is None:
         out = net(img1, torch.from_numpy(frame_t1).to(dev).permute(2, 0, 1)[None], masks=mask_t,
                   num_subjects=num_subjects, iters=iters, all_iterations=False, **feats)
         if cache is not None:
             cache.features = out.features2
         return (out.world[0].float().cpu().numpy(), out.local[0].float().cpu().numpy(),
-                out.subject_velocity[0].float().cpu().numpy(), CameraMotion(reason="compensation off"))
+                out.subject_velocity[0].float().cpu().numpy(), motion)
     img2 = torch.from_numpy(frame_t1).to(dev).permute(2, 0, 1)[None]
-    dis = dis_flow(img1, img2)  # (1, 2, H, W): the camera fit's input and the model's own start
-    grey = cv2.cvtColor(np.ascontiguousarray(frame_t), cv2.COLOR_RGB2GRAY)
-    motion = estimate_camera(dis[0].cpu().numpy().transpose(1, 2, 0), labels > 0, grey, camera)
+    dis = prep.dis.to(dev)
     init = dis if getattr(getattr(net, "config", None), "init", None) == "dis" else None
     warp: dict[str, Any] = {}
     if not motion.is_identity:
         if init is not None:
-            moved = to_stabilised(dis[0].cpu().numpy().transpose(1, 2, 0), motion)  # (H, W, 2)
+            moved = to_stabilised(prep.dis[0].numpy().transpose(1, 2, 0), motion)  # (H, W, 2)
             init = torch.from_numpy(np.ascontiguousarray(moved.transpose(2, 0, 1)))[None].to(dev)
         if is_hmore:  # the correlation is looked up through the homography: frame t+1 is encoded as it is
             warp["camera"] = torch.from_numpy(motion.homography)[None].to(dev)
@@ -566,7 +622,8 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
               weights: str | Path | None = None, iters: int | None = None, progress: bool | None = None,
               info: dict[str, Any] | None = None, camera: str | CameraConfig | None = DEFAULT_CAMERA,
               subject_motion: str = DEFAULT_SUBJECT_MOTION, keypoints: np.ndarray | None = None,
-              refine: str | RefineConfig | None = DEFAULT_REFINE) -> Iterator[FlowPair]:
+              refine: str | RefineConfig | None = DEFAULT_REFINE, overlap: bool | None = None
+              ) -> Iterator[FlowPair]:
     """Stream the H-MoRe representation of a video pair by pair (see the module docstring for ``masks``).
 
     Args:
@@ -591,6 +648,11 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         refine: ``"variational"`` (default: the optical flow is refined photometrically inside the people,
             :mod:`hmore.flow.refine`), ``"off"`` (the network's flow as it is) or a
             :class:`~hmore.flow.refine.RefineConfig`.
+        overlap: True: a worker thread encodes the next frame and runs the OpenCV/numpy work of neighbouring pairs
+            (DIS and the camera fit before the network, the refinement and v_s after it) while the network works on
+            the current pair (the same results); False: every stage in turn on the calling thread. None (default):
+            :func:`overlap_fits` (torch's threads leave the worker cores of its own; ``hmore flow`` sets
+            :func:`stream_threads`).
 
     Yields:
         :class:`FlowPair` per frame pair.
@@ -646,10 +708,92 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
                     refine="off" if refine_cfg is None else "variational",
                     subject_motion=subject_motion if subject_motion != "pose" or pose_fn else "median (no pose)")
     show = sys.stderr.isatty() if progress is None else progress
-    frames = _frames(video_or_frames, size=size, stride=stride)
+    frames = tqdm(_frames(video_or_frames, size=size, stride=stride), disable=not show, desc="flow", unit="frame")
+    jobs = _pair_jobs(frames, mask_fn, pose_fn, max_subjects)
     cache = FeatureCache()
+
+    def network(job: _PairJob, prep: PairPrep) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, CameraMotion]:
+        return network_pair(net, job.frame_t, job.frame_t1, job.compact, len(job.ids), prep=prep, iters=iters,
+                            device=dev, cache=cache)
+
+    def finish(job: _PairJob, raw: tuple[np.ndarray, np.ndarray | None, np.ndarray, CameraMotion]) -> FlowPair:
+        world, local, v, motion = finish_pair(job.frame_t, job.frame_t1, job.compact, raw, subject=subject_motion,
+                                              kp_t=job.kp_t, kp_t1=job.kp_t1, refine=refine_cfg)
+        velocity = np.zeros((num_subjects, 2), np.float32)
+        in_range = job.ids <= num_subjects
+        velocity[job.ids[in_range] - 1] = v[in_range]  # v: (k, 2) for the compact ids
+        cam = None if motion.is_identity else motion.flow(job.frame_t.shape[:2]).transpose(2, 0, 1)
+        return FlowPair(index=job.index, frame=job.frame_t, world=world, local=local, subject_velocity=velocity,
+                        mask=job.labels, camera=cam, camera_motion=motion)
+
+    if overlap is None:
+        overlap = overlap_fits()
+    from hmore.models.flow.model import HMoReFlow
+
+    encoder = net.encode_features if overlap and isinstance(net, HMoReFlow) else None
+
+    def prepare(job: _PairJob) -> PairPrep:
+        return prepare_pair(job.frame_t, job.frame_t1, job.compact, camera_cfg, encoder=encoder, device=dev)
+
+    if not overlap:
+        for job in jobs:
+            yield finish(job, network(job, prepare(job)))
+        return
+    # Overlapped: one worker thread encodes the next frame and runs the OpenCV/numpy stages (DIS and the camera fit
+    # of the next pair, the refinement and v_s of the previous one) while this thread runs the rest of the network;
+    # the results are the same.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hmore-flow")
+    try:
+        job = next(jobs, None)
+        prep_next = None if job is None else pool.submit(prepare, job)
+        pending = None
+        while job is not None:
+            prep = prep_next.result()
+            following = next(jobs, None)  # decodes the next frame here, while the worker is busy
+            prep_next = None if following is None else pool.submit(prepare, following)
+            raw = network(job, prep)
+            if pending is not None:
+                yield pending.result()
+            pending = pool.submit(finish, job, raw)
+            job = following
+        if pending is not None:
+            yield pending.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def stream_threads() -> int:
+    """torch (and OpenCV) threads for a flow stream on this machine: half the cores, at least one, so that the
+    network runs on one half and :func:`iter_flow`'s overlapped worker on the other (on 2 cores one thread each:
+    1.3-1.5x the pairs/s of the stream on two threads without the worker, ``benchmarks/flow_stream.py``)."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def overlap_fits() -> bool:
+    """True when :func:`iter_flow` can overlap its stages without oversubscribing the cores: the network's torch
+    threads and the worker's (as many again) fit in the machine's cores. Two threads that each run multi-threaded
+    torch on too few cores are slower than one (on 2 cores with 2 torch threads: about half the pairs/s)."""
+    return 2 * torch.get_num_threads() <= (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class _PairJob:
+    """One pair of :func:`iter_flow`'s stream with its masks and pose (labels as given, and compacted to 1..k)."""
+
+    index: int
+    frame_t: np.ndarray
+    frame_t1: np.ndarray
+    labels: np.ndarray
+    compact: np.ndarray
+    ids: np.ndarray
+    kp_t: np.ndarray | None
+    kp_t1: np.ndarray | None
+
+
+def _pair_jobs(frames: Iterator[np.ndarray], mask_fn: Callable[[int, tuple[int, int]], np.ndarray],
+               pose_fn: PoseFn | None, max_subjects: int) -> Iterator[_PairJob]:
     prev = None
-    for t, frame in enumerate(tqdm(frames, disable=not show, desc="flow", unit="frame")):
+    for t, frame in enumerate(frames):
         if prev is None:
             check_frame_size(frame.shape[1], frame.shape[0])
             prev = frame
@@ -661,15 +805,8 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         labels = mask_fn(t - 1, hw)
         compact, ids = _compact(labels, max_subjects)
         kp = (None, None) if pose_fn is None else (pose_fn(t - 1, hw), pose_fn(t, hw))
-        world, local, v, motion = pair_flow(net, prev, frame, compact, len(ids), camera=camera_cfg, iters=iters,
-                                            device=dev, subject=subject_motion, kp_t=_by_compact(kp[0], ids),
-                                            kp_t1=_by_compact(kp[1], ids), cache=cache, refine=refine_cfg)
-        velocity = np.zeros((num_subjects, 2), np.float32)
-        in_range = ids <= num_subjects
-        velocity[ids[in_range] - 1] = v[in_range]  # v: (k, 2) for the compact ids
-        cam = None if motion.is_identity else motion.flow(hw).transpose(2, 0, 1)
-        yield FlowPair(index=t - 1, frame=prev, world=world, local=local, subject_velocity=velocity, mask=labels,
-                       camera=cam, camera_motion=motion)
+        yield _PairJob(index=t - 1, frame_t=prev, frame_t1=frame, labels=labels, compact=compact, ids=ids,
+                       kp_t=_by_compact(kp[0], ids), kp_t1=_by_compact(kp[1], ids))
         prev = frame
 
 
@@ -726,13 +863,41 @@ class StreamingNpzWriter:
     Slices go to temporary raw files beside the target; :meth:`close` writes the zip (fixed timestamps, so the same
     data gives the same bytes) with each array's ``.npy`` header and streams the raw data in, then renames it onto
     ``path`` atomically. Small arrays can be added whole with ``extra``.
+
+    With ``background`` (default) a writer thread does the file writes, at most ``queue`` slices behind, so a slow
+    disk does not hold up the caller (a flow pair is ~1.2 MB at 256x192: ~20 ms on a 60 MB/s disk); a write error
+    is raised by the next :meth:`append` or by :meth:`close`.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, background: bool = True, queue: int = 16) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._files: dict[str, tuple[Any, Path, np.dtype, tuple[int, ...]]] = {}
         self._counts: dict[str, int] = {}
+        self._queue: Queue | None = Queue(maxsize=max(1, queue)) if background else None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _write_loop(self) -> None:
+        assert self._queue is not None
+        while (job := self._queue.get()) is not None:
+            if self._error is None:  # after an error the rest is drained, not written
+                try:
+                    job[0].write(job[1])
+                except BaseException as exc:  # handed to the caller's thread
+                    self._error = exc
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _drain(self) -> None:
+        """Wait until every queued slice is written (the writer thread ends)."""
+        if self._thread is not None:
+            assert self._queue is not None
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
     def append(self, name: str, item: np.ndarray) -> None:
         item = np.ascontiguousarray(item)
@@ -743,11 +908,20 @@ class StreamingNpzWriter:
         fh, _, dtype, shape = self._files[name]
         if item.dtype != dtype or item.shape != shape:
             raise ValueError(f"slice of {name!r} is {item.shape} {item.dtype}, earlier ones were {shape} {dtype}")
-        fh.write(item.tobytes())
+        if self._queue is None:
+            fh.write(item.tobytes())
+        else:
+            self._raise_error()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._write_loop, name="hmore-npz-writer", daemon=True)
+                self._thread.start()
+            self._queue.put((fh, item.tobytes()))
         self._counts[name] += 1
 
     def close(self, **extra: Any) -> Path:
         try:
+            self._drain()
+            self._raise_error()
             with atomic_path(self.path, suffix=".npz") as tmp, zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
                 for name, (fh, raw, dtype, shape) in self._files.items():
                     fh.close()
@@ -768,6 +942,7 @@ class StreamingNpzWriter:
 
     def discard(self) -> None:
         """Close and delete the temporary files (also after an error)."""
+        self._drain()
         for fh, raw, _, _ in self._files.values():
             fh.close()
             raw.unlink(missing_ok=True)

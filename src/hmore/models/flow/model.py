@@ -53,6 +53,13 @@ def coords_grid(b: int, h: int, w: int, *, device: torch.device) -> torch.Tensor
     return torch.stack([xs, ys])[None].expand(b, 2, h, w)
 
 
+def _normalised(image: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB in [0, 255] -> float32 in [-1, 1], padded (replicate) to multiples of 8 at the bottom/right."""
+    pad_h, pad_w = (-image.shape[-2]) % 8, (-image.shape[-1]) % 8
+    x = image.to(torch.float32) * (2.0 / 255.0) - 1.0
+    return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+
+
 def _check_inputs(image1: torch.Tensor, image2: torch.Tensor, masks: torch.Tensor | None,
                   flow_init: torch.Tensor | None, iters: int, num_subjects: int | None) -> None:
     if image1.ndim != 4 or image1.shape[1] != 3:
@@ -103,21 +110,30 @@ class HMoReFlow(nn.Module):
         self.update_block = update_block
         self.subject_net = subject_net
 
+    def encode_features(self, image: torch.Tensor) -> torch.Tensor:
+        """Matching features of frames alone: (B, 3, H, W) RGB in [0, 255] -> (B, feature_dim, H/8, W/8) (H, W
+        padded to multiples of 8), what :meth:`forward` takes as ``features1`` / ``features2``. A stream can encode
+        a frame while the network still works on the previous pair (:func:`hmore.flow.inference.iter_flow`)."""
+        if image.ndim != 4 or image.shape[1] != 3:
+            raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
+        return self.feature_attention(self.feature_encoder(_normalised(image)))
+
     def forward_features(self, image1: torch.Tensor, image2: torch.Tensor, init: torch.Tensor | None = None,
-                         fmap1: torch.Tensor | None = None
+                         fmap1: torch.Tensor | None = None, fmap2: torch.Tensor | None = None
                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Normalised padded images -> (fmap1, fmap2, hidden state, context), all at 1/8 resolution.
 
         ``init`` (B, 2, H, W), the padded initial flow, goes to the context encoder when ``config.init_context``.
-        ``fmap1``: image1's matching features when already known (the encoder and the attention work on each image
-        alone: instance norm and attention within the image), so only image2 is encoded.
+        ``fmap1``, ``fmap2``: an image's matching features when already known (the encoder and the attention work
+        on each image alone: instance norm and attention within the image), so that image is not encoded again.
         """
         b = image1.shape[0]
-        if fmap1 is None:
+        if fmap1 is None and fmap2 is None:
             fmaps = self.feature_attention(self.feature_encoder(torch.cat([image1, image2], dim=0)))  # (2B, C, h, w)
             fmap1, fmap2 = fmaps[:b], fmaps[b:]
         else:
-            fmap2 = self.feature_attention(self.feature_encoder(image2))  # (B, C, h, w)
+            fmap1 = self.feature_attention(self.feature_encoder(image1)) if fmap1 is None else fmap1  # (B, C, h, w)
+            fmap2 = self.feature_attention(self.feature_encoder(image2)) if fmap2 is None else fmap2
         if self.config.init_context:
             flow_in = image1.new_zeros(b, 2, *image1.shape[-2:]) if init is None else init / self.config.init_scale
             ctx = self.context_encoder(torch.cat([image1, flow_in], dim=1))  # (B, hidden + context, h, w)
@@ -129,7 +145,8 @@ class HMoReFlow(nn.Module):
     def forward(self, image1: torch.Tensor, image2: torch.Tensor, *, masks: torch.Tensor | None = None,
                 num_subjects: int | None = None, iters: int | None = None,
                 flow_init: torch.Tensor | None = None, all_iterations: bool = True,
-                features1: torch.Tensor | None = None, camera: torch.Tensor | None = None) -> FlowOutput:
+                features1: torch.Tensor | None = None, camera: torch.Tensor | None = None,
+                features2: torch.Tensor | None = None) -> FlowOutput:
         """World flow, local flow and subject velocities from frame 1 to frame 2.
 
         Args:
@@ -148,6 +165,8 @@ class HMoReFlow(nn.Module):
                 frame t+1: the flow is then to image2 seen from image1's view (image2 warped by the homography)
                 without warping it; the correlation is looked up at ``camera(p + flow)``. ``flow_init`` is then
                 also relative to the stabilised view. A stream's image2 features serve the next pair as they are.
+            features2: image2's matching features when already known (:meth:`encode_features`), so that it is
+                not encoded here.
 
         Returns:
             A :class:`FlowOutput`; ``iterations`` holds ``iters`` flows (1 with ``all_iterations=False``).
@@ -159,18 +178,13 @@ class HMoReFlow(nn.Module):
         _check_inputs(image1, image2, masks, flow_init, iters, num_subjects)
         b, _, h, w = image1.shape
         pad_h, pad_w = (-h) % 8, (-w) % 8
-        if features1 is not None and features1.shape != (b, self.config.feature_dim, (h + pad_h) // 8,
-                                                          (w + pad_w) // 8):
-            raise ValueError(f"features1 must be (B, C, H/8, W/8) = "
-                             f"{(b, self.config.feature_dim, (h + pad_h) // 8, (w + pad_w) // 8)}, "
-                             f"got {tuple(features1.shape)}")
+        want = (b, self.config.feature_dim, (h + pad_h) // 8, (w + pad_w) // 8)
+        for name, given in (("features1", features1), ("features2", features2)):
+            if given is not None and tuple(given.shape) != want:
+                raise ValueError(f"{name} must be (B, C, H/8, W/8) = {want}, got {tuple(given.shape)}")
         to_image2 = None if camera is None else _coarse_homography(camera, b)  # (B, 3, 3) on the 1/8 grid
 
-        def prep(img: torch.Tensor) -> torch.Tensor:
-            x = img.to(torch.float32) * (2.0 / 255.0) - 1.0
-            return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
-
-        x1, x2 = prep(image1), prep(image2)
+        x1, x2 = _normalised(image1), _normalised(image2)
         if flow_init is None and self.config.init == "dis":
             flow_init = dis_flow(image1, image2)
             if camera is not None:  # DIS gives the flow to image2 as it is: relative to the stabilised view instead
@@ -180,7 +194,7 @@ class HMoReFlow(nn.Module):
         if flow_init is not None:
             init = flow_init.to(torch.float32)
             init = F.pad(init, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else init
-        fmap1, fmap2, net, inp = self.forward_features(x1, x2, init, fmap1=features1)
+        fmap1, fmap2, net, inp = self.forward_features(x1, x2, init, fmap1=features1, fmap2=features2)
         pyramid = self.corr_block.build(fmap1, fmap2)
 
         hc, wc = fmap1.shape[-2:]
