@@ -133,7 +133,7 @@ class ConceptsLossSection:
     :func:`hmore.losses.concepts.consistency_loss` at temperature ``consistency_tau``): each motion token and the
     token of its window's style view (``data.view_*``) that covers the same moment should get the same concept.
     The temperature is 0.01, not InfoCon's 0.1: the encoder's latents lie in a narrow cone around the codes (cosine
-    to the 64 codes spread by a std of 0.04 in the VQ-VAE, 0.4 in the full model), where 0.1 leaves the soft
+    to the 64 codes spread by a std of 0.04-0.07 in the VQ-VAE, 0.4 in the full model), where 0.1 leaves the soft
     assignments nearly uniform. ``dis_views`` (with ``dis_positive: concept``): the discriminative term also scores
     up to ``dis_states`` frames of the style views, each a positive of the concept of the original token it
     matches, so a concept's classifier must accept its states at another speed, amplitude and build."""
