@@ -346,3 +346,51 @@ def test_pair_manifest_roundtrip(tmp_path, tiny_pairs):
         cp.read_pair_manifest(tmp_path / "bad.json")
     with pytest.raises(InputError, match="cannot read pair manifest"):
         cp.read_pair_manifest(tmp_path / "missing.json")
+
+
+def test_consistency_term_reads_style_views_without_changing_the_windows(tiny_pairs):
+    base = ConceptsTask(config=_cfg(), sequences=_seqs(), pairs=tiny_pairs).batch(5, rank=0, world_size=1,
+                                                                                  batch_size=4)
+    assert not {"view_states", "view_valid", "view_map"} & set(base)
+    task = ConceptsTask(config=_cfg(consistency=1.0), sequences=_seqs(), pairs=tiny_pairs)
+    a = task.batch(5, rank=0, world_size=1, batch_size=4)
+    assert all(torch.equal(a[k], base[k]) for k in base)  # the original windows do not depend on the term
+    assert a["view_states"].shape == a["states"].shape and a["view_map"].shape == (6, 2)
+    assert ((a["view_map"] >= -1) & (a["view_map"] < 2)).all() and not torch.equal(a["view_states"], a["states"])
+    torch.manual_seed(0)
+    model = task.build_model()
+    loss, logs = task.loss(model, a)
+    loss.backward()
+    assert torch.isfinite(loss) and logs["consistency"] > 0
+    assert model.motion_encoder.embed.weight.grad.abs().sum() > 0
+    # neutral views (no warp, no scaling, no noise) are the windows themselves: every token maps to itself, term 0
+    cfg = _cfg(consistency=1.0)
+    cfg = replace(cfg, data=replace(cfg.data, view_speed=(1.0, 1.0), view_amplitude=0.0, view_bone=0.0, noise=0.0))
+    same = ConceptsTask(config=cfg, sequences=_seqs(), pairs=tiny_pairs)
+    b = same.batch(5, rank=0, world_size=1, batch_size=4)
+    assert torch.allclose(b["view_states"], b["states"], atol=1e-5)
+    assert torch.equal(b["view_map"], torch.arange(2).expand(6, 2))
+    _, logs = same.loss(model, b)
+    assert logs["consistency"] == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(Exception, match="consistency"):
+        _cfg(consistency=-1.0)
+
+
+def test_dis_views_scores_style_view_frames_as_positives_of_their_matched_concept(tiny_pairs):
+    cfg = _cfg(dis_views=True, dis_states=1000)
+    neutral = replace(cfg, data=replace(cfg.data, view_speed=(1.0, 1.0), view_amplitude=0.0, view_bone=0.0))
+    task = ConceptsTask(config=neutral, sequences=_seqs(), pairs=tiny_pairs)
+    b = task.batch(2, rank=0, world_size=1, batch_size=4)
+    assert "view_map" in b  # dis_views alone draws the views
+    torch.manual_seed(0)
+    model = task.build_model()
+    out = model.motion(b["states"], b["valid"])
+    logits, positive = task._dis_inputs(model, out, b["states"], b["valid"], b)
+    m = int(b["valid"].sum())
+    # every valid frame twice: once as itself, once in its (neutral) view, with the same concept
+    assert logits.shape == positive.shape == (len(torch.unique(out.ids[out.token_valid])), 2 * m)
+    assert (positive.sum(dim=0) == 1).all() and torch.equal(positive[:, :m].sum(1), positive[:, m:].sum(1))
+    loss, logs = task.loss(model, b)
+    assert torch.isfinite(loss) and "dis" in logs and "consistency" not in logs
+    with pytest.raises(Exception, match="dis_views"):
+        _cfg(dis_views=True, dis_positive="segment")

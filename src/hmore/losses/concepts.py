@@ -65,6 +65,28 @@ def clustering_loss(latent: torch.Tensor, codebook: torch.Tensor, valid: torch.T
     return (nll * w).sum() / w.sum().clamp_min(1.0)
 
 
+def consistency_loss(latent_a: torch.Tensor, latent_b: torch.Tensor, codebook: torch.Tensor, valid: torch.Tensor,
+                     *, tau: float = 0.1) -> torch.Tensor:
+    """Concept consistency between two views of the same moments (issue 16): the symmetric KL divergence
+    0.5 (KL(p_a || p_b) + KL(p_b || p_a)) of the soft assignments p = softmax(cos(z, c_k) / tau) over the codebook
+    (InfoCon's soft weights), averaged over the valid token pairs; 0 when both views give the same assignment.
+
+    Args:
+        latent_a, latent_b: (..., D) tokens before quantisation, paired element by element.
+        codebook: (K, D) concept vectors.
+        valid: (...) bool, pairs that count.
+    """
+    if latent_a.shape != latent_b.shape or valid.shape != latent_a.shape[:-1]:
+        raise ValueError(f"consistency_loss: latents {tuple(latent_a.shape)}, {tuple(latent_b.shape)} and valid "
+                         f"{tuple(valid.shape)} disagree")
+    c = F.normalize(codebook, dim=-1)
+    log_a = (F.normalize(latent_a, dim=-1) @ c.t() / tau).log_softmax(dim=-1)  # (..., K)
+    log_b = (F.normalize(latent_b, dim=-1) @ c.t() / tau).log_softmax(dim=-1)
+    sym_kl = 0.5 * ((log_a.exp() - log_b.exp()) * (log_a - log_b)).sum(dim=-1)  # (...)
+    w = valid.to(sym_kl.dtype)
+    return (sym_kl * w).sum() / w.sum().clamp_min(1.0)
+
+
 def actionable_loss(pred_velocity: torch.Tensor, velocity: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """InfoCon's actionable term: the velocity predicted from [state, d score / d state] against the true joint
     displacement (MSE over frames with a target)."""
@@ -82,5 +104,5 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, logit_scale: torch.Tensor, *, max
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
 
 
-__all__ = ["actionable_loss", "clustering_loss", "discriminative_loss", "info_nce", "masked_mse",
+__all__ = ["actionable_loss", "clustering_loss", "consistency_loss", "discriminative_loss", "info_nce", "masked_mse",
            "reconstruction_loss"]

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hmore.concepts.augment import ViewConfig, style_view, token_map
 from hmore.concepts.motion import (
     SOURCES,
     SkeletonSequence,
@@ -41,11 +42,12 @@ from hmore.errors import ConfigError, InputError
 from hmore.losses.concepts import (
     actionable_loss,
     clustering_loss,
+    consistency_loss,
     discriminative_loss,
     info_nce,
     reconstruction_loss,
 )
-from hmore.models.concepts.model import BranchOutput, ConceptModel
+from hmore.models.concepts.model import BranchOutput, ConceptModel, segment_valid
 from hmore.registry import create_model
 from hmore.train.engine import TrainConfig
 
@@ -80,6 +82,10 @@ class ConceptsDataSection:
             :func:`hmore.concepts.motion.is_validation`) becomes a validation split: left out of training (with the
             pairs rendered from them) and scored by the evaluation instead of the test split, so recipes are chosen
             without the reported held-out data.
+        view_speed, view_amplitude, view_bone, view_mirror: the style view of every motion window that the
+            consistency term reads when ``loss.consistency`` > 0 (:class:`hmore.concepts.augment.ViewConfig`: time-warp
+            range, excursion and bone-length factors +-, mirror probability); drawn from a random stream of its own,
+            so the original windows are the same with the term on or off.
     """
 
     cache: str = "runs/concepts/data"
@@ -95,10 +101,25 @@ class ConceptsDataSection:
     eval_sequences: int = 200
     eval_pairs: int = 100
     val_fraction: float = 0.0
+    view_speed: tuple[float, float] = (0.7, 1.4)
+    view_amplitude: float = 0.15
+    view_bone: float = 0.1
+    view_mirror: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
+        try:
+            self.view()
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"data.view_*: {exc}") from None
+
+    def view(self) -> ViewConfig:
+        """The style view's ranges."""
+        if len(self.view_speed) != 2:
+            raise ValueError(f"view_speed must be [low, high], got {list(self.view_speed)}")
+        return ViewConfig(speed=(float(self.view_speed[0]), float(self.view_speed[1])),
+                          amplitude=self.view_amplitude, bone=self.view_bone, mirror=self.view_mirror)
 
 
 @dataclass(frozen=True)
@@ -108,7 +129,14 @@ class ConceptsLossSection:
     the frames of all its segments, InfoCon's); ``dis_tokens`` / ``dis_states`` bound the pairs scored per step;
     ``align_stop_motion``: the alignment's gradient stops at the motion codes (it trains the video branch and both
     projections, not the motion encoder or codebook, so the motion concepts are shaped by reconstruction and the
-    informativeness terms alone)."""
+    informativeness terms alone); ``consistency`` weighs the style-invariance term (issue 16,
+    :func:`hmore.losses.concepts.consistency_loss` at temperature ``consistency_tau``): each motion token and the
+    token of its window's style view (``data.view_*``) that covers the same moment should get the same concept.
+    The temperature is 0.01, not InfoCon's 0.1: the encoder's latents lie in a narrow cone around the codes (cosine
+    to the 64 codes spread by a std of 0.04-0.07 in the VQ-VAE, 0.4 in the full model), where 0.1 leaves the soft
+    assignments nearly uniform. ``dis_views`` (with ``dis_positive: concept``): the discriminative term also scores
+    up to ``dis_states`` frames of the style views, each a positive of the concept of the original token it
+    matches, so a concept's classifier must accept its states at another speed, amplitude and build."""
 
     rec_motion: float = 1.0
     rec_video: float = 1.0
@@ -121,10 +149,18 @@ class ConceptsLossSection:
     dis_tokens: int = 48
     dis_states: int = 256
     align_stop_motion: bool = False
+    consistency: float = 0.0
+    consistency_tau: float = 0.01
+    dis_views: bool = False
 
     def __post_init__(self) -> None:
         if self.dis_positive not in ("segment", "concept"):
             raise ConfigError(f"loss.dis_positive must be 'segment' or 'concept', got {self.dis_positive!r}")
+        if self.consistency < 0 or self.consistency_tau <= 0:
+            raise ConfigError(f"loss.consistency must be >= 0 and loss.consistency_tau > 0, got {self.consistency}, "
+                              f"{self.consistency_tau}")
+        if self.dis_views and self.dis_positive != "concept":
+            raise ConfigError("loss.dis_views needs loss.dis_positive: concept")
 
 
 @dataclass(frozen=True)
@@ -240,20 +276,22 @@ class ConceptsTask:
         m = self.config.model
         return {"name": m.name, "kwargs": dict(m.kwargs)}
 
-    def _model_shape(self) -> tuple[int, int, bool]:
-        """(window, video_size, video) of the configured model, without building it twice."""
+    def _model_shape(self) -> tuple[int, int, bool, int]:
+        """(window, video_size, video, segment) of the configured model, without building it twice."""
         if not hasattr(self, "_shape"):
             probe = create_model(self.config.model.name, **{**self.config.model.kwargs, "kmeans_init": False})
-            self._shape = (probe.config.window, probe.config.video_size, probe.config.video)
+            self._shape = (probe.config.window, probe.config.video_size, probe.config.video, probe.config.segment)
         return self._shape
 
     def batch(self, step: int, *, rank: int, world_size: int, batch_size: int) -> dict[str, torch.Tensor]:
         d = self.config.data
-        window, video_size, has_video = self._model_shape()
+        window, video_size, has_video, _ = self._model_shape()
         groups = self._train_by_source()
         weights = np.asarray(d.source_weights or [1.0] * len(groups), np.float64)
         weights = weights / weights.sum()
         pieces, roots = [], []
+        views: list[Any] = []  # style views for the consistency term: (sequence joints, start, length, stream)
+        want_views = self.config.loss.consistency > 0 or self.config.loss.dis_views
         for g in range(rank * batch_size, (rank + 1) * batch_size):
             rng = np.random.default_rng([d.seed, 0xC0C, step, g])
             group = groups[int(rng.choice(len(groups), p=weights))]
@@ -265,6 +303,8 @@ class ConceptsTask:
                 piece = piece + rng.normal(0, d.noise, size=piece.shape)
             pieces.append(piece)
             roots.append(seq.has_root and rng.random() >= d.root_dropout)
+            if want_views:
+                views.append((seq.joints, s, n, [d.seed, 0x5717E, step, g]))
         out: dict[str, torch.Tensor] = {}
         videos = []
         # the paired clips' motion joins the motion windows whatever the losses (every ablation variant sees the same
@@ -280,6 +320,8 @@ class ConceptsTask:
                 piece = p.joints[s : s + n + 1].astype(np.float64)
                 pieces.append(piece)
                 roots.append(bool(p.meta.get("has_root", True)) and rng.random() >= d.root_dropout)
+                if want_views:
+                    views.append((p.joints, s, n + 1, [d.seed, 0x5717F, step, g]))
                 if want_video:
                     frames = np.zeros((window,) + p.frames.shape[1:], np.uint8)
                     world = np.zeros((window, 2) + p.world.shape[2:], np.float32)
@@ -291,7 +333,32 @@ class ConceptsTask:
                    valid=torch.from_numpy(wb.valid), velocity_valid=torch.from_numpy(wb.velocity_valid))
         if videos:
             out["video"] = torch.from_numpy(np.stack(videos))
+        if want_views:
+            out.update(self._view_batch(views, roots, wb.valid, window))
         return out
+
+    def _view_batch(self, views: list[Any], roots: list[bool], valid: np.ndarray, window: int
+                    ) -> dict[str, torch.Tensor]:
+        """The style views of a batch's windows (``view_states`` / ``view_valid``) and, per view token, the token of
+        its original window that covers the same moment (``view_map``, -1 for none)."""
+        d = self.config.data
+        cfg = d.view()
+        seg = self._model_shape()[3]
+        pieces, times = [], np.full((len(views), window), np.nan)
+        for i, (joints, start, length, stream) in enumerate(views):
+            rng = np.random.default_rng(stream)
+            v = style_view(joints, start, length, rng, cfg)
+            piece = v.joints
+            if d.noise > 0:
+                piece = piece + rng.normal(0, d.noise, size=piece.shape)
+            pieces.append(piece)
+            m = min(length, window)
+            times[i, :m] = v.times[:m]
+        vb = make_windows(pieces, window=window, has_root=roots)
+        token_valid = valid.reshape(len(views), -1, seg).any(axis=-1)  # (B, N) of the original windows
+        vmap = np.stack([token_map(times[i], token_valid[i], seg) for i in range(len(views))])
+        return {"view_states": torch.from_numpy(vb.states), "view_valid": torch.from_numpy(vb.valid),
+                "view_map": torch.from_numpy(vmap)}
 
     # ---- loss --------------------------------------------------------------------------------------------------
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -306,11 +373,19 @@ class ConceptsTask:
         logs = {"rec_motion": rec.detach(), "commit_motion": out.commit_loss.detach(),
                 "codes_used": float(torch.unique(out.ids[tv]).numel())}
         if w.dis > 0:
-            logits, positive = self._dis_inputs(core, out, states, valid)
+            logits, positive = self._dis_inputs(core, out, states, valid, batch if w.dis_views else None)
             dis = discriminative_loss(logits, positive)
             clu = clustering_loss(out.latent, core.codebook("motion"), tv)
             total = total + w.dis * dis + w.cluster * clu
             logs.update(dis=dis.detach(), cluster=clu.detach())
+        if w.consistency > 0:
+            vmap = batch["view_map"]
+            view_latent = core.forward_features(batch["view_states"], batch["view_valid"])  # (B, N, D)
+            pair_ok = (vmap >= 0) & segment_valid(batch["view_valid"], core.config.segment)
+            matched = torch.gather(out.latent, 1, vmap.clamp_min(0)[..., None].expand_as(out.latent))
+            con = consistency_loss(matched, view_latent, core.codebook("motion"), pair_ok, tau=w.consistency_tau)
+            total = total + w.consistency * con
+            logs["consistency"] = con.detach()
         if w.act > 0:
             pred = core.predict_velocity(states, out.quantized)
             act = actionable_loss(pred, batch["velocity"], batch["velocity_valid"] & valid)
@@ -337,14 +412,15 @@ class ConceptsTask:
                 logs.update(align=align.detach(), temperature=float(1.0 / core.logit_scale.exp().item()))
         return total, logs
 
-    def _dis_inputs(self, core: ConceptModel, out: BranchOutput, states: torch.Tensor, valid: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _dis_inputs(self, core: ConceptModel, out: BranchOutput, states: torch.Tensor, valid: torch.Tensor,
+                    views: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Classifier logits and positives of the discriminative term (``loss.dis_positive``).
 
         ``"segment"`` (the issue's wording): up to ``dis_tokens`` tokens, each code's classifier scored on the frames
         of those tokens, its own segment's frames positive and every other segment's (same code or not) negative.
         ``"concept"`` (InfoCon): every concept present, scored on up to ``dis_states`` frames, the frames of all its
-        segments positive.
+        segments positive; with ``views`` (a batch's ``view_states`` / ``view_valid`` / ``view_map``) also on up to
+        ``dis_states`` style-view frames, labelled with the concept of the original token their token matches.
         """
         w = self.config.loss
         seg = core.config.segment
@@ -366,6 +442,15 @@ class ConceptsTask:
             idx = idx[torch.randperm(idx.numel(), device=idx.device)[: w.dis_states]]
         sel_states = states.reshape(-1, states.shape[-1])[idx]  # (M, C)
         sel_ids = frame_ids.reshape(-1)[idx]  # (M,)
+        if views is not None:
+            vmap = views["view_map"]  # (B, N): the original token of each view token, -1 for none
+            view_ids = torch.gather(out.ids, 1, vmap.clamp_min(0)).repeat_interleave(seg, dim=1)  # (B, T)
+            ok = (vmap >= 0).repeat_interleave(seg, dim=1) & views["view_valid"]
+            vidx = torch.nonzero(ok.reshape(-1)).squeeze(1)
+            if vidx.numel() > w.dis_states:
+                vidx = vidx[torch.randperm(vidx.numel(), device=vidx.device)[: w.dis_states]]
+            sel_states = torch.cat([sel_states, views["view_states"].reshape(-1, states.shape[-1])[vidx]])
+            sel_ids = torch.cat([sel_ids, view_ids.reshape(-1)[vidx]])
         uniq, inv = torch.unique(out.ids[tv], return_inverse=True)
         # each present concept's vector: the mean of its tokens' straight-through codes (equal to the code)
         codes = torch.zeros(len(uniq), out.quantized.shape[-1], device=states.device, dtype=out.quantized.dtype)
