@@ -332,6 +332,8 @@ def test_flip_mirrors_the_image_negates_flow_x_and_mirrors_the_label():
 
 
 def test_flow_stream_model_and_recipe_keys(tmp_path):
+    from dataclasses import replace
+
     from hmore.config import from_dict
     from hmore.errors import ConfigError, UsageError
     from hmore.fineaction.bench import RECIPES, ActionRecipe, row_config, streams_of
@@ -351,6 +353,10 @@ def test_flow_stream_model_and_recipe_keys(tmp_path):
     assert rgb.model.name == "r2plus1d_cpu" and rgb.data.flip is False and rgb.train.optim.weight_decay == 1e-3
     assert row_config("dis", set_root=tmp_path, recipe=from_dict(ActionRecipe, {"stream_flip": False}), seed=0,
                       flow_key=None, threads=1).data.flip is False
+    assert stream.train.steps == rgb.train.steps == 500 and stream.train.optim.decay_every == 200
+    longer = row_config("dis", set_root=tmp_path, recipe=replace(r, stream_steps=1500), seed=0, flow_key=None,
+                        threads=1)
+    assert longer.train.steps == 1500 and longer.train.optim.decay_every == 600  # the decay stretched alike
     assert streams_of("rgb|world+local") == ("rgb", "world+local") and streams_of("rgb+dis") == ("rgb+dis",)
     for bad in ("dis|rgb", "rgb|rgb+dis", "rgb|dis|world"):
         with pytest.raises(UsageError, match="two-stream"):

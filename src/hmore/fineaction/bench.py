@@ -83,8 +83,9 @@ class ActionRecipe(Recipe):
     even the exact flow at chance, README "Downstream"). The README's ``mid`` table predates all three
     (``--recipe flow_mask=false --recipe flow_init=1 --recipe flow_scale=4`` reproduces it).
 
-    Flow-stream rows (no ``rgb``) train ``stream_model`` with ``stream_weight_decay`` and, with ``stream_flip``,
-    left-right mirroring (``data.flip``); ``flow_init`` does not apply to them."""
+    Flow-stream rows (no ``rgb``) train ``stream_model`` with ``stream_weight_decay`` for ``stream_steps`` steps (0:
+    ``steps``; the decay steps scaled alike) and, with ``stream_flip``, left-right mirroring (``data.flip``);
+    ``flow_init`` does not apply to them."""
 
     model: str = "r2plus1d_cpu"
     steps: int = 1200
@@ -98,6 +99,7 @@ class ActionRecipe(Recipe):
     flow_init: float = 0.0
     flow_scale: float = 0.5
     stream_model: str = "r2plus1d_flow"
+    stream_steps: int = 0
     stream_weight_decay: float = 0.05
     stream_flip: bool = True
 
@@ -125,7 +127,10 @@ def row_config(row: str, *, set_root: Path, recipe: ActionRecipe, seed: int, flo
     stream = "rgb" not in row.split("+")
     if stream:
         model = ActionFlowModelConfig(name=recipe.stream_model)
-        train = replace(recipe, weight_decay=recipe.stream_weight_decay).train_config(seed=seed, threads=threads)
+        steps = recipe.stream_steps or recipe.steps
+        train = replace(recipe, weight_decay=recipe.stream_weight_decay, steps=steps,
+                        decay_every=max(1, round(recipe.decay_every * steps / recipe.steps))
+                        ).train_config(seed=seed, threads=threads)
     else:
         kwargs = {"extra_init_scale": recipe.flow_init} if recipe.flow_init != 1.0 else {}
         model = ActionFlowModelConfig(name=recipe.model, kwargs=kwargs)
