@@ -201,6 +201,9 @@ def test_action_task_batches_trains_and_tests(tmp_path):
     assert (flow_masked.abs() <= flow.abs()).all() and (flow_masked == 0).sum() > (flow == 0).sum()
     with pytest.raises(ConfigError, match="rgb and/or flow"):
         ActionFlowTask(config=ActionFlowRunConfig(data=ActionFlowDataConfig(channels="sil+dis")))
+    with pytest.raises(ConfigError, match="flow-only"):
+        ActionFlowTask(config=ActionFlowRunConfig(model=ActionFlowModelConfig(kwargs={"extra_init_scale": 0.0}),
+                                                  data=ActionFlowDataConfig(channels="world+local")))
 
 
 def test_action_summary_and_checks():

@@ -132,6 +132,9 @@ class ActionFlowTask:
         self.rgb = "rgb" in names
         if "sil" in names or not (self.rgb or self.channels):
             raise ConfigError(f"data.channels must be rgb and/or flow channels, got {d.channels!r}")
+        if not self.rgb and config.model.kwargs.get("extra_init_scale", 1.0) != 1.0:
+            raise ConfigError("model.kwargs.extra_init_scale scales the flow after 3 RGB channels: a flow-only "
+                              f"input ({d.channels!r}) has none; drop it")
         if d.frames < 1 or d.frame_step < 1 or d.flow_scale <= 0 or d.shift < 0 or d.val_identities < 0:
             raise ConfigError("data.frames, frame_step >= 1, flow_scale > 0, shift and val_identities >= 0 required")
         self.config = config
