@@ -51,6 +51,7 @@ def _common(p: argparse.ArgumentParser, *, presets: list[str], rows: tuple[str, 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     from hmore.bench.gait_bench import ROWS as GAIT_ROWS
     from hmore.fineaction.bench import ROWS as ACTION_ROWS
+    from hmore.fineaction.bench import TWO_STREAM_ROWS
     from hmore.fineaction.data import PRESETS as ACTION_PRESETS
     from hmore.gait.data import PRESETS as GAIT_PRESETS
 
@@ -63,7 +64,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--split", choices=("test", "val"), default="test",
                    help="score and report the test split (default) or the validation identities (--recipe "
                         "val_identities=N), where recipes are chosen; rows: rgb+dis (early fusion), dis (a flow "
-                        "stream), rgb|dis (two streams, fused with a weight chosen on validation)")
+                        "stream), rgb|dis (two streams, fused with a weight chosen on validation); the issue's "
+                        f"two-stream table: --rows {' '.join(TWO_STREAM_ROWS)}")
 
 
 def run(args: argparse.Namespace) -> int:
