@@ -351,15 +351,15 @@ def test_flow_stream_model_and_recipe_keys(tmp_path):
     r = RECIPES["full24"]
     stream = row_config("world+local", set_root=tmp_path, recipe=r, seed=2, flow_key="k", threads=1)
     assert stream.model.name == "r2plus1d_flow" and stream.model.kwargs == {}  # no flow_init: flow is all it sees
-    assert stream.data.flip is True and stream.train.optim.weight_decay == r.stream_weight_decay == 0.05
+    assert stream.data.flip is False and stream.train.optim.weight_decay == r.stream_weight_decay == 0.05
     rgb = row_config("rgb", set_root=tmp_path, recipe=r, seed=2, flow_key=None, threads=1)
     assert rgb.model.name == "r2plus1d_cpu" and rgb.data.flip is False and rgb.train.optim.weight_decay == 1e-3
-    assert row_config("dis", set_root=tmp_path, recipe=from_dict(ActionRecipe, {"stream_flip": False}), seed=0,
-                      flow_key=None, threads=1).data.flip is False
-    assert stream.train.steps == rgb.train.steps == 500 and stream.train.optim.decay_every == 200
-    longer = row_config("dis", set_root=tmp_path, recipe=replace(r, stream_steps=1500), seed=0, flow_key=None,
-                        threads=1)
-    assert longer.train.steps == 1500 and longer.train.optim.decay_every == 600  # the decay stretched alike
+    assert row_config("dis", set_root=tmp_path, recipe=from_dict(ActionRecipe, {"stream_flip": True}), seed=0,
+                      flow_key=None, threads=1).data.flip is True
+    assert rgb.train.steps == 500 and rgb.train.optim.decay_every == 200
+    assert stream.train.steps == 1500 and stream.train.optim.decay_every == 600  # the decay stretched alike
+    same = row_config("dis", set_root=tmp_path, recipe=replace(r, stream_steps=0), seed=0, flow_key=None, threads=1)
+    assert same.train.steps == 500 and same.train.optim.decay_every == 200  # 0: the recipe's steps
     assert streams_of("rgb|world+local") == ("rgb", "world+local") and streams_of("rgb+dis") == ("rgb+dis",)
     for bad in ("dis|rgb", "rgb|rgb+dis", "rgb|dis|world"):
         with pytest.raises(UsageError, match="two-stream"):
