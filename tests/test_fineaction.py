@@ -199,8 +199,11 @@ def test_action_task_batches_trains_and_tests(tmp_path):
     torch.testing.assert_close(bm["x"][:, :3], b["x"][:, :3])  # the same samples; flow only where the mask is
     flow, flow_masked = b["x"][:, 3:], bm["x"][:, 3:]
     assert (flow_masked.abs() <= flow.abs()).all() and (flow_masked == 0).sum() > (flow == 0).sum()
-    with pytest.raises(ConfigError, match="rgb"):
-        ActionFlowTask(config=ActionFlowRunConfig(data=ActionFlowDataConfig(channels="dis")))
+    with pytest.raises(ConfigError, match="rgb and/or flow"):
+        ActionFlowTask(config=ActionFlowRunConfig(data=ActionFlowDataConfig(channels="sil+dis")))
+    with pytest.raises(ConfigError, match="flow-only"):
+        ActionFlowTask(config=ActionFlowRunConfig(model=ActionFlowModelConfig(kwargs={"extra_init_scale": 0.0}),
+                                                  data=ActionFlowDataConfig(channels="world+local")))
 
 
 def test_action_summary_and_checks():
@@ -222,7 +225,7 @@ def test_action_summary_and_checks():
     assert checks["top-1: RGB + hmore world+local > RGB"]["beyond_noise"] is True  # 20 > 2 x 6.78
     assert difference_se(50.0, 50.0, 25) == pytest.approx(100 * np.sqrt(0.5 / 25))
     text = format_tables(s)
-    assert "| RGB + DIS flow | 60.00 | 100.00 | 90.00 | + VideoFlow flow | 71.45 | 96.72 |" in text
+    assert "| RGB + DIS flow | 60.00 | 100.00 | - | - | 90.00 | + VideoFlow flow | 71.45 | 96.72 |" in text
     assert "binomial s.e. 6.71: within noise" in text
     # two seeds: mean ± sample std; a difference must also exceed twice the seeds' spread
     two = {"rgb": {**res(0.3), **res(0.5, seed=1)}, "rgb+world+local": {**res(0.6), **res(0.7, seed=1)}}
@@ -254,3 +257,151 @@ def test_action_recipe_states_the_flow_representation_for_every_row(tmp_path):
     r24 = RECIPES["full24"]
     assert (r24.frames - 1) * r24.frame_step + 1 <= ActionSetConfig().frames - 1  # the window fits the pairs
     assert main(["bench", "action-flow", "-o", str(tmp_path), "--preset", "test", "--recipe", "flow_maks=1"]) == 2
+
+
+def test_late_fusion_and_weight_choice_by_hand():
+    from hmore.models.fusion import FUSION_WEIGHTS, choose_fusion_weight, late_fusion
+
+    rgb = np.array([[0.6, 0.4], [0.6, 0.4], [0.2, 0.8]])
+    flow = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_allclose(late_fusion(rgb, flow, 0.25), [[0.45, 0.55], [0.7, 0.3], [0.4, 0.6]])
+    np.testing.assert_array_equal(late_fusion(rgb, flow, 0.0), rgb)
+    # labels 1, 0, 1: RGB alone 2/3 right (clip 0 wrong); flow alone 1/3; at w 0.2 clip 0 turns (0.52 / 0.48 for
+    # class 0 -> 0.48 / 0.52) while clip 2 holds (0.36 / 0.64) until w 0.375: 3/3 for 0.2 <= w <= 0.3 (0.1 and 0.375+
+    # are below); the tie among 0.2 and 0.3 goes to the higher mean log-probability of the true class
+    labels = np.array([1, 0, 1])
+    w, top1 = choose_fusion_weight(rgb, flow, labels)
+    assert top1 == 1.0 and w in (0.2, 0.3)
+    ll = {v: np.mean(np.log(late_fusion(rgb, flow, v)[np.arange(3), labels])) for v in (0.2, 0.3)}
+    assert w == max(ll, key=ll.get)
+    assert FUSION_WEIGHTS[0] == 0.0 and FUSION_WEIGHTS[-1] == 1.0 and len(FUSION_WEIGHTS) == 11
+    # equal streams: every weight ties, the lowest (RGB alone) wins
+    assert choose_fusion_weight(rgb, rgb, labels) == (0.0, pytest.approx(2 / 3))
+    with pytest.raises(ValueError, match="weight"):
+        late_fusion(rgb, flow, 1.5)
+    with pytest.raises(ValueError, match="N, classes"):
+        late_fusion(rgb, flow[:2], 0.5)
+    with pytest.raises(ValueError, match="labels"):
+        choose_fusion_weight(rgb, flow, labels[:2])
+
+
+def test_flip_mirrors_the_image_negates_flow_x_and_mirrors_the_label():
+    from dataclasses import replace
+
+    from hmore.fineaction.motions import MIRRORED
+    from hmore.fineaction.task import (
+        ActionFlowDataConfig,
+        ActionFlowModelConfig,
+        ActionFlowRunConfig,
+        ActionFlowTask,
+        flip_input,
+    )
+    from hmore.train.engine import TrainConfig
+
+    by = {c: i for i, c in enumerate(CLASSES)}
+    assert MIRRORED[by["left_forward_slow"]] == by["right_forward_slow"]
+    assert MIRRORED[by["left_then_right_side"]] == by["right_then_left_side"]
+    assert all(MIRRORED[MIRRORED[i]] == i != MIRRORED[i] for i in range(12))  # an involution without fixed points
+    # 3 RGB + 1 flow (x, y), 1 frame of 1 x 3: a pixel moving right by 2 px at the left edge
+    x = np.zeros((5, 1, 1, 3), np.float32)
+    x[0, 0, 0] = [1.0, 2.0, 3.0]  # red ramp
+    x[3, 0, 0, 0] = 2.0  # flow x
+    x[4, 0, 0, 0] = -1.0  # flow y (up)
+    f = flip_input(x, rgb=True)
+    np.testing.assert_array_equal(f[0, 0, 0], [3.0, 2.0, 1.0])
+    np.testing.assert_array_equal(f[3, 0, 0], [0.0, 0.0, -2.0])  # now at the right edge, moving left
+    np.testing.assert_array_equal(f[4, 0, 0], [0.0, 0.0, -1.0])  # y unchanged
+    np.testing.assert_array_equal(flip_input(f, rgb=True), x)
+    np.testing.assert_array_equal(flip_input(x[3:], rgb=False), f[3:])  # a flow stream: channel 0 is x
+    with pytest.raises(ValueError, match="pairs"):
+        flip_input(x[:4], rgb=True)
+    # a flow-only task with flip: every sample is either the plain window or its mirror with the mirrored label
+    cfg = ActionFlowRunConfig(model=ActionFlowModelConfig(name="r2plus1d_test"),
+                              data=ActionFlowDataConfig(channels="dis", frames=2, frame_step=2, shift=0, flip=True,
+                                                        val_identities=0),
+                              train=TrainConfig(steps=1, batch_size=8, tensorboard=False, device="cpu", threads=1))
+    task = ActionFlowTask(config=cfg, train_arrays=_arrays("train", 16), test_arrays=_arrays("test", 6))
+    plain = ActionFlowTask(config=replace(cfg, data=replace(cfg.data, flip=False)), train_arrays=_arrays("train", 16),
+                           test_arrays=_arrays("test", 6))
+    assert task.in_channels == 2 and task.build_model().stem[0].weight.shape[1] == 2
+    b, p = task.batch(3, rank=0, world_size=1, batch_size=8), plain.batch(3, rank=0, world_size=1, batch_size=8)
+    flipped = [i for i in range(8) if not torch.equal(b["x"][i], p["x"][i])]
+    assert 0 < len(flipped) < 8  # about half
+    for i in range(8):
+        mirrored = i in flipped
+        want = flip_input(p["x"][i].numpy(), rgb=False) if mirrored else p["x"][i].numpy()
+        np.testing.assert_array_equal(b["x"][i].numpy(), want)
+        assert int(b["y"][i]) == (MIRRORED[int(p["y"][i])] if mirrored else int(p["y"][i]))
+
+
+def test_flow_stream_model_and_recipe_keys(tmp_path):
+    from dataclasses import replace
+
+    from hmore.config import from_dict
+    from hmore.errors import ConfigError, UsageError
+    from hmore.fineaction.bench import RECIPES, ActionRecipe, row_config, streams_of
+    from hmore.fineaction.task import ActionFlowDataConfig
+    from hmore.registry import list_models
+
+    assert "r2plus1d_flow" in list_models("r2plus1d*")
+    m = create_model("r2plus1d_flow", in_channels=2, num_classes=12).eval()
+    assert m.config.widths == (8, 16, 32, 64) and m.config.dropout == 0.5
+    out = m(torch.randn(1, 2, 2, 16, 16))
+    assert out.shape == (1, 12) and torch.isfinite(out).all()
+    r = RECIPES["full24"]
+    stream = row_config("world+local", set_root=tmp_path, recipe=r, seed=2, flow_key="k", threads=1)
+    assert stream.model.name == "r2plus1d_flow" and stream.model.kwargs == {}  # no flow_init: flow is all it sees
+    assert stream.data.flip is False and stream.train.optim.weight_decay == r.stream_weight_decay == 0.05
+    rgb = row_config("rgb", set_root=tmp_path, recipe=r, seed=2, flow_key=None, threads=1)
+    assert rgb.model.name == "r2plus1d_cpu" and rgb.data.flip is False and rgb.train.optim.weight_decay == 1e-3
+    assert row_config("dis", set_root=tmp_path, recipe=from_dict(ActionRecipe, {"stream_flip": True}), seed=0,
+                      flow_key=None, threads=1).data.flip is True
+    assert rgb.train.steps == 500 and rgb.train.optim.decay_every == 200
+    assert stream.train.steps == 1500 and stream.train.optim.decay_every == 600  # the decay stretched alike
+    same = row_config("dis", set_root=tmp_path, recipe=replace(r, stream_steps=0), seed=0, flow_key=None, threads=1)
+    assert same.train.steps == 500 and same.train.optim.decay_every == 200  # 0: the recipe's steps
+    assert streams_of("rgb|world+local") == ("rgb", "world+local") and streams_of("rgb+dis") == ("rgb+dis",)
+    for bad in ("dis|rgb", "rgb|rgb+dis", "rgb|dis|world"):
+        with pytest.raises(UsageError, match="two-stream"):
+            streams_of(bad)
+    with pytest.raises(ConfigError, match="stream_flp"):
+        from_dict(ActionRecipe, {"stream_flp": True})
+    with pytest.raises(ConfigError, match="flipp"):
+        from_dict(ActionFlowDataConfig, {"flipp": True})
+    with pytest.raises(SystemExit):
+        main(["bench", "action-flow", "-o", str(tmp_path), "--preset", "test", "--split", "train"])
+    from hmore.bench import gait_bench
+
+    with pytest.raises(UsageError, match="scores split test"):  # gait has no validation scorer
+        gait_bench.run(tmp_path, preset="test", split="val")
+
+
+def _scores(probs, labels, val_probs, val_labels, run):
+    return {"probs": probs, "labels": labels, "val_probs": val_probs, "val_labels": val_labels, "run": run,
+            "flow_key": None, "top1": 0.0, "top5": 0.0, "confusion": np.zeros((12, 12), int).tolist(), "n": 2}
+
+
+def test_two_stream_rows_fuse_streams_with_the_weight_chosen_on_validation():
+    from hmore.errors import InputError
+    from hmore.fineaction.bench import RECIPES, add_two_stream_rows, format_tables, summarise, two_stream
+
+    eye = np.eye(12)
+    # validation: RGB right on 1 of 2 clips, flow on both -> flow weight 1 is the only 2/2; test: RGB right on both,
+    # flow on neither -> fused at weight 1: 0/2 (the choice is made on validation, not on test)
+    rgb = _scores([eye[0], eye[1]], [0, 1], [eye[2], eye[5]], [2, 3], "rgb-s0")
+    flow = _scores([eye[4], eye[4]], [0, 1], [eye[2], eye[3]], [2, 3], "dis-s0")
+    got = two_stream(rgb, flow)
+    assert got["weight"] == 1.0 and got["val_top1"] == 1.0 and got["top1"] == 0.0 and got["n"] == 2
+    assert np.array(got["confusion"])[[0, 1], [4, 4]].tolist() == [1, 1] and got["run"] == "rgb-s0 | dis-s0"
+    res = add_two_stream_rows({"rgb": {0: rgb, 1: rgb}, "dis": {0: flow}}, ["rgb|dis", "rgb", "dis"])
+    assert list(res) == ["rgb|dis", "rgb", "dis"] and list(res["rgb|dis"]) == [0]  # seeds both streams have
+    s = summarise(res, config=ActionSetConfig(), recipe=RECIPES["full24"], preset="full24", seeds=[0], fm=None,
+                  timing={}, command="", split="val")
+    assert s["split"] == "val" and s["rows"]["rgb|dis"]["weights"] == {0: 1.0}
+    assert s["rows"]["rgb|dis"]["val_top1"] == 100.0 and s["rows"]["rgb"]["weights"] is None
+    text = format_tables(s)
+    assert "VALIDATION split" in text and "| two streams: RGB & DIS flow | 0.00 | 100.00 | 100.00 | 1.0 | - |" in text
+    with pytest.raises(InputError, match="different clips"):
+        two_stream(rgb, {**flow, "labels": [1, 1]})
+    with pytest.raises(InputError, match="val_identities"):
+        two_stream(rgb, {**flow, "val_probs": None})

@@ -72,6 +72,9 @@ class BenchSpec:
         build: ``(root, config, flow_model=, shard=, progress=)`` -> build summary (resumable).
         make_task: ``(row, seed, flow_key, set_root, recipe, threads)`` -> ``(task, run_config)``.
         score: ``(task, model)`` -> the test scores of a row.
+        score_val: ``(task, model)`` -> the validation scores of a row (held-out training identities), for
+            ``run_bench(split="val")``; None: the benchmark has no validation split.
+        flow_only_rows: rows may leave out ``base_channel`` (a flow stream).
         summarise: ``(results, config=, recipe=, preset=, seeds=, fm=, timing=, command=)`` -> results.json.
         write_report: ``(out_dir, summary)`` -> report.html.
     """
@@ -85,13 +88,16 @@ class BenchSpec:
     score: Callable[[Any, torch.nn.Module], dict[str, Any]]
     summarise: Callable[..., dict[str, Any]]
     write_report: Callable[[Path, dict[str, Any]], Path]
+    score_val: Callable[[Any, torch.nn.Module], dict[str, Any]] | None = None
+    flow_only_rows: bool = False
 
 
 def run_bench(spec: BenchSpec, out_dir: str | Path, *, preset: str = "full", rows: Sequence[str],
               seeds: Sequence[int] = (0,), flow_model: str = "hmore_flow_cpu", flow_weights: str | None = None,
               data_dir: str | Path | None = None, steps: int | None = None, stage: str = "all",
               shard: tuple[int, int] = (0, 1), threads: int | None = 1, progress: bool | None = None,
-              command: str = "", recipe_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+              command: str = "", recipe_overrides: Mapping[str, Any] | None = None, split: str = "test"
+              ) -> dict[str, Any]:
     """A whole downstream benchmark: the set, one run per row and seed, scores, results.json and report.html.
 
     Args:
@@ -109,6 +115,8 @@ def run_bench(spec: BenchSpec, out_dir: str | Path, *, preset: str = "full", row
         progress: progress bars (None: on a terminal).
         command: the command line, for the report.
         recipe_overrides: recipe fields replaced (strict: an unknown field is an error), e.g. ``{"flow_mask": False}``.
+        split: the split scored and reported: ``test``, or ``val`` (the held-out training identities, where recipes
+            are chosen; scores cached as ``val.json`` beside ``test.json``).
 
     Returns:
         The summary written to ``results.json`` (``stage="all"``), else what the stage did.
@@ -117,9 +125,11 @@ def run_bench(spec: BenchSpec, out_dir: str | Path, *, preset: str = "full", row
 
     if stage not in ("data", "train", "all"):
         raise UsageError(f"stage must be data, train or all, got {stage!r}")
+    if split not in ("val", "test") or (split == "val" and spec.score_val is None):
+        raise UsageError(f"{spec.name} scores split {'test or val' if spec.score_val else 'test'}, got {split!r}")
     for r in rows:
         channels_of(r)
-        if r.split("+")[0] != spec.base_channel:
+        if r.split("+")[0] != spec.base_channel and not (spec.flow_only_rows and spec.base_channel not in r.split("+")):
             raise UsageError(f"{spec.name} rows start with {spec.base_channel}, got {r!r}")
     set_threads(threads)
     config = spec.preset(preset)
@@ -144,7 +154,7 @@ def run_bench(spec: BenchSpec, out_dir: str | Path, *, preset: str = "full", row
         return {"stage": "data", "set": str(set_root), "build": json_clean(built.__dict__)}
     results = run_rows(out, rows=rows, seeds=seeds, flow_key=None if fm is None else fm.key, stage=stage,
                        make=lambda row, seed, key: spec.make_task(row, seed, key, set_root, recipe, threads),
-                       score=spec.score)
+                       score=spec.score if split == "test" else spec.score_val, cache=f"{split}.json")
     if stage == "train":
         return {"stage": "train", "rows": list(results)}
     summary = spec.summarise(results, config=config, recipe=recipe, preset=preset, seeds=seeds, fm=fm,
@@ -211,9 +221,10 @@ def train_row(task: Any, run_config: Any, folder: Path) -> tuple[torch.nn.Module
 
 def run_rows(out: Path, *, rows: Sequence[str], seeds: Sequence[int], flow_key: str | None,
              make: Callable[[str, int, str | None], tuple[Any, Any]],
-             score: Callable[[Any, torch.nn.Module], dict[str, Any]], stage: str = "all"
+             score: Callable[[Any, torch.nn.Module], dict[str, Any]], stage: str = "all", cache: str = "test.json"
              ) -> dict[str, dict[int, dict[str, Any]]]:
-    """Train every (row, seed) and score its last checkpoint (cached); ``stage="train"`` skips the scores.
+    """Train every (row, seed) and score its last checkpoint (cached in the run's ``cache`` file); ``stage="train"``
+    skips the scores.
 
     ``make(row, seed, key)`` returns ``(task, run_config)``; ``key`` is ``flow_key`` for rows with H-MoRe channels,
     else None. Returns ``results[row][seed]`` = the scores plus ``run`` (folder) and ``flow_key``.
@@ -225,21 +236,21 @@ def run_rows(out: Path, *, rows: Sequence[str], seeds: Sequence[int], flow_key: 
             folder = run_dir(out, row, seed=seed, flow_key=key)
             task, cfg = make(row, seed, key)
             log.info("row %s seed %d -> %s", row, seed, folder)
-            done = finished_scores(folder, cfg.train.steps) if stage == "all" else None
+            done = finished_scores(folder, cfg.train.steps, cache) if stage == "all" else None
             if done is not None:  # trained to the end and scored: neither the data nor the model is loaded
                 results.setdefault(row, {})[seed] = {**done, "run": str(folder), "flow_key": key}
                 continue
             model, step = train_row(task, cfg, folder)
             res: dict[str, Any] = {"step": step}
             if stage == "all":
-                res = cached_scores(folder, step, lambda task=task, model=model: score(task, model))
+                res = cached_scores(folder, step, lambda task=task, model=model: score(task, model), cache)
             results.setdefault(row, {})[seed] = {**res, "run": str(folder), "flow_key": key}
     return results
 
 
-def finished_scores(folder: Path, steps: int) -> dict[str, Any] | None:
-    """``folder/test.json`` when it scores step ``steps`` (a run's final step), else None (missing or corrupt)."""
-    path = folder / "test.json"
+def finished_scores(folder: Path, steps: int, name: str = "test.json") -> dict[str, Any] | None:
+    """``folder/name`` when it scores step ``steps`` (a run's final step), else None (missing or corrupt)."""
+    path = folder / name
     try:
         found = json.loads(path.read_text()) if path.is_file() else None
     except json.JSONDecodeError:
@@ -247,13 +258,14 @@ def finished_scores(folder: Path, steps: int) -> dict[str, Any] | None:
     return found if found is not None and found.get("step") == steps else None
 
 
-def cached_scores(folder: Path, step: int, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """``folder/test.json`` if it scores checkpoint ``step``, else ``compute()`` written there."""
-    found = finished_scores(folder, step)
+def cached_scores(folder: Path, step: int, compute: Callable[[], dict[str, Any]], name: str = "test.json"
+                  ) -> dict[str, Any]:
+    """``folder/name`` if it scores checkpoint ``step``, else ``compute()`` written there."""
+    found = finished_scores(folder, step, name)
     if found is not None:
         return found
     scores = {"step": step, **compute()}
-    write_json_atomic(folder / "test.json", json_clean(scores))
+    write_json_atomic(folder / name, json_clean(scores))
     return scores
 
 

@@ -51,6 +51,7 @@ def _common(p: argparse.ArgumentParser, *, presets: list[str], rows: tuple[str, 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     from hmore.bench.gait_bench import ROWS as GAIT_ROWS
     from hmore.fineaction.bench import ROWS as ACTION_ROWS
+    from hmore.fineaction.bench import TWO_STREAM_ROWS
     from hmore.fineaction.data import PRESETS as ACTION_PRESETS
     from hmore.gait.data import PRESETS as GAIT_PRESETS
 
@@ -60,6 +61,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     a = sub.add_parser("action-flow", help="fine-grained action recognition from RGB with and without flow",
                        description=__doc__)
     _common(a, presets=list(ACTION_PRESETS), rows=ACTION_ROWS)
+    a.add_argument("--split", choices=("test", "val"), default="test",
+                   help="score and report the test split (default) or the validation identities (--recipe "
+                        "val_identities=N), where recipes are chosen; rows: rgb+dis (early fusion), dis (a flow "
+                        "stream), rgb|dis (two streams, fused with a weight chosen on validation); the issue's "
+                        f"two-stream table: --rows {' '.join(TWO_STREAM_ROWS)}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         from hmore.bench import gait_bench as bench
     else:
         from hmore.fineaction import bench  # type: ignore[no-redef]
+
+        kwargs["split"] = args.split
     summary = bench.run(args.out, **kwargs)
     if args.stage != "all":
         print(f"{args.bench_target}: stage {args.stage} done ({summary})")

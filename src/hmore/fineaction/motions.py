@@ -95,3 +95,13 @@ def overlay_gesture(base: Motion, gesture: Gesture, *, rng: np.random.Generator)
         j[:, el] = j[:, sh] + upper * d_u
         j[:, wr] = j[:, el] + fore * d_f
     return Motion(joints=j, fps=base.fps, name=gesture.name, face=base.face, extra=dict(base.extra))
+
+
+def _mirror_name(name: str) -> str:
+    return name.replace("left", "\0").replace("right", "left").replace("\0", "right")
+
+
+# The class a left-right mirror image shows: a mirrored person raising the left arm raises the right one, and the
+# order of a ``then`` variant swaps its arms too (``left_then_right_side`` <-> ``right_then_left_side``). What the
+# ``data.flip`` augmentation relabels a horizontally flipped clip with.
+MIRRORED: tuple[int, ...] = tuple(CLASSES.index(_mirror_name(c)) for c in CLASSES)
