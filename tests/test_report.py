@@ -119,6 +119,22 @@ def test_robust_scale_is_a_percentile_and_a_clip_shares_it(rng):
     assert not np.array_equal(together[0], alone)  # frame 0 alone would be scaled up
 
 
+def test_flow_to_color_is_within_one_level_of_the_wheel_formula():
+    # the formula of the module docstring, in float64 per pixel: hue interpolated between the 55 wheel colours,
+    # white blended in by 1 - |flow| / max_mag
+    rng = np.random.default_rng(3)
+    flow = rng.normal(size=(2, 40, 50, 2)) * 2.0
+    wheel = wheel_colors() / 255.0
+    frac = np.mod(np.arctan2(flow[..., 1], flow[..., 0]), 2 * np.pi) / (2 * np.pi) * NUM_HUES
+    k0 = np.floor(frac).astype(int) % NUM_HUES
+    f = (frac - np.floor(frac))[..., None]
+    hue = (1 - f) * wheel[k0] + f * wheel[(k0 + 1) % NUM_HUES]
+    rad = np.minimum(np.hypot(flow[..., 0], flow[..., 1]) / 3.0, 1.0)[..., None]
+    exact = np.floor(255.0 * (1 - rad * (1 - hue)) + 0.5)
+    got = flow_to_color(flow, max_mag=3.0).astype(float)
+    assert got.shape == (2, 40, 50, 3) and np.abs(got - exact).max() <= 1.0
+
+
 def test_flow_to_color_rejects_bad_shapes():
     with pytest.raises(ValueError, match=r"\(H, W, 2\)"):
         flow_to_color(np.zeros((4, 4, 3)))

@@ -80,7 +80,7 @@ def test_resized_size() -> None:
 def test_odd_size_is_padded_to_even_by_repeating_edges(tmp_path: Path) -> None:
     frame = np.zeros((33, 45, 3), np.uint8)
     frame[:, -1] = 200  # last column bright: the padding column must repeat it
-    path = write_video(tmp_path / "odd.mp4", (frame for _ in range(3)), fps=10)
+    path = write_video(tmp_path / "odd.mp4", (frame for _ in range(3)), fps=10, preset="ultrafast")
     out = read_frames(path)
     assert out.shape == (3, 34, 46, 3)
     assert out[0, :, -1].mean() > 150 and out[0, :, 0].mean() < 30
@@ -95,6 +95,8 @@ def test_write_video_rejects_bad_frames(tmp_path: Path) -> None:
         write_video(tmp_path / "g.mp4", [np.zeros((8, 8, 3), np.uint8), np.zeros((10, 8, 3), np.uint8)], fps=10)
     with pytest.raises(ValueError, match="fps"):
         write_video(tmp_path / "h.mp4", [np.zeros((8, 8, 3), np.uint8)], fps=0)
+    with pytest.raises(ValueError, match="preset must be one of"):
+        write_video(tmp_path / "i.mp4", [np.zeros((8, 8, 3), np.uint8)], fps=10, preset="warp9")
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # atomic: nothing half-written left behind
 
 

@@ -126,7 +126,7 @@ def _write_both(out_dir: Path, pairs: object, dtype: str, fps: float, write_vide
             yield _preview_frame(pair)
 
     try:
-        write_video(out_dir / "preview.mp4", preview_frames(), fps)
+        write_video(out_dir / "preview.mp4", preview_frames(), fps, preset="ultrafast")
     except BaseException:
         writer.discard()
         raise

@@ -10,6 +10,9 @@ Every frame of a video should share one magnitude scale: pass ``max_mag`` comput
 
 from __future__ import annotations
 
+import functools
+
+import cv2
 import numpy as np
 
 # Number of hues between the six primary and secondary colours of the wheel, chosen by Baker et al. to make the
@@ -43,19 +46,22 @@ def wheel_colors() -> np.ndarray:
     return np.concatenate(rows, axis=0)
 
 
-_STEPS = 64
+_STEPS = 64  # angles per hue in the colour table
+_SATURATIONS = 256  # saturations (|flow| / max_mag from 0 to 1) in the colour table
 
 
-def _hue_table(steps: int) -> np.ndarray:
-    """(55 * steps, 3) float32 in [0, 1]: the wheel's hues linearly interpolated, ``steps`` per hue."""
-    wheel = wheel_colors() / 255.0  # (55, 3)
-    pos = np.arange(NUM_HUES * steps) / steps  # (N,) in hue units
+@functools.lru_cache(maxsize=1)
+def _colour_table() -> np.ndarray:
+    """(55 * _STEPS * _SATURATIONS, 3) uint8: the colour of flow at angle index a (hues linearly interpolated,
+    _STEPS per hue) and saturation index r, at row a * _SATURATIONS + r (white at r = 0, the hue at the last r)."""
+    wheel = (wheel_colors() / 255.0).astype(np.float32)  # (55, 3)
+    pos = np.arange(NUM_HUES * _STEPS, dtype=np.float32) / _STEPS  # (A,) in hue units
     k0 = np.floor(pos).astype(np.int64)
     f = (pos - k0)[:, None]
-    return ((1.0 - f) * wheel[k0] + f * wheel[(k0 + 1) % NUM_HUES]).astype(np.float32)
-
-
-_HUES = _hue_table(_STEPS)
+    hue = (1.0 - f) * wheel[k0] + f * wheel[(k0 + 1) % NUM_HUES]  # (A, 3) in [0, 1]
+    rad = np.linspace(0.0, 1.0, _SATURATIONS, dtype=np.float32)[None, :, None]  # (1, R, 1)
+    col = 1.0 - rad * (1.0 - hue[:, None, :])  # (A, R, 3)
+    return np.floor(255.0 * col + 0.5).clip(0, 255).astype(np.uint8).reshape(-1, 3)
 
 
 def robust_max_magnitude(flow: np.ndarray, *, percentile: float = 99.0, floor: float = 1e-6) -> float:
@@ -107,23 +113,23 @@ def flow_to_color(
         max_mag = robust_max_magnitude(flow, percentile=percentile)
     if not np.isfinite(max_mag) or max_mag <= 0:
         raise ValueError(f"max_mag must be a positive finite number, got {max_mag}")
-    # float32 and a hue table: a preview frame's three panels took ~18 ms with float64 interpolation per pixel
-    u = flow[..., 0].astype(np.float32)
-    v = flow[..., 1].astype(np.float32)
+    # One lookup per pixel in a table of colours by (angle, saturation): a preview frame's three panels took ~18 ms
+    # with float64 interpolation per pixel. The table's steps (_STEPS per hue, 256 saturations) keep every colour
+    # within one level of the exact formula.
+    u = np.ascontiguousarray(flow[..., 0], dtype=np.float32)
+    v = np.ascontiguousarray(flow[..., 1], dtype=np.float32)
     bad = ~(np.isfinite(u) & np.isfinite(v))
     if bad.any():
-        u = np.where(bad, np.float32(0), u)
-        v = np.where(bad, np.float32(0), v)
-
-    rad = np.minimum(np.hypot(u, v) / np.float32(max_mag), np.float32(1))  # (..., H, W) saturation in [0, 1]
+        u[bad] = 0.0
+        v[bad] = 0.0
+    shape = u.shape
     # Angle measured so that +x maps to wheel index 0 (red) and the index grows clockwise on screen (y down):
-    # +y (down) lands a quarter of the way round, in the red-yellow segment, -x half way, in cyan-blue. The hues
-    # between the wheel's 55 are interpolated in a table of _STEPS per hue (error < 0.1 of a colour level), so
-    # each pixel takes one lookup.
-    frac = np.mod(np.arctan2(v, u), np.float32(2.0 * np.pi)) * np.float32(NUM_HUES * _STEPS / (2.0 * np.pi))
-    hue = _HUES[np.rint(frac).astype(np.int64) % len(_HUES)]  # (..., H, W, 3) in [0, 1]
-    col = 1.0 - rad[..., None] * (1.0 - hue)  # white at rad 0, the hue at rad 1
-    out = np.floor(np.float32(255.0) * col + np.float32(0.5)).clip(0, 255).astype(np.uint8)
+    # +y (down) lands a quarter of the way round, in the red-yellow segment, -x half way, in cyan-blue.
+    mag, ang = cv2.cartToPolar(u.reshape(-1, shape[-1]), v.reshape(-1, shape[-1]))  # ang = atan2(v, u) in [0, 2pi)
+    n_ang = NUM_HUES * _STEPS
+    a_idx = np.rint(ang * np.float32(n_ang / (2.0 * np.pi))).astype(np.int32) % n_ang
+    r_idx = np.rint(np.minimum(mag * np.float32(1.0 / max_mag), np.float32(1.0)) * np.float32(_SATURATIONS - 1))
+    out = _colour_table()[a_idx * _SATURATIONS + r_idx.astype(np.int32)].reshape(*shape, 3)
     out[bad] = np.asarray(nan_color, dtype=np.uint8)
     return out
 
