@@ -765,7 +765,8 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
 def stream_threads() -> int:
     """torch (and OpenCV) threads for a flow stream on this machine: half the cores, at least one, so that the
     network runs on one half and :func:`iter_flow`'s overlapped worker on the other (on 2 cores one thread each:
-    1.3-1.5x the pairs/s of the stream on two threads without the worker, ``benchmarks/flow_stream.py``)."""
+    1.3-1.5x the pairs/s of one thread without the worker and 1.05-1.15x two threads without it,
+    ``benchmarks/flow_stream.py``)."""
     return max(1, (os.cpu_count() or 1) // 2)
 
 
