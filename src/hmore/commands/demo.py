@@ -119,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--video {video}: no such file or folder")
     if args.video_frames is not None and args.video_frames < 2:
         raise UsageError(f"--video-frames must be at least 2 (flow is between pairs), got {args.video_frames}")
+    from hmore.bench.flow_bench import set_threads
+    from hmore.flow.inference import stream_threads
+
+    set_threads(stream_threads())  # as `hmore flow`: torch on half the cores, its flow stream's worker on the rest
     net = load_shipped_flow(args.flow_model or FLOW_MODEL, required=args.flow_model is not None)
     panels, text = hmore_flow_panels(net, args.flow_model or FLOW_MODEL) if net is not None else (None, {})
     index = build_demo(args.out, size=parse_size(args.size), num_frames=args.frames, seed=args.seed,
