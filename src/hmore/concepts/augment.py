@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hmore.skeleton import H36M17
+from hmore.skeleton import H36M17, flip
 
 ROOT = 0
 
@@ -77,9 +77,9 @@ def sample_at(joints: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 
 def mirror(joints: np.ndarray) -> np.ndarray:
-    """Reflect (..., 17, 3) joints in the x = 0 plane and swap every left joint with its right one."""
-    out = np.asarray(joints, dtype=np.float64) * np.array([-1.0, 1.0, 1.0])
-    return out[..., H36M17.flip_index, :]
+    """Reflect (..., 17, 3) joints in the x = 0 plane and swap every left joint with its right one
+    (:func:`hmore.skeleton.flip` of H36M-17, as float64)."""
+    return flip(np.asarray(joints, dtype=np.float64), H36M17)
 
 
 def scale_bones(joints: np.ndarray, factors: np.ndarray) -> np.ndarray:

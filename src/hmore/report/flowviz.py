@@ -116,8 +116,8 @@ def flow_to_color(
     # One lookup per pixel in a table of colours by (angle, saturation): a preview frame's three panels took ~18 ms
     # with float64 interpolation per pixel. The table's steps (_STEPS per hue, 256 saturations) keep every colour
     # within one level of the exact formula.
-    u = np.ascontiguousarray(flow[..., 0], dtype=np.float32)
-    v = np.ascontiguousarray(flow[..., 1], dtype=np.float32)
+    u = flow[..., 0].astype(np.float32)  # copies (zeroed below where not finite: never the caller's array)
+    v = flow[..., 1].astype(np.float32)
     bad = ~(np.isfinite(u) & np.isfinite(v))
     if bad.any():
         u[bad] = 0.0
