@@ -393,6 +393,7 @@ def test_two_stream_rows_fuse_streams_with_the_weight_chosen_on_validation():
     got = two_stream(rgb, flow)
     assert got["weight"] == 1.0 and got["val_top1"] == 1.0 and got["top1"] == 0.0 and got["n"] == 2
     assert np.array(got["confusion"])[[0, 1], [4, 4]].tolist() == [1, 1] and got["run"] == "rgb-s0 | dis-s0"
+    assert got["pred"] == [4, 4]  # the fused class per clip (paired comparisons of rows)
     res = add_two_stream_rows({"rgb": {0: rgb, 1: rgb}, "dis": {0: flow}}, ["rgb|dis", "rgb", "dis"])
     assert list(res) == ["rgb|dis", "rgb", "dis"] and list(res["rgb|dis"]) == [0]  # seeds both streams have
     s = summarise(res, config=ActionSetConfig(), recipe=RECIPES["full24"], preset="full24", seeds=[0], fm=None,

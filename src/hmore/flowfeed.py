@@ -6,14 +6,24 @@ A *source* turns a generated clip into (T-1, 2, H, W) float32 flow fields per ch
 source          channels
 ==============  ===============================================================================================
 ``dis``         ``dis``: OpenCV DIS optical flow (medium preset; ``hmore.bench.flow_methods``)
-``hmore``       ``world``, ``local``: an H-MoRe flow model (shipped weights or ``--flow-weights FILE``), run
-                batched over the clip's pairs with the clip's exact subject masks
+``hmore``       ``world``, ``local``: an H-MoRe flow model (shipped weights or ``--flow-weights FILE``) through
+                one of :data:`FLOW_PIPELINES`, with the clip's exact subject masks
 ``exact``       ``exact_world``, ``exact_local``: the generator's ground truth inside the people, 0 elsewhere
                 (H-MoRe's human-centric targets: the ceiling of what a better flow model could give)
 ==============  ===============================================================================================
 
+The hmore source's pipelines (``--flow-pipeline``):
+
+* ``raw`` (default, the caches built before the pipelines existed): the network's output as it is, its pairs run
+  batched, every person of the clip one subject (the union of the masks); local flow is the network's own.
+* ``command``: what ``hmore flow`` writes for the clip (:func:`hmore.flow.inference.iter_flow` with its defaults:
+  camera compensation, the variational refinement inside the people, v_s from each person's pelvis keypoints, the
+  clip's subject labels), i.e. world flow relative to the scene and local flow = world - v_s. The network runs pair
+  by pair: the pipeline's camera lookup and its reuse of each frame's features are per pair.
+
 Downstream sets cache flows per source; the hmore source's cache folder is named by :func:`flow_model_key` (model
-name + the first 12 hex digits of the weights' sha256), so new weights never reuse old flows.
+name + the first 12 hex digits of the weights' sha256, plus for a pipeline other than ``raw`` its name and a digest of
+its settings), so new weights or settings never reuse old flows.
 
 Flows are stored as int8 in steps of :data:`FLOW_STEP` pixels (range +-15.9 px; a set may choose another step),
 compressed: :func:`quantise_flow`.
@@ -27,6 +37,7 @@ deterministic) rather than stored.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import zipfile
@@ -43,6 +54,8 @@ from hmore.errors import InputError, UsageError
 from hmore.io.atomic import save_npz_atomic
 
 SOURCES = ("dis", "hmore", "exact")
+FLOW_PIPELINES = ("raw", "command")
+DEFAULT_FLOW_PIPELINE = "raw"
 SOURCE_CHANNELS = {"dis": ("dis",), "hmore": ("world", "local"), "exact": ("exact_world", "exact_local")}
 CHANNEL_SOURCE = {ch: src for src, chs in SOURCE_CHANNELS.items() for ch in chs}
 FLOW_STEP = 1.0 / 8.0  # pixels per int8 unit of stored flow
@@ -106,29 +119,65 @@ class FlowModel:
         weights: the weights file, or the shipped weights' name.
         sha256: the weights' sha256 (hex).
         net: the model in eval mode.
+        pipeline: how its flow is made, one of :data:`FLOW_PIPELINES` (module docstring).
     """
 
     name: str
     weights: str
     sha256: str
     net: torch.nn.Module
+    pipeline: str = DEFAULT_FLOW_PIPELINE
+
+    def __post_init__(self) -> None:
+        check_flow_pipeline(self.pipeline)
 
     @property
     def key(self) -> str:
-        return flow_model_key(self.name, self.sha256)
+        return flow_model_key(self.name, self.sha256, self.pipeline)
 
 
-def flow_model_key(name: str, sha256: str) -> str:
-    """The cache folder name of a flow model's outputs: ``<name>-<first 12 hex digits of its weights' sha256>``."""
-    return f"{name}-{sha256[:12]}"
+def check_flow_pipeline(pipeline: str) -> None:
+    """:class:`UsageError` unless ``pipeline`` is one of :data:`FLOW_PIPELINES`."""
+    if pipeline not in FLOW_PIPELINES:
+        raise UsageError(f"flow pipeline must be one of {', '.join(FLOW_PIPELINES)}, got {pipeline!r}")
 
 
-def load_flow_model(name: str = "hmore_flow_cpu", weights: str | Path | None = None) -> FlowModel:
-    """The flow model ``name`` with ``weights`` (a .safetensors file) or its shipped weights, never random ones.
+def pipeline_settings(pipeline: str) -> dict[str, Any]:
+    """The settings of a flow pipeline that its outputs depend on (besides the weights), JSON-able; empty for
+    ``raw``. ``command``: ``hmore flow``'s defaults (camera, refinement, subject motion)."""
+    check_flow_pipeline(pipeline)
+    if pipeline == "raw":
+        return {}
+    from hmore.config import to_dict
+    from hmore.flow.inference import DEFAULT_CAMERA, DEFAULT_SUBJECT_MOTION, resolve_camera
+    from hmore.flow.refine import DEFAULT_REFINE, resolve_refine
+
+    camera, refine = resolve_camera(DEFAULT_CAMERA), resolve_refine(DEFAULT_REFINE)
+    return {"camera": None if camera is None else to_dict(camera),
+            "refine": None if refine is None else to_dict(refine), "subject_motion": DEFAULT_SUBJECT_MOTION,
+            "masks": "subject labels", "keypoints": "generator"}
+
+
+def flow_model_key(name: str, sha256: str, pipeline: str = DEFAULT_FLOW_PIPELINE) -> str:
+    """The cache folder name of a flow model's outputs: ``<name>-<first 12 hex digits of its weights' sha256>``, and
+    for a pipeline other than ``raw`` ``-<pipeline>-<first 8 hex digits of the sha256 of its settings' JSON>``."""
+    key = f"{name}-{sha256[:12]}"
+    if pipeline == "raw":
+        return key
+    digest = hashlib.sha256(json.dumps(pipeline_settings(pipeline), sort_keys=True).encode()).hexdigest()[:8]
+    return f"{key}-{pipeline}-{digest}"
+
+
+def load_flow_model(name: str = "hmore_flow_cpu", weights: str | Path | None = None,
+                    pipeline: str = DEFAULT_FLOW_PIPELINE) -> FlowModel:
+    """The flow model ``name`` with ``weights`` (a .safetensors file) or its shipped weights, never random ones, and
+    the ``pipeline`` its flows go through (:data:`FLOW_PIPELINES`).
 
     Raises:
-        InputError: a missing weights file, or no weights shipped for ``name`` and none given.
+        UsageError: an unknown pipeline. InputError: a missing weights file, or no weights shipped for ``name`` and
+            none given.
     """
+    check_flow_pipeline(pipeline)
     from hmore.flow.inference import load_flow_model as _load
     from hmore.weights import list_weights, read_weights_metadata, sha256_file
 
@@ -144,7 +193,7 @@ def load_flow_model(name: str = "hmore_flow_cpu", weights: str | Path | None = N
         sha = str(read_weights_metadata(name)["sha256"])
         desc = name
     net, _ = _load(name, weights=weights, device="cpu")
-    return FlowModel(name=name, weights=desc, sha256=sha, net=net)
+    return FlowModel(name=name, weights=desc, sha256=sha, net=net, pipeline=pipeline)
 
 
 def dis_flows(frames: np.ndarray) -> np.ndarray:
@@ -156,16 +205,21 @@ def dis_flows(frames: np.ndarray) -> np.ndarray:
 
 
 @torch.inference_mode()
-def hmore_flows(model: FlowModel, frames: np.ndarray, masks: np.ndarray, *, batch: int = 32
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """World and local flow (each (T-1, 2, H, W) float32) of a clip's consecutive pairs.
+def hmore_flows(model: FlowModel, frames: np.ndarray, masks: np.ndarray, *, keypoints: np.ndarray | None = None,
+                batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """World and local flow (each (T-1, 2, H, W) float32) of a clip's consecutive pairs, through ``model``'s
+    pipeline (module docstring).
 
-    The pairs go through the network in batches (the same numbers as ``hmore.flow`` pair by pair, ~1.35x faster);
-    ``masks`` (T, H, W) are the subject labels (0 background) of the frames.
+    ``masks`` (T, H, W) are the subject labels (0 background) of the frames; ``keypoints`` (T, P, 17, 3) COCO-17
+    of labels 1..P in the frames' pixels (the ``command`` pipeline's v_s; without them it takes each person's median
+    flow). ``raw``: the pairs go through the network in batches of ``batch`` (the same numbers as ``hmore.flow`` with
+    ``camera="off"``, ``refine="off"``, ``subject_motion="psi"``, pair by pair, ~1.35x faster).
     """
     if frames.ndim != 4 or masks.shape != frames.shape[:3]:
         raise ValueError(f"hmore_flows: frames (T, H, W, 3) and masks (T, H, W) expected, got {frames.shape}, "
                          f"{masks.shape}")
+    if model.pipeline == "command":
+        return _command_flows(model, frames, masks, keypoints)
     num = max(1, int(masks.max()))
     max_subjects = int(getattr(getattr(model.net, "config", None), "max_subjects", 16))
     if num > max_subjects:
@@ -181,15 +235,31 @@ def hmore_flows(model: FlowModel, frames: np.ndarray, masks: np.ndarray, *, batc
     return np.concatenate(world), np.concatenate(local)
 
 
+def _command_flows(model: FlowModel, frames: np.ndarray, labels: np.ndarray, keypoints: np.ndarray | None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """World and local flow of ``hmore flow``'s pipeline with its defaults (:func:`pipeline_settings`); every stage
+    on this thread (the overlapped worker gives the same numbers)."""
+    from hmore.flow.inference import DEFAULT_CAMERA, DEFAULT_SUBJECT_MOTION, iter_flow
+    from hmore.flow.refine import DEFAULT_REFINE
+
+    pairs = list(iter_flow(frames, model=model.net, device="cpu", masks=labels, keypoints=keypoints,
+                           camera=DEFAULT_CAMERA, refine=DEFAULT_REFINE, subject_motion=DEFAULT_SUBJECT_MOTION,
+                           progress=False, overlap=False))
+    return np.stack([p.world for p in pairs]), np.stack([p.local for p in pairs])
+
+
 def clip_flows(frames: np.ndarray, masks: np.ndarray, *, sources: Sequence[str], model: FlowModel | None = None,
-               exact_flow: np.ndarray | None = None, exact_local: np.ndarray | None = None) -> dict[str, np.ndarray]:
+               exact_flow: np.ndarray | None = None, exact_local: np.ndarray | None = None,
+               labels: np.ndarray | None = None, keypoints: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every channel of ``sources`` for one clip, each (T-1, 2, H, W) float32 pixels.
 
     Args:
         frames: (T, H, W, 3) uint8 RGB.
-        masks: (T, H, W) subject labels.
+        masks: (T, H, W) subject labels (the ``raw`` pipeline's and the exact flow's).
         sources: names from :data:`SOURCES`.
         model: the H-MoRe model (needed for ``hmore``).
+        labels, keypoints: the clip's own subject labels (T, H, W) and keypoints (T, P, 17, 3) for the ``command``
+            pipeline (None: ``masks`` and each person's median flow).
         exact_flow, exact_local: (T-1, H, W, 2) ground truth (needed for ``exact``).
     """
     unknown = [s for s in sources if s not in SOURCES]
@@ -201,7 +271,9 @@ def clip_flows(frames: np.ndarray, masks: np.ndarray, *, sources: Sequence[str],
     if "hmore" in sources:
         if model is None:
             raise ValueError("clip_flows: the hmore source needs a model")
-        out["world"], out["local"] = hmore_flows(model, frames, masks)
+        command = model.pipeline == "command"
+        out["world"], out["local"] = hmore_flows(model, frames, labels if command and labels is not None else masks,
+                                                 keypoints=keypoints if command else None)
     if "exact" in sources:
         if exact_flow is None or exact_local is None:
             raise ValueError("clip_flows: the exact source needs the generator's flow and local flow")
@@ -328,9 +400,11 @@ def build_clip_cache(root: str | Path, keys: Sequence[str], *, render: Callable[
             base_written += 1
         if need_flow:
             assert flow_model is not None and fpath is not None
-            flows = clip_flows(clip.frames, masks, sources=("hmore",), model=flow_model)
+            flows = clip_flows(clip.frames, masks, sources=("hmore",), model=flow_model, labels=clip.masks,
+                               keypoints=clip.kp2d)
             fmeta = {**prep.meta, "flow_model": flow_model.name, "weights": flow_model.weights,
-                     "sha256": flow_model.sha256}
+                     "sha256": flow_model.sha256, "pipeline": flow_model.pipeline,
+                     "pipeline_settings": pipeline_settings(flow_model.pipeline)}
             save_npz_atomic(fpath, **{k: prep.crop_flow(v) for k, v in flows.items()}, meta=json.dumps(fmeta))
             flows_written += 1
     return BuildSummary(rendered=rendered, base_written=base_written, flows_written=flows_written, kept=kept,

@@ -94,9 +94,10 @@ class BenchSpec:
 
 def run_bench(spec: BenchSpec, out_dir: str | Path, *, preset: str = "full", rows: Sequence[str],
               seeds: Sequence[int] = (0,), flow_model: str = "hmore_flow_cpu", flow_weights: str | None = None,
-              data_dir: str | Path | None = None, steps: int | None = None, stage: str = "all",
-              shard: tuple[int, int] = (0, 1), threads: int | None = 1, progress: bool | None = None,
-              command: str = "", recipe_overrides: Mapping[str, Any] | None = None, split: str = "test"
+              flow_pipeline: str = "raw", data_dir: str | Path | None = None, steps: int | None = None,
+              stage: str = "all", shard: tuple[int, int] = (0, 1), threads: int | None = 1,
+              progress: bool | None = None, command: str = "", recipe_overrides: Mapping[str, Any] | None = None,
+              split: str = "test"
               ) -> dict[str, Any]:
     """A whole downstream benchmark: the set, one run per row and seed, scores, results.json and report.html.
 
@@ -107,6 +108,7 @@ def run_bench(spec: BenchSpec, out_dir: str | Path, *, preset: str = "full", row
         rows: input-channel rows (each starts with ``spec.base_channel``).
         seeds: training seeds (the tables show their mean).
         flow_model, flow_weights: the H-MoRe model (and weights file; default its shipped weights).
+        flow_pipeline: how the H-MoRe rows' flow is made (:data:`hmore.flowfeed.FLOW_PIPELINES`).
         data_dir: the set folder (default ``out_dir/set``).
         steps: override the recipe's training steps (its decay then every third of them).
         stage: ``data`` (only build the set), ``train`` (set + runs) or ``all`` (+ scores and report).
@@ -146,7 +148,7 @@ def run_bench(spec: BenchSpec, out_dir: str | Path, *, preset: str = "full", row
     if any(uses_hmore(r) for r in rows):
         from hmore.flowfeed import load_flow_model
 
-        fm = load_flow_model(flow_model, flow_weights)
+        fm = load_flow_model(flow_model, flow_weights, flow_pipeline)
     timer = Timer()
     built = spec.build(set_root, config, flow_model=fm, shard=shard, progress=progress)
     log.info("%s set: %s", spec.name, built)
@@ -170,7 +172,8 @@ def summary_head(benchmark: str, *, preset: str, config: Any, recipe: Recipe, se
     """The entries every results.json starts with."""
     return {"benchmark": benchmark, "preset": preset, "set": json_clean(config.__dict__),
             "recipe": json_clean(recipe.__dict__), "seeds": list(seeds),
-            "flow_model": None if fm is None else {"name": fm.name, "weights": fm.weights, "sha256": fm.sha256},
+            "flow_model": None if fm is None else {"name": fm.name, "weights": fm.weights, "sha256": fm.sha256,
+                                                   "pipeline": fm.pipeline, "key": fm.key},
             "timing": timing, "command": command}
 
 
@@ -181,7 +184,8 @@ def report_setup(rep: Any, summary: dict[str, Any]) -> None:
     rep.add_table([[k, str(v)] for k, v in summary["recipe"].items()], header=["recipe", "value"])
     if summary.get("flow_model"):
         rep.add_text(f"H-MoRe flow: {summary['flow_model']['name']} ({summary['flow_model']['weights']}, sha256 "
-                     f"{summary['flow_model']['sha256'][:12]}).")
+                     f"{summary['flow_model']['sha256'][:12]}, pipeline "
+                     f"{summary['flow_model'].get('pipeline', 'raw')}).")
     t = summary.get("timing") or {}
     if t:
         rep.add_text(f"This run: {t['seconds']:.0f} s wall, {t['cpu_seconds']:.0f} s CPU, load average "

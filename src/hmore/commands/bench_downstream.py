@@ -3,7 +3,8 @@
 Both build their generated set (resumable: run the same command again after a stop), compute and cache the flows
 (DIS, H-MoRe world/local, exact), train one model per input row through the training engine (resumable), score the
 test split and write ``results.json``, ``report.html`` and the tables beside the paper's figures. ``--quick`` runs the
-reduced preset end to end in minutes. ``--flow-weights FILE`` re-runs only the H-MoRe rows with those weights.
+reduced preset end to end in minutes. ``--flow-weights FILE`` re-runs only the H-MoRe rows with those weights,
+``--flow-pipeline command`` with the flow ``hmore flow`` writes (both cached under their own key).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _common(p: argparse.ArgumentParser, *, presets: list[str], rows: tuple[str, ...]) -> None:
+    from hmore.flowfeed import DEFAULT_FLOW_PIPELINE, FLOW_PIPELINES
+
     p.add_argument("-o", "--out", required=True, help="output folder (runs, results.json, report.html)")
     p.add_argument("--preset", choices=presets, default="full", help="the generated set and its recipe (default full)")
     p.add_argument("--quick", action="store_true", help="the reduced preset, end to end in minutes (= --preset quick)")
@@ -36,6 +39,10 @@ def _common(p: argparse.ArgumentParser, *, presets: list[str], rows: tuple[str, 
     p.add_argument("--flow-weights", default=None,
                    help="weights (.safetensors) of the flow model (default: its shipped weights); only the H-MoRe "
                         "rows are re-run, their flows cached under the weights' sha256")
+    p.add_argument("--flow-pipeline", choices=FLOW_PIPELINES, default=DEFAULT_FLOW_PIPELINE,
+                   help="how the H-MoRe rows' flow is made: raw (default: the network's output, as the tables before "
+                        "the pipelines) or command (what `hmore flow` writes: camera compensation, refinement inside "
+                        "the people, local = world - v_s from the pose); cached under its own key")
     p.add_argument("--data-dir", default=None, help="the generated set's folder (default OUT/set); shareable")
     p.add_argument("--steps", type=int, default=None, help="override the recipe's training steps")
     p.add_argument("--recipe", dest="recipe_overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -78,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
     from hmore.config import parse_overrides
 
     kwargs = dict(preset=preset, rows=args.rows, seeds=args.seeds, flow_model=args.flow_model,
-                  flow_weights=args.flow_weights, data_dir=args.data_dir, steps=args.steps, stage=args.stage,
-                  shard=args.shard, threads=args.threads, command=command,
+                  flow_weights=args.flow_weights, flow_pipeline=args.flow_pipeline, data_dir=args.data_dir,
+                  steps=args.steps, stage=args.stage, shard=args.shard, threads=args.threads, command=command,
                   recipe_overrides=parse_overrides(args.recipe_overrides))
     if args.bench_target == "gait":
         from hmore.bench import gait_bench as bench

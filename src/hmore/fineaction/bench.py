@@ -50,9 +50,13 @@ ROW_LABELS = {
     "rgb": "RGB",
     "dis": "DIS flow only (stream)",
     "world+local": "hmore world+local only (stream)",
+    "world": "hmore world only (stream)",
+    "local": "hmore local only (stream)",
     "exact_world+exact_local": "exact world+local only (stream)",
     "rgb|dis": "two streams: RGB & DIS flow",
     "rgb|world+local": "two streams: RGB & hmore world+local",
+    "rgb|world": "two streams: RGB & hmore world",
+    "rgb|local": "two streams: RGB & hmore local",
     "rgb|exact_world+exact_local": "two streams: RGB & exact world+local (ceiling)",
     "rgb+dis": "RGB + DIS flow",
     "rgb+world": "RGB + hmore world",
@@ -172,7 +176,8 @@ def streams_of(row: str) -> tuple[str, ...]:
 
 def two_stream(base: dict[str, Any], flow: dict[str, Any]) -> dict[str, Any]:
     """One seed's two-stream scores from its RGB and flow streams' scores (:meth:`ActionFlowTask.scores`, the same
-    split): the flow's weight chosen on the validation probabilities, the fused probabilities scored.
+    split): the flow's weight chosen on the validation probabilities, the fused probabilities scored (``pred``: the
+    fused class of every clip).
 
     Raises:
         InputError: scores without probabilities (a run scored before they were stored: delete its test.json) or
@@ -193,7 +198,7 @@ def two_stream(base: dict[str, Any], flow: dict[str, Any]) -> dict[str, Any]:
     prob = late_fusion(np.array(base["probs"]), np.array(flow["probs"]), weight)
     return {"top1": topk_accuracy(prob, labels, 1), "top5": topk_accuracy(prob, labels, 5),
             "confusion": confusion_matrix(labels, prob.argmax(axis=1), len(CLASSES)).tolist(), "n": int(len(labels)),
-            "val_top1": val_top1, "weight": weight, "train_top1": None,
+            "val_top1": val_top1, "weight": weight, "train_top1": None, "pred": prob.argmax(axis=1).tolist(),
             "run": f"{base.get('run')} | {flow.get('run')}", "flow_key": flow.get("flow_key")}
 
 
