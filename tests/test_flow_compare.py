@@ -31,13 +31,14 @@ def test_per_set_means_weighted_by_pairs(flow_compare):
     assert set(out) == {"static", "moving"}
     assert out["static"][0] == pytest.approx((0.5 * 2 + 1.0 * 6) / 8)  # 0.875
     assert out["static"][3] == 2
+    assert out["static"][4:] == pytest.approx(((1.0 * 2 + 2.0 * 6) / 8, (0.5 * 2 + 1.0 * 6) / 8))  # A's, B's means
     assert out["moving"][:3] == pytest.approx((3.0, 3.0, 3.0))  # one clip: no spread
 
 
 def test_named_clips_pooled_over_sets(flow_compare):
     out = flow_compare.compare(_results(), "m1", "m2", "leakage", resamples=200, seed=0, clips={"a", "c"}, pool=True)
     assert list(out) == ["pooled"]
-    mean, lo, hi, n = out["pooled"]
+    mean, lo, hi, n, _, _ = out["pooled"]
     assert n == 2
     assert mean == pytest.approx((0.5 * 2 + 3.0 * 4) / 6)
     assert 0.5 <= lo <= mean <= hi <= 3.0
