@@ -7,8 +7,11 @@ the norm as a share of the sum of the norms. Used for the flow constraint ablati
 paper's normalisation (1 / (h w) over the whole image) the skeleton constraint F is small next to the supervised
 anchor and 0.05 G.
 
+``--evaluate`` also prints the recipe's held-out evaluation (``data.eval_clips`` generated pairs) of the model, the
+figures the trainer logs as ``eval/*`` (e.g. for the starting weights, which the trainer never evaluates).
+
 Usage: python benchmarks/flow_loss_terms.py configs/flow_ablation_fg.yaml [--batches 4] [--weights FILE]
-       [--set KEY=VALUE ...]
+       [--set KEY=VALUE ...] [--evaluate]
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=4)
     p.add_argument("--weights", help="model weights (default: the recipe's init_from)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--evaluate", action="store_true", help="also the recipe's held-out evaluation of the model")
     args = p.parse_args()
     from hmore.config import replace
     from hmore.flow.objective import flow_loss
@@ -64,6 +68,11 @@ def main() -> None:
     print(f"{'term':<24}{'weight':>8}{'weighted loss':>15}{'grad norm':>12}{'share':>8}")
     for name, (value, norm) in sums.items():
         print(f"{name:<24}{weights[name]:>8.3g}{value:>15.4f}{norm:>12.4f}{norm / all_norms:>8.1%}")
+    if args.evaluate:
+        model.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            scores = task.evaluate(model.eval())
+        print("held-out evaluation: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
 
 
 if __name__ == "__main__":
