@@ -6,7 +6,10 @@ replacement (pairs of one clip are not independent: they share the person, the c
 An interval that contains 0 means the clips given cannot tell the two methods apart on that metric.
 
 Usage: python benchmarks/flow_compare.py OUT/results.json A B [--metrics photo_census skeleton leakage joint_local]
-       [--resamples 2000] [--seed 0]
+       [--resamples 2000] [--seed 0] [--clips NAME ...] [--pool]
+
+``--clips`` keeps only the named clips (e.g. the clips held out of a fine-tune's training); ``--pool`` treats all kept
+clips as one set (for a handful of clips spread over several sets; the sets' masks may differ, see results.json).
 """
 
 from __future__ import annotations
@@ -19,25 +22,30 @@ from pathlib import Path
 import numpy as np
 
 
-def compare(results: dict, a: str, b: str, metric: str, *, resamples: int, seed: int
-            ) -> dict[str, tuple[float, float, float, int]]:
-    """set name -> (mean difference, 2.5% and 97.5% bootstrap quantiles, clips) for ``metric``."""
+def compare(results: dict, a: str, b: str, metric: str, *, resamples: int, seed: int,
+            clips: set[str] | None = None, pool: bool = False
+            ) -> dict[str, tuple[float, float, float, int, float, float]]:
+    """set name -> (mean difference, 2.5% and 97.5% bootstrap quantiles, clips, mean of A, mean of B) for
+    ``metric`` (means weighted by pairs); only the clips named in ``clips`` (None: all), all of them as one set
+    ``"pooled"`` with ``pool``."""
     methods = results["methods"]
     for name in (a, b):
         if name not in methods or not methods[name].get("available", True):
             raise SystemExit(f"method {name!r} not in {', '.join(methods)} (or unavailable)")
     rng = np.random.default_rng(seed)
     out = {}
-    for set_name in sorted({c["set"] for c in results["clips"]}):
-        diffs, weights = [], []
-        for clip in results["clips"]:
-            if clip["set"] != set_name:
+    kept = [c for c in results["clips"] if clips is None or c["name"] in clips]
+    for set_name in ["pooled"] if pool else sorted({c["set"] for c in kept}):
+        diffs, weights, values = [], [], []
+        for clip in kept:
+            if not pool and clip["set"] != set_name:
                 continue
             va = methods[a]["per_clip"].get(clip["name"], {}).get(metric)
             vb = methods[b]["per_clip"].get(clip["name"], {}).get(metric)
             if va is None or vb is None or not (math.isfinite(va) and math.isfinite(vb)):
                 continue
             diffs.append(va - vb)
+            values.append((va, vb))
             weights.append(clip["pairs"])
         if not diffs:
             continue
@@ -45,7 +53,8 @@ def compare(results: dict, a: str, b: str, metric: str, *, resamples: int, seed:
         picks = rng.integers(0, len(d), (resamples, len(d)))  # (R, clips) resampled clip indices
         boot = (d[picks] * w[picks]).sum(1) / w[picks].sum(1)
         lo, hi = np.quantile(boot, [0.025, 0.975])
-        out[set_name] = (float((d * w).sum() / w.sum()), float(lo), float(hi), len(d))
+        ma, mb = (np.array(values) * w[:, None]).sum(0) / w.sum()
+        out[set_name] = (float((d * w).sum() / w.sum()), float(lo), float(hi), len(d), float(ma), float(mb))
     return out
 
 
@@ -57,16 +66,24 @@ def main() -> None:
     p.add_argument("--metrics", nargs="+", default=["photo_census", "skeleton", "leakage", "joint_local"])
     p.add_argument("--resamples", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clips", nargs="+", help="only these clips (results.json clips[].name)")
+    p.add_argument("--pool", action="store_true", help="all kept clips as one set")
     args = p.parse_args()
     results = json.loads(args.results.read_text())
-    print(f"{args.a} - {args.b}: set mean difference [95% clip-bootstrap interval], clips")
+    clips = None
+    if args.clips:
+        clips = set(args.clips)
+        unknown = clips - {c["name"] for c in results["clips"]}
+        if unknown:
+            raise SystemExit(f"clips not in {args.results}: {', '.join(sorted(unknown))}")
+    print(f"{args.a} - {args.b}: set mean difference [95% clip-bootstrap interval], clips, A's and B's means")
     for metric in args.metrics:
-        for set_name, (mean, lo, hi, n) in compare(results, args.a, args.b, metric, resamples=args.resamples,
-                                                   seed=args.seed).items():
+        for set_name, (mean, lo, hi, n, ma, mb) in compare(results, args.a, args.b, metric, resamples=args.resamples,
+                                                   seed=args.seed, clips=clips, pool=args.pool).items():
             verdict = "" if lo <= 0 <= hi else ("  A higher" if lo > 0 else "  A lower")
             if n < 2:
                 verdict = "  (one clip: no interval)"
-            print(f"{metric:<14}{set_name:<44}{mean:+9.4f} [{lo:+.4f}, {hi:+.4f}] {n:>3}{verdict}")
+            print(f"{metric:<14}{set_name:<44}{mean:+9.4f} [{lo:+.4f}, {hi:+.4f}] {n:>3}  {ma:.4f} {mb:.4f}{verdict}")
 
 
 if __name__ == "__main__":
