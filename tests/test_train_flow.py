@@ -185,6 +185,19 @@ def test_bad_flow_configs_raise():
         build_task("flow", _cfg(data={"source": "folder"}))
 
 
+def test_weights_licence_follows_real_frames(tmp_path):
+    """Weights trained on real video frames must not be exported under the generated-data MIT licence."""
+    assert build_task("flow", _cfg()).weights_licence is None  # generated data only: the exporter's default
+    real = build_task("flow", _cfg(loss={"stage": "hmore"}, data={"priors": "files", "priors_folder": str(tmp_path),
+                                                                  "real_fraction": 0.5}))
+    assert "real videos" in real.weights_licence and str(tmp_path) in real.weights_licence
+    none = build_task("flow", _cfg(loss={"stage": "hmore"}, data={"priors": "files", "priors_folder": str(tmp_path),
+                                                                  "real_fraction": 0.0}))
+    assert none.weights_licence is None
+    photos = build_task("flow", _cfg(data={"priors_folder": str(tmp_path), "realism": {"background_prob": 0.5}}))
+    assert "research use only" in photos.weights_licence
+
+
 def test_shipped_configs_load():
     s1 = load_task_config("flow", CONFIGS / "flow_synth.yaml")
     s2 = load_task_config("flow", CONFIGS / "flow_hmore.yaml")

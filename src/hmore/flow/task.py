@@ -80,6 +80,13 @@ class FlowTask:
         if d.realism.background_prob > 0 and not d.priors_folder:
             raise ConfigError("data.realism.background_prob > 0 needs data.priors_folder (the photos come from the "
                               "frames of those videos, people painted out)")
+        #: the exported weights' licence (``hmore train --export``): real video frames (stage-2 samples or the
+        #: realism step's background photos) bring their videos' terms; None: generated data only (MIT).
+        uses_real = (loss.stage == "hmore" and d.priors == "files" and d.real_fraction > 0) \
+            or d.realism.background_prob > 0
+        self.weights_licence = (f"trained on frames of real videos ({d.video_folder or d.priors_folder}): the terms "
+                                "of those videos apply to these weights (the clips of hmore's shared data are for "
+                                "research use only)" if uses_real else None)
         self.slots = int(d.subjects[1])
         self._clips = LRU(d.clip_cache + 1)
         self._files: list[Path] | None = None
