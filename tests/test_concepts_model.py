@@ -124,6 +124,44 @@ def test_codebook_option_errors():
         _model(kmeans_iterations=3)
 
 
+def test_codebook_diversity_loss_by_hand():
+    # Cosine codebook of the 8 unit axes; tokens (B=2, N=2): position 0 holds e0 twice, position 1 holds e1 and e2.
+    # Soft assignment at temperature T = 2: softmax(2 * cos) puts a = e^2 / (e^2 + 7) on the token's own axis and
+    # b = 1 / (e^2 + 7) on each other one. The library's term is minus the entropy of the batch-mean assignment at
+    # each position, averaged over positions: position 0's mean is (a, b, ..., b), position 1's (b, (a+b)/2,
+    # (a+b)/2, b, ..., b).
+    e = torch.eye(16)
+    latent = torch.stack([torch.stack([e[0], e[1]]), torch.stack([e[0], e[2]])])  # (B=2, N=2, 16)
+    runs = {}
+    for weight in (0.0, 0.3):
+        m = _model(codebook_size=8, codebook_diversity=weight, codebook_diversity_temperature=2.0)
+        assert m.motion_vq.has_codebook_diversity_loss is (weight > 0)
+        assert not m.video_vq.has_codebook_diversity_loss  # the motion codebook only
+        if weight:
+            assert m.motion_vq.codebook_diversity_loss_weight == 0.3
+            assert m.motion_vq.codebook_diversity_temperature == 2.0
+        m.motion_vq._codebook.embed.copy_(e[:8][None])
+        m.motion_encoder = _FixedLatent(latent)
+        with torch.no_grad():
+            runs[weight] = m.train().motion(torch.zeros(2, 8, 55), torch.ones(2, 8, dtype=torch.bool))
+            assert m.eval().motion(torch.zeros(2, 8, 55), torch.ones(2, 8, dtype=torch.bool)).diversity is None
+    a, b = math.exp(2) / (math.exp(2) + 7), 1 / (math.exp(2) + 7)
+
+    def entropy(p: list[float]) -> float:
+        return -sum(x * math.log(x) for x in p)
+
+    expect = -(entropy([a] + [b] * 7) + entropy([b, (a + b) / 2, (a + b) / 2] + [b] * 5)) / 2
+    assert runs[0.0].diversity is None
+    assert float(runs[0.3].diversity) == pytest.approx(expect, rel=1e-4)
+    # the weighted term is part of the quantiser's loss; the codes chosen do not change
+    assert float(runs[0.3].commit_loss - runs[0.0].commit_loss) == pytest.approx(0.3 * expect, rel=1e-4)
+    assert torch.equal(runs[0.3].ids, runs[0.0].ids) and runs[0.3].ids.tolist() == [[0, 1], [0, 2]]
+    with pytest.raises(ValueError, match="codebook_diversity"):
+        ConceptModelConfig(codebook_diversity=-0.1)
+    with pytest.raises(ValueError, match="codebook_diversity"):
+        ConceptModelConfig(codebook_diversity_temperature=0.0)
+
+
 def test_padding_with_mask_equals_truncation():
     m = _model().eval()
     states, valid = _batch(b=2, t=8)

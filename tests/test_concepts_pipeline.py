@@ -4,6 +4,7 @@ on tiny generated data (no shared data needed)."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -374,6 +375,32 @@ def test_consistency_term_reads_style_views_without_changing_the_windows(tiny_pa
     assert logs["consistency"] == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(Exception, match="consistency"):
         _cfg(consistency=-1.0)
+
+
+def test_codebook_diversity_key_reaches_the_motion_codebook_and_the_loss(tiny_pairs):
+    # model.kwargs.codebook_diversity (issue 16): strict (a misspelt key fails), off by default, and when on the
+    # task's loss carries it (logged as diversity_motion, added through the quantiser's loss)
+    base = {"data": {"sources": ["bandai"], "eval_sources": ["bandai"], "pair_batch": 2, "eval_pairs": 2},
+            "train": {"steps": 2, "batch_size": 4, "tensorboard": False, "device": "cpu", "amp": False}}
+    logs, losses = {}, {}
+    for weight in (0.0, 0.5):
+        cfg = load_config(ConceptsRunConfig, {**base, "model": {"name": "concepts_test",
+                                                                "kwargs": {"codebook_diversity": weight}}})
+        task = ConceptsTask(config=cfg, sequences=_seqs(), pairs=tiny_pairs)
+        batch = task.batch(3, rank=0, world_size=1, batch_size=4)
+        torch.manual_seed(0)
+        model = task.build_model()
+        assert model.config.codebook_diversity == weight
+        torch.manual_seed(1)
+        losses[weight], logs[weight] = task.loss(model, batch)
+    assert "diversity_motion" not in logs[0.0]
+    div = float(logs[0.5]["diversity_motion"])
+    assert -math.log(8) <= div < 0  # minus an entropy over the 8 codes
+    assert float(logs[0.5]["commit_motion"] - logs[0.0]["commit_motion"]) == pytest.approx(0.5 * div, rel=1e-4)
+    assert float((losses[0.5] - losses[0.0]).detach()) == pytest.approx(0.5 * div, rel=1e-3, abs=1e-5)
+    with pytest.raises(TypeError):
+        ConceptsTask(config=load_config(ConceptsRunConfig, {**base, "model": {
+            "name": "concepts_test", "kwargs": {"codebook_diversity_weight": 0.5}}}), sequences=_seqs()).build_model()
 
 
 def test_dis_views_scores_style_view_frames_as_positives_of_their_matched_concept(tiny_pairs):

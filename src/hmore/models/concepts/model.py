@@ -53,6 +53,13 @@ class ConceptModelConfig:
         kmeans_iters: Lloyd iterations of that k-means (``kmeans_iters``).
         cosine_codebook: nearest code by cosine similarity with unit-norm codes (vector-quantize-pytorch's
             ``use_cosine_sim``; InfoCon's choice); false: by Euclidean distance with free-norm codes.
+        codebook_diversity: weight of vector-quantize-pytorch's codebook diversity loss on the motion codebook
+            (``codebook_diversity_loss_weight``; the video codebook is unchanged): the negative entropy of the mean
+            soft assignment softmax(similarity x ``codebook_diversity_temperature``) over the batch's windows, at
+            each token position, so the encoder is pushed to spread the tokens over the codes (issue 16: the full
+            model's NW-UCLA concepts shrink as it trains). It is part of the quantiser's loss (``commit_loss``, so
+            the training loss's ``commit`` weight multiplies it too); 0 (default) turns it off.
+        codebook_diversity_temperature: that softmax's inverse temperature (the library's default, 100).
         decoder_depth: transformer layers of the reconstruction decoders.
         hyper_dim: width of the hypernetwork's state embedding (InfoCon: 128).
         hyper_bottleneck: the concept vector's bottleneck before the weight generator (InfoCon: 2).
@@ -87,6 +94,8 @@ class ConceptModelConfig:
     kmeans_init: bool = True
     kmeans_iters: int = 10
     cosine_codebook: bool = True
+    codebook_diversity: float = 0.0
+    codebook_diversity_temperature: float = 100.0
     decoder_depth: int = 1
     hyper_dim: int = 64
     hyper_bottleneck: int = 2
@@ -116,6 +125,9 @@ class ConceptModelConfig:
             raise ValueError(f"kmeans_iters must be >= 1, got {self.kmeans_iters}")
         if self.dead_code_threshold < 0:
             raise ValueError(f"dead_code_threshold must be >= 0 (0 disables), got {self.dead_code_threshold}")
+        if self.codebook_diversity < 0 or self.codebook_diversity_temperature <= 0:
+            raise ValueError(f"codebook_diversity must be >= 0 (0 disables) and codebook_diversity_temperature > 0, "
+                             f"got {self.codebook_diversity}, {self.codebook_diversity_temperature}")
         if self.video_size % 16:
             raise ValueError(f"video_size must be a multiple of 16, got {self.video_size}")
 
@@ -133,8 +145,11 @@ class BranchOutput:
         latent: (B, N, dim) encoder output before quantisation.
         quantized: (B, N, dim) the codes (gradients pass straight through to ``latent``).
         ids: (B, N) long concept ids.
-        commit_loss: scalar commitment loss of the quantiser.
+        commit_loss: scalar loss of the quantiser: its commitment loss, plus ``codebook_diversity`` x ``diversity``
+            when that is on.
         token_valid: (B, N) bool, tokens with at least one real frame.
+        diversity: scalar unweighted codebook diversity loss (negative entropy of the mean soft assignment) in
+            training mode with ``codebook_diversity`` on; None otherwise.
     """
 
     latent: torch.Tensor
@@ -142,6 +157,7 @@ class BranchOutput:
     ids: torch.Tensor
     commit_loss: torch.Tensor
     token_valid: torch.Tensor
+    diversity: torch.Tensor | None = None
 
 
 def transformer(dim: int, depth: int, heads: int, mlp_ratio: float, dropout: float) -> nn.TransformerEncoder:
@@ -319,7 +335,7 @@ class ConceptModel(nn.Module):
             self.motion_encoder: nn.Module = TemporalEncoder(in_dim=c.state_dim, **enc)
         else:
             self.motion_encoder = DSTformerMotionEncoder(config=c)
-        self.motion_vq = self._codebook()
+        self.motion_vq = self._codebook(diversity=c.codebook_diversity)
         dec = dict(dim=c.dim, depth=c.decoder_depth, heads=c.heads, mlp_ratio=c.mlp_ratio, tokens=c.tokens,
                    segment=c.segment, dropout=c.dropout)
         self.motion_decoder = SegmentDecoder(out_dim=c.state_dim, **dec)
@@ -336,16 +352,20 @@ class ConceptModel(nn.Module):
             self.video_decoder = SegmentDecoder(out_dim=4 * c.video_recon_grid**2, **dec)
             self.video_proj = nn.Linear(c.dim, c.align_dim)
 
-    def _codebook(self) -> nn.Module:
+    def _codebook(self, diversity: float = 0.0) -> nn.Module:
         try:
             from vector_quantize_pytorch import VectorQuantize
         except ImportError as exc:  # the "concepts" extra
             raise ImportError(f"concept models need vector-quantize-pytorch (pip install 'hmore[concepts]'): {exc}"
                               ) from None
         c = self.config
+        # the diversity options only when on, so that configs without them run on library versions that lack them
+        extra = dict(codebook_diversity_loss_weight=diversity,
+                     codebook_diversity_temperature=c.codebook_diversity_temperature) if diversity > 0 else {}
         return VectorQuantize(dim=c.dim, codebook_size=c.codebook_size, decay=c.codebook_decay,
                               commitment_weight=c.commitment, kmeans_init=c.kmeans_init, kmeans_iters=c.kmeans_iters,
-                              threshold_ema_dead_code=c.dead_code_threshold, use_cosine_sim=c.cosine_codebook)
+                              threshold_ema_dead_code=c.dead_code_threshold, use_cosine_sim=c.cosine_codebook,
+                              **extra)
 
     # ---- motion ------------------------------------------------------------------------------------------------
     def _check_motion(self, states: torch.Tensor, valid: torch.Tensor) -> None:
@@ -362,8 +382,13 @@ class ConceptModel(nn.Module):
         return self.motion_encoder(states, valid)
 
     def _quantize(self, vq: nn.Module, latent: torch.Tensor, token_valid: torch.Tensor) -> BranchOutput:
+        diversity = None
         if self.training:
-            quantized, ids, commit = vq(latent, mask=token_valid)
+            if getattr(vq, "has_codebook_diversity_loss", False):
+                quantized, ids, commit, parts = vq(latent, mask=token_valid, return_loss_breakdown=True)
+                diversity = parts.codebook_diversity
+            else:
+                quantized, ids, commit = vq(latent, mask=token_valid)
             commit = commit.sum() if commit.ndim else commit
         else:  # the library's nearest code, without its first-call set-up (seconds)
             codebook = vq.codebook.reshape(-1, latent.shape[-1])  # (K, dim)
@@ -373,7 +398,8 @@ class ConceptModel(nn.Module):
                 ids = (codebook.square().sum(-1) - 2 * latent @ codebook.t()).argmin(dim=-1)
             quantized = codebook[ids]
             commit = latent.new_zeros(())
-        return BranchOutput(latent=latent, quantized=quantized, ids=ids, commit_loss=commit, token_valid=token_valid)
+        return BranchOutput(latent=latent, quantized=quantized, ids=ids, commit_loss=commit, token_valid=token_valid,
+                            diversity=diversity)
 
     def motion(self, states: torch.Tensor, valid: torch.Tensor) -> BranchOutput:
         """The motion branch: encoder + codebook (updates the EMA codebook in training mode)."""

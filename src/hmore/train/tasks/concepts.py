@@ -173,7 +173,7 @@ class ConceptsRunConfig:
 
 def _slice(out: BranchOutput, rows: slice) -> BranchOutput:
     return BranchOutput(latent=out.latent[rows], quantized=out.quantized[rows], ids=out.ids[rows],
-                        commit_loss=out.commit_loss, token_valid=out.token_valid[rows])
+                        commit_loss=out.commit_loss, token_valid=out.token_valid[rows], diversity=out.diversity)
 
 
 # the terms of the real datasets a run trains on (``/work/shared/data`` READMEs); they go into exported weights' licence
@@ -372,6 +372,8 @@ class ConceptsTask:
         total = w.rec_motion * rec + w.commit * out.commit_loss
         logs = {"rec_motion": rec.detach(), "commit_motion": out.commit_loss.detach(),
                 "codes_used": float(torch.unique(out.ids[tv]).numel())}
+        if out.diversity is not None:  # model.kwargs.codebook_diversity: already inside commit_motion, weighted
+            logs["diversity_motion"] = out.diversity.detach()
         if w.dis > 0:
             logits, positive = self._dis_inputs(core, out, states, valid, batch if w.dis_views else None)
             dis = discriminative_loss(logits, positive)
