@@ -32,17 +32,16 @@ def correct(spec: str, seed: int) -> np.ndarray:
     from hmore.fineaction.bench import two_stream
 
     parts = spec.split("|")
+    base = _scores(parts[0], seed)
     if len(parts) == 1:
-        r = _scores(parts[0], seed)
-        pred = np.array(r["probs"]).argmax(axis=1)
+        pred = np.array(base["probs"]).argmax(axis=1)
     else:
-        base = _scores(parts[0], seed)
-        r = base
         pred = np.array(two_stream(base, _scores(parts[1], seed))["pred"])
-    return (pred == np.array(r["labels"])).astype(np.float64)
+    return (pred == np.array(base["labels"])).astype(np.float64)
 
 
 def main() -> None:
+    from hmore.fineaction.bench import difference_se
     from hmore.fineaction.data import items, open_set
     from hmore.flowfeed import base_path
 
@@ -71,8 +70,8 @@ def main() -> None:
     for name in others:
         a, b = right[first], right[name]
         d = a - b
-        binom = np.sqrt(a.mean() * (1 - a.mean()) / n + b.mean() * (1 - b.mean()) / n)
-        print(f"{first} - {name}: {100 * d.mean():+.2f} points, binomial s.e. {100 * binom:.2f}, paired s.e. "
+        binom = difference_se(100 * a.mean(), 100 * b.mean(), n)
+        print(f"{first} - {name}: {100 * d.mean():+.2f} points, binomial s.e. {binom:.2f}, paired s.e. "
               f"{100 * d.std(ddof=1) / np.sqrt(n):.2f}")
 
 
