@@ -144,7 +144,8 @@ def check_flow_pipeline(pipeline: str) -> None:
 
 def pipeline_settings(pipeline: str) -> dict[str, Any]:
     """The settings of a flow pipeline that its outputs depend on (besides the weights), JSON-able; empty for
-    ``raw``. ``command``: ``hmore flow``'s defaults (camera, refinement, subject motion)."""
+    ``raw``. ``command``: ``hmore flow``'s defaults (camera, refinement, subject motion) without the small-people
+    zoom, which came later (:func:`_command_flows`)."""
     check_flow_pipeline(pipeline)
     if pipeline == "raw":
         return {}
@@ -213,7 +214,7 @@ def hmore_flows(model: FlowModel, frames: np.ndarray, masks: np.ndarray, *, keyp
     ``masks`` (T, H, W) are the subject labels (0 background) of the frames; ``keypoints`` (T, P, 17, 3) COCO-17
     of labels 1..P in the frames' pixels (the ``command`` pipeline's v_s; without them it takes each person's median
     flow). ``raw``: the pairs go through the network in batches of ``batch`` (the same numbers as ``hmore.flow`` with
-    ``camera="off"``, ``refine="off"``, ``subject_motion="psi"``, pair by pair, ~1.35x faster).
+    ``camera="off"``, ``refine="off"``, ``zoom="off"``, ``subject_motion="psi"``, pair by pair, ~1.35x faster).
     """
     if frames.ndim != 4 or masks.shape != frames.shape[:3]:
         raise ValueError(f"hmore_flows: frames (T, H, W, 3) and masks (T, H, W) expected, got {frames.shape}, "
@@ -238,13 +239,15 @@ def hmore_flows(model: FlowModel, frames: np.ndarray, masks: np.ndarray, *, keyp
 def _command_flows(model: FlowModel, frames: np.ndarray, labels: np.ndarray, keypoints: np.ndarray | None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """World and local flow of ``hmore flow``'s pipeline with its defaults (:func:`pipeline_settings`); every stage
-    on this thread (the overlapped worker gives the same numbers)."""
+    on this thread (the overlapped worker gives the same numbers). The second, enlarged pass for small people
+    (:mod:`hmore.flow.zoom`, a later default of ``hmore flow``) stays off, so the caches and tables of this pipeline
+    keep their key and figures."""
     from hmore.flow.inference import DEFAULT_CAMERA, DEFAULT_SUBJECT_MOTION, iter_flow
     from hmore.flow.refine import DEFAULT_REFINE
 
     pairs = list(iter_flow(frames, model=model.net, device="cpu", masks=labels, keypoints=keypoints,
                            camera=DEFAULT_CAMERA, refine=DEFAULT_REFINE, subject_motion=DEFAULT_SUBJECT_MOTION,
-                           progress=False, overlap=False))
+                           progress=False, overlap=False, zoom="off"))
     return np.stack([p.world for p in pairs]), np.stack([p.local for p in pairs])
 
 

@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="photometric refinement of the flow inside the people (default variational: the network's "
                         "flow is refined against the frames inside the dilated person masks, as DIS's last step; "
                         "the background keeps the network's flow); off: the network's flow as it is")
+    p.add_argument("--zoom", choices=("auto", "off"), default="auto",
+                   help="small people (default auto: a person under 128 px at the processing size gets a second pass "
+                        "of the network on a crop around them enlarged 2-3x, at most 4 people a pair); off: one pass")
     p.add_argument("--subject-motion", choices=("pose", "median", "psi"), default="pose",
                    help="v_s that local flow is relative to: the pelvis of the pose track (default; the median flow "
                         "where there is no pose), each person's median flow, or the subject network Psi")
@@ -76,7 +79,7 @@ def process_clip(src: Path, out_dir: Path, args: argparse.Namespace) -> dict:
     info: dict = {}
     pairs = iter_flow(src, model=args.model, size=args.size, device=args.device, stride=args.stride, masks=masks,
                       weights=args.weights, iters=args.iters, info=info, camera=args.camera, refine=args.refine,
-                      subject_motion=args.subject_motion)
+                      subject_motion=args.subject_motion, zoom=args.zoom)
     fps = source_fps(src, args.stride)
     t0 = time.perf_counter()
     first = next(pairs, None)  # the model, masks and first frames are checked before any output is written

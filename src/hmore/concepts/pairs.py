@@ -344,7 +344,7 @@ def render_pair(spec: PairSpec, *, flow: str = "hmore", flow_model: Any = None, 
         model = flow_model if flow_model is not None else load_flow_model()[0]
         # refine="off": the shipped concept models were trained on the network's flow as it is
         pairs = list(iter_flow(clip.frames, model=model, masks=clip.masks, size=max(size), device="cpu",
-                               progress=False, refine="off"))
+                               progress=False, refine="off", zoom="off"))
         world = np.stack([p.world for p in pairs])
         local = np.stack([p.local for p in pairs])
         method = "hmore_flow_cpu" if flow_model is None else type(model).__name__
@@ -485,7 +485,7 @@ def real_pair(video: str | Path, *, flow_model: Any = None, lifter: Any = None, 
     masks = np.where(pri.masks == label, 1, 0).astype(np.uint8)
     model = flow_model if flow_model is not None else load_flow_model()[0]
     pairs = list(iter_flow(frames, model=model, masks=masks, size=max(frames.shape[1:3]), device="cpu",
-                           progress=progress, refine="off"))  # as the concept models' training features
+                           progress=progress, refine="off", zoom="off"))  # as the concept models' training features
     world = np.stack([p.world for p in pairs])
     local = np.stack([p.local for p in pairs])
     boxes = person_boxes(masks)

@@ -27,6 +27,10 @@ Refinement (``refine=``, default ``"variational"``): the network's optical flow 
 the people's masks (dilated by 3 pixels), the last step DIS takes too, and kept as it is on the background
 (:mod:`hmore.flow.refine`); ``refine="off"`` gives the network's flow unchanged.
 
+Small people (``zoom=``, default ``"auto"``): a person shorter than 128 pixels at the processing size gets a second
+pass of the network on a crop around them enlarged 2-3x, whose flow replaces the first pass's inside that person
+(:mod:`hmore.flow.zoom`; at most 4 people a pair, the smallest first); ``zoom="off"`` skips it.
+
 Local flow (``subject_motion=``, default ``"pose"``): world flow minus each person's motion v_s, taken from the pelvis
 of the pose track (priors, a priors.npz, a generated clip's keypoints, or ``keypoints=``) and else from the
 person's median flow; ``"psi"`` uses the subject network (:mod:`hmore.flow.subject`).
@@ -60,6 +64,7 @@ from tqdm import tqdm
 from hmore.errors import InputError, UsageError
 from hmore.flow.camera import CameraConfig, CameraMotion, estimate_camera, scene_flow, stabilise, to_stabilised
 from hmore.flow.refine import DEFAULT_REFINE, RefineConfig, refine_in_people, resolve_refine
+from hmore.flow.zoom import DEFAULT_ZOOM, ZoomConfig, resolve_zoom, zoom_people
 from hmore.io.atomic import atomic_path
 
 log = logging.getLogger(__name__)
@@ -497,8 +502,8 @@ def prepare_pair(frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray, 
 def pair_flow(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray,
               num_subjects: int, *, camera: CameraConfig | None, iters: int | None = None,
               device: torch.device | None = None, subject: str = "psi", kp_t: np.ndarray | None = None,
-              kp_t1: np.ndarray | None = None, cache: FeatureCache | None = None, refine: RefineConfig | None = None
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, CameraMotion]:
+              kp_t1: np.ndarray | None = None, cache: FeatureCache | None = None, refine: RefineConfig | None = None,
+              zoom: ZoomConfig | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, CameraMotion]:
     """The representation of one pair with compact label masks (see the module docstring).
 
     The three stages, :func:`prepare_pair` (OpenCV), :func:`network_pair` (the network) and :func:`finish_pair`
@@ -517,13 +522,14 @@ def pair_flow(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, l
         cache: frame t's features from the previous pair of the same stream (read, then set to frame t+1's when
             they can serve the next pair); None: no reuse.
         refine: photometric refinement of the optical flow inside the people (:mod:`hmore.flow.refine`), or None.
+        zoom: a second, enlarged pass of the network for small people (:mod:`hmore.flow.zoom`), or None.
 
     Returns:
         ``(world (2, H, W), local (2, H, W), v_s (k, 2), camera motion)``, float32 numpy.
     """
     prep = prepare_pair(frame_t, frame_t1, labels, camera)
     raw = network_pair(net, frame_t, frame_t1, labels, num_subjects, prep=prep, iters=iters, device=device,
-                       cache=cache)
+                       cache=cache, zoom=zoom)
     return finish_pair(frame_t, frame_t1, labels, raw, subject=subject, kp_t=kp_t, kp_t1=kp_t1, refine=refine)
 
 
@@ -561,10 +567,45 @@ def _refined(frame_t: np.ndarray, frame_t1: np.ndarray, world: np.ndarray, label
 @torch.inference_mode()
 def network_pair(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray,
                  num_subjects: int, *, prep: PairPrep, iters: int | None, device: torch.device | None,
-                 cache: FeatureCache | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, CameraMotion]:
-    """World flow, the model's local flow (None when the pair was stabilised: it is then not relative to the
-    scene), Psi's v_s and the camera motion of one pair, from :func:`prepare_pair`'s ``prep`` (the middle stage of
-    :func:`pair_flow`: the only one that runs the network)."""
+                 cache: FeatureCache | None = None, zoom: ZoomConfig | None = None
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, CameraMotion]:
+    """World flow, the model's local flow (None when the pair was stabilised or a person was zoomed: it is then
+    not relative to the scene or not the world flow's), Psi's v_s and the camera motion of one pair, from
+    :func:`prepare_pair`'s ``prep`` (the middle stage of :func:`pair_flow`: the only one that runs the network);
+    ``zoom``: small people get a second, enlarged pass (:mod:`hmore.flow.zoom`), None: no second pass."""
+    world, local, velocity, motion = _network_once(net, frame_t, frame_t1, labels, num_subjects, prep=prep,
+                                                   iters=iters, device=device, cache=cache)
+    if zoom is not None and (labels > 0).any():
+        world, zoomed = _zoomed(net, frame_t, frame_t1, labels, world, motion, zoom, iters=iters, device=device)
+        if zoomed:
+            local = None
+    return world, local, velocity, motion
+
+
+def _zoomed(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray, world: np.ndarray,
+            motion: CameraMotion, zoom: ZoomConfig, *, iters: int | None, device: torch.device | None
+            ) -> tuple[np.ndarray, bool]:
+    """World flow (2, H, W) with the small people's flow from enlarged crops, and whether any was enlarged: the
+    crops' optical flow replaces the frame's (world + camera) inside them, and the camera flow is taken off again."""
+    cam = None if motion.is_identity else motion.flow(world.shape[1:])  # (H, W, 2)
+    optical = world.transpose(1, 2, 0) if cam is None else world.transpose(1, 2, 0) + cam
+
+    def crop_flow(a: np.ndarray, b: np.ndarray, crop_labels: np.ndarray) -> np.ndarray:
+        flow, _, _, _ = _network_once(net, a, b, crop_labels, 1, prep=prepare_pair(a, b, crop_labels, None),
+                                      iters=iters, device=device)
+        return flow.transpose(1, 2, 0)
+
+    out, done = zoom_people(frame_t, frame_t1, optical, labels, crop_flow, zoom)
+    if not done:
+        return world, False
+    return np.ascontiguousarray((out if cam is None else out - cam).transpose(2, 0, 1)), True
+
+
+@torch.inference_mode()
+def _network_once(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray,
+                  num_subjects: int, *, prep: PairPrep, iters: int | None, device: torch.device | None,
+                  cache: FeatureCache | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, CameraMotion]:
+    """:func:`network_pair`'s one pass of the network over the whole frames."""
     from hmore.models.flow.model import HMoReFlow
 
     dev = device or next(net.parameters()).device
@@ -622,8 +663,8 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
               weights: str | Path | None = None, iters: int | None = None, progress: bool | None = None,
               info: dict[str, Any] | None = None, camera: str | CameraConfig | None = DEFAULT_CAMERA,
               subject_motion: str = DEFAULT_SUBJECT_MOTION, keypoints: np.ndarray | None = None,
-              refine: str | RefineConfig | None = DEFAULT_REFINE, overlap: bool | None = None
-              ) -> Iterator[FlowPair]:
+              refine: str | RefineConfig | None = DEFAULT_REFINE, overlap: bool | None = None,
+              zoom: str | ZoomConfig | None = DEFAULT_ZOOM) -> Iterator[FlowPair]:
     """Stream the H-MoRe representation of a video pair by pair (see the module docstring for ``masks``).
 
     Args:
@@ -653,6 +694,8 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
             the current pair (the same results); False: every stage in turn on the calling thread. None (default):
             :func:`overlap_fits` (torch's threads leave the worker cores of its own; ``hmore flow`` sets
             :func:`stream_threads`).
+        zoom: ``"auto"`` (default: people shorter than 128 px get a second pass of the network on an enlarged crop,
+            :mod:`hmore.flow.zoom`), ``"off"`` or a :class:`~hmore.flow.zoom.ZoomConfig`.
 
     Yields:
         :class:`FlowPair` per frame pair.
@@ -665,6 +708,7 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         raise UsageError(f"iters must be >= 1, got {iters}")
     camera_cfg = resolve_camera(camera)
     refine_cfg = resolve_refine(refine)
+    zoom_cfg = resolve_zoom(zoom)
     from hmore.flow.subject import SUBJECT_MODES
 
     if subject_motion not in SUBJECT_MODES:
@@ -706,6 +750,7 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         info.update(model=name, weights=weights_desc, mask_source=mask_source, num_subjects=num_subjects,
                     camera="off" if camera_cfg is None else camera_cfg.model,
                     refine="off" if refine_cfg is None else "variational",
+                    zoom="off" if zoom_cfg is None else f"people under {zoom_cfg.below} px",
                     subject_motion=subject_motion if subject_motion != "pose" or pose_fn else "median (no pose)")
     show = sys.stderr.isatty() if progress is None else progress
     frames = tqdm(_frames(video_or_frames, size=size, stride=stride), disable=not show, desc="flow", unit="frame")
@@ -714,7 +759,7 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
 
     def network(job: _PairJob, prep: PairPrep) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, CameraMotion]:
         return network_pair(net, job.frame_t, job.frame_t1, job.compact, len(job.ids), prep=prep, iters=iters,
-                            device=dev, cache=cache)
+                            device=dev, cache=cache, zoom=zoom_cfg)
 
     def finish(job: _PairJob, raw: tuple[np.ndarray, np.ndarray | None, np.ndarray, CameraMotion]) -> FlowPair:
         world, local, v, motion = finish_pair(job.frame_t, job.frame_t1, job.compact, raw, subject=subject_motion,
@@ -815,8 +860,8 @@ def flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MODEL, 
          device: str | torch.device = "auto", stride: int = 1, masks: Any = None, weights: str | Path | None = None,
          iters: int | None = None, progress: bool | None = None,
          camera: str | CameraConfig | None = DEFAULT_CAMERA, subject_motion: str = DEFAULT_SUBJECT_MOTION,
-         keypoints: np.ndarray | None = None, refine: str | RefineConfig | None = DEFAULT_REFINE
-         ) -> FlowRepresentation:
+         keypoints: np.ndarray | None = None, refine: str | RefineConfig | None = DEFAULT_REFINE,
+         zoom: str | ZoomConfig | None = DEFAULT_ZOOM) -> FlowRepresentation:
     """The H-MoRe representation of a whole clip, in memory (computation streams; see :func:`iter_flow`).
 
     Returns:
@@ -826,7 +871,7 @@ def flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MODEL, 
     fps = source_fps(video_or_frames, stride)
     pairs = list(iter_flow(video_or_frames, model=model, size=size, device=device, stride=stride, masks=masks,
                            weights=weights, iters=iters, progress=progress, info=info, camera=camera,
-                           subject_motion=subject_motion, keypoints=keypoints, refine=refine))
+                           subject_motion=subject_motion, keypoints=keypoints, refine=refine, zoom=zoom))
     if not pairs:
         raise InputError("fewer than 2 frames selected: no frame pair to compute flow on")
     return FlowRepresentation(
