@@ -4,6 +4,7 @@ Every row runs ``hmore flow``'s pipeline (camera compensation, refinement inside
 same pairs; only the zoom setting differs. Settings are chosen here, never on the shared real clips:
 
     OMP_NUM_THREADS=1 python benchmarks/flow_zoom.py --data robustness:small synth-heldout --clips 4 --pairs 3
+    OMP_NUM_THREADS=1 python benchmarks/flow_zoom.py --data robustness:small --camera pan --variants off auto auto:nocam
 
 prints, per set, in-mask EPE against the optical flow, EPE against the scene-relative flow, census inside people,
 leakage and skeleton consistency, then in-mask EPE per level of each set, and the extra network passes per pair.
@@ -28,15 +29,36 @@ COLUMNS = ("epe_mask", "epe_scene", "photo_census", "leakage", "skeleton")
 
 
 def _variant(text: str) -> tuple[str, ZoomConfig | None]:
-    """``off``, ``auto`` (the default) or ``BELOW:MIN_ZOOM[:MAX_MOTION]`` (e.g. ``128:2:16``)."""
+    """``off``, ``auto`` (the default), ``auto:nocam`` (crops not camera-compensated) or
+    ``BELOW:MIN_ZOOM[:MAX_MOTION]`` (e.g. ``128:2:16``)."""
     if text == "off":
         return text, None
-    if text == "auto":
-        return text, ZoomConfig()
+    if text in ("auto", "auto:nocam"):
+        return text, ZoomConfig(camera=text == "auto")
     parts = text.split(":")
     zmin = float(parts[1]) if len(parts) > 1 else 2.0
     return text, ZoomConfig(below=int(parts[0]), min_zoom=zmin, max_zoom=max(3.0, zmin),
                             max_motion=float(parts[2]) if len(parts) > 2 else 0.0)
+
+
+def _clips(data: list[str], clips: int, pairs: int, camera: str | None) -> list:
+    """The sets' clips; ``camera`` re-renders every clip with that camera motion (e.g. small people, panning)."""
+    if camera is None:
+        return flow_bench.bench_clips(data, clips=clips, pairs=pairs, progress=False)
+    from dataclasses import replace
+
+    from hmore.bench.robustness import iter_set
+
+    out = []
+    for name in data:
+        for spec in iter_set(name, clips=clips):
+            spec = replace(spec, name=f"{spec.name} {camera}", kwargs={**spec.kwargs, "camera_motion": camera})
+            c = spec.render(num_frames=pairs + 1)
+            out.append(flow_bench.BenchClip(name=spec.name, set_name=f"{spec.set_name} ({camera})", level=spec.level,
+                                            level_value=spec.level_value, frames=c.frames, masks=c.masks,
+                                            kp2d=c.kp2d, flow=c.flow, subject_velocity=c.subject_velocity,
+                                            camera_flow=c.camera_flow))
+    return out
 
 
 def main() -> None:
@@ -44,15 +66,17 @@ def main() -> None:
     ap.add_argument("--data", nargs="+", default=["robustness:small", "synth-heldout"])
     ap.add_argument("--clips", type=int, default=4, help="clips per level of each generated set")
     ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--camera", choices=("static", "pan", "track"), default=None,
+                    help="render every clip with this camera motion instead of its set's")
     ap.add_argument("--variants", nargs="+", default=["off", "96:2", "128:2", "192:2"],
-                    help="off, auto, or BELOW:MIN_ZOOM[:MAX_MOTION] (people under BELOW px enlarged by "
+                    help="off, auto, auto:nocam, or BELOW:MIN_ZOOM[:MAX_MOTION] (people under BELOW px enlarged by "
                          "clip(BELOW / height, MIN_ZOOM, 3), capped so that their enlarged motion stays within "
                          "MAX_MOTION px)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     net, _ = load_flow_model("hmore_flow_cpu", device="cpu")
     variants = [_variant(v) for v in args.variants]
-    clips = flow_bench.bench_clips(args.data, clips=args.clips, pairs=args.pairs, progress=False)
+    clips = _clips(args.data, args.clips, args.pairs, args.camera)
     print(f"load {os.getloadavg()[0]:.1f}; {len(clips)} clips", flush=True)
     rows: dict[tuple[str, str], list[dict[str, float]]] = {}
     levels: dict[tuple[str, str, str], list[float]] = {}

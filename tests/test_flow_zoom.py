@@ -31,8 +31,8 @@ class _Constant:
     def __init__(self, u: float, v: float) -> None:
         self.u, self.v, self.calls = u, v, []
 
-    def __call__(self, a: np.ndarray, b: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        self.calls.append((a.shape, b.shape, labels.shape, set(np.unique(labels).tolist())))
+    def __call__(self, a: np.ndarray, b: np.ndarray, labels: np.ndarray, box: tuple, scale: tuple) -> np.ndarray:
+        self.calls.append((a.shape, b.shape, labels.shape, set(np.unique(labels).tolist()), box, scale))
         out = np.empty((*a.shape[:2], 2), np.float32)
         out[..., 0], out[..., 1] = self.u, self.v
         return out
@@ -70,6 +70,7 @@ def test_small_person_takes_the_enlarged_flow_scaled_back_inside_its_dilated_mas
     # multiples of 8: 150 -> 152, 78 -> 80
     assert done[0].box == (35, 85, 15, 41)
     assert crop.calls[0][0] == (152, 80, 3) and crop.calls[0][2] == (152, 80) and crop.calls[0][3] == {0, 1}
+    assert crop.calls[0][4] == (35, 85, 15, 41) and crop.calls[0][5] == pytest.approx((26 / 80, 50 / 152))
     grown = cv2.dilate(((labels == 1) | (labels == 2)).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     np.testing.assert_allclose(out[~grown], 0.5)  # everything else keeps the first pass
     inside1 = cv2.dilate((labels == 1).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
@@ -103,7 +104,7 @@ def test_bad_inputs_are_rejected() -> None:
     _box(labels, 1, 40, 80, 20, 36)
     optical = np.zeros((H, W, 2), np.float32)
     with pytest.raises(ValueError, match="crop flow must be"):
-        zoom_people(a, b, optical, labels, lambda x, y, m: np.zeros((8, 8, 2), np.float32))
+        zoom_people(a, b, optical, labels, lambda x, y, m, box, sc: np.zeros((8, 8, 2), np.float32))
     with pytest.raises(ValueError, match="labels"):
         zoom_people(a, b, optical, labels[:-1], _Constant(0, 0))
     bad = optical.copy()

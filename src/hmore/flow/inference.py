@@ -585,20 +585,40 @@ def network_pair(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray
 def _zoomed(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, labels: np.ndarray, world: np.ndarray,
             motion: CameraMotion, zoom: ZoomConfig, *, iters: int | None, device: torch.device | None
             ) -> tuple[np.ndarray, bool]:
-    """World flow (2, H, W) with the small people's flow from enlarged crops, and whether any was enlarged: the
-    crops' optical flow replaces the frame's (world + camera) inside them, and the camera flow is taken off again."""
-    cam = None if motion.is_identity else motion.flow(world.shape[1:])  # (H, W, 2)
-    optical = world.transpose(1, 2, 0) if cam is None else world.transpose(1, 2, 0) + cam
+    """World flow (2, H, W) with the small people's flow from enlarged crops, and whether any was enlarged.
 
-    def crop_flow(a: np.ndarray, b: np.ndarray, crop_labels: np.ndarray) -> np.ndarray:
-        flow, _, _, _ = _network_once(net, a, b, crop_labels, 1, prep=prepare_pair(a, b, crop_labels, None),
-                                      iters=iters, device=device)
+    With a moving camera and ``zoom.camera`` each crop pair is compensated like the frame: the frame's homography in
+    the enlarged crop's pixels, ``A^-1 H A`` with ``A`` the crop-to-frame map of pixel centres, so the crop pass
+    gives world flow, which replaces the frame's inside the person. Otherwise the crop pass sees the crops as they
+    are, its flow is optical flow (world + camera), and the frame's camera flow is taken off it again.
+    """
+    from hmore.models.flow.init import dis_flow
+
+    wf = world.transpose(1, 2, 0)  # (H, W, 2)
+    cam = None if motion.is_identity else motion.flow(world.shape[1:])
+    optical = wf if cam is None else wf + cam
+    compensated = cam is not None and zoom.camera
+
+    def crop_flow(a: np.ndarray, b: np.ndarray, crop_labels: np.ndarray, box: tuple[int, int, int, int],
+                  scale: tuple[float, float]) -> np.ndarray:
+        prep = prepare_pair(a, b, crop_labels, None)
+        if compensated:
+            (y0, _, x0, _), (sx, sy) = box, scale
+            to_frame = np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5], [0.0, sy, y0 + 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+            homography = np.linalg.inv(to_frame) @ motion.homography @ to_frame
+            dis = dis_flow(torch.from_numpy(a).permute(2, 0, 1)[None], torch.from_numpy(b).permute(2, 0, 1)[None])
+            prep = PairPrep(dis=dis, motion=CameraMotion(homography=homography, model=motion.model))
+        flow, _, _, _ = _network_once(net, a, b, crop_labels, 1, prep=prep, iters=iters, device=device)
         return flow.transpose(1, 2, 0)
 
-    out, done = zoom_people(frame_t, frame_t1, optical, labels, crop_flow, zoom)
+    if compensated:
+        out, done = zoom_people(frame_t, frame_t1, wf, labels, crop_flow, zoom, reach=optical)
+    else:
+        out, done = zoom_people(frame_t, frame_t1, optical, labels, crop_flow, zoom)
+        out = out if cam is None else out - cam
     if not done:
         return world, False
-    return np.ascontiguousarray((out if cam is None else out - cam).transpose(2, 0, 1)), True
+    return np.ascontiguousarray(out.transpose(2, 0, 1)), True
 
 
 @torch.inference_mode()

@@ -5,7 +5,9 @@ background and their flow is smeared (on the shared real clips most of hmore's s
 clip of small people). :func:`zoom_people` gives each person shorter than ``below`` pixels a second pass of the
 network on a crop of both frames around them, enlarged z times (z = clip(below / height, min_zoom, max_zoom)), and
 puts that flow, scaled back by 1/z, inside the person's mask dilated by ``dilation`` pixels; everything else keeps the
-first pass's flow. Enlarging multiplies the person's displacement too, so z is capped where the enlarged motion
+first pass's flow. With a moving camera the crop pass is compensated with the frame's camera motion (its
+homography carried into the crop's pixels, ``camera``), so what it gives and what is pasted is world flow, as in the
+first pass. Enlarging multiplies the person's displacement too, so z is capped where the enlarged motion
 (the 90th percentile inside the person) would pass ``max_motion`` pixels (3 cells of the grid, within the 4-cell reach
 of its correlation lookup), and a person moving too fast for z >= ``min_zoom`` keeps one pass. The crop has no camera
 compensation of its own (its background is too small to fit one): what is
@@ -36,8 +38,9 @@ DEFAULT_ZOOM = "auto"
 
 __all__ = ["DEFAULT_ZOOM", "ZOOM_MODES", "ZoomConfig", "Zoomed", "resolve_zoom", "zoom_people"]
 
-CropFlow = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-"""(frame_t crop, frame_t1 crop, labels crop) -> (h, w, 2) optical flow of the crop, all at the enlarged size."""
+CropFlow = Callable[[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int, int], tuple[float, float]], np.ndarray]
+"""(frame_t crop, frame_t1 crop, labels crop, box (y0, y1, x0, x1) in the frame, (sx, sy) frame pixels per enlarged
+pixel) -> (h, w, 2) flow of the crop at the enlarged size, in the kind of the flow it replaces (world or optical)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class ZoomConfig:
         max_motion: enlarging multiplies a person's displacement too: z is capped so that the 90th percentile of the
             first pass's flow magnitude inside the person, times z, stays within this many pixels, and a person whose
             cap falls below ``min_zoom`` is left alone (0: no cap).
+        camera: the crop pass takes the frame's camera motion (True) or runs on the crops as they are (False).
         dilation: pixels by which a person's mask grows before the crop's flow replaces the first pass's inside it.
         margin: pixels around the person (beyond the flow's reach) that the crop keeps.
     """
@@ -63,6 +67,7 @@ class ZoomConfig:
     max_people: int = 4
     max_cover: float = 0.5
     max_motion: float = 24.0
+    camera: bool = True
     dilation: int = 3
     margin: int = 8
 
@@ -110,16 +115,20 @@ def _size_at(n: int, z: float) -> int:
 
 
 def zoom_people(frame_t: np.ndarray, frame_t1: np.ndarray, optical: np.ndarray, labels: np.ndarray,
-                crop_flow: CropFlow, config: ZoomConfig | None = None) -> tuple[np.ndarray, list[Zoomed]]:
+                crop_flow: CropFlow, config: ZoomConfig | None = None, *, reach: np.ndarray | None = None
+                ) -> tuple[np.ndarray, list[Zoomed]]:
     """``optical`` with each small person's flow taken from an enlarged second pass (see the module docstring).
 
     Args:
         frame_t, frame_t1: (H, W, 3) uint8 RGB.
-        optical: (H, W, 2) the first pass's optical flow t -> t+1 (world + camera), pixels.
+        optical: (H, W, 2) the first pass's flow t -> t+1 that the crops' replace, pixels (world flow when the
+            crops are camera-compensated; its magnitude is what the motion cap sees).
         labels: (H, W) subject labels at t (> 0 inside a person).
         crop_flow: runs the network on an enlarged crop pair (:data:`CropFlow`); its labels crop marks the person
             with 1 and everything else with 0.
         config: the settings (None: defaults).
+        reach: (H, W, 2) the image motion (world + camera) that sets each crop's margin, so that p + u(p) stays
+            inside it in frame t+1 (None: ``optical``).
 
     Returns:
         ``(flow (H, W, 2) float32, the people enlarged)``; the flow equals ``optical`` outside their dilated masks.
@@ -139,6 +148,9 @@ def zoom_people(frame_t: np.ndarray, frame_t1: np.ndarray, optical: np.ndarray, 
         raise ValueError(f"labels {labels.shape} do not match the flow's size {hw}")
     if not np.isfinite(optical).all():
         raise ValueError("optical flow has NaN or infinite values")
+    reach_flow = optical if reach is None else np.asarray(reach, np.float32)
+    if reach_flow.shape != optical.shape or not np.isfinite(reach_flow).all():
+        raise ValueError(f"reach must be a finite flow of shape {optical.shape}, got {reach_flow.shape}")
     out = optical.copy()
     picks = []
     for s in np.unique(labels[labels > 0]):
@@ -148,7 +160,7 @@ def zoom_people(frame_t: np.ndarray, frame_t1: np.ndarray, optical: np.ndarray, 
         if height >= cfg.below:
             continue
         # the crop reaches as far as the person's flow, so every p + u(p) stays inside it in frame t+1
-        margin = cfg.margin + math.ceil(min(float(np.abs(optical[person]).max()), float(max(hw))))
+        margin = cfg.margin + math.ceil(min(float(np.abs(reach_flow[person]).max()), float(max(hw))))
         y0, y1 = max(int(rows[0]) - margin, 0), min(int(rows[-1]) + margin + 1, hw[0])
         x0, x1 = max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, hw[1])
         if (y1 - y0) * (x1 - x0) > cfg.max_cover * hw[0] * hw[1]:
@@ -168,8 +180,8 @@ def zoom_people(frame_t: np.ndarray, frame_t1: np.ndarray, optical: np.ndarray, 
         a = cv2.resize(np.ascontiguousarray(frame_t[y0:y1, x0:x1]), (zw, zh), interpolation=cv2.INTER_CUBIC)
         b = cv2.resize(np.ascontiguousarray(frame_t1[y0:y1, x0:x1]), (zw, zh), interpolation=cv2.INTER_CUBIC)
         crop_labels = (labels[y0:y1, x0:x1] == s).astype(np.uint8)
-        big = np.asarray(crop_flow(a, b, cv2.resize(crop_labels, (zw, zh), interpolation=cv2.INTER_NEAREST)),
-                         np.float32)
+        big = np.asarray(crop_flow(a, b, cv2.resize(crop_labels, (zw, zh), interpolation=cv2.INTER_NEAREST),
+                                   (y0, y1, x0, x1), (cw / zw, ch / zh)), np.float32)
         if big.shape != (zh, zw, 2):
             raise ValueError(f"crop flow must be {(zh, zw, 2)}, got {big.shape}")
         flow = cv2.resize(big, (cw, ch), interpolation=cv2.INTER_AREA)
