@@ -124,8 +124,8 @@ def test_inference_zooms_small_people_only_and_reports_it() -> None:
     net = create_model("hmore_flow_test").eval()
     kw = dict(model=net, masks=clip.masks, device="cpu", progress=False, subject_motion="median", refine="off")
     info: dict = {}
-    on = list(iter_flow(clip.frames, info=info, **kw))
-    off = list(iter_flow(clip.frames, zoom="off", **kw))
+    on = list(iter_flow(clip.frames, info=info, zoom="auto", **kw))
+    off = list(iter_flow(clip.frames, **kw))  # the default: one pass
     assert info["zoom"] == "people under 128 px"
     for t, (z, n) in enumerate(zip(on, off)):
         grown = cv2.dilate((clip.masks[t] > 0).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
@@ -168,3 +168,18 @@ def test_cli_flow_zoom_option_reaches_the_output(tmp_path) -> None:
                      "--no-preview", "--threads", "1", "--zoom", mode]) == 0
         metas[mode] = json.loads((out / "meta.json").read_text())
     assert metas["auto"]["zoom"] == "people under 128 px" and metas["off"]["zoom"] == "off"
+
+
+def test_reach_sets_the_crop_margin_and_the_replaced_flow_sets_the_cap() -> None:
+    a, b = _frames()
+    labels = np.zeros((H, W), np.uint8)
+    _box(labels, 1, 40, 80, 60, 76)
+    world = np.zeros((H, W, 2), np.float32)
+    optical = np.zeros((H, W, 2), np.float32)
+    optical[..., 0] = 10.0  # a pan of 10 px: the crop must reach 10 px further, the enlargement is not capped by it
+    _, done = zoom_people(a, b, world, labels, _Constant(0, 0), ZoomConfig(margin=4, max_motion=12.0), reach=optical)
+    assert done[0].box == (40 - 14, 79 + 15, 60 - 14, 75 + 15) and done[0].zoom == 3.0
+    _, done = zoom_people(a, b, optical, labels, _Constant(0, 0), ZoomConfig(margin=4, max_motion=12.0))
+    assert done == []  # 10 px x 2 > 12: one pass
+    with pytest.raises(ValueError, match="reach"):
+        zoom_people(a, b, world, labels, _Constant(0, 0), reach=optical[:-1])

@@ -45,8 +45,7 @@ def test_command_pipeline_is_what_hmore_flow_writes(models, pan_clip, tmp_path):
     from hmore.flow.inference import flow
 
     path = pan_clip.save(tmp_path / "clip.npz")
-    # hmore flow's defaults, but for the small-people zoom, which came later and which the pipeline leaves off
-    rep = flow(path, model=models["command"].net, device="cpu", progress=False, zoom="off")
+    rep = flow(path, model=models["command"].net, device="cpu", progress=False)  # hmore flow's defaults
     assert rep.mask_source == "clip" and not all(rep.camera_note)  # the pan was fitted on some pair
     union = (pan_clip.masks > 0).astype(np.uint8)
     got = clip_flows(pan_clip.frames, union, sources=("hmore",), model=models["command"], labels=pan_clip.masks,

@@ -144,8 +144,7 @@ def check_flow_pipeline(pipeline: str) -> None:
 
 def pipeline_settings(pipeline: str) -> dict[str, Any]:
     """The settings of a flow pipeline that its outputs depend on (besides the weights), JSON-able; empty for
-    ``raw``. ``command``: ``hmore flow``'s defaults (camera, refinement, subject motion) without the small-people
-    zoom, which came later (:func:`_command_flows`)."""
+    ``raw``. ``command``: ``hmore flow``'s defaults (camera, refinement, subject motion; the small-people zoom off)."""
     check_flow_pipeline(pipeline)
     if pipeline == "raw":
         return {}
@@ -239,9 +238,8 @@ def hmore_flows(model: FlowModel, frames: np.ndarray, masks: np.ndarray, *, keyp
 def _command_flows(model: FlowModel, frames: np.ndarray, labels: np.ndarray, keypoints: np.ndarray | None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """World and local flow of ``hmore flow``'s pipeline with its defaults (:func:`pipeline_settings`); every stage
-    on this thread (the overlapped worker gives the same numbers). The second, enlarged pass for small people
-    (:mod:`hmore.flow.zoom`, a later default of ``hmore flow``) stays off, so the caches and tables of this pipeline
-    keep their key and figures."""
+    on this thread (the overlapped worker gives the same numbers). The opt-in second, enlarged pass for small people
+    (:mod:`hmore.flow.zoom`) stays off, so the caches and tables of this pipeline keep their key and figures."""
     from hmore.flow.inference import DEFAULT_CAMERA, DEFAULT_SUBJECT_MOTION, iter_flow
     from hmore.flow.refine import DEFAULT_REFINE
 

@@ -22,9 +22,9 @@ the camera's motion to the method's own flow on the background and subtract it (
 table separates what the compensation gives from what the network gives. hmore models compensate by default (as
 ``hmore flow`` does); ``hmore_flow_cpu+nocam`` turns it off (the network's optical flow). hmore models also refine
 their flow photometrically inside people by default (:mod:`hmore.flow.refine`, as ``hmore flow`` does);
-``hmore_flow_cpu+noref`` (or ``+nocam+noref``) is the network's flow without it. Small people get a second, enlarged
-pass by default (:mod:`hmore.flow.zoom`, as ``hmore flow`` does); a last suffix ``+nozoom`` (``hmore_flow_cpu+nozoom``,
-``hmore_flow_cpu+noref+nozoom``) skips it.
+``hmore_flow_cpu+noref`` (or ``+nocam+noref``) is the network's flow without it. A last suffix ``+zoom``
+(``hmore_flow_cpu+zoom``, ``hmore_flow_cpu+noref+zoom``) gives small people a second, enlarged pass
+(:mod:`hmore.flow.zoom`, ``hmore flow --zoom auto``).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ FLO_MAGIC = 202021.25  # "PIEH" as a little-endian float32: the Middlebury .flo 
 BASELINES = ("dis", "farneback", "dis_mask", "zero")
 CAMERA_SUFFIXES = ("+cam", "+nocam")
 REFINE_SUFFIX = "+noref"  # hmore models: the network's flow without the photometric refinement inside people
-ZOOM_SUFFIX = "+nozoom"  # hmore models: one pass of the network, small people not enlarged (hmore.flow.zoom)
+ZOOM_SUFFIX = "+zoom"  # hmore models: small people get a second, enlarged pass (hmore.flow.zoom)
 
 __all__ = ["BASELINES", "FLO_MAGIC", "FlowMethod", "MethodFlow", "MethodUnavailable", "create_method",
            "list_methods", "read_flo", "read_flow_file", "write_flo"]
@@ -174,7 +174,7 @@ def _compensated(fn: Callable[[np.ndarray, np.ndarray, np.ndarray | None], Metho
 
 
 def _hmore(name: str, weights: str | None, device: str, camera: bool = True, label: str | None = None,
-           refine: bool = True, zoom: bool = True) -> FlowMethod:
+           refine: bool = True, zoom: bool = False) -> FlowMethod:
     from hmore.registry import list_models
 
     if name not in list_models("hmore_flow*"):
@@ -211,7 +211,7 @@ def _hmore(name: str, weights: str | None, device: str, camera: bool = True, lab
                           camera=None if pair.camera is None else pair.camera.transpose(1, 2, 0))
 
     label = (label or name) + ("" if camera else "+nocam") + ("" if refine else REFINE_SUFFIX) + (
-        "" if zoom else ZOOM_SUFFIX)
+        ZOOM_SUFFIX if zoom else "")
     return FlowMethod(name=label, fn=run, human_centric=True, needs_masks=True,
                       uses_pose=True, info={"kind": "hmore model", "weights": desc, "device": device,
                                             "camera compensation": "homography" if camera else "off",
@@ -342,9 +342,9 @@ def create_method(spec: str, *, weights: str | None = None, device: str = "cpu")
         InputError: missing flow or weights files.
         MethodUnavailable: an hmore model without weights.
     """
-    base, camera, refine, zoom = spec, None, True, True
+    base, camera, refine, zoom = spec, None, True, False
     if base.endswith(ZOOM_SUFFIX) and not spec.startswith("file:"):
-        base, zoom = base[: -len(ZOOM_SUFFIX)], False
+        base, zoom = base[: -len(ZOOM_SUFFIX)], True
     if base.endswith(REFINE_SUFFIX) and not spec.startswith("file:"):
         base, refine = base[: -len(REFINE_SUFFIX)], False
     for suffix in CAMERA_SUFFIXES:
@@ -352,7 +352,7 @@ def create_method(spec: str, *, weights: str | None = None, device: str = "cpu")
             base, camera = base[: -len(suffix)], suffix == "+cam"
     if not refine and (base in BASELINES or base.startswith("file:")):
         raise UsageError(f"{REFINE_SUFFIX} applies to hmore models only, not {base!r}")
-    if not zoom and (base in BASELINES or base.startswith("file:")):
+    if zoom and (base in BASELINES or base.startswith("file:")):
         raise UsageError(f"{ZOOM_SUFFIX} applies to hmore models only, not {base!r}")
     if base in ("dis", "farneback", "dis_mask"):
         fn = _farneback if base == "farneback" else _dis()

@@ -13,7 +13,7 @@ renders the generated sets at that frame rate.
 Methods (``--methods``): dis, farneback, dis_mask, zero, a registered hmore flow model (``hmore_flow_cpu``, with
 shipped weights, ``--weights`` or ``NAME=WEIGHTS``), ``file:PATH`` (.flo / .npy flows, one per pair in order);
 ``+cam`` adds camera compensation to a baseline, ``+nocam`` removes it from an hmore model, ``+noref`` its
-photometric refinement inside people, a last ``+nozoom`` its enlarged second pass for small people.
+photometric refinement inside people, a last ``+zoom`` adds its enlarged second pass for small people.
 Writes OUT/results.json and OUT/report.html.
 """
 
@@ -30,7 +30,7 @@ from hmore.errors import UsageError
 HELP = ("benchmarks: flow methods (flow), 3D lifters on Human3.6M (lift), skeleton actions on NW-UCLA (action), gait "
         "recognition (gait) and fine-grained actions (action-flow) with flow, motion concepts (concepts)")
 
-DEFAULT_METHODS = ("hmore_flow_cpu", "hmore_flow_cpu+nozoom", "hmore_flow_cpu+noref", "hmore_flow_cpu+nocam", "dis",
+DEFAULT_METHODS = ("hmore_flow_cpu", "hmore_flow_cpu+zoom", "hmore_flow_cpu+noref", "hmore_flow_cpu+nocam", "dis",
                    "dis+cam", "farneback", "farneback+cam", "dis_mask", "zero")
 
 

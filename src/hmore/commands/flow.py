@@ -43,9 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="photometric refinement of the flow inside the people (default variational: the network's "
                         "flow is refined against the frames inside the dilated person masks, as DIS's last step; "
                         "the background keeps the network's flow); off: the network's flow as it is")
-    p.add_argument("--zoom", choices=("auto", "off"), default="auto",
-                   help="small people (default auto: a person under 128 px at the processing size gets a second pass "
-                        "of the network on a crop around them enlarged 2-3x, at most 4 people a pair); off: one pass")
+    p.add_argument("--zoom", choices=("auto", "off"), default="off",
+                   help="small people: auto gives a person under 128 px at the processing size a second pass of the "
+                        "network on a crop around them enlarged 2-3x (at most 4 people a pair; better flow inside "
+                        "small people, up to ~2x the time); default off: one pass")
     p.add_argument("--subject-motion", choices=("pose", "median", "psi"), default="pose",
                    help="v_s that local flow is relative to: the pelvis of the pose track (default; the median flow "
                         "where there is no pose), each person's median flow, or the subject network Psi")

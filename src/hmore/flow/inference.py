@@ -27,9 +27,9 @@ Refinement (``refine=``, default ``"variational"``): the network's optical flow 
 the people's masks (dilated by 3 pixels), the last step DIS takes too, and kept as it is on the background
 (:mod:`hmore.flow.refine`); ``refine="off"`` gives the network's flow unchanged.
 
-Small people (``zoom=``, default ``"auto"``): a person shorter than 128 pixels at the processing size gets a second
-pass of the network on a crop around them enlarged 2-3x, whose flow replaces the first pass's inside that person
-(:mod:`hmore.flow.zoom`; at most 4 people a pair, the smallest first); ``zoom="off"`` skips it.
+Small people (``zoom=``, default ``"off"``): with ``"auto"`` a person shorter than 128 pixels at the processing size
+gets a second pass of the network on a crop around them enlarged 2-3x, whose flow replaces the first pass's inside
+that person (:mod:`hmore.flow.zoom`; at most 4 people a pair, the smallest first; up to ~2x the cost).
 
 Local flow (``subject_motion=``, default ``"pose"``): world flow minus each person's motion v_s, taken from the pelvis
 of the pose track (priors, a priors.npz, a generated clip's keypoints, or ``keypoints=``) and else from the
@@ -714,8 +714,8 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
             the current pair (the same results); False: every stage in turn on the calling thread. None (default):
             :func:`overlap_fits` (torch's threads leave the worker cores of its own; ``hmore flow`` sets
             :func:`stream_threads`).
-        zoom: ``"auto"`` (default: people shorter than 128 px get a second pass of the network on an enlarged crop,
-            :mod:`hmore.flow.zoom`), ``"off"`` or a :class:`~hmore.flow.zoom.ZoomConfig`.
+        zoom: ``"off"`` (default) or ``"auto"`` (people shorter than 128 px get a second pass of the network on an
+            enlarged crop, :mod:`hmore.flow.zoom`; up to ~2x the cost), or a :class:`~hmore.flow.zoom.ZoomConfig`.
 
     Yields:
         :class:`FlowPair` per frame pair.

@@ -20,6 +20,11 @@ enlarging people of ~150 px (``synth-heldout``, ``below`` 192) made it worse (0.
 people of 64-96 px by only ~1.3x (0.421 -> 0.47), hence ``min_zoom`` 2. Without the motion cap one fast clip of
 ``robustness:motion`` got worse (6 fps, 9.0 -> 13.5 px); with a cap of 12, 20 or 32 px it keeps its one pass and the
 small-people gains stay the same.
+
+Cost: each enlarged person costs about a pass of the network over (crop area x z^2) pixels. On the 256x192 panning
+clip of ``benchmarks/flow_command.py`` (2 people, both under 128 px) the whole ``hmore flow`` command ran at 5.6
+pairs/s with it against 10.0 without (same run), below the issue's 8 pairs/s, so it is opt-in (``zoom="auto"``,
+``hmore flow --zoom auto``) rather than the default.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import numpy as np
 from hmore.errors import UsageError
 
 ZOOM_MODES = ("auto", "off")
-DEFAULT_ZOOM = "auto"
+DEFAULT_ZOOM = "off"  # opt-in: a second pass costs up to ~2x on clips of small people (module docstring)
 
 __all__ = ["DEFAULT_ZOOM", "ZOOM_MODES", "ZoomConfig", "Zoomed", "resolve_zoom", "zoom_people"]
 
