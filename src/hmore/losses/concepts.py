@@ -26,27 +26,37 @@ def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.T
     return masked_mse(pred, target, valid)
 
 
-def discriminative_loss(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+def discriminative_loss(logits: torch.Tensor, positive: torch.Tensor, scored: torch.Tensor | None = None
+                        ) -> torch.Tensor:
     """InfoCon's discriminative term: each concept's classifier puts its own states on one side and every other
     state on the other, each side weighted by its inverse size (so a big concept does not drown a small one).
 
     Args:
         logits: (K, M) classifier logits of K concepts (rows) on M states.
         positive: (K, M) bool, state m belongs to concept k's segments.
+        scored: (K, M) bool, the states each row is scored on (None: all); the others count neither as positives
+            nor as negatives (e.g. a row per (concept, dataset) scored on that dataset's states only).
 
     Returns:
         Mean over the concepts of the balanced binary cross-entropy; 0 for an empty input.
     """
-    if logits.shape != positive.shape or logits.ndim != 2:
-        raise ValueError(f"discriminative_loss: logits {tuple(logits.shape)} and positive {tuple(positive.shape)} "
-                         "must be the same (K, M)")
+    if logits.shape != positive.shape or logits.ndim != 2 or (scored is not None and scored.shape != logits.shape):
+        raise ValueError(f"discriminative_loss: logits {tuple(logits.shape)}, positive {tuple(positive.shape)} and "
+                         f"scored {None if scored is None else tuple(scored.shape)} must be the same (K, M)")
     if logits.numel() == 0:
         return logits.sum()
     pos = positive.to(logits.dtype)
     bce = F.binary_cross_entropy_with_logits(logits, pos, reduction="none")  # (K, M)
+    if scored is not None:
+        keep = scored.to(logits.dtype)
+        pos = pos * keep
+        bce = bce * keep
+        neg = keep - pos
+    else:
+        neg = 1 - pos
     n_pos = pos.sum(dim=1, keepdim=True).clamp_min(1.0)
-    n_neg = (1 - pos).sum(dim=1, keepdim=True).clamp_min(1.0)
-    per_row = (bce * pos / n_pos).sum(dim=1) + (bce * (1 - pos) / n_neg).sum(dim=1)
+    n_neg = neg.sum(dim=1, keepdim=True).clamp_min(1.0)
+    per_row = (bce * pos / n_pos).sum(dim=1) + (bce * neg / n_neg).sum(dim=1)
     return 0.5 * per_row.mean()
 
 
