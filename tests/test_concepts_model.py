@@ -299,6 +299,11 @@ def test_discriminative_loss_scores_only_the_scored_states():
         discriminative_loss(logits, positive).item(), rel=1e-7)
     with pytest.raises(ValueError, match="scored"):
         discriminative_loss(logits, positive, scored[:, :3])
+    # row weights: a weighted mean of the rows; weight 0 leaves a row out
+    assert discriminative_loss(logits, positive, scored, torch.tensor([0.0, 2.0])).item() == pytest.approx(
+        row1.item(), rel=1e-6)
+    assert discriminative_loss(logits, positive, scored, torch.tensor([1.0, 3.0])).item() == pytest.approx(
+        ((row0 + 3 * row1) / 4).item(), rel=1e-6)
 
 
 def test_clustering_loss_by_hand():

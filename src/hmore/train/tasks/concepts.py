@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -142,7 +142,9 @@ class ConceptsLossSection:
     dataset (``dis_states`` split evenly over the datasets in the batch; a pair's motion counts as its render's
     source) and scores one row per (concept, dataset it occurs in) on that dataset's frames only, so a classifier
     cannot be satisfied by telling one dataset from another (the easy negatives that let NW-UCLA collapse to a few
-    dataset-specific concepts)."""
+    dataset-specific concepts). ``dis_source_weights`` (with ``dis_negatives: source``): a weight per dataset name
+    (the others 1) for its rows of the discriminative term and its tokens in the clustering term; 0 leaves that
+    dataset out of both (it keeps reconstruction, commitment, the actionable and the consistency terms)."""
 
     rec_motion: float = 1.0
     rec_video: float = 1.0
@@ -159,6 +161,7 @@ class ConceptsLossSection:
     consistency_tau: float = 0.01
     dis_views: bool = False
     dis_negatives: str = "batch"
+    dis_source_weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.dis_positive not in ("segment", "concept"):
@@ -172,6 +175,17 @@ class ConceptsLossSection:
             raise ConfigError(f"loss.dis_negatives must be 'batch' or 'source', got {self.dis_negatives!r}")
         if self.dis_negatives == "source" and self.dis_positive != "concept":
             raise ConfigError("loss.dis_negatives: source needs loss.dis_positive: concept")
+        bad = sorted(set(self.dis_source_weights) - set(SOURCES))
+        if bad or any(float(v) < 0 for v in self.dis_source_weights.values()):
+            raise ConfigError(f"loss.dis_source_weights: datasets must be among {', '.join(SOURCES)} and weights "
+                              f">= 0, got {dict(self.dis_source_weights)}")
+        if self.dis_source_weights and self.dis_negatives != "source":
+            raise ConfigError("loss.dis_source_weights needs loss.dis_negatives: source")
+
+    def source_weight_table(self) -> torch.Tensor:
+        """(len(SOURCES) + 1,) the weight of each dataset code (:func:`_source_code`) in the discriminative and
+        clustering terms (``dis_source_weights``, the others 1)."""
+        return torch.tensor([float(self.dis_source_weights.get(s, 1.0)) for s in SOURCES] + [1.0])
 
 
 @dataclass(frozen=True)
@@ -185,6 +199,16 @@ class ConceptsRunConfig:
 def _slice(out: BranchOutput, rows: slice) -> BranchOutput:
     return BranchOutput(latent=out.latent[rows], quantized=out.quantized[rows], ids=out.ids[rows],
                         commit_loss=out.commit_loss, token_valid=out.token_valid[rows], diversity=out.diversity)
+
+
+class DisInputs(NamedTuple):
+    """The discriminative term's inputs (:func:`hmore.losses.concepts.discriminative_loss`): (K, M) logits and
+    positives, the (K, M) scored states (None: all) and the (K,) row weights (None: equal)."""
+
+    logits: torch.Tensor
+    positive: torch.Tensor
+    scored: torch.Tensor | None = None
+    row_weight: torch.Tensor | None = None
 
 
 def _source_code(name: str) -> int:
@@ -397,10 +421,11 @@ class ConceptsTask:
             logs["diversity_motion"] = out.diversity.detach()
         if w.dis > 0:
             source = batch["source"] if w.dis_negatives == "source" else None
-            logits, positive, scored = self._dis_inputs(core, out, states, valid, batch if w.dis_views else None,
-                                                        source=source)
-            dis = discriminative_loss(logits, positive, scored)
-            clu = clustering_loss(out.latent, core.codebook("motion"), tv)
+            dis_in = self._dis_inputs(core, out, states, valid, batch if w.dis_views else None, source=source)
+            dis = discriminative_loss(*dis_in)
+            tok_w = tv if not w.dis_source_weights else (
+                tv * w.source_weight_table().to(states.device)[source][:, None])  # (B, N) per-dataset weights
+            clu = clustering_loss(out.latent, core.codebook("motion"), tok_w)
             total = total + w.dis * dis + w.cluster * clu
             logs.update(dis=dis.detach(), cluster=clu.detach())
         if w.consistency > 0:
@@ -439,9 +464,9 @@ class ConceptsTask:
 
     def _dis_inputs(self, core: ConceptModel, out: BranchOutput, states: torch.Tensor, valid: torch.Tensor,
                     views: dict[str, torch.Tensor] | None = None, *, source: torch.Tensor | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Classifier logits, positives and scored states (None: all) of the discriminative term
-        (``loss.dis_positive``, ``loss.dis_negatives``).
+                    ) -> DisInputs:
+        """Classifier logits, positives, scored states and row weights (None: all, equal) of the discriminative term
+        (``loss.dis_positive``, ``loss.dis_negatives``, ``loss.dis_source_weights``).
 
         ``"segment"`` (the issue's wording): up to ``dis_tokens`` tokens, each code's classifier scored on the frames
         of those tokens, its own segment's frames positive and every other segment's (same code or not) negative.
@@ -464,7 +489,7 @@ class ConceptsTask:
             owner = torch.arange(len(tokens), device=states.device)[:, None].expand(-1, seg)[frames_ok]  # (M,)
             codes = out.quantized.reshape(-1, out.quantized.shape[-1])[tokens]  # (U, D) straight-through
             logits = core.hypernet.logits(codes[:, None, :], sel[None, :, :])  # (U, M)
-            return logits, owner[None, :] == torch.arange(len(tokens), device=states.device)[:, None], None
+            return DisInputs(logits, owner[None, :] == torch.arange(len(tokens), device=states.device)[:, None])
         frame_ids = out.ids.repeat_interleave(seg, dim=1)  # (B, T)
         flat_valid = valid.reshape(-1)
         if source is None:
@@ -501,13 +526,14 @@ class ConceptsTask:
         codes = codes / torch.bincount(inv, minlength=len(uniq)).clamp_min(1)[:, None].to(codes.dtype)
         if sel_src is None:
             logits = core.hypernet.logits(codes[:, None, :], sel_states[None, :, :])  # (U, M)
-            return logits, sel_ids[None, :] == uniq[:, None], None
+            return DisInputs(logits, sel_ids[None, :] == uniq[:, None])
         # one row per (concept, dataset) pair that occurs among the valid tokens
         token_src = source[:, None].expand_as(out.ids)[tv]  # (V,) with inv: the concept row of each valid token
         pairs = torch.unique(torch.stack([inv, token_src], dim=1), dim=0)  # (R, 2): (concept row, dataset)
         logits = core.hypernet.logits(codes[pairs[:, 0]][:, None, :], sel_states[None, :, :])  # (R, M)
         scored = sel_src[None, :] == pairs[:, 1:2]
-        return logits, (sel_ids[None, :] == uniq[pairs[:, 0]][:, None]) & scored, scored
+        row_weight = w.source_weight_table().to(states.device)[pairs[:, 1]] if w.dis_source_weights else None
+        return DisInputs(logits, (sel_ids[None, :] == uniq[pairs[:, 0]][:, None]) & scored, scored, row_weight)
 
     # ---- evaluation --------------------------------------------------------------------------------------------
     def evaluate(self, model: nn.Module) -> dict[str, float]:
