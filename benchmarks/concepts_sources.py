@@ -1,6 +1,7 @@
 """How concept training runs share their codebook between the datasets (issue 16): for each run's checkpoint at one
 step, the training windows of ``--batches`` batches (the run's own sampling, steps 1000 onwards, eval mode) are
-encoded, and per dataset the table gives the concepts its tokens use, their effective number (exp of the entropy of
+encoded, and per dataset the table gives its windows' mean number of frames and mean absolute state (the canonical
+features the encoder reads), the concepts its tokens use, their effective number (exp of the entropy of
 its concept histogram), how many of them no other dataset uses, and the mean share of the dataset's own tokens in
 the concept of each of its tokens (1: its concepts are its own). With ``--dataset`` (default nw_ucla), for the
 concepts of a batch that only that dataset's tokens use, the mean sigmoid of their discriminative classifier on
@@ -45,6 +46,8 @@ def source_table(run: Path, step: int, *, batches: int, dataset: str, shared: di
     ids_all: list[np.ndarray] = []
     src_all: list[np.ndarray] = []
     sig: dict[str, list[float]] = {"pos": [], "same": [], "other": []}
+    frames: dict[int, list[float]] = {}
+    size: dict[int, list[float]] = {}
     for i in range(batches):
         b = task.batch(1000 + i, rank=0, world_size=1, batch_size=cfg.train.batch_size)
         src = b["source"].clone()
@@ -52,6 +55,10 @@ def source_table(run: Path, step: int, *, batches: int, dataset: str, shared: di
         with torch.no_grad():
             out = model.motion(b["states"], b["valid"])
         tv = out.token_valid
+        for i_win, s_win in enumerate(src.tolist()):
+            v = b["valid"][i_win]
+            frames.setdefault(s_win, []).append(float(v.sum()))
+            size.setdefault(s_win, []).append(float(b["states"][i_win][v].abs().mean()))
         ids_all.append(out.ids[tv].numpy())
         src_all.append(src[:, None].expand_as(out.ids)[tv].numpy())
         if cfg.loss.dis <= 0:  # no trained classifiers
@@ -83,7 +90,8 @@ def source_table(run: Path, step: int, *, batches: int, dataset: str, shared: di
         exclusive = len(set(codes) - set(np.unique(ids[~m])))
         share_of = {c: float(np.mean(srcs[ids == c] == s)) for c in codes}
         share = float(np.mean([share_of[c] for c in ids[m]]))
-        rows.append(f"| {run}@{step} | {label} | {int(m.sum())} | {len(codes)} | {np.exp(-(p * np.log(p)).sum()):.1f} "
+        rows.append(f"| {run}@{step} | {label} | {np.mean(frames[s]):.1f} | {np.mean(size[s]):.3f} "
+                    f"| {int(m.sum())} | {len(codes)} | {np.exp(-(p * np.log(p)).sum()):.1f} "
                     f"| {exclusive} | {share:.2f} |")
     if sig["pos"]:
         rows.append(f"{run}@{step}: {len(sig['pos'])} {dataset}-only concepts over {batches} batches; classifier "
@@ -100,8 +108,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     shared: dict[Any, Any] = {}
-    print("| run | dataset | tokens | concepts | effective | own only | own share |")
-    print("|---|---|---|---|---|---|---|")
+    print("| run | dataset | frames / window | mean abs state | tokens | concepts | effective | own only | own share |")
+    print("|---|---|---|---|---|---|---|---|---|")
     notes = []
     for spec in args.runs:
         run, _, step = spec.rpartition("@")
