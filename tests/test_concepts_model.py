@@ -284,6 +284,28 @@ def test_discriminative_loss_by_hand():
         discriminative_loss(logits, positive[:, :2])
 
 
+def test_discriminative_loss_scores_only_the_scored_states():
+    sp = torch.nn.functional.softplus
+    logits = torch.tensor([[2.0, -1.0, 0.0, 5.0], [1.0, 3.0, -2.0, 0.5]])
+    positive = torch.tensor([[True, False, False, False], [False, False, True, True]])
+    scored = torch.tensor([[True, True, False, False], [False, True, True, True]])
+    # row 0: positive 2.0, negative -1.0 (the other two are not scored); row 1: positives -2.0 and 0.5, negative 3.0
+    row0 = 0.5 * (sp(torch.tensor(-2.0)) + sp(torch.tensor(-1.0)))
+    row1 = 0.5 * ((sp(torch.tensor(2.0)) + sp(torch.tensor(-0.5))) / 2 + sp(torch.tensor(3.0)))
+    got = discriminative_loss(logits, positive, scored)
+    assert got.item() == pytest.approx(((row0 + row1) / 2).item(), rel=1e-6)
+    everything = torch.ones_like(scored)
+    assert discriminative_loss(logits, positive, everything).item() == pytest.approx(
+        discriminative_loss(logits, positive).item(), rel=1e-7)
+    with pytest.raises(ValueError, match="scored"):
+        discriminative_loss(logits, positive, scored[:, :3])
+    # row weights: a weighted mean of the rows; weight 0 leaves a row out
+    assert discriminative_loss(logits, positive, scored, torch.tensor([0.0, 2.0])).item() == pytest.approx(
+        row1.item(), rel=1e-6)
+    assert discriminative_loss(logits, positive, scored, torch.tensor([1.0, 3.0])).item() == pytest.approx(
+        ((row0 + 3 * row1) / 4).item(), rel=1e-6)
+
+
 def test_clustering_loss_by_hand():
     codebook = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     latent = torch.tensor([[[1.0, 0.0]]])

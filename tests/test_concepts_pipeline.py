@@ -17,6 +17,7 @@ from hmore.concepts import pairs as cp
 from hmore.concepts.motion import SkeletonSequence, procedural_sequences, save_sequences
 from hmore.config import load_config
 from hmore.errors import InputError
+from hmore.losses.concepts import clustering_loss, discriminative_loss
 from hmore.train.tasks.concepts import ConceptQARunConfig, ConceptQATask, ConceptsRunConfig, ConceptsTask
 
 
@@ -128,10 +129,10 @@ def test_task_batches_are_deterministic_and_losses_switch(tiny_pairs):
     assert "video" not in c and torch.equal(c["states"], a["states"])
     seg = ConceptsTask(config=_cfg(dis_positive="segment", dis_tokens=5), sequences=_seqs(), pairs=tiny_pairs)
     out = model.motion(a["states"], a["valid"])
-    logits, positive = seg._dis_inputs(model, out, a["states"], a["valid"])
+    logits, positive, scored, _ = seg._dis_inputs(model, out, a["states"], a["valid"])
     assert logits.shape == positive.shape == (5, int(positive.sum())) and (positive.sum(dim=1) >= 1).all()
-    assert (positive.sum(dim=0) == 1).all()  # every frame is the positive of exactly its own token
-    logits, positive = task._dis_inputs(model, out, a["states"], a["valid"])  # concept positives
+    assert (positive.sum(dim=0) == 1).all() and scored is None  # every frame is the positive of its own token
+    logits, positive, _, _ = task._dis_inputs(model, out, a["states"], a["valid"])  # concept positives
     assert logits.shape[0] == len(torch.unique(out.ids[out.token_valid]))
     with pytest.raises(Exception, match="dis_positive"):
         _cfg(dis_positive="frame")
@@ -412,7 +413,7 @@ def test_dis_views_scores_style_view_frames_as_positives_of_their_matched_concep
     torch.manual_seed(0)
     model = task.build_model()
     out = model.motion(b["states"], b["valid"])
-    logits, positive = task._dis_inputs(model, out, b["states"], b["valid"], b)
+    logits, positive, _, _ = task._dis_inputs(model, out, b["states"], b["valid"], b)
     m = int(b["valid"].sum())
     # every valid frame twice: once as itself, once in its (neutral) view, with the same concept
     assert logits.shape == positive.shape == (len(torch.unique(out.ids[out.token_valid])), 2 * m)
@@ -421,3 +422,69 @@ def test_dis_views_scores_style_view_frames_as_positives_of_their_matched_concep
     assert torch.isfinite(loss) and "dis" in logs and "consistency" not in logs
     with pytest.raises(Exception, match="dis_views"):
         _cfg(dis_views=True, dis_positive="segment")
+
+
+def test_dis_negatives_source_scores_each_concept_within_each_dataset(tiny_pairs):
+    # loss.dis_negatives: source (issue 16): the batch carries each window's dataset, every row of the term is one
+    # (concept, dataset) pair scored on that dataset's frames only, and the task's loss uses exactly those inputs
+    seqs = _seqs() + [replace(s, source="nw_ucla", name=s.name.replace("procedural", "nw_ucla"))
+                      for s in procedural_sequences(identities=[3], split="train", num_frames=12,
+                                                    actions=["walk", "squat"])]
+    cfg = _cfg(dis_negatives="source", dis_states=1000)
+    cfg = replace(cfg, data=replace(cfg.data, sources=("bandai", "nw_ucla")))
+    task = ConceptsTask(config=cfg, sequences=seqs, pairs=tiny_pairs)
+    b = task.batch(1, rank=0, world_size=1, batch_size=6)
+    # 6 drawn windows (bandai 0 or nw_ucla 1) and 2 procedural pairs (their render's source, 3)
+    assert b["source"].tolist()[6:] == [3, 3] and set(b["source"].tolist()[:6]) == {0, 1}
+    plain = ConceptsTask(config=replace(cfg, loss=replace(cfg.loss, dis_negatives="batch")), sequences=seqs,
+                         pairs=tiny_pairs)
+    a = plain.batch(1, rank=0, world_size=1, batch_size=6)
+    assert "source" not in a and all(torch.equal(a[k], b[k]) for k in a)  # the default batch is unchanged
+    torch.manual_seed(0)
+    model = task.build_model().eval()
+    with torch.no_grad():
+        out = model.motion(b["states"], b["valid"])
+        logits, positive, scored, row_w = task._dis_inputs(model, out, b["states"], b["valid"],
+                                                             source=b["source"])
+    frame_src = b["source"][:, None].expand_as(b["valid"])[b["valid"]]  # every valid frame once (dis_states 1000)
+    frame_ids = out.ids.repeat_interleave(model.config.segment, dim=1)[b["valid"]]
+    tok_src = b["source"][:, None].expand_as(out.ids)[out.token_valid]
+    pairs = {(int(i), int(s)) for i, s in zip(out.ids[out.token_valid], tok_src)}
+    assert logits.shape == scored.shape == positive.shape == (len(pairs), len(frame_src))
+    assert not (positive & ~scored).any()
+    for r in range(len(pairs)):  # each row: the frames of one dataset, positive where that row's concept is
+        src = frame_src[scored[r]].unique()
+        assert len(src) == 1 and scored[r].sum() == (frame_src == src).sum()
+        concept = frame_ids[positive[r]].unique()
+        assert len(concept) == 1 and (int(concept), int(src)) in pairs
+        assert positive[r].sum() == ((frame_ids == concept) & (frame_src == src)).sum()
+    assert (positive.sum(0) == 1).all()  # every frame is the positive of exactly one row
+    with torch.no_grad():
+        _, logs = task.loss(model, b)
+        _, logs_plain = plain.loss(model, b)
+    assert float(logs["dis"]) == pytest.approx(float(discriminative_loss(logits, positive, scored)), rel=1e-5)
+    assert float(logs["dis"]) != pytest.approx(float(logs_plain["dis"]), rel=1e-3)
+    assert row_w is None
+    # loss.dis_source_weights: NW-UCLA (code 1) out of the discriminative and clustering terms
+    off = ConceptsTask(config=replace(cfg, loss=replace(cfg.loss, dis_source_weights={"nw_ucla": 0.0})),
+                       sequences=seqs, pairs=tiny_pairs)
+    with torch.no_grad():
+        _, _, _, row_w = off._dis_inputs(model, out, b["states"], b["valid"], source=b["source"])
+        _, logs_off = off.loss(model, b)
+    row_src = torch.stack([frame_src[scored[r]][0] for r in range(len(scored))])
+    assert torch.equal(row_w, (row_src != 1).float())
+    keep = row_src != 1
+    assert float(logs_off["dis"]) == pytest.approx(
+        float(discriminative_loss(logits[keep], positive[keep], scored[keep])), rel=1e-5)
+    tok_keep = out.token_valid & (b["source"] != 1)[:, None]
+    assert float(logs_off["cluster"]) == pytest.approx(
+        float(clustering_loss(out.latent, model.codebook("motion"), tok_keep)), rel=1e-5)
+    assert float(logs_off["cluster"]) != pytest.approx(float(logs["cluster"]), rel=1e-4)
+    with pytest.raises(Exception, match="dis_source_weights"):
+        _cfg(dis_negatives="source", dis_source_weights={"ucla": 0.0})
+    with pytest.raises(Exception, match="dis_source_weights"):
+        _cfg(dis_source_weights={"nw_ucla": 0.0})  # needs dis_negatives: source
+    with pytest.raises(Exception, match="dis_negatives"):
+        _cfg(dis_negatives="dataset")
+    with pytest.raises(Exception, match="dis_negatives"):
+        _cfg(dis_negatives="source", dis_positive="segment")

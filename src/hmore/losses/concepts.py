@@ -26,28 +26,44 @@ def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, valid: torch.T
     return masked_mse(pred, target, valid)
 
 
-def discriminative_loss(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+def discriminative_loss(logits: torch.Tensor, positive: torch.Tensor, scored: torch.Tensor | None = None,
+                        row_weight: torch.Tensor | None = None) -> torch.Tensor:
     """InfoCon's discriminative term: each concept's classifier puts its own states on one side and every other
     state on the other, each side weighted by its inverse size (so a big concept does not drown a small one).
 
     Args:
         logits: (K, M) classifier logits of K concepts (rows) on M states.
         positive: (K, M) bool, state m belongs to concept k's segments.
+        scored: (K, M) bool, the states each row is scored on (None: all); the others count neither as positives
+            nor as negatives (e.g. a row per (concept, dataset) scored on that dataset's states only).
+        row_weight: (K,) weights of the rows in the mean (None: equal); 0 when they sum to 0.
 
     Returns:
         Mean over the concepts of the balanced binary cross-entropy; 0 for an empty input.
     """
-    if logits.shape != positive.shape or logits.ndim != 2:
-        raise ValueError(f"discriminative_loss: logits {tuple(logits.shape)} and positive {tuple(positive.shape)} "
-                         "must be the same (K, M)")
+    if logits.shape != positive.shape or logits.ndim != 2 or (scored is not None and scored.shape != logits.shape):
+        raise ValueError(f"discriminative_loss: logits {tuple(logits.shape)}, positive {tuple(positive.shape)} and "
+                         f"scored {None if scored is None else tuple(scored.shape)} must be the same (K, M)")
     if logits.numel() == 0:
         return logits.sum()
     pos = positive.to(logits.dtype)
     bce = F.binary_cross_entropy_with_logits(logits, pos, reduction="none")  # (K, M)
+    if scored is not None:
+        keep = scored.to(logits.dtype)
+        pos = pos * keep
+        bce = bce * keep
+        neg = keep - pos
+    else:
+        neg = 1 - pos
     n_pos = pos.sum(dim=1, keepdim=True).clamp_min(1.0)
-    n_neg = (1 - pos).sum(dim=1, keepdim=True).clamp_min(1.0)
-    per_row = (bce * pos / n_pos).sum(dim=1) + (bce * (1 - pos) / n_neg).sum(dim=1)
-    return 0.5 * per_row.mean()
+    n_neg = neg.sum(dim=1, keepdim=True).clamp_min(1.0)
+    per_row = (bce * pos / n_pos).sum(dim=1) + (bce * neg / n_neg).sum(dim=1)
+    if row_weight is None:
+        return 0.5 * per_row.mean()
+    if row_weight.shape != per_row.shape:
+        raise ValueError(f"discriminative_loss: row_weight {tuple(row_weight.shape)} must be ({len(per_row)},)")
+    rw = row_weight.to(per_row.dtype)
+    return 0.5 * (per_row * rw).sum() / rw.sum().clamp_min(1e-12)
 
 
 def clustering_loss(latent: torch.Tensor, codebook: torch.Tensor, valid: torch.Tensor, *,
@@ -57,7 +73,7 @@ def clustering_loss(latent: torch.Tensor, codebook: torch.Tensor, valid: torch.T
     Args:
         latent: (B, N, D) tokens before quantisation.
         codebook: (K, D) concept vectors.
-        valid: (B, N) bool.
+        valid: (B, N) bool, or float weights of the tokens in the mean.
     """
     sim = F.normalize(latent, dim=-1) @ F.normalize(codebook, dim=-1).t() / tau  # (B, N, K)
     nll = -(sim.log_softmax(dim=-1).max(dim=-1).values)  # (B, N)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -136,7 +136,15 @@ class ConceptsLossSection:
     to the 64 codes spread by a std of 0.04-0.07 in the VQ-VAE, 0.4 in the full model), where 0.1 leaves the soft
     assignments nearly uniform. ``dis_views`` (with ``dis_positive: concept``): the discriminative term also scores
     up to ``dis_states`` frames of the style views, each a positive of the concept of the original token it
-    matches, so a concept's classifier must accept its states at another speed, amplitude and build."""
+    matches, so a concept's classifier must accept its states at another speed, amplitude and build.
+    ``dis_negatives`` (with ``dis_positive: concept``): ``"batch"`` (InfoCon's) scores each concept's classifier on
+    ``dis_states`` frames of the whole batch, which mixes the datasets; ``"source"`` (issue 16) draws the frames per
+    dataset (``dis_states`` split evenly over the datasets in the batch; a pair's motion counts as its render's
+    source) and scores one row per (concept, dataset it occurs in) on that dataset's frames only, so a classifier
+    cannot be satisfied by telling one dataset from another (the easy negatives that let NW-UCLA collapse to a few
+    dataset-specific concepts). ``dis_source_weights`` (with ``dis_negatives: source``): a weight per dataset name
+    (the others 1) for its rows of the discriminative term and its tokens in the clustering term; 0 leaves that
+    dataset out of both (it keeps reconstruction, commitment, the actionable and the consistency terms)."""
 
     rec_motion: float = 1.0
     rec_video: float = 1.0
@@ -152,6 +160,8 @@ class ConceptsLossSection:
     consistency: float = 0.0
     consistency_tau: float = 0.01
     dis_views: bool = False
+    dis_negatives: str = "batch"
+    dis_source_weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.dis_positive not in ("segment", "concept"):
@@ -161,6 +171,21 @@ class ConceptsLossSection:
                               f"{self.consistency_tau}")
         if self.dis_views and self.dis_positive != "concept":
             raise ConfigError("loss.dis_views needs loss.dis_positive: concept")
+        if self.dis_negatives not in ("batch", "source"):
+            raise ConfigError(f"loss.dis_negatives must be 'batch' or 'source', got {self.dis_negatives!r}")
+        if self.dis_negatives == "source" and self.dis_positive != "concept":
+            raise ConfigError("loss.dis_negatives: source needs loss.dis_positive: concept")
+        bad = sorted(set(self.dis_source_weights) - set(SOURCES))
+        if bad or any(float(v) < 0 for v in self.dis_source_weights.values()):
+            raise ConfigError(f"loss.dis_source_weights: datasets must be among {', '.join(SOURCES)} and weights "
+                              f">= 0, got {dict(self.dis_source_weights)}")
+        if self.dis_source_weights and self.dis_negatives != "source":
+            raise ConfigError("loss.dis_source_weights needs loss.dis_negatives: source")
+
+    def source_weight_table(self) -> torch.Tensor:
+        """(len(SOURCES) + 1,) the weight of each dataset code (:func:`_source_code`) in the discriminative and
+        clustering terms (``dis_source_weights``, the others 1)."""
+        return torch.tensor([float(self.dis_source_weights.get(s, 1.0)) for s in SOURCES] + [1.0])
 
 
 @dataclass(frozen=True)
@@ -174,6 +199,21 @@ class ConceptsRunConfig:
 def _slice(out: BranchOutput, rows: slice) -> BranchOutput:
     return BranchOutput(latent=out.latent[rows], quantized=out.quantized[rows], ids=out.ids[rows],
                         commit_loss=out.commit_loss, token_valid=out.token_valid[rows], diversity=out.diversity)
+
+
+class DisInputs(NamedTuple):
+    """The discriminative term's inputs (:func:`hmore.losses.concepts.discriminative_loss`): (K, M) logits and
+    positives, the (K, M) scored states (None: all) and the (K,) row weights (None: equal)."""
+
+    logits: torch.Tensor
+    positive: torch.Tensor
+    scored: torch.Tensor | None = None
+    row_weight: torch.Tensor | None = None
+
+
+def _source_code(name: str) -> int:
+    """A window's dataset as an index in :data:`SOURCES` (``len(SOURCES)`` for any other, e.g. real videos)."""
+    return SOURCES.index(name) if name in SOURCES else len(SOURCES)
 
 
 # the terms of the real datasets a run trains on (``/work/shared/data`` READMEs); they go into exported weights' licence
@@ -289,12 +329,14 @@ class ConceptsTask:
         groups = self._train_by_source()
         weights = np.asarray(d.source_weights or [1.0] * len(groups), np.float64)
         weights = weights / weights.sum()
-        pieces, roots = [], []
+        pieces, roots, source = [], [], []
         views: list[Any] = []  # style views for the consistency term: (sequence joints, start, length, stream)
         want_views = self.config.loss.consistency > 0 or self.config.loss.dis_views
         for g in range(rank * batch_size, (rank + 1) * batch_size):
             rng = np.random.default_rng([d.seed, 0xC0C, step, g])
-            group = groups[int(rng.choice(len(groups), p=weights))]
+            gi = int(rng.choice(len(groups), p=weights))
+            group = groups[gi]
+            source.append(_source_code(d.sources[gi]))
             seq = group[int(rng.integers(len(group)))]
             n = min(window + 1, seq.num_frames)
             s = int(rng.integers(0, seq.num_frames - n + 1))
@@ -319,6 +361,7 @@ class ConceptsTask:
                 s = int(rng.integers(0, p.num_frames - 1 - n + 1))
                 piece = p.joints[s : s + n + 1].astype(np.float64)
                 pieces.append(piece)
+                source.append(_source_code(str(p.meta.get("source", ""))))
                 roots.append(bool(p.meta.get("has_root", True)) and rng.random() >= d.root_dropout)
                 if want_views:
                     views.append((p.joints, s, n + 1, [d.seed, 0x5717F, step, g]))
@@ -333,6 +376,8 @@ class ConceptsTask:
                    valid=torch.from_numpy(wb.valid), velocity_valid=torch.from_numpy(wb.velocity_valid))
         if videos:
             out["video"] = torch.from_numpy(np.stack(videos))
+        if self.config.loss.dis_negatives == "source":
+            out["source"] = torch.tensor(source, dtype=torch.long)  # (B,) index in SOURCES, len(SOURCES) for others
         if want_views:
             out.update(self._view_batch(views, roots, wb.valid, window))
         return out
@@ -375,9 +420,12 @@ class ConceptsTask:
         if out.diversity is not None:  # model.kwargs.codebook_diversity: already inside commit_motion, weighted
             logs["diversity_motion"] = out.diversity.detach()
         if w.dis > 0:
-            logits, positive = self._dis_inputs(core, out, states, valid, batch if w.dis_views else None)
-            dis = discriminative_loss(logits, positive)
-            clu = clustering_loss(out.latent, core.codebook("motion"), tv)
+            source = batch["source"] if w.dis_negatives == "source" else None
+            dis_in = self._dis_inputs(core, out, states, valid, batch if w.dis_views else None, source=source)
+            dis = discriminative_loss(*dis_in)
+            tok_w = tv if not w.dis_source_weights else (
+                tv * w.source_weight_table().to(states.device)[source][:, None])  # (B, N) per-dataset weights
+            clu = clustering_loss(out.latent, core.codebook("motion"), tok_w)
             total = total + w.dis * dis + w.cluster * clu
             logs.update(dis=dis.detach(), cluster=clu.detach())
         if w.consistency > 0:
@@ -415,14 +463,18 @@ class ConceptsTask:
         return total, logs
 
     def _dis_inputs(self, core: ConceptModel, out: BranchOutput, states: torch.Tensor, valid: torch.Tensor,
-                    views: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Classifier logits and positives of the discriminative term (``loss.dis_positive``).
+                    views: dict[str, torch.Tensor] | None = None, *, source: torch.Tensor | None = None
+                    ) -> DisInputs:
+        """Classifier logits, positives, scored states and row weights (None: all, equal) of the discriminative term
+        (``loss.dis_positive``, ``loss.dis_negatives``, ``loss.dis_source_weights``).
 
         ``"segment"`` (the issue's wording): up to ``dis_tokens`` tokens, each code's classifier scored on the frames
         of those tokens, its own segment's frames positive and every other segment's (same code or not) negative.
         ``"concept"`` (InfoCon): every concept present, scored on up to ``dis_states`` frames, the frames of all its
         segments positive; with ``views`` (a batch's ``view_states`` / ``view_valid`` / ``view_map``) also on up to
         ``dis_states`` style-view frames, labelled with the concept of the original token their token matches.
+        With ``source`` (a batch's (B,) dataset codes, ``dis_negatives: source``) the frames are drawn per dataset
+        and each row is one (concept, dataset) pair, scored on that dataset's frames only.
         """
         w = self.config.loss
         seg = core.config.segment
@@ -437,13 +489,25 @@ class ConceptsTask:
             owner = torch.arange(len(tokens), device=states.device)[:, None].expand(-1, seg)[frames_ok]  # (M,)
             codes = out.quantized.reshape(-1, out.quantized.shape[-1])[tokens]  # (U, D) straight-through
             logits = core.hypernet.logits(codes[:, None, :], sel[None, :, :])  # (U, M)
-            return logits, owner[None, :] == torch.arange(len(tokens), device=states.device)[:, None]
+            return DisInputs(logits, owner[None, :] == torch.arange(len(tokens), device=states.device)[:, None])
         frame_ids = out.ids.repeat_interleave(seg, dim=1)  # (B, T)
-        idx = torch.nonzero(valid.reshape(-1)).squeeze(1)
-        if idx.numel() > w.dis_states:
-            idx = idx[torch.randperm(idx.numel(), device=idx.device)[: w.dis_states]]
+        flat_valid = valid.reshape(-1)
+        if source is None:
+            idx = torch.nonzero(flat_valid).squeeze(1)
+            if idx.numel() > w.dis_states:
+                idx = idx[torch.randperm(idx.numel(), device=idx.device)[: w.dis_states]]
+        else:  # dis_states split evenly over the datasets of the batch
+            frame_src = source[:, None].expand_as(valid).reshape(-1)  # (B*T,)
+            present = torch.unique(frame_src[flat_valid])
+            per = max(1, w.dis_states // max(1, len(present)))
+            chosen = []
+            for code in present:
+                i = torch.nonzero(flat_valid & (frame_src == code)).squeeze(1)
+                chosen.append(i[torch.randperm(i.numel(), device=i.device)[:per]])
+            idx = torch.cat(chosen).sort().values  # in batch order
         sel_states = states.reshape(-1, states.shape[-1])[idx]  # (M, C)
         sel_ids = frame_ids.reshape(-1)[idx]  # (M,)
+        sel_src = None if source is None else frame_src[idx]  # (M,)
         if views is not None:
             vmap = views["view_map"]  # (B, N): the original token of each view token, -1 for none
             view_ids = torch.gather(out.ids, 1, vmap.clamp_min(0)).repeat_interleave(seg, dim=1)  # (B, T)
@@ -453,13 +517,23 @@ class ConceptsTask:
                 vidx = vidx[torch.randperm(vidx.numel(), device=vidx.device)[: w.dis_states]]
             sel_states = torch.cat([sel_states, views["view_states"].reshape(-1, states.shape[-1])[vidx]])
             sel_ids = torch.cat([sel_ids, view_ids.reshape(-1)[vidx]])
+            if sel_src is not None:  # a view frame belongs to its window's dataset
+                sel_src = torch.cat([sel_src, source[:, None].expand_as(ok).reshape(-1)[vidx]])
         uniq, inv = torch.unique(out.ids[tv], return_inverse=True)
         # each present concept's vector: the mean of its tokens' straight-through codes (equal to the code)
         codes = torch.zeros(len(uniq), out.quantized.shape[-1], device=states.device, dtype=out.quantized.dtype)
         codes = codes.index_add(0, inv, out.quantized[tv])
         codes = codes / torch.bincount(inv, minlength=len(uniq)).clamp_min(1)[:, None].to(codes.dtype)
-        logits = core.hypernet.logits(codes[:, None, :], sel_states[None, :, :])  # (U, M)
-        return logits, sel_ids[None, :] == uniq[:, None]
+        if sel_src is None:
+            logits = core.hypernet.logits(codes[:, None, :], sel_states[None, :, :])  # (U, M)
+            return DisInputs(logits, sel_ids[None, :] == uniq[:, None])
+        # one row per (concept, dataset) pair that occurs among the valid tokens
+        token_src = source[:, None].expand_as(out.ids)[tv]  # (V,) with inv: the concept row of each valid token
+        pairs = torch.unique(torch.stack([inv, token_src], dim=1), dim=0)  # (R, 2): (concept row, dataset)
+        logits = core.hypernet.logits(codes[pairs[:, 0]][:, None, :], sel_states[None, :, :])  # (R, M)
+        scored = sel_src[None, :] == pairs[:, 1:2]
+        row_weight = w.source_weight_table().to(states.device)[pairs[:, 1]] if w.dis_source_weights else None
+        return DisInputs(logits, (sel_ids[None, :] == uniq[pairs[:, 0]][:, None]) & scored, scored, row_weight)
 
     # ---- evaluation --------------------------------------------------------------------------------------------
     def evaluate(self, model: nn.Module) -> dict[str, float]:
