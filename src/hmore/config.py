@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hmore.errors import ConfigError
+from hmore.errors import ConfigError, UsageError
 
 T = TypeVar("T")
 
@@ -199,3 +199,16 @@ def load_config(cls: type[T], source: str | Path | Mapping[str, Any] | None = No
 def replace(cfg: T, **changes: Any) -> T:
     """A copy of a frozen config with ``changes`` (validated like any other value)."""
     return from_dict(type(cfg), deep_merge(to_dict(cfg), changes))
+
+
+def resolve_switch(value: Any, cls: type[T], *, on: str, what: str) -> T | None:
+    """An optional processing step given by name or settings: ``on`` -> ``cls()`` (the default settings), ``"off"``
+    or None -> None, an instance of ``cls`` as it is; anything else is a :class:`UsageError` naming ``what``."""
+    if value is None or isinstance(value, cls):
+        return value
+    if value == "off":
+        return None
+    if value == on:
+        return cls()
+    raise UsageError(f"{what} must be one of {on}, off, got {value!r}")
+

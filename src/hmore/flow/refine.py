@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from hmore.config import resolve_switch
 from hmore.errors import UsageError
 
 REFINE_MODES = ("variational", "off")
@@ -70,13 +71,7 @@ class RefineConfig:
 
 def resolve_refine(refine: str | RefineConfig | None) -> RefineConfig | None:
     """``"variational"`` -> the default :class:`RefineConfig`; ``"off"`` or None -> None; a config as it is."""
-    if refine is None or isinstance(refine, RefineConfig):
-        return refine
-    if refine == "off":
-        return None
-    if refine == "variational":
-        return RefineConfig()
-    raise UsageError(f"refine must be one of {', '.join(REFINE_MODES)}, got {refine!r}")
+    return resolve_switch(refine, RefineConfig, on="variational", what="refine")
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from hmore.config import resolve_switch
 from hmore.errors import UsageError
 
 ZOOM_MODES = ("auto", "off")
@@ -95,13 +96,7 @@ class ZoomConfig:
 
 def resolve_zoom(zoom: str | ZoomConfig | None) -> ZoomConfig | None:
     """``"auto"`` -> the default :class:`ZoomConfig`; ``"off"`` or None -> None; a config as it is."""
-    if zoom is None or isinstance(zoom, ZoomConfig):
-        return zoom
-    if zoom == "off":
-        return None
-    if zoom == "auto":
-        return ZoomConfig()
-    raise UsageError(f"zoom must be one of {', '.join(ZOOM_MODES)}, got {zoom!r}")
+    return resolve_switch(zoom, ZoomConfig, on="auto", what="zoom")
 
 
 @dataclass(frozen=True)
