@@ -33,7 +33,7 @@ REFINE_MODES = ("variational", "off")
 DEFAULT_REFINE = "variational"
 CROP_MARGIN = 8  # pixels around the people (beyond the flow's reach) that the refinement sees
 
-__all__ = ["DEFAULT_REFINE", "REFINE_MODES", "RefineConfig", "refine_in_people", "resolve_refine"]
+__all__ = ["DEFAULT_REFINE", "REFINE_MODES", "RefineConfig", "check_pair", "refine_in_people", "resolve_refine"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,23 @@ def resolve_refine(refine: str | RefineConfig | None) -> RefineConfig | None:
     return resolve_switch(refine, RefineConfig, on="variational", what="refine")
 
 
+def check_pair(frame_t: np.ndarray, frame_t1: np.ndarray, flow: np.ndarray, labels: np.ndarray, *,
+               name: str = "flow") -> np.ndarray:
+    """``flow`` as float32 (H, W, 2) after checking that the frames are (H, W, 3), the labels (H, W) and the flow
+    finite; a :class:`ValueError` naming the first that is not."""
+    flow = np.asarray(flow, np.float32)
+    hw = flow.shape[:2]
+    if flow.ndim != 3 or flow.shape[2] != 2:
+        raise ValueError(f"{name} must be (H, W, 2), got {flow.shape}")
+    if np.shape(frame_t) != (*hw, 3) or np.shape(frame_t1) != (*hw, 3):
+        raise ValueError(f"frames {np.shape(frame_t)} and {np.shape(frame_t1)} do not match the flow's size {hw}")
+    if np.shape(labels) != hw:
+        raise ValueError(f"labels {np.shape(labels)} do not match the flow's size {hw}")
+    if not np.isfinite(flow).all():
+        raise ValueError(f"{name} has NaN or infinite values")
+    return flow
+
+
 def _grey(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
 
@@ -95,16 +112,8 @@ def refine_in_people(frame_t: np.ndarray, frame_t1: np.ndarray, flow: np.ndarray
         ValueError: shapes that do not match, or a flow that is not finite.
     """
     cfg = config or RefineConfig()
-    flow = np.asarray(flow, np.float32)
+    flow = check_pair(frame_t, frame_t1, flow, labels)
     hw = flow.shape[:2]
-    if flow.ndim != 3 or flow.shape[2] != 2:
-        raise ValueError(f"flow must be (H, W, 2), got {flow.shape}")
-    if np.shape(frame_t) != (*hw, 3) or np.shape(frame_t1) != (*hw, 3):
-        raise ValueError(f"frames {np.shape(frame_t)} and {np.shape(frame_t1)} do not match the flow's size {hw}")
-    if np.shape(labels) != hw:
-        raise ValueError(f"labels {np.shape(labels)} do not match the flow's size {hw}")
-    if not np.isfinite(flow).all():
-        raise ValueError("flow has NaN or infinite values")
     person = np.asarray(labels) > 0
     if not person.any():
         return flow.copy()

@@ -38,6 +38,7 @@ import numpy as np
 
 from hmore.config import resolve_switch
 from hmore.errors import UsageError
+from hmore.flow.refine import check_pair
 
 ZOOM_MODES = ("auto", "off")
 DEFAULT_ZOOM = "off"  # opt-in: a second pass costs up to ~2x on clips of small people (module docstring)
@@ -137,17 +138,9 @@ def zoom_people(frame_t: np.ndarray, frame_t1: np.ndarray, optical: np.ndarray, 
         ValueError: shapes that do not match, a flow that is not finite, or a crop flow of the wrong shape.
     """
     cfg = config or ZoomConfig()
-    optical = np.asarray(optical, np.float32)
+    optical = check_pair(frame_t, frame_t1, optical, labels, name="optical flow")
     hw = optical.shape[:2]
-    if optical.ndim != 3 or optical.shape[2] != 2:
-        raise ValueError(f"optical flow must be (H, W, 2), got {optical.shape}")
-    if np.shape(frame_t) != (*hw, 3) or np.shape(frame_t1) != (*hw, 3):
-        raise ValueError(f"frames {np.shape(frame_t)} and {np.shape(frame_t1)} do not match the flow's size {hw}")
     labels = np.asarray(labels)
-    if labels.shape != hw:
-        raise ValueError(f"labels {labels.shape} do not match the flow's size {hw}")
-    if not np.isfinite(optical).all():
-        raise ValueError("optical flow has NaN or infinite values")
     reach_flow = optical if reach is None else np.asarray(reach, np.float32)
     if reach_flow.shape != optical.shape or not np.isfinite(reach_flow).all():
         raise ValueError(f"reach must be a finite flow of shape {optical.shape}, got {reach_flow.shape}")
