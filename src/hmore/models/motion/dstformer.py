@@ -39,6 +39,11 @@ class DSTformerConfig:
         dropout: dropout in attention projections and MLPs (0 in the paper's pretraining).
         input_norm: ``"none"`` (the paper: image-size normalised input) or ``"root_scale"`` (each frame centred on
             its root, the window scaled to unit RMS; see ``hmore.models.motion.input_norm``).
+        frame_stride: the model sees every k-th frame of a track: a window of ``max_len`` frames spans
+            ``(max_len - 1) * k + 1`` frames of the track. The forward pass does not use it; training
+            (``lift_h36m``'s ``data.frame_stride`` must equal it) and inference (:func:`hmore.lift.infer.run_windows`,
+            :func:`hmore.lift.h36m.predict`: the k interleaved sub-tracks are lifted one by one) read it, so weights
+            trained with a stride are always applied with it. 1: every frame (the paper).
     """
 
     dim: int = 512
@@ -52,9 +57,12 @@ class DSTformerConfig:
     out_dim: int = 3
     dropout: float = 0.0
     input_norm: str = "none"
+    frame_stride: int = 1
 
     def __post_init__(self) -> None:
         check_input_norm(self.input_norm)
+        if self.frame_stride < 1:
+            raise ValueError(f"frame_stride must be >= 1, got {self.frame_stride}")
         if self.dim % self.num_heads:
             raise ValueError(f"dim {self.dim} must be divisible by num_heads {self.num_heads}")
         if min(self.dim, self.depth, self.num_heads, self.rep_dim, self.max_len) <= 0:
