@@ -129,8 +129,10 @@ class H36MLiftTask(LiftLossMixin):
         weights = np.array([d.sh_weight, d.gt_weight, d.virtual_weight], np.float64)
         if (weights < 0).any() or weights.sum() <= 0:
             raise ConfigError(f"data.sh_weight, gt_weight, virtual_weight must be >= 0 and not all 0, got {weights}")
-        if d.clip_len < 1 or d.frame_stride < 1 or d.val_every < 1 or not 0 <= d.mask_joint_max < 1 or not 0 <= d.mask_frame < 1:
-            raise ConfigError("data.clip_len, frame_stride and val_every must be >= 1, mask_joint_max and mask_frame in [0, 1)")
+        masks_ok = 0 <= d.mask_joint_max < 1 and 0 <= d.mask_frame < 1
+        if min(d.clip_len, d.frame_stride, d.val_every) < 1 or not masks_ok:
+            raise ConfigError("data.clip_len, frame_stride and val_every must be >= 1, mask_joint_max and mask_frame "
+                              "in [0, 1)")
         if d.virtual_body not in BODIES:
             raise ConfigError(f"data.virtual_body must be one of {BODIES}, got {d.virtual_body!r}")
         self.config = config
