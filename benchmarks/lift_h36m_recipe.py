@@ -39,6 +39,7 @@ VARIANTS: dict[str, list[str]] = {
     "dst_short9": ["data.clip_len=9", "model.kwargs.max_len=9", "train.batch_size=48"],  # 3x the windows, 1/3 long
     "dst_lr5e-4": ["train.optim.lr=5e-4"],  # MotionBERT's AdamW rate
     "dst_lr2e-3": ["train.optim.lr=2e-3"],
+    "dst_targetnorm": ["model.kwargs.target_norm=true"],  # Martinez's per-joint target standardisation
 }
 
 

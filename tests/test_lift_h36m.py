@@ -359,3 +359,24 @@ def test_frame_stride_is_wired_through_training_batches_config_checks_and_export
     assert frame_stride_of(load_lifter(checkpoint=path)) == 2  # hmore lift / bench lift apply the stride
     pool = MotionPool.from_clips([MotionClip(joints=np.zeros((51, 17, 3)), fps=50.0, name="z")])
     assert len(pool.window_starts(26, 2)) == 1 and len(pool.window_starts(27, 2)) == 0
+
+
+def test_target_norm_heads_predict_standardised_3d_with_the_training_targets_statistics(tmp_path: Path) -> None:
+    from hmore.registry import create_model
+    from hmore.skeleton import H36M17
+
+    assert "out_mean" not in create_model("dstformer_test").state_dict()  # the default: old weights load as before
+    task = _task({"model": {"name": "dstformer_test", "kwargs": {"target_norm": True}}})
+    model = task.build_model()
+    mean, std = task.target_stats()
+    m = task.arrays()[0].y[::10].mean(0)  # (J, 3); the mirror swaps left and right and keeps the height
+    np.testing.assert_allclose(mean[:, 1], 0.5 * (m[:, 1] + m[H36M17.flip_index, 1]), atol=1e-5)
+    np.testing.assert_allclose(mean[H36M17.flip_index, 0], -mean[:, 0], atol=1e-6)  # left/right symmetric
+    torch.testing.assert_close(model.out_mean, torch.from_numpy(mean))
+    torch.testing.assert_close(model.out_std, torch.from_numpy(std).clamp_min(1e-3))  # the root: std 0
+    rep = torch.randn(2, 3, 17, model.config.rep_dim)
+    torch.testing.assert_close(model.forward_head(rep), model.head(rep) * model.out_std + model.out_mean)
+    with pytest.raises(ValueError, match="target stats must be"):
+        model.set_target_stats(torch.zeros(3), torch.ones(3))
+    with pytest.raises(ValueError, match="target_norm=True"):
+        create_model("dstformer_test").set_target_stats(torch.zeros(17, 3), torch.ones(17, 3))

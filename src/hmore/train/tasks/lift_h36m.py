@@ -37,6 +37,7 @@ from hmore.lift.data import (
     NoiseConfig,
     SampleConfig,
     flip_batch,
+    flip_pair,
     mask_batch,
     virtual_batch,
 )
@@ -236,10 +237,22 @@ class H36MLiftTask(LiftLossMixin):
         model = create_model(self.config.model.name, **self.config.model.kwargs)
         check_clip_fits(model, self.config.data.clip_len, name=self.config.model.name)
         check_frame_stride(model, self.config.data.frame_stride, name=self.config.model.name)
+        if hasattr(model, "set_target_stats") and model.config.target_norm:
+            mean, std = self.target_stats()
+            model.set_target_stats(torch.from_numpy(mean), torch.from_numpy(std))
         if self.config.init_from:
             init_model_from(model, self.config.init_from)
         return model
 
+
+    def target_stats(self, every: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """(J, 3) per-joint, per-axis mean and std of the Human3.6M training targets (every n-th frame), mirrored
+        copies included (training flips windows, so the statistics are left/right symmetric)."""
+        y = self.arrays()[0].y[::every].astype(np.float64)
+        if len(y) == 0:
+            raise ConfigError("model.kwargs.target_norm needs Human3.6M training frames (sh_weight or gt_weight > 0)")
+        y = np.concatenate([y, flip_pair(y, y)[1]])
+        return y.mean(axis=0).astype(np.float32), y.std(axis=0).astype(np.float32)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
