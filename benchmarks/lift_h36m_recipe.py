@@ -40,6 +40,7 @@ VARIANTS: dict[str, list[str]] = {
     "dst_lr5e-4": ["train.optim.lr=5e-4"],  # MotionBERT's AdamW rate
     "dst_lr2e-3": ["train.optim.lr=2e-3"],
     "dst_targetnorm": ["model.kwargs.target_norm=true"],  # Martinez's per-joint target standardisation
+    "dst_vel20": ["loss.velocity=20"],  # MotionBERT's velocity weight
 }
 
 
