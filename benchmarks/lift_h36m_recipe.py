@@ -41,6 +41,9 @@ VARIANTS: dict[str, list[str]] = {
     "dst_lr2e-3": ["train.optim.lr=2e-3"],
     "dst_targetnorm": ["model.kwargs.target_norm=true"],  # Martinez's per-joint target standardisation
     "dst_vel20": ["loss.velocity=20"],  # MotionBERT's velocity weight
+    # diagnostic, not a lifter for video: 432 single frames a step (the same tokens as 16 x 27), temporal attention
+    # over one frame: how fast the architecture learns from independent poses
+    "dst_frames": ["data.clip_len=1", "model.kwargs.max_len=1", "train.batch_size=432"],
 }
 
 
