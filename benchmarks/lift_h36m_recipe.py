@@ -41,6 +41,9 @@ VARIANTS: dict[str, list[str]] = {
     "dst_lr2e-3": ["train.optim.lr=2e-3"],
     "dst_targetnorm": ["model.kwargs.target_norm=true"],  # Martinez's per-joint target standardisation
     "dst_vel20": ["loss.velocity=20"],  # MotionBERT's velocity weight
+    "dst_depth1": ["model.kwargs.depth=1"],  # 1 dual-stream layer instead of 3: 3x the steps in the same time
+    "dst_short9_stride3": ["data.clip_len=9", "model.kwargs.max_len=9", "train.batch_size=48",
+                           "data.frame_stride=3", "model.kwargs.frame_stride=3"],  # 48 windows of 9 frames, 25 long
     # diagnostic, not a lifter for video: 432 single frames a step (the same tokens as 16 x 27), temporal attention
     # over one frame: how fast the architecture learns from independent poses
     "dst_frames": ["data.clip_len=1", "model.kwargs.max_len=1", "train.batch_size=432"],
