@@ -44,6 +44,7 @@ VARIANTS: dict[str, list[str]] = {
     "dst_depth1": ["model.kwargs.depth=1"],  # 1 dual-stream layer instead of 3: 3x the steps in the same time
     "dst_short9_stride3": ["data.clip_len=9", "model.kwargs.max_len=9", "train.batch_size=48",
                            "data.frame_stride=3", "model.kwargs.frame_stride=3"],  # 48 windows of 9 frames, 25 long
+    "dst_depth1_stride3": ["model.kwargs.depth=1", "data.frame_stride=3", "model.kwargs.frame_stride=3"],
     "dst_wide1": ["model.kwargs.depth=1", "model.kwargs.dim=128"],  # 1 layer, twice as wide: ~1/3 more per step
     # diagnostic, not a lifter for video: 432 single frames a step (the same tokens as 16 x 27), temporal attention
     # over one frame: how fast the architecture learns from independent poses
