@@ -32,6 +32,23 @@ VARIANTS: dict[str, list[str]] = {
     # receptive field cut to 27 frames to match)
     "tcn_current": [],
     "tcn_windows": ["data.clip_len=27", "train.batch_size=32", "model.kwargs.dilations=[3,9]"],
+    # with --config configs/lift_h36m_dst_a.yaml (dstformer_cpu, 16 windows of 27 frames): one change each against
+    # dst_base; --set train.optim.warmup_steps=20 for all of them (leg a's 100 would be half of a short budget)
+    "dst_base": [],
+    "dst_stride3": ["data.frame_stride=3", "model.kwargs.frame_stride=3"],  # every 3rd frame: windows span 1.6 s
+    "dst_short9": ["data.clip_len=9", "model.kwargs.max_len=9", "train.batch_size=48"],  # 3x the windows, 1/3 long
+    "dst_lr5e-4": ["train.optim.lr=5e-4"],  # MotionBERT's AdamW rate
+    "dst_lr2e-3": ["train.optim.lr=2e-3"],
+    "dst_targetnorm": ["model.kwargs.target_norm=true"],  # Martinez's per-joint target standardisation
+    "dst_vel20": ["loss.velocity=20"],  # MotionBERT's velocity weight
+    "dst_depth1": ["model.kwargs.depth=1"],  # 1 dual-stream layer instead of 3: 3x the steps in the same time
+    "dst_short9_stride3": ["data.clip_len=9", "model.kwargs.max_len=9", "train.batch_size=48",
+                           "data.frame_stride=3", "model.kwargs.frame_stride=3"],  # 48 windows of 9 frames, 25 long
+    "dst_depth1_stride3": ["model.kwargs.depth=1", "data.frame_stride=3", "model.kwargs.frame_stride=3"],
+    "dst_wide1": ["model.kwargs.depth=1", "model.kwargs.dim=128"],  # 1 layer, twice as wide: ~1/3 more per step
+    # diagnostic, not a lifter for video: 432 single frames a step (the same tokens as 16 x 27), temporal attention
+    # over one frame: how fast the architecture learns from independent poses
+    "dst_frames": ["data.clip_len=1", "model.kwargs.max_len=1", "train.batch_size=432"],
 }
 
 
@@ -43,6 +60,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=120.0, help="CPU-seconds of training per variant")
     ap.add_argument("--final-lr", type=float, default=0.1, help="learning-rate factor reached at the budget's end")
     ap.add_argument("--val-every", type=int, default=10)
+    ap.add_argument("--tag", default="", help="appended to the variants' names in the table (e.g. another seed)")
     ap.add_argument("-o", "--out", default="out/lift_h36m_recipe")
     args = ap.parse_args()
 
@@ -64,8 +82,8 @@ def main() -> None:
     if (out / "results.json").exists():
         results = json.loads((out / "results.json").read_text())
     for name in args.variants:
-        if name in results:
-            print(f"{name}: cached", flush=True)
+        if name + args.tag in results:
+            print(f"{name}{args.tag}: cached", flush=True)
             continue
         cfg = load_config(H36MLiftRunConfig, args.config, VARIANTS[name] + args.extra)
         task = H36MLiftTask(config=cfg, arrays=(train_arr, val), pool=pool)
@@ -102,8 +120,8 @@ def main() -> None:
         for src in ("sh", "gt"):
             r = evaluate(model, ev, source=src, flip=True, every=1 if ev is not val else args.val_every)
             row[f"{src}_p1"], row[f"{src}_p2"] = r.p1, r.p2
-        results[name] = row
-        print(f"{name}: {json.dumps(row)}", flush=True)
+        results[name + args.tag] = row
+        print(f"{name}{args.tag}: {json.dumps(row)}", flush=True)
         write_json_atomic(out / "results.json", results)
     print(f"\nbudget {args.budget:.0f} CPU-s per variant; validation P1 / P2 in mm with test-time flip")
     print("| variant | steps | frames seen | val SH P1 | val SH P2 | val GT P1 | val GT P2 |")

@@ -4,6 +4,7 @@ says it reads the shared data (skipped when absent)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -30,13 +31,15 @@ from hmore.skeleton import H36M17, bone_lengths
 class CopyModel(torch.nn.Module):
     """Returns its input: predictions then equal the input wherever the windows put them."""
 
-    def __init__(self, max_len: int | None = None) -> None:
+    def __init__(self, max_len: int | None = None, frame_stride: int = 1) -> None:
         super().__init__()
         self.w = torch.nn.Parameter(torch.zeros(()))
         if max_len is not None:
-            self.config = type("Cfg", (), {"max_len": max_len})()
+            self.config = type("Cfg", (), {"max_len": max_len, "frame_stride": frame_stride})()
+        self.seen: list[torch.Tensor] = []  # channel 1 of joint 0 of every window it was given (B, L)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x[..., 0, 1].clone())
         return x + 0 * self.w
 
 
@@ -291,3 +294,89 @@ def test_every_lift_h36m_recipe_loads_and_a_single_frame_recipe_trains() -> None
     assert b["x"].shape == (32, 1, 17, 3)
     loss, logs = task.loss(task.build_model(), b)
     assert torch.isfinite(loss) and logs["vel_mm"] == 0.0  # no velocity term on single frames
+
+
+def _frame_ids(a: LiftArrays) -> np.ndarray:
+    x = a.x["sh"].copy()
+    x[:, 0, 1] = np.arange(len(x))  # the root's y is the global frame index (flip keeps it)
+    return x
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("flip", [False, True])
+def test_predict_with_a_frame_stride_feeds_every_kth_frame_and_covers_every_frame(k, flip) -> None:
+    a = _arrays(lengths=(23, 9))
+    x = _frame_ids(a)
+    model = CopyModel(max_len=4, frame_stride=k)
+    pred, covered = predict(model, x, a.offsets, window=4, flip=flip)
+    assert covered.all()
+    np.testing.assert_allclose(pred, x, atol=1e-5)
+    ids = torch.cat([s.reshape(-1, s.shape[-1]) for s in model.seen]).numpy()
+    d = np.diff(ids, axis=1)
+    assert ((d == k) | ((d == 0) & (ids[:, 1:] == ids[:, -1:]))).all()  # frames k apart (a short tail repeats its end)
+    assert (np.searchsorted(a.offsets, ids[:, 0], "right") == np.searchsorted(a.offsets, ids[:, -1], "right")).all()
+    _, some = predict(model, x, a.offsets, window=4, every=3, flip=False)
+    assert 0 < some.sum() < len(x)
+
+
+def test_run_windows_applies_the_models_frame_stride() -> None:
+    from hmore.lift.infer import run_windows
+
+    x = _frame_ids(_arrays(lengths=(11,), actions=("Walking",)))
+    model = CopyModel(max_len=4, frame_stride=2)
+    np.testing.assert_allclose(run_windows(model, x, window=4), x, atol=1e-5)
+    assert all((np.diff(s.numpy(), axis=1) == 2).all() for s in model.seen)
+
+
+def test_frame_stride_is_wired_through_training_batches_config_checks_and_exported_weights(tmp_path: Path) -> None:
+    from hmore.errors import ConfigError
+    from hmore.lift.h36m import phase_split
+    from hmore.lift.infer import frame_stride_of
+    from hmore.lift.pipeline import load_lifter
+    from hmore.train.checkpoint import save_weights
+
+    order, sub = phase_split(np.array([0, 5, 7]), 2)
+    np.testing.assert_array_equal(order, [0, 2, 4, 1, 3, 5, 6])
+    np.testing.assert_array_equal(sub, [0, 3, 5, 6, 7])
+    strided = {"model": {"name": "dstformer_test", "kwargs": {"frame_stride": 2}},
+               "data": {"clip_len": 8, "frame_stride": 2, "val_every": 1, "flip_prob": 0.0, "virtual_weight": 0.0}}
+    task = _task(strided)
+    train_y = task.arrays()[0].y
+    y = task.batch(0, rank=0, world_size=1, batch_size=6)["y"].numpy()
+    for w in y:  # every window is frames s, s + 2, ..., s + 14 of one training example
+        s = int(np.flatnonzero((train_y == w[0]).all(axis=(1, 2)))[0])
+        np.testing.assert_array_equal(w, train_y[s : s + 16 : 2])
+    model = task.build_model()
+    assert frame_stride_of(model) == 2
+    with pytest.raises(ConfigError, match="frame_stride"):
+        _task({**strided, "model": {"name": "dstformer_test"}}).build_model()  # the model would see every frame
+    with pytest.raises(ConfigError, match="frame_stride"):
+        _task({"data": {"clip_len": 8, "frame_stride": 0}})
+    with pytest.raises(ValueError, match="frame_stride"):
+        task.build_model().__class__(config=dataclasses.replace(model.config, frame_stride=0))
+    path = save_weights(tmp_path / "w.safetensors", model,
+                        metadata={"name": "w", "model": {"name": "dstformer_test", "kwargs": {"frame_stride": 2}}})
+    assert frame_stride_of(load_lifter(checkpoint=path)) == 2  # hmore lift / bench lift apply the stride
+    pool = MotionPool.from_clips([MotionClip(joints=np.zeros((51, 17, 3)), fps=50.0, name="z")])
+    assert len(pool.window_starts(26, 2)) == 1 and len(pool.window_starts(27, 2)) == 0
+
+
+def test_target_norm_heads_predict_standardised_3d_with_the_training_targets_statistics(tmp_path: Path) -> None:
+    from hmore.registry import create_model
+    from hmore.skeleton import H36M17
+
+    assert "out_mean" not in create_model("dstformer_test").state_dict()  # the default: old weights load as before
+    task = _task({"model": {"name": "dstformer_test", "kwargs": {"target_norm": True}}})
+    model = task.build_model()
+    mean, std = task.target_stats()
+    m = task.arrays()[0].y[::10].mean(0)  # (J, 3); the mirror swaps left and right and keeps the height
+    np.testing.assert_allclose(mean[:, 1], 0.5 * (m[:, 1] + m[H36M17.flip_index, 1]), atol=1e-5)
+    np.testing.assert_allclose(mean[H36M17.flip_index, 0], -mean[:, 0], atol=1e-6)  # left/right symmetric
+    torch.testing.assert_close(model.out_mean, torch.from_numpy(mean))
+    torch.testing.assert_close(model.out_std, torch.from_numpy(std).clamp_min(1e-3))  # the root: std 0
+    rep = torch.randn(2, 3, 17, model.config.rep_dim)
+    torch.testing.assert_close(model.forward_head(rep), model.head(rep) * model.out_std + model.out_mean)
+    with pytest.raises(ValueError, match="target stats must be"):
+        model.set_target_stats(torch.zeros(3), torch.ones(3))
+    with pytest.raises(ValueError, match="target_norm=True"):
+        create_model("dstformer_test").set_target_stats(torch.zeros(17, 3), torch.ones(17, 3))

@@ -464,9 +464,10 @@ class MotionPool:
                    offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
                    names=tuple(c.name for c in clips), coco=coco)
 
-    def window_starts(self, length: int) -> np.ndarray:
-        """Every frame index where a window of ``length`` frames starts inside one motion."""
-        out = [np.arange(a, b - length + 1) for a, b in zip(self.offsets[:-1], self.offsets[1:]) if b - a >= length]
+    def window_starts(self, length: int, step: int = 1) -> np.ndarray:
+        """Every frame index where a window of ``length`` frames ``step`` apart starts inside one motion."""
+        span = (length - 1) * step + 1
+        out = [np.arange(a, b - span + 1) for a, b in zip(self.offsets[:-1], self.offsets[1:]) if b - a >= span]
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
@@ -534,17 +535,18 @@ def flip_batch(x: np.ndarray, y: np.ndarray, which: np.ndarray) -> tuple[np.ndar
 
 
 def virtual_batch(pool: MotionPool, starts: np.ndarray, length: int, rng: np.random.Generator,
-                  cfg: SampleConfig = SampleConfig()  # noqa: B008
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  cfg: SampleConfig = SampleConfig(),  # noqa: B008
+                  step: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """:func:`make_sample` for many windows at once, without the masking and flipping (see :func:`mask_batch`,
     :func:`flip_batch`): windows ``pool.joints[s : s + length]`` seen by random cameras (``cfg.camera``), 2D
     noised by ``cfg.noise``. The 2D input is the COCO-17 view converted to H36M-17 (``cfg.input_from_coco``): the
-    pool's own COCO keypoints when it has them (Anny bodies), else those built from the skeleton.
+    pool's own COCO keypoints when it has them (Anny bodies), else those built from the skeleton. ``step`` > 1 takes
+    every ``step``-th frame (windows ``s : s + length * step : step``).
 
     Returns:
         ``(x (B, F, 17, 3) input, y (B, F, 17, 3) camera-frame root-relative metres)``, float32.
     """
-    frames = starts[:, None] + np.arange(length)  # (B, F)
+    frames = starts[:, None] + step * np.arange(length)  # (B, F)
     world = pool.joints[frames].astype(np.float64)  # (B, F, 17, 3)
     b = world.shape[0]
     cam = cfg.camera

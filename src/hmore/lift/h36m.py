@@ -60,9 +60,11 @@ class LiftArrays:
         """(N,) index of each frame's example."""
         return np.repeat(np.arange(len(self.examples)), np.diff(self.offsets))
 
-    def window_starts(self, length: int) -> np.ndarray:
-        """(W,) every global frame index where a window of ``length`` frames starts inside one example."""
-        out = [np.arange(a, b - length + 1) for a, b in zip(self.offsets[:-1], self.offsets[1:]) if b - a >= length]
+    def window_starts(self, length: int, step: int = 1) -> np.ndarray:
+        """(W,) every global frame index where a window of ``length`` frames ``step`` apart starts inside one
+        example."""
+        span = (length - 1) * step + 1
+        out = [np.arange(a, b - span + 1) for a, b in zip(self.offsets[:-1], self.offsets[1:]) if b - a >= span]
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
@@ -108,12 +110,26 @@ def split_validation(examples: Sequence[H36MExample], subjects: Sequence[str]) -
     return [e for e in examples if e.sequence not in held], [e for e in examples if e.sequence in held]
 
 
-def gather_windows(x: np.ndarray, starts: np.ndarray, length: int, ends: np.ndarray | None = None) -> np.ndarray:
-    """(B, length, ...) windows ``x[s : s + length]``; with ``ends`` (B,), indices past ``ends - 1`` repeat it."""
-    idx = starts[:, None] + np.arange(length)  # (B, L)
+def gather_windows(x: np.ndarray, starts: np.ndarray, length: int, ends: np.ndarray | None = None, *,
+                   step: int = 1) -> np.ndarray:
+    """(B, length, ...) windows ``x[s : s + length * step : step]``; with ``ends`` (B,), indices past ``ends - 1``
+    repeat it."""
+    idx = starts[:, None] + step * np.arange(length)  # (B, L)
     if ends is not None:
         idx = np.minimum(idx, ends[:, None] - 1)
     return x[idx]
+
+
+def phase_split(offsets: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frames of every example reordered as its ``k`` interleaved sub-sequences (frames r, r + k, ...; r < k).
+
+    Returns:
+        ``(order (N,), offsets (E' + 1,))``: ``x[order]`` holds the sub-sequences one after the other, sub-sequence
+        ``i`` being ``offsets[i]:offsets[i + 1]`` (examples shorter than ``k`` give fewer).
+    """
+    parts = [np.arange(a + r, b, k) for a, b in zip(offsets[:-1], offsets[1:]) for r in range(min(k, int(b - a)))]
+    order = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    return order, np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
 
 
 def model_window(model: torch.nn.Module) -> int | None:
@@ -135,8 +151,11 @@ def _run(model: torch.nn.Module, xb: np.ndarray, flip: bool) -> np.ndarray:
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, x: np.ndarray, offsets: np.ndarray, *, window: int | None, flip: bool = True,
-            every: int = 1, batch_windows: int = 64, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``model`` over every example (see the module doc for the windows).
+            every: int = 1, batch_windows: int = 64, frame_stride: int | None = None,
+            progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``model`` over every example (see the module doc for the windows). A windowed model with a frame
+    stride k > 1 sees the k interleaved sub-sequences of each example (:func:`phase_split`), each cut into windows as
+    above.
 
     Args:
         model: a lifter in eval mode, (B, F, 17, 3) -> (B, F, 17, 3).
@@ -147,6 +166,7 @@ def predict(model: torch.nn.Module, x: np.ndarray, offsets: np.ndarray, *, windo
         every: keep every n-th window of each example (whole-sequence models: every n-th frame is scored; a model
             whose ``per_frame`` attribute is true is only run on those frames).
         batch_windows: windows per forward pass.
+        frame_stride: the model takes every k-th frame (None: :func:`hmore.lift.infer.frame_stride_of` the model).
         progress: progress bar.
 
     Returns:
@@ -154,8 +174,18 @@ def predict(model: torch.nn.Module, x: np.ndarray, offsets: np.ndarray, *, windo
     """
     from tqdm.auto import tqdm
 
+    from hmore.lift.infer import frame_stride_of
+
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
+    k = frame_stride_of(model) if frame_stride is None else frame_stride
+    if window is not None and k > 1:
+        order, sub = phase_split(offsets, k)
+        p, c = predict(model, x[order], sub, window=window, flip=flip, every=every, batch_windows=batch_windows,
+                       frame_stride=1, progress=progress)
+        pred, covered = np.zeros_like(p), np.zeros_like(c)
+        pred[order], covered[order] = p, c
+        return pred, covered
     n = x.shape[0]
     acc = np.zeros((n, 17, 3), np.float64)
     count = np.zeros(n, np.int64)
@@ -288,5 +318,5 @@ def evaluate(model: torch.nn.Module, arrays: LiftArrays, *, source: str, flip: b
 
 
 __all__ = ["LiftArrays", "ProtocolResult", "SOURCES", "build_arrays", "bone_length_variation", "drop_joints",
-           "evaluate", "frame_errors", "gather_windows", "model_window", "normalized_input", "predict",
+           "evaluate", "frame_errors", "gather_windows", "model_window", "normalized_input", "phase_split", "predict",
            "split_validation"]

@@ -55,6 +55,24 @@ def max_len_of(model: torch.nn.Module) -> int | None:
     return None
 
 
+def frame_stride_of(model: torch.nn.Module) -> int:
+    """Every how many frames of a track the model takes one (its ``config.frame_stride``, or its backbone's; 1)."""
+    for part in (model, getattr(model, "backbone", None)):
+        value = getattr(getattr(part, "config", None), "frame_stride", None)
+        if value is not None:
+            return int(value)
+    return 1
+
+
+def check_frame_stride(model: torch.nn.Module, stride: int, *, name: str) -> None:
+    """:class:`ConfigError` when the training data's frame stride differs from the model ``name``'s."""
+    from hmore.errors import ConfigError
+
+    if frame_stride_of(model) != stride:
+        raise ConfigError(f"model {name} takes every {frame_stride_of(model)}-th frame (model.kwargs.frame_stride) "
+                          f"but the training windows take every {stride}-th (data.frame_stride): set them equal")
+
+
 def check_clip_fits(model: torch.nn.Module, clip_len: int, *, name: str) -> None:
     """:class:`ConfigError` when training clips of ``clip_len`` frames are longer than the model ``name`` takes."""
     from hmore.errors import ConfigError
@@ -93,7 +111,7 @@ def run_windows(model: torch.nn.Module, x: np.ndarray, *, window: int, stride: i
         model: the lifter (in eval mode).
         x: (T, J, 3) model input (normalised 2D + confidence).
         window: frames per window (at most the model's max_len).
-        stride: step between windows (default window // 2).
+        stride: step between windows (default window // 2), in the model's frames.
         batch_size: windows per forward pass.
         flip: also run the mirrored input and average with the un-mirrored output (test-time flip).
         device: where the model runs.
@@ -102,6 +120,19 @@ def run_windows(model: torch.nn.Module, x: np.ndarray, *, window: int, stride: i
     x = np.asarray(x, dtype=np.float32)
     if x.ndim != 3:
         raise ValueError(f"run_windows expects (T, J, C), got {x.shape}")
+    k = frame_stride_of(model)
+    if k > 1:  # a model of every k-th frame: the k interleaved sub-tracks one by one
+        out = np.zeros(x.shape[:2] + (3,), np.float32)
+        for r in range(min(k, x.shape[0])):
+            out[r::k] = _run_windows(model, x[r::k], window=window, stride=stride, batch_size=batch_size, flip=flip,
+                                     device=device, progress=progress)
+        return out
+    return _run_windows(model, x, window=window, stride=stride, batch_size=batch_size, flip=flip, device=device,
+                        progress=progress)
+
+
+def _run_windows(model: torch.nn.Module, x: np.ndarray, *, window: int, stride: int | None, batch_size: int,
+                 flip: bool, device: str | torch.device, progress: bool) -> np.ndarray:
     num = x.shape[0]
     stride = stride or max(1, window // 2)
     length = min(window, num)

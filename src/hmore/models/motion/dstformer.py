@@ -39,6 +39,15 @@ class DSTformerConfig:
         dropout: dropout in attention projections and MLPs (0 in the paper's pretraining).
         input_norm: ``"none"`` (the paper: image-size normalised input) or ``"root_scale"`` (each frame centred on
             its root, the window scaled to unit RMS; see ``hmore.models.motion.input_norm``).
+        frame_stride: the model sees every k-th frame of a track: a window of ``max_len`` frames spans
+            ``(max_len - 1) * k + 1`` frames of the track. The forward pass does not use it; training
+            (``lift_h36m``'s ``data.frame_stride`` must equal it) and inference (:func:`hmore.lift.infer.run_windows`,
+            :func:`hmore.lift.h36m.predict`: the k interleaved sub-tracks are lifted one by one) read it, so weights
+            trained with a stride are always applied with it. 1: every frame (the paper).
+        target_norm: the head predicts per-joint, per-axis standardised 3D (Martinez et al. 2017): its output is
+            multiplied by the buffer ``out_std`` and ``out_mean`` is added (both (J, out_dim), saved with the
+            weights; identity until :meth:`DSTformer.set_target_stats`, which ``lift_h36m`` calls with its training
+            targets). False: the head predicts the 3D directly (the paper).
     """
 
     dim: int = 512
@@ -52,9 +61,13 @@ class DSTformerConfig:
     out_dim: int = 3
     dropout: float = 0.0
     input_norm: str = "none"
+    frame_stride: int = 1
+    target_norm: bool = False
 
     def __post_init__(self) -> None:
         check_input_norm(self.input_norm)
+        if self.frame_stride < 1:
+            raise ValueError(f"frame_stride must be >= 1, got {self.frame_stride}")
         if self.dim % self.num_heads:
             raise ValueError(f"dim {self.dim} must be divisible by num_heads {self.num_heads}")
         if min(self.dim, self.depth, self.num_heads, self.rep_dim, self.max_len) <= 0:
@@ -163,6 +176,9 @@ class DSTformer(nn.Module):
         self.norm = nn.LayerNorm(c.dim)
         self.pre_logits = nn.Linear(c.dim, c.rep_dim)
         self.head = nn.Linear(c.rep_dim, c.out_dim)
+        if c.target_norm:
+            self.register_buffer("out_mean", torch.zeros(c.num_joints, c.out_dim))  # (J, out_dim)
+            self.register_buffer("out_std", torch.ones(c.num_joints, c.out_dim))
         self.apply(_init_linear)
         for layer in self.layers:  # _init_linear must not undo the even-average start
             nn.init.zeros_(layer.fusion.weight)
@@ -189,7 +205,20 @@ class DSTformer(nn.Module):
 
     def forward_head(self, rep: torch.Tensor) -> torch.Tensor:
         """Motion representation (B, F, J, rep_dim) -> 3D joints (B, F, J, out_dim)."""
+        if self.config.target_norm:
+            return self.head(rep) * self.out_std + self.out_mean
         return self.head(rep)
+
+    @torch.no_grad()
+    def set_target_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Set the (J, out_dim) target statistics of a ``target_norm`` model (std clamped to >= 1e-3)."""
+        if not self.config.target_norm:
+            raise ValueError("set_target_stats needs a model built with target_norm=True")
+        shape = (self.config.num_joints, self.config.out_dim)
+        if tuple(mean.shape) != shape or tuple(std.shape) != shape:
+            raise ValueError(f"target stats must be {shape}, got {tuple(mean.shape)} and {tuple(std.shape)}")
+        self.out_mean.copy_(mean)
+        self.out_std.copy_(std.clamp_min(1e-3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, F, J, 3) normalised 2D + confidence -> (B, F, J, 3) root-relative 3D (see ``hmore.lift.data``)."""

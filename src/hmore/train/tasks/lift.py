@@ -226,10 +226,11 @@ class LiftTask(LiftLossMixin):
 
     # ---- model, loss, evaluation --------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        from hmore.lift.infer import check_clip_fits
+        from hmore.lift.infer import check_clip_fits, check_frame_stride
 
         model = create_model(self.config.model.name, **self.config.model.kwargs)
         check_clip_fits(model, self.config.data.clip_len, name=self.config.model.name)
+        check_frame_stride(model, 1, name=self.config.model.name)  # its windows take every frame
         return model
 
     @torch.no_grad()

@@ -37,6 +37,7 @@ from hmore.lift.data import (
     NoiseConfig,
     SampleConfig,
     flip_batch,
+    flip_pair,
     mask_batch,
     virtual_batch,
 )
@@ -55,6 +56,8 @@ class H36MLiftDataConfig:
         train_subjects: subjects whose frames are trained on (minus the validation trials).
         val_subjects: subjects whose last trial of each action is held out for validation.
         clip_len: frames per training window.
+        frame_stride: a window takes every k-th frame (spanning ``(clip_len - 1) * k + 1`` frames); must equal the
+            model's ``frame_stride`` (``hmore.models.motion.dstformer``), which inference applies. 1: every frame.
         sh_weight, gt_weight, virtual_weight: shares of the three kinds of windows in a batch.
         virtual_h36m: use the training subjects' 3D (minus validation) in the virtual pool.
         virtual_bandai: use the Bandai-Namco takes (outside ``hmore.data.bandai.is_held_out``) in the virtual pool.
@@ -77,6 +80,7 @@ class H36MLiftDataConfig:
     train_subjects: tuple[str, ...] = TRAIN_SUBJECTS
     val_subjects: tuple[str, ...] = ("S8",)
     clip_len: int = 27
+    frame_stride: int = 1
     sh_weight: float = 0.5
     gt_weight: float = 0.3
     virtual_weight: float = 0.2
@@ -126,8 +130,10 @@ class H36MLiftTask(LiftLossMixin):
         weights = np.array([d.sh_weight, d.gt_weight, d.virtual_weight], np.float64)
         if (weights < 0).any() or weights.sum() <= 0:
             raise ConfigError(f"data.sh_weight, gt_weight, virtual_weight must be >= 0 and not all 0, got {weights}")
-        if d.clip_len < 1 or d.val_every < 1 or not 0 <= d.mask_joint_max < 1 or not 0 <= d.mask_frame < 1:
-            raise ConfigError("data.clip_len and val_every must be >= 1, mask_joint_max and mask_frame in [0, 1)")
+        masks_ok = 0 <= d.mask_joint_max < 1 and 0 <= d.mask_frame < 1
+        if min(d.clip_len, d.frame_stride, d.val_every) < 1 or not masks_ok:
+            raise ConfigError("data.clip_len, frame_stride and val_every must be >= 1, mask_joint_max and mask_frame "
+                              "in [0, 1)")
         if d.virtual_body not in BODIES:
             raise ConfigError(f"data.virtual_body must be one of {BODIES}, got {d.virtual_body!r}")
         self.config = config
@@ -200,22 +206,22 @@ class H36MLiftTask(LiftLossMixin):
         d = self.config.data
         rng = np.random.default_rng([d.seed, 23, step, rank])
         n_sh, n_gt, n_virt = self._counts(rng, batch_size)
-        length = d.clip_len
+        length, k = d.clip_len, d.frame_stride
         xs, ys = [], []
         for src, n in (("sh", n_sh), ("gt", n_gt)):
             if n:
                 train, _ = self.arrays()
                 if self._starts is None:
-                    self._starts = train.window_starts(length)
+                    self._starts = train.window_starts(length, k)
                 s = self._starts[rng.integers(len(self._starts), size=n)]
-                xs.append(gather_windows(train.x[src], s, length).astype(np.float32))
-                ys.append(gather_windows(train.y, s, length).astype(np.float32))
+                xs.append(gather_windows(train.x[src], s, length, step=k).astype(np.float32))
+                ys.append(gather_windows(train.y, s, length, step=k).astype(np.float32))
         if n_virt:
             pool = self.pool()
             if self._pool_starts is None:
-                self._pool_starts = pool.window_starts(length)
+                self._pool_starts = pool.window_starts(length, k)
             s = self._pool_starts[rng.integers(len(self._pool_starts), size=n_virt)]
-            xv, yv = virtual_batch(pool, s, length, rng, self._sample_cfg)
+            xv, yv = virtual_batch(pool, s, length, rng, self._sample_cfg, step=k)
             xs.append(xv)
             ys.append(yv)
         x, y = np.concatenate(xs), np.concatenate(ys)
@@ -225,13 +231,28 @@ class H36MLiftTask(LiftLossMixin):
 
     # ---- model, loss, evaluation --------------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
+        from hmore.lift.infer import check_clip_fits, check_frame_stride
         from hmore.registry import create_model
 
         model = create_model(self.config.model.name, **self.config.model.kwargs)
+        check_clip_fits(model, self.config.data.clip_len, name=self.config.model.name)
+        check_frame_stride(model, self.config.data.frame_stride, name=self.config.model.name)
+        if hasattr(model, "set_target_stats") and model.config.target_norm:
+            mean, std = self.target_stats()
+            model.set_target_stats(torch.from_numpy(mean), torch.from_numpy(std))
         if self.config.init_from:
             init_model_from(model, self.config.init_from)
         return model
 
+
+    def target_stats(self, every: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """(J, 3) per-joint, per-axis mean and std of the Human3.6M training targets (every n-th frame), mirrored
+        copies included (training flips windows, so the statistics are left/right symmetric)."""
+        y = self.arrays()[0].y[::every].astype(np.float64)
+        if len(y) == 0:
+            raise ConfigError("model.kwargs.target_norm needs Human3.6M training frames (sh_weight or gt_weight > 0)")
+        y = np.concatenate([y, flip_pair(y, y)[1]])
+        return y.mean(axis=0).astype(np.float32), y.std(axis=0).astype(np.float32)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
