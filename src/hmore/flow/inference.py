@@ -601,13 +601,14 @@ def _zoomed(net: torch.nn.Module, frame_t: np.ndarray, frame_t1: np.ndarray, lab
 
     def crop_flow(a: np.ndarray, b: np.ndarray, crop_labels: np.ndarray, box: tuple[int, int, int, int],
                   scale: tuple[float, float]) -> np.ndarray:
-        prep = prepare_pair(a, b, crop_labels, None)
         if compensated:
             (y0, _, x0, _), (sx, sy) = box, scale
             to_frame = np.array([[sx, 0.0, x0 + 0.5 * sx - 0.5], [0.0, sy, y0 + 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
             homography = np.linalg.inv(to_frame) @ motion.homography @ to_frame
             dis = dis_flow(torch.from_numpy(a).permute(2, 0, 1)[None], torch.from_numpy(b).permute(2, 0, 1)[None])
             prep = PairPrep(dis=dis, motion=CameraMotion(homography=homography, model=motion.model))
+        else:
+            prep = prepare_pair(a, b, crop_labels, None)
         flow, _, _, _ = _network_once(net, a, b, crop_labels, 1, prep=prep, iters=iters, device=device)
         return flow.transpose(1, 2, 0)
 

@@ -466,9 +466,15 @@ class MotionPool:
 
     def window_starts(self, length: int, step: int = 1) -> np.ndarray:
         """Every frame index where a window of ``length`` frames ``step`` apart starts inside one motion."""
-        span = (length - 1) * step + 1
-        out = [np.arange(a, b - span + 1) for a, b in zip(self.offsets[:-1], self.offsets[1:]) if b - a >= span]
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
+        return starts_within(self.offsets, length, step)
+
+
+def starts_within(offsets: np.ndarray, length: int, step: int = 1) -> np.ndarray:
+    """(W,) every global frame index where a window of ``length`` frames ``step`` apart starts inside one of the
+    sequences ``offsets[i]:offsets[i + 1]`` laid end to end."""
+    span = (length - 1) * step + 1
+    out = [np.arange(a, b - span + 1) for a, b in zip(offsets[:-1], offsets[1:]) if b - a >= span]
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
 def look_at_batch(position: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from hmore.data.h36m import ACTIONS, H36M, H36MExample
-from hmore.lift.data import ROOT, flip_pair, normalize_2d
+from hmore.lift.data import ROOT, flip_pair, normalize_2d, starts_within
 from hmore.lift.infer import window_starts
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,7 @@ class LiftArrays:
     def window_starts(self, length: int, step: int = 1) -> np.ndarray:
         """(W,) every global frame index where a window of ``length`` frames ``step`` apart starts inside one
         example."""
-        span = (length - 1) * step + 1
-        out = [np.arange(a, b - span + 1) for a, b in zip(self.offsets[:-1], self.offsets[1:]) if b - a >= span]
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
+        return starts_within(self.offsets, length, step)
 
 
 def normalized_input(kp: np.ndarray, width: int, height: int) -> np.ndarray:

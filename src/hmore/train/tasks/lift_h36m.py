@@ -244,7 +244,6 @@ class H36MLiftTask(LiftLossMixin):
             init_model_from(model, self.config.init_from)
         return model
 
-
     def target_stats(self, every: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """(J, 3) per-joint, per-axis mean and std of the Human3.6M training targets (every n-th frame), mirrored
         copies included (training flips windows, so the statistics are left/right symmetric)."""
