@@ -107,5 +107,8 @@ def test_consistency_loss_by_hand():
     # both pairs: the mean of tanh(1/2) and 0
     got = consistency_loss(a, b, codebook, torch.ones(1, 2, dtype=torch.bool), tau=1.0)
     assert got.item() == pytest.approx(math.tanh(0.5) / 2, abs=1e-6)
+    # float weights (loss.consistency_source_weights): weighted mean, (3 tanh(1/2) + 1 x 0) / (3 + 1)
+    got = consistency_loss(a, b, codebook, torch.tensor([[3.0, 1.0]]), tau=1.0)
+    assert got.item() == pytest.approx(0.75 * math.tanh(0.5), abs=1e-6)
     with pytest.raises(ValueError, match="disagree"):
         consistency_loss(a, b[:, :1], codebook, valid)

@@ -17,7 +17,8 @@ from hmore.concepts import pairs as cp
 from hmore.concepts.motion import SkeletonSequence, procedural_sequences, save_sequences
 from hmore.config import load_config
 from hmore.errors import InputError
-from hmore.losses.concepts import clustering_loss, discriminative_loss
+from hmore.losses.concepts import clustering_loss, consistency_loss, discriminative_loss
+from hmore.models.concepts.model import segment_valid
 from hmore.train.tasks.concepts import ConceptQARunConfig, ConceptQATask, ConceptsRunConfig, ConceptsTask
 
 
@@ -488,3 +489,55 @@ def test_dis_negatives_source_scores_each_concept_within_each_dataset(tiny_pairs
         _cfg(dis_negatives="dataset")
     with pytest.raises(Exception, match="dis_negatives"):
         _cfg(dis_negatives="source", dis_positive="segment")
+
+
+def test_consistency_source_weights_weigh_each_datasets_token_pairs(tiny_pairs):
+    # loss.consistency_source_weights (issue 16): the batch carries each window's dataset, and the consistency term
+    # is the mean over token pairs weighted by their window's dataset (0: out of the term)
+    seqs = _seqs() + [replace(s, source="nw_ucla", name=s.name.replace("procedural", "nw_ucla"))
+                      for s in procedural_sequences(identities=[3], split="train", num_frames=12,
+                                                    actions=["walk", "squat"])]
+    cfg = _cfg(consistency=1.0)
+    cfg = replace(cfg, data=replace(cfg.data, sources=("bandai", "nw_ucla")))
+    plain = ConceptsTask(config=cfg, sequences=seqs, pairs=tiny_pairs)
+    a = plain.batch(1, rank=0, world_size=1, batch_size=6)
+    assert "source" not in a
+    torch.manual_seed(0)
+    model = plain.build_model().eval()
+    logs = {}
+    for name, weights in (("plain", {}), ("ones", {"nw_ucla": 1.0}), ("off", {"nw_ucla": 0.0}),
+                          ("half", {"nw_ucla": 0.5})):
+        task = ConceptsTask(config=replace(cfg, loss=replace(cfg.loss, consistency_source_weights=weights)),
+                            sequences=seqs, pairs=tiny_pairs)
+        b = task.batch(1, rank=0, world_size=1, batch_size=6)
+        assert all(torch.equal(a[k], b[k]) for k in a)  # the same windows and views
+        assert ("source" in b) == bool(weights)
+        with torch.no_grad():
+            torch.manual_seed(1)
+            _, lg = task.loss(model, b)
+        logs[name] = float(lg["consistency"])
+    src = b["source"]
+    assert set(src.tolist()[:6]) == {0, 1} and src.tolist()[6:] == [3, 3]
+    with torch.no_grad():  # the term by hand: per-pair symmetric KL, then the weighted mean
+        out = model.motion(b["states"], b["valid"])
+        view = model.forward_features(b["view_states"], b["view_valid"])
+        vmap = b["view_map"]
+        ok = (vmap >= 0) & segment_valid(b["view_valid"], model.config.segment)
+        matched = torch.gather(out.latent, 1, vmap.clamp_min(0)[..., None].expand_as(out.latent))
+        per = [float(consistency_loss(matched[i : i + 1], view[i : i + 1], model.codebook("motion"), ok[i : i + 1],
+                                      tau=cfg.loss.consistency_tau)) for i in range(len(src))]
+    n = ok.sum(dim=1).tolist()
+    w = [0.5 if s == 1 else 1.0 for s in src.tolist()]
+    assert logs["ones"] == pytest.approx(logs["plain"], rel=1e-6)
+    assert logs["plain"] == pytest.approx(sum(p * k for p, k in zip(per, n)) / sum(n), rel=1e-5)
+    keep = [i for i in range(len(src)) if src[i] != 1]
+    assert logs["off"] == pytest.approx(sum(per[i] * n[i] for i in keep) / sum(n[i] for i in keep), rel=1e-5)
+    assert logs["half"] == pytest.approx(sum(p * k * c for p, k, c in zip(per, n, w))
+                                         / sum(k * c for k, c in zip(n, w)), rel=1e-5)
+    assert logs["off"] != pytest.approx(logs["plain"], rel=1e-3)
+    with pytest.raises(Exception, match="consistency_source_weights"):
+        _cfg(consistency=1.0, consistency_source_weights={"ucla": 0.0})
+    with pytest.raises(Exception, match="consistency_source_weights"):
+        _cfg(consistency=1.0, consistency_source_weights={"nw_ucla": -1.0})
+    with pytest.raises(Exception, match="consistency_source_weights"):
+        _cfg(consistency_source_weights={"nw_ucla": 0.0})  # needs loss.consistency > 0

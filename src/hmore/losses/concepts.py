@@ -90,7 +90,7 @@ def consistency_loss(latent_a: torch.Tensor, latent_b: torch.Tensor, codebook: t
     Args:
         latent_a, latent_b: (..., D) tokens before quantisation, paired element by element.
         codebook: (K, D) concept vectors.
-        valid: (...) bool, pairs that count.
+        valid: (...) bool, pairs that count, or float weights of the pairs in the mean.
     """
     if latent_a.shape != latent_b.shape or valid.shape != latent_a.shape[:-1]:
         raise ValueError(f"consistency_loss: latents {tuple(latent_a.shape)}, {tuple(latent_b.shape)} and valid "

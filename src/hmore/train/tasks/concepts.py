@@ -144,7 +144,10 @@ class ConceptsLossSection:
     cannot be satisfied by telling one dataset from another (the easy negatives that let NW-UCLA collapse to a few
     dataset-specific concepts). ``dis_source_weights`` (with ``dis_negatives: source``): a weight per dataset name
     (the others 1) for its rows of the discriminative term and its tokens in the clustering term; 0 leaves that
-    dataset out of both (it keeps reconstruction, commitment, the actionable and the consistency terms)."""
+    dataset out of both (it keeps reconstruction, commitment, the actionable and the consistency terms).
+    ``consistency_source_weights`` (with ``consistency`` > 0; issue 16): a weight per dataset name (the others 1) of
+    its windows' token pairs in the consistency term's mean; 0 leaves that dataset's windows out of the term (the
+    term shrinks the VQ-VAE's NW-UCLA concepts, 21 -> 14 in use at step 1200)."""
 
     rec_motion: float = 1.0
     rec_video: float = 1.0
@@ -162,6 +165,7 @@ class ConceptsLossSection:
     dis_views: bool = False
     dis_negatives: str = "batch"
     dis_source_weights: dict[str, float] = field(default_factory=dict)
+    consistency_source_weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.dis_positive not in ("segment", "concept"):
@@ -181,11 +185,27 @@ class ConceptsLossSection:
                               f">= 0, got {dict(self.dis_source_weights)}")
         if self.dis_source_weights and self.dis_negatives != "source":
             raise ConfigError("loss.dis_source_weights needs loss.dis_negatives: source")
+        bad = sorted(set(self.consistency_source_weights) - set(SOURCES))
+        if bad or any(float(v) < 0 for v in self.consistency_source_weights.values()):
+            raise ConfigError(f"loss.consistency_source_weights: datasets must be among {', '.join(SOURCES)} and "
+                              f"weights >= 0, got {dict(self.consistency_source_weights)}")
+        if self.consistency_source_weights and self.consistency <= 0:
+            raise ConfigError("loss.consistency_source_weights needs loss.consistency > 0")
 
     def source_weight_table(self) -> torch.Tensor:
         """(len(SOURCES) + 1,) the weight of each dataset code (:func:`_source_code`) in the discriminative and
         clustering terms (``dis_source_weights``, the others 1)."""
         return torch.tensor([float(self.dis_source_weights.get(s, 1.0)) for s in SOURCES] + [1.0])
+
+    def consistency_weight_table(self) -> torch.Tensor:
+        """(len(SOURCES) + 1,) the weight of each dataset code (:func:`_source_code`) in the consistency term
+        (``consistency_source_weights``, the others 1)."""
+        return torch.tensor([float(self.consistency_source_weights.get(s, 1.0)) for s in SOURCES] + [1.0])
+
+    @property
+    def needs_source(self) -> bool:
+        """Whether a batch carries each window's dataset (``source``)."""
+        return self.dis_negatives == "source" or bool(self.consistency_source_weights)
 
 
 @dataclass(frozen=True)
@@ -376,7 +396,7 @@ class ConceptsTask:
                    valid=torch.from_numpy(wb.valid), velocity_valid=torch.from_numpy(wb.velocity_valid))
         if videos:
             out["video"] = torch.from_numpy(np.stack(videos))
-        if self.config.loss.dis_negatives == "source":
+        if self.config.loss.needs_source:
             out["source"] = torch.tensor(source, dtype=torch.long)  # (B,) index in SOURCES, len(SOURCES) for others
         if want_views:
             out.update(self._view_batch(views, roots, wb.valid, window))
@@ -433,6 +453,8 @@ class ConceptsTask:
             view_latent = core.forward_features(batch["view_states"], batch["view_valid"])  # (B, N, D)
             pair_ok = (vmap >= 0) & segment_valid(batch["view_valid"], core.config.segment)
             matched = torch.gather(out.latent, 1, vmap.clamp_min(0)[..., None].expand_as(out.latent))
+            if w.consistency_source_weights:  # per-dataset weights of the token pairs in the mean
+                pair_ok = pair_ok * w.consistency_weight_table().to(states.device)[batch["source"]][:, None]
             con = consistency_loss(matched, view_latent, core.codebook("motion"), pair_ok, tau=w.consistency_tau)
             total = total + w.consistency * con
             logs["consistency"] = con.detach()
