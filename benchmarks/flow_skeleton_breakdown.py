@@ -50,6 +50,8 @@ def _save(path: Path, clips: list) -> None:
             val = getattr(c, key)
             if val is not None:
                 arrays[f"{i}_{key}"] = val
+        if c.name in TRUE_KP:
+            arrays[f"{i}_kptrue"] = TRUE_KP[c.name]
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, path)
@@ -64,7 +66,50 @@ def _load(path: Path) -> list:
             get = {k: (z[f"{i}_{k}"] if f"{i}_{k}" in z.files else None)
                    for k in ("frames", "masks", "kp2d", "flow", "camera_flow")}
             out.append(flow_bench.BenchClip(name=name, set_name=set_name, level=level, level_value=float(i), **get))
+            if f"{i}_kptrue" in z.files:
+                TRUE_KP[name] = z[f"{i}_kptrue"]
     return out
+
+
+def mediapipe_track(clips_hi: list, size: tuple[int, int]) -> list:
+    """Generated clips rendered large, given the pose track real clips get: MediaPipe (hmore.priors, as the bench
+    runs it on a real video) on the large frames, everything then scaled to ``size`` (H, W) as the bench scales a
+    real video: frames by area, labels nearest, flows by area and by the scale. The generator's exact keypoints are
+    kept in ``level`` -> see :data:`TRUE_KP`; the clip's ``kp2d`` is MediaPipe's, matched to the generator's people."""
+    import tempfile
+
+    import cv2
+
+    out = []
+    h, w = size
+    for c in clips_hi:
+        sx, sy = w / c.frames.shape[2], h / c.frames.shape[1]
+        frames = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in c.frames])
+        masks = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST) for m in c.masks])
+        scale = np.float32([sx, sy])
+
+        def flows(f: np.ndarray | None, scale: np.ndarray = scale) -> np.ndarray | None:
+            if f is None:
+                return None
+            return np.stack([cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA) * scale for x in f]).astype(np.float32)
+
+        kp_true = c.kp2d.copy()
+        kp_true[..., 0] *= sx
+        kp_true[..., 1] *= sy
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, f in enumerate(c.frames):
+                cv2.imwrite(str(Path(tmp) / f"{i:05d}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+            _, kp, _ = flow_bench._priors_for(Path(tmp), frames, priors_side=max(c.frames.shape[1:3]))
+        kp = flow_bench._match_people(kp, masks) if kp is not None else np.zeros_like(kp_true)
+        clip = flow_bench.BenchClip(name=c.name, set_name=c.set_name, level=c.level, level_value=c.level_value,
+                                    frames=frames, masks=masks, kp2d=kp, flow=flows(c.flow),
+                                    camera_flow=flows(c.camera_flow))
+        TRUE_KP[c.name] = kp_true
+        out.append(clip)
+    return out
+
+
+TRUE_KP: dict[str, np.ndarray] = {}  # generated clips given MediaPipe's track: the generator's own keypoints
 
 
 def track_jitter(kp: np.ndarray, min_confidence: float = 0.5) -> float:
@@ -78,17 +123,66 @@ def track_jitter(kp: np.ndarray, min_confidence: float = 0.5) -> float:
     return float(np.sqrt(np.mean(np.sum(acc[ok] ** 2, axis=-1) / 2.0)) / math.sqrt(6.0))
 
 
+VARIANT_HELP = (
+    "paper (the bench's metric on the clip's track), nearest (each pixel matched to the nearest joint point with "
+    "confidence > 0.5, not weighted by confidence), smooth (the track smoothed in time: Savitzky-Golay, 5 frames, "
+    "quadratic, per joint confident in every frame), nearest+smooth, k0=X (paper with the rest threshold k0 = X px), "
+    "noise=S (Gaussian noise of S px added to every joint), generator (generated clips given MediaPipe's track: the "
+    "generator's exact keypoints instead)")
+
+
+def smooth_track(kp: np.ndarray, window: int = 5, order: int = 2, min_confidence: float = 0.5) -> np.ndarray:
+    """(T, P, 17, 3) track with each joint's x, y smoothed in time (Savitzky-Golay) where it is confident in
+    every frame (others unchanged); fewer than ``window`` frames: unchanged."""
+    from scipy.signal import savgol_filter
+
+    out = kp.copy()
+    if kp.shape[0] < window:
+        return out
+    steady = (kp[..., 2] > min_confidence).all(axis=0)  # (P, 17)
+    smoothed = savgol_filter(kp[..., :2], window, order, axis=0, mode="interp")
+    out[..., :2] = np.where(steady[None, ..., None], smoothed, kp[..., :2])
+    return out
+
+
+def variant_track(variant: str, kp: np.ndarray, kp_true: np.ndarray | None,
+                  rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """The (T, P, 17, 3) track and the rest threshold k0 a variant scores with (see :data:`VARIANT_HELP`)."""
+    k0 = 0.5
+    track = kp.astype(np.float32).copy()
+    for part in variant.split("+"):
+        if part == "paper":
+            pass
+        elif part == "generator":
+            if kp_true is None:
+                raise SystemExit("variant generator needs generated clips with --pose mediapipe")
+            track = kp_true.astype(np.float32).copy()
+        elif part == "nearest":
+            track[..., 2] = np.where(track[..., 2] > 0.5, 0.9, 0.0)
+        elif part == "smooth":
+            track = smooth_track(track)
+        elif part.startswith("k0="):
+            k0 = float(part[3:])
+        elif part.startswith("noise="):
+            track[..., :2] += rng.normal(0, float(part[6:]), track[..., :2].shape).astype(np.float32)
+        else:
+            raise SystemExit(f"unknown variant {part!r}: {VARIANT_HELP}")
+    return track, k0
+
+
 class Pool:
     """Matched pixels of one (set, method), pooled over pairs, with each pair's own consistency."""
 
     def __init__(self) -> None:
         self.parts: list[dict[str, np.ndarray]] = []
         self.pair_ok: list[float] = []
+        self.pair_dist: list[float] = []  # mean |u - k| over the pair's matched pixels
 
     def add(self, m: fm.SkeletonMatches | None, height: dict[int, float]) -> None:
         if m is None:
             return
         self.pair_ok.append(float(m.ok.mean()))
+        self.pair_dist.append(float(np.linalg.norm(m.flow - m.bone_disp, axis=1).mean()))
         kn = np.linalg.norm(m.bone_disp, axis=1)
         un = np.linalg.norm(m.flow, axis=1)
         self.parts.append(dict(ok=m.ok, angle=m.angle_break, slow=m.slow, fast=m.fast, rest=m.rest_break,
@@ -171,8 +265,12 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=3, help="clips per level of a generated set")
     ap.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS))
     ap.add_argument("--sets", nargs="*", default=[], help="keep only sets whose name contains one of these words")
-    ap.add_argument("--kp-noise", nargs="*", type=float, default=[],
-                    help="generated clips: extra 'exact' rows with this Gaussian noise (px) on every keypoint")
+    ap.add_argument("--variants", nargs="+", default=["paper"],
+                    help="pose track / metric variants scored (the first gets the full breakdown): " + VARIANT_HELP)
+    ap.add_argument("--pose", choices=("generator", "mediapipe"), default="generator",
+                    help="generated clips: the generator's exact keypoints, or MediaPipe's on the clip rendered at "
+                         "--pose-size and scaled to 256x192 (the pose track real clips get)")
+    ap.add_argument("--pose-size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
     ap.add_argument("--cache", type=Path, default=None, help="npz of the clips (written once, then read)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -181,7 +279,12 @@ def main() -> None:
     if args.cache is not None and args.cache.is_file():
         clips = _load(args.cache)
     else:
-        clips = flow_bench.bench_clips(args.data, pairs=args.pairs, clips=args.clips, progress=False)
+        if args.pose == "mediapipe":
+            hi = [c for d in args.data for c in flow_bench.generated_clips(d, clips=args.clips, pairs=args.pairs,
+                                                                           size=tuple(args.pose_size))]
+            clips = mediapipe_track(hi, (192, 256))
+        else:
+            clips = flow_bench.bench_clips(args.data, pairs=args.pairs, clips=args.clips, progress=False)
         if args.cache is not None:
             args.cache.parent.mkdir(parents=True, exist_ok=True)
             _save(args.cache, clips)
@@ -191,14 +294,27 @@ def main() -> None:
           f"({time.time() - t0:.0f} s to load)", flush=True)
     print("\npose-track jitter (px, RMS 2nd difference / sqrt 6, confident joints) per clip:")
     for c in clips:
+        extra = ""
+        if c.name in TRUE_KP:  # the track's error against the generator's keypoints, positions and displacements
+            kt, ok = TRUE_KP[c.name], (c.kp2d[..., 2] > 0.5) & (TRUE_KP[c.name][..., 2] > 0)
+            pos = np.linalg.norm(c.kp2d[..., :2] - kt[..., :2], axis=-1)[ok]
+            dk = (c.kp2d[1:, ..., :2] - c.kp2d[:-1, ..., :2]) - (kt[1:, ..., :2] - kt[:-1, ..., :2])
+            okd = ok[1:] & ok[:-1]
+            extra = (f"; MediaPipe vs generator: joint error median {np.median(pos):.2f} px, displacement error "
+                     f"RMS {np.sqrt(np.mean(np.sum(dk[okd] ** 2, -1))):.2f} px (true displacement RMS "
+                     f"{np.sqrt(np.mean(np.sum((kt[1:, ..., :2] - kt[:-1, ..., :2])[okd] ** 2, -1))):.2f} px), "
+                     f"{ok.mean():.0%} joints confident" if ok.any() else "; MediaPipe found nobody")
         print(f"  {c.set_name} | {c.name}: {track_jitter(c.kp2d):.2f} px; people heights "
-              + ", ".join(f"{h:.0f}" for h in _heights(c.masks[0]).values()))
+              + ", ".join(f"{h:.0f}" for h in _heights(c.masks[0]).values()) + extra)
     specs = flow_bench.build_methods(args.methods)
     rng = np.random.default_rng(args.seed)
-    pools: dict[str, dict[str, Pool]] = {}
+    variants = args.variants
+    pools: dict[tuple[str, str], dict[str, Pool]] = {}  # (set, variant) -> flow name -> pool
+    epes: dict[tuple[str, str], list[float]] = {}  # (set, flow name) -> in-mask EPE per pair (generated clips)
     seconds: dict[str, float] = {}
+    per_clip: dict[str, dict[str, float]] = {}  # clip -> flow name -> ok per pair (first variant)
     for clip in clips:
-        set_pools = pools.setdefault(clip.set_name, {})
+        flows: dict[str, list[np.ndarray]] = {}
         for spec in specs:
             if spec.method is None:
                 continue
@@ -207,22 +323,52 @@ def main() -> None:
                 out: MethodFlow = spec.method(clip.frames[t], clip.frames[t + 1], clip.masks[t],
                                               (clip.kp2d[t], clip.kp2d[t + 1]))
                 seconds[spec.name] = seconds.get(spec.name, 0.0) + time.process_time() - s0
-                optical = out.world if out.camera is None else out.world + out.camera
-                set_pools.setdefault(spec.name, Pool()).add(
-                    fm.skeleton_matches(optical, clip.masks[t], clip.kp2d[t], clip.kp2d[t + 1]),
-                    _heights(clip.masks[t]))
+                flows.setdefault(spec.name, []).append(out.world if out.camera is None else out.world + out.camera)
         if clip.flow is not None:
-            for sigma in [0.0, *args.kp_noise]:
-                name = "exact" if sigma == 0 else f"exact, keypoints +N(0, {sigma:g} px)"
+            flows["exact"] = list(clip.flow)
+            for name, fl in flows.items():
+                epes.setdefault((clip.set_name, name), []).extend(
+                    fm.epe(f, g, m) for f, g, m in zip(fl, clip.flow, clip.masks, strict=False))
+        for variant in variants:
+            if variant == "generator" and clip.name not in TRUE_KP:
+                continue
+            track, k0 = variant_track(variant, clip.kp2d, TRUE_KP.get(clip.name), rng)
+            set_pools = pools.setdefault((clip.set_name, variant), {})
+            for name, fl in flows.items():
+                before = len(set_pools.setdefault(name, Pool()).pair_ok)
                 for t in range(clip.num_pairs):
-                    kp0, kp1 = clip.kp2d[t].copy(), clip.kp2d[t + 1].copy()
-                    if sigma > 0:
-                        kp0[..., :2] += rng.normal(0, sigma, kp0[..., :2].shape)
-                        kp1[..., :2] += rng.normal(0, sigma, kp1[..., :2].shape)
-                    set_pools.setdefault(name, Pool()).add(
-                        fm.skeleton_matches(clip.flow[t], clip.masks[t], kp0, kp1), _heights(clip.masks[t]))
-    for set_name, set_pools in pools.items():
-        report(set_name, set_pools)
+                    set_pools[name].add(
+                        fm.skeleton_matches(fl[t], clip.masks[t], track[t], track[t + 1], min_displacement=k0),
+                        _heights(clip.masks[t]))
+                if variant == variants[0] and len(set_pools[name].pair_ok) > before:
+                    per_clip.setdefault(f"{clip.set_name} | {clip.name}", {})[name] = float(
+                        np.mean(set_pools[name].pair_ok[before:]))
+    for (set_name, variant), set_pools in pools.items():
+        if variant == variants[0]:
+            report(f"{set_name}, track: {variant}", set_pools)
+    if per_clip:
+        names = list(dict.fromkeys(n for d in per_clip.values() for n in d))
+        print(f"\nskeleton ok per clip (track: {variants[0]})\n| clip | " + " | ".join(names) + " |\n|---|"
+              + "---|" * len(names))
+        for clip_name, d in per_clip.items():
+            print(f"| {clip_name} | " + " | ".join(f"{d[n]:.3f}" if n in d else "-" for n in names) + " |")
+    for set_name in dict.fromkeys(k[0] for k in pools):
+        names = list(dict.fromkeys(n for (s2, _), ps in pools.items() if s2 == set_name for n in ps))
+        have = [v for v in variants if (set_name, v) in pools]
+        has_epe = any((set_name, n) in epes for n in names)
+        print(f"\n{set_name}: skeleton ok per pair, then mean distance abs(u - k) px, by pose track / metric variant"
+              + (" (and in-mask EPE px against the exact flow)" if has_epe else "")
+              + "\n| flow | " + " | ".join(f"ok {v}" for v in have) + " | "
+              + " | ".join(f"abs(u-k) {v}" for v in have) + (" | in-mask EPE |" if has_epe else " |")
+              + "\n|---|" + "---|" * (2 * len(have) + int(has_epe)))
+        for n in names:
+            vals = [f"{np.mean(pools[(set_name, v)][n].pair_ok):.3f}" if n in pools[(set_name, v)]
+                    and pools[(set_name, v)][n].pair_ok else "-" for v in have]
+            vals += [f"{np.mean(pools[(set_name, v)][n].pair_dist):.3f}" if n in pools[(set_name, v)]
+                     and pools[(set_name, v)][n].pair_dist else "-" for v in have]
+            if has_epe:
+                vals.append(f"{np.nanmean(epes[(set_name, n)]):.3f}" if (set_name, n) in epes else "-")
+            print(f"| {n} | " + " | ".join(vals) + " |")
     print("\nCPU-seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
 
 
