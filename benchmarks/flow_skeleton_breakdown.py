@@ -5,14 +5,21 @@ its flow u is tested against that point's displacement k. This script pools the 
 method: the share that passes, the share of each break (angle > 15 deg; too slow |u| < 0.8 |k|; too fast
 |u| > 1.2 |k|; moving although the point is at rest), the median |u| / |k|, and the pass rate by bone group (distal:
 forearms and shins), by |k| and by the person's height. Real and generated sources are accepted; on generated
-clips the exact flow is a row of its own (``exact``), and ``--kp-noise`` adds Gaussian noise to the generator's
-keypoints to show what a noisy pose track alone costs the exact flow. The track's own jitter on every clip is
-printed too (the RMS second difference of confident joints over sqrt(6): white noise of that sigma gives it).
+clips the exact flow is a row of its own (``exact``). ``--variants`` scores other pose tracks / matching rules too
+(noise added to the track, the track smoothed in time, nearest-point matching, the generator's keypoints), with the
+mean distance |u - k| beside the pass rate. The track's own jitter on every clip is printed too (the RMS second
+difference of confident joints over sqrt(6): white noise of that sigma gives it), and with ``--pose mediapipe`` its
+error against the generator's keypoints.
 
-    OMP_NUM_THREADS=1 python benchmarks/flow_skeleton_breakdown.py --data ../shared/data/video ../shared/data/davis \\
-        --pairs 6 --sets moving --cache out/skel_real.npz
-    OMP_NUM_THREADS=1 python benchmarks/flow_skeleton_breakdown.py --data robustness:background robustness:small \\
-        --clips 3 --pairs 3 --kp-noise 0 1 2
+    OMP_NUM_THREADS=1 python benchmarks/flow_skeleton_breakdown.py --data ../shared/data/video ../shared/data/davis \
+        --pairs 6 --variants paper nearest smooth nearest+smooth --cache out/skel_real.npz
+    OMP_NUM_THREADS=1 python benchmarks/flow_skeleton_breakdown.py --data robustness:background robustness:small \
+        robustness:motion --clips 2 --pairs 6 --pose mediapipe --cache out/skel_gen_mp6.npz \
+        --variants paper nearest smooth nearest+smooth generator generator+noise=0.5 generator+noise=1
+
+The second renders generated clips at 640x480, gives them the pose track a real clip gets (MediaPipe through
+hmore.priors, then scaled to 256x192 with the frames) and scores the exact flow with it: the metric's noise floor.
+``--variants generator`` first gives the full breakdown against the generator's exact keypoints instead.
 
 The clips (with MediaPipe's priors for real ones) are cached in ``--cache`` when given, so a second run re-scores
 without running the pose estimator again.
