@@ -43,8 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="photometric refinement of the flow inside the people (default variational: the network's "
                         "flow is refined against the frames inside the dilated person masks, as DIS's last step; "
                         "the background keeps the network's flow); search: first a DIS search started from the "
-                        "network's flow, each pixel keeping the flow with the lower census cost (fast limbs; "
-                        "about 15 ms more a pair at 256x192); off: the network's flow as it is")
+                        "network's flow, each pixel keeping the flow with the lower census cost (opt-in, for fast "
+                        "limbs; about 7 ms more a pair at 256x192); off: the network's flow as it is")
     p.add_argument("--zoom", choices=("auto", "off"), default="off",
                    help="small people: auto gives a person under 128 px at the processing size a second pass of the "
                         "network on a crop around them enlarged 2-3x (at most 4 people a pair; better flow inside "
