@@ -10,7 +10,7 @@ rows alike. Columns (medians over rounds): ``pairs/s`` of the whole command as i
 pair, ``x DIS`` the whole-command pairs/s over DIS's.
 
 Usage: python benchmarks/flow_command.py [--frames 121] [--rounds 3] [--camera pan] [--threads N]
-       [--baseline-src DIR]
+       [--baseline-src DIR] [--variant '--refine search']
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--baseline-src", default=None, metavar="DIR",
                     help="also time `hmore flow` from another source tree (its src/ folder, e.g. a clone of an "
                          "earlier commit), interleaved with this one: an A/B in the same run")
+    ap.add_argument("--variant", action="append", default=[], metavar="FLAGS",
+                    help="an extra row: `hmore flow` with these flags (e.g. '--refine search'); repeatable")
     args = ap.parse_args()
     from hmore.synth.clip import load_clip
 
@@ -57,6 +59,8 @@ def main() -> None:
         extra = [] if args.threads is None else ["--threads", str(args.threads)]
         variants: dict[str, tuple[list[str], str | None]] = {"hmore flow": ([], None),
                                                              "hmore flow --no-preview": (["--no-preview"], None)}
+        for flags in args.variant:
+            variants[f"hmore flow {flags}"] = (flags.split(), None)
         if args.baseline_src:
             variants["baseline hmore flow"] = ([], args.baseline_src)
         for r in range(args.rounds):

@@ -122,6 +122,50 @@ def test_skeleton_consistency_catches_rotation_and_scaling():
     assert doubled.intensity_violation == 1.0 and doubled.angle_violation == 0.0 and doubled.consistency == 0.0
 
 
+def test_skeleton_matches_sorts_each_pixel_into_its_break():
+    kp, mask = _person()
+    kp1 = kp.copy()
+    kp1[..., 0] += 4.0  # every bone point moves by k = (4, 0)
+    flow = _const(4.0, 0.0)  # rows 6-14 ok
+    flow[15:24] = (2.0, 0.0)  # |u| = 0.5 |k|: slow
+    flow[24:33] = (6.0, 0.0)  # 1.5 |k|: fast
+    a = math.radians(30)
+    flow[33:42] = (4 * math.cos(a), 4 * math.sin(a))  # 30 degrees off, right length: angle only
+    m = fm.skeleton_matches(flow, mask, kp, kp1)
+    rows = m.pixels[:, 0]
+    assert len(m.flow) == int(mask.sum()) and m.moving.all() and not m.rest_break.any()
+    np.testing.assert_array_equal(m.slow, (rows >= 15) & (rows < 24))
+    np.testing.assert_array_equal(m.fast, (rows >= 24) & (rows < 33))
+    np.testing.assert_array_equal(m.angle_break, rows >= 33)
+    np.testing.assert_array_equal(m.ok, rows < 15)
+    np.testing.assert_allclose(m.bone_disp, np.tile([4.0, 0.0], (len(rows), 1)), atol=1e-5)
+    np.testing.assert_array_equal(m.subject, 1)
+    res = fm.skeleton_consistency(flow, mask, kp, kp1)  # the summary counts the same pixels
+    assert res.consistency == pytest.approx(9 / 36) and res.angle_violation == pytest.approx(9 / 36)
+    assert res.intensity_violation == pytest.approx(18 / 36)
+
+
+def test_skeleton_matches_at_rest_and_bone_of_each_pixel():
+    kp, mask = _person()
+    flow = _const(0.5, 0.0)  # under 1.2 k0 = 0.6 px: a still point may move this much
+    flow[6:12] = (0.0, 0.7)
+    m = fm.skeleton_matches(flow, mask, kp, kp.copy())
+    assert not m.moving.any() and not m.angle_break.any() and not (m.slow | m.fast).any()
+    np.testing.assert_array_equal(m.rest_break, m.pixels[:, 0] < 12)
+    # Two people: the pixel on a wrist (joint 9) matches bone 10 (left elbow -> left wrist), on an ankle (joint 15)
+    # bone 0 (left ankle -> left knee); labels say whose points a pixel may match.
+    xy = np.array([[32, 8], [31, 7], [33, 7], [30, 8], [34, 8], [28, 14], [36, 14], [24, 20], [40, 20], [20, 26],
+                   [44, 26], [29, 26], [35, 26], [29, 33], [35, 33], [29, 40], [35, 40]], np.float32)
+    two = np.stack([np.concatenate([xy, np.ones((17, 1), np.float32)], axis=1)] * 2)
+    two[1, :, 0] += 2.0  # person 2's skeleton, 2 px to the right
+    labels = np.zeros((H, W), np.uint8)
+    labels[26, 20] = 1  # on person 1's left wrist
+    labels[40, 31] = 2  # on person 2's left ankle (29 + 2, 40)
+    m = fm.skeleton_matches(_const(0, 0), labels, two, two.copy())
+    assert m.subject.tolist() == [1, 2] and m.bone.tolist() == [10, 0]
+    assert fm.skeleton_matches(_const(0, 0), np.zeros((H, W), np.uint8), two, two) is None
+
+
 def test_skeleton_consistency_without_people_is_nan():
     kp, _ = _person()
     res = fm.skeleton_consistency(_const(1, 0), np.zeros((H, W), np.uint8), kp, kp)

@@ -10,7 +10,7 @@ import torch
 
 from hmore.errors import UsageError
 from hmore.flow.inference import iter_flow
-from hmore.flow.refine import RefineConfig, refine_in_people, resolve_refine
+from hmore.flow.refine import RefineConfig, census_cost, fuse_flows, refine_in_people, refine_mode, resolve_refine
 from hmore.registry import create_model
 from hmore.synth.clip import render_clip
 
@@ -88,8 +88,47 @@ def test_modes_resolve_and_unknown_modes_fail() -> None:
     assert resolve_refine("off") is None and resolve_refine(None) is None
     cfg = RefineConfig(alpha=5.0)
     assert resolve_refine(cfg) is cfg
-    with pytest.raises(UsageError, match="variational, off"):
+    with pytest.raises(UsageError, match="variational, search, off"):
         resolve_refine("smooth")
+    assert resolve_refine("search") == RefineConfig(search="dis")
+    modes = ["variational", "search", "off"]
+    assert [refine_mode(resolve_refine(m)) for m in modes] == modes
+    with pytest.raises(UsageError, match="search"):
+        RefineConfig(search="pyramid")
+
+
+def test_census_cost_is_zero_for_the_true_translation_and_fusion_picks_it() -> None:
+    a, b = _frames((3, -2))
+    ga, gb = a[..., 0], b[..., 0]
+    true = np.broadcast_to(np.float32([3, -2]), (H, W, 2)).copy()
+    wrong = np.zeros((H, W, 2), np.float32)
+    interior = (slice(10, H - 10), slice(10, W - 10))  # samples and census windows inside both frames
+    cost_true, cost_wrong = census_cost(ga, gb, true), census_cost(ga, gb, wrong)
+    assert cost_true.shape == (H, W) and cost_true.dtype == np.float32
+    np.testing.assert_allclose(cost_true[interior], 0.0, atol=1e-6)  # integer shift: the warp is exact
+    assert cost_wrong[interior].min() > 0.1
+    mixed = wrong.copy()
+    mixed[:, : W // 2] = true[:, : W // 2]  # right on the left half only
+    fused = fuse_flows(ga, gb, [mixed, wrong, true])
+    np.testing.assert_allclose(fused[interior], true[interior])
+    np.testing.assert_array_equal(fuse_flows(ga, gb, [wrong, wrong.copy()]), wrong)  # ties keep the first
+
+
+def test_the_search_reaches_a_motion_the_variational_step_alone_cannot() -> None:
+    a, b = _frames((7, 3))
+    start = np.zeros((H, W, 2), np.float32)
+    start[...] = (1.0, 0.0)  # the network far short of the truth (7, 3): 6.7 px
+    person = _person()
+    inside = person > 0
+    core = cv2.erode(person, np.ones((9, 9), np.uint8)) > 0  # away from the box's borders
+    plain = refine_in_people(a, b, start, person)
+    searched = refine_in_people(a, b, start, person, RefineConfig(search="dis"))
+    err = {k: np.linalg.norm(f[core] - (7, 3), axis=-1).mean() for k, f in (("plain", plain), ("search", searched))}
+    assert err["plain"] > 3.0  # linearised about (1, 0), five fixed-point steps do not get there
+    assert err["search"] < 0.5
+    grown = cv2.dilate(person, np.ones((7, 7), np.uint8)) > 0
+    np.testing.assert_array_equal(searched[~grown], start[~grown])  # the background keeps the given flow exactly
+    assert np.isfinite(searched[inside]).all()
 
 
 def test_mismatched_or_non_finite_inputs_are_rejected() -> None:
@@ -124,6 +163,20 @@ def test_inference_refines_inside_people_only_and_local_follows_the_refined_worl
         np.testing.assert_allclose(r.local[:, ~inside], 0.0)
 
 
+def test_inference_search_mode_is_named_and_keeps_the_background() -> None:
+    clip = render_clip(size=(72, 96), num_frames=2, subjects=1, seed=5, actions=["walk"], camera_motion="pan",
+                       distractors=0, fov_deg=60.0)
+    torch.manual_seed(0)
+    net = create_model("hmore_flow_test").eval()
+    kw = dict(model=net, masks=clip.masks, device="cpu", progress=False)
+    info: dict = {}
+    (s,) = list(iter_flow(clip.frames, info=info, refine="search", **kw))
+    (n,) = list(iter_flow(clip.frames, refine="off", **kw))
+    assert info["refine"] == "search"
+    grown = cv2.dilate((clip.masks[0] > 0).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+    np.testing.assert_allclose(s.world[:, ~grown], n.world[:, ~grown], atol=1e-5)
+
+
 def test_bench_methods_name_the_unrefined_row_and_refuse_it_for_baselines(tmp_path) -> None:
     from hmore.bench.flow_methods import create_method
     from hmore.train.checkpoint import save_weights
@@ -133,5 +186,9 @@ def test_bench_methods_name_the_unrefined_row_and_refuse_it_for_baselines(tmp_pa
     assert create_method(f"hmore_flow_test={path}+nocam+noref").name == "hmore_flow_test=w+nocam+noref"
     assert create_method(f"hmore_flow_test={path}+noref").info["refinement"] == "off"
     assert create_method(f"hmore_flow_test={path}").info["refinement"] == "variational inside people"
+    searched = create_method(f"hmore_flow_test={path}+search")
+    assert searched.name == "hmore_flow_test=w+search" and searched.info["refinement"].startswith("DIS search")
+    with pytest.raises(UsageError, match=r"\+search applies to hmore models only"):
+        create_method("dis+search")
     with pytest.raises(UsageError, match="hmore models only"):
         create_method("dis+noref")

@@ -22,7 +22,8 @@ the camera's motion to the method's own flow on the background and subtract it (
 table separates what the compensation gives from what the network gives. hmore models compensate by default (as
 ``hmore flow`` does); ``hmore_flow_cpu+nocam`` turns it off (the network's optical flow). hmore models also refine
 their flow photometrically inside people by default (:mod:`hmore.flow.refine`, as ``hmore flow`` does);
-``hmore_flow_cpu+noref`` (or ``+nocam+noref``) is the network's flow without it. A last suffix ``+zoom``
+``hmore_flow_cpu+noref`` (or ``+nocam+noref``) is the network's flow without it, ``hmore_flow_cpu+search`` the
+refinement with its opt-in DIS search first (``hmore flow --refine search``). A last suffix ``+zoom``
 (``hmore_flow_cpu+zoom``, ``hmore_flow_cpu+noref+zoom``) gives small people a second, enlarged pass
 (:mod:`hmore.flow.zoom`, ``hmore flow --zoom auto``).
 """
@@ -45,6 +46,7 @@ FLO_MAGIC = 202021.25  # "PIEH" as a little-endian float32: the Middlebury .flo 
 BASELINES = ("dis", "farneback", "dis_mask", "zero")
 CAMERA_SUFFIXES = ("+cam", "+nocam")
 REFINE_SUFFIX = "+noref"  # hmore models: the network's flow without the photometric refinement inside people
+SEARCH_SUFFIX = "+search"  # hmore models: the refinement with the DIS search and census fusion before it (opt-in)
 ZOOM_SUFFIX = "+zoom"  # hmore models: small people get a second, enlarged pass (hmore.flow.zoom)
 
 __all__ = ["BASELINES", "FLO_MAGIC", "FlowMethod", "MethodFlow", "MethodUnavailable", "create_method",
@@ -174,7 +176,7 @@ def _compensated(fn: Callable[[np.ndarray, np.ndarray, np.ndarray | None], Metho
 
 
 def _hmore(name: str, weights: str | None, device: str, camera: bool = True, label: str | None = None,
-           refine: bool = True, zoom: bool = False) -> FlowMethod:
+           refine: str = "variational", zoom: bool = False) -> FlowMethod:
     from hmore.registry import list_models
 
     if name not in list_models("hmore_flow*"):
@@ -203,19 +205,21 @@ def _hmore(name: str, weights: str | None, device: str, camera: bool = True, lab
         with torch.inference_mode():
             pair = next(iter_flow(np.stack([a, b]), model=net, size=max(a.shape[:2]), device=device,
                                   masks=labels, progress=False, camera="homography" if camera else "off",
-                                  keypoints=kp, refine="variational" if refine else "off",
+                                  keypoints=kp, refine=refine,
                                   zoom="auto" if zoom else "off"))
         return MethodFlow(world=pair.world.transpose(1, 2, 0).astype(np.float32),  # (2, H, W) -> (H, W, 2)
                           local=pair.local.transpose(1, 2, 0).astype(np.float32),
                           subject_velocity=pair.subject_velocity.astype(np.float32),
                           camera=None if pair.camera is None else pair.camera.transpose(1, 2, 0))
 
-    label = (label or name) + ("" if camera else "+nocam") + ("" if refine else REFINE_SUFFIX) + (
-        ZOOM_SUFFIX if zoom else "")
+    label = (label or name) + ("" if camera else "+nocam") + {"off": REFINE_SUFFIX, "search": SEARCH_SUFFIX}.get(
+        refine, "") + (ZOOM_SUFFIX if zoom else "")
     return FlowMethod(name=label, fn=run, human_centric=True, needs_masks=True,
                       uses_pose=True, info={"kind": "hmore model", "weights": desc, "device": device,
                                             "camera compensation": "homography" if camera else "off",
-                                            "refinement": "variational inside people" if refine else "off",
+                                            "refinement": {"off": "off", "search": "DIS search, census fusion and "
+                                                           "variational inside people"}.get(
+                                                               refine, "variational inside people"),
                                             "small people": "enlarged second pass" if zoom else "off",
                                             "subject motion": "pelvis of the pose track (median without one)"})
 
@@ -342,16 +346,18 @@ def create_method(spec: str, *, weights: str | None = None, device: str = "cpu")
         InputError: missing flow or weights files.
         MethodUnavailable: an hmore model without weights.
     """
-    base, camera, refine, zoom = spec, None, True, False
+    base, camera, refine, zoom = spec, None, "variational", False
     if base.endswith(ZOOM_SUFFIX) and not spec.startswith("file:"):
         base, zoom = base[: -len(ZOOM_SUFFIX)], True
-    if base.endswith(REFINE_SUFFIX) and not spec.startswith("file:"):
-        base, refine = base[: -len(REFINE_SUFFIX)], False
+    for suffix, mode in ((REFINE_SUFFIX, "off"), (SEARCH_SUFFIX, "search")):
+        if base.endswith(suffix) and not spec.startswith("file:"):
+            base, refine = base[: -len(suffix)], mode
     for suffix in CAMERA_SUFFIXES:
         if base.endswith(suffix) and not spec.startswith("file:"):
             base, camera = base[: -len(suffix)], suffix == "+cam"
-    if not refine and (base in BASELINES or base.startswith("file:")):
-        raise UsageError(f"{REFINE_SUFFIX} applies to hmore models only, not {base!r}")
+    if refine != "variational" and (base in BASELINES or base.startswith("file:")):
+        raise UsageError(f"{REFINE_SUFFIX if refine == 'off' else SEARCH_SUFFIX} applies to hmore models only, "
+                         f"not {base!r}")
     if zoom and (base in BASELINES or base.startswith("file:")):
         raise UsageError(f"{ZOOM_SUFFIX} applies to hmore models only, not {base!r}")
     if base in ("dis", "farneback", "dis_mask"):

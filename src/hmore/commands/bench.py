@@ -13,7 +13,8 @@ renders the generated sets at that frame rate.
 Methods (``--methods``): dis, farneback, dis_mask, zero, a registered hmore flow model (``hmore_flow_cpu``, with
 shipped weights, ``--weights`` or ``NAME=WEIGHTS``), ``file:PATH`` (.flo / .npy flows, one per pair in order);
 ``+cam`` adds camera compensation to a baseline, ``+nocam`` removes it from an hmore model, ``+noref`` its
-photometric refinement inside people, a last ``+zoom`` adds its enlarged second pass for small people.
+photometric refinement inside people, ``+search`` puts the opt-in DIS search before that refinement, a last
+``+zoom`` adds its enlarged second pass for small people.
 Writes OUT/results.json and OUT/report.html.
 """
 

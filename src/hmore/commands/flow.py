@@ -39,10 +39,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--camera", choices=("homography", "affine", "off"), default="homography",
                    help="camera compensation: the camera's motion, fitted on the background, is removed from the "
                         "world flow (default homography; off keeps the optical flow)")
-    p.add_argument("--refine", choices=("variational", "off"), default="variational",
+    p.add_argument("--refine", choices=("variational", "search", "off"), default="variational",
                    help="photometric refinement of the flow inside the people (default variational: the network's "
                         "flow is refined against the frames inside the dilated person masks, as DIS's last step; "
-                        "the background keeps the network's flow); off: the network's flow as it is")
+                        "the background keeps the network's flow); search: first a DIS search started from the "
+                        "network's flow, each pixel keeping the flow with the lower census cost (opt-in, for fast "
+                        "limbs; about 7 ms more a pair at 256x192); off: the network's flow as it is")
     p.add_argument("--zoom", choices=("auto", "off"), default="off",
                    help="small people: auto gives a person under 128 px at the processing size a second pass of the "
                         "network on a crop around them enlarged 2-3x (at most 4 people a pair; better flow inside "

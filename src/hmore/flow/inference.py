@@ -63,7 +63,7 @@ from tqdm import tqdm
 
 from hmore.errors import InputError, UsageError
 from hmore.flow.camera import CameraConfig, CameraMotion, estimate_camera, scene_flow, stabilise, to_stabilised
-from hmore.flow.refine import DEFAULT_REFINE, RefineConfig, refine_in_people, resolve_refine
+from hmore.flow.refine import DEFAULT_REFINE, RefineConfig, refine_in_people, refine_mode, resolve_refine
 from hmore.flow.zoom import DEFAULT_ZOOM, ZoomConfig, resolve_zoom, zoom_people
 from hmore.io.atomic import atomic_path
 
@@ -708,7 +708,8 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
         keypoints: (T, L, 17, 3) COCO-17 keypoints for mask labels 1..L in the pixels of the given frames (with
             ``masks`` given as an array), for ``subject_motion="pose"``.
         refine: ``"variational"`` (default: the optical flow is refined photometrically inside the people,
-            :mod:`hmore.flow.refine`), ``"off"`` (the network's flow as it is) or a
+            :mod:`hmore.flow.refine`), ``"search"`` (opt-in: a DIS search from the network's flow and a per-pixel
+            census choice before it), ``"off"`` (the network's flow as it is) or a
             :class:`~hmore.flow.refine.RefineConfig`.
         overlap: True: a worker thread encodes the next frame and runs the OpenCV/numpy work of neighbouring pairs
             (DIS and the camera fit before the network, the refinement and v_s after it) while the network works on
@@ -770,7 +771,7 @@ def iter_flow(video_or_frames: Any, *, model: str | torch.nn.Module = DEFAULT_MO
     if info is not None:
         info.update(model=name, weights=weights_desc, mask_source=mask_source, num_subjects=num_subjects,
                     camera="off" if camera_cfg is None else camera_cfg.model,
-                    refine="off" if refine_cfg is None else "variational",
+                    refine=refine_mode(refine_cfg),
                     zoom="off" if zoom_cfg is None else f"people under {zoom_cfg.below} px",
                     subject_motion=subject_motion if subject_motion != "pose" or pose_fn else "median (no pose)")
     show = sys.stderr.isatty() if progress is None else progress

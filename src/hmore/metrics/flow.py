@@ -32,10 +32,10 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 __all__ = [
-    "BoundaryChamfer", "Leakage", "PhotometricError", "SkeletonConsistency", "background_leakage",
+    "BoundaryChamfer", "Leakage", "PhotometricError", "SkeletonConsistency", "SkeletonMatches", "background_leakage",
     "boundary_chamfer", "census_transform", "epe", "flow_edges", "forward_backward_valid", "joint_local_error",
     "label_edges",
-    "local_flow_epe", "local_from_world", "photometric_error", "skeleton_consistency", "ssim_map",
+    "local_flow_epe", "local_from_world", "photometric_error", "skeleton_consistency", "skeleton_matches", "ssim_map",
     "temporal_stability", "warp_backward",
 ]
 
@@ -264,10 +264,50 @@ class SkeletonConsistency:
     num_pixels: int
 
 
-def skeleton_consistency(flow: np.ndarray, masks: np.ndarray, kp_t: np.ndarray, kp_t1: np.ndarray, *,
-                         angle_deg: float = 15.0, low: float = 0.8, high: float = 1.2, points_per_bone: int = 8,
-                         min_displacement: float = 0.5, min_confidence: float = 0.0) -> SkeletonConsistency:
-    """Share of body pixels whose flow respects the skeleton constraint's bounds.
+@dataclass(frozen=True)
+class SkeletonMatches:
+    """Every matched body pixel of :func:`skeleton_matches`, with its flow, its bone point's displacement and which
+    bound it breaks (the per-pixel form of :class:`SkeletonConsistency`, for breaking the measure down).
+
+    Attributes:
+        flow: (N, 2) flow u at the matched pixels.
+        bone_disp: (N, 2) displacement k of each pixel's matched bone point.
+        bone: (N,) index of the matched point's bone in ``COCO17.bones``.
+        subject: (N,) label of the pixel's person (1..P).
+        pixels: (N, 2) (row, column) of each pixel.
+        moving: (N,) |k| >= k0.
+        angle_break: (N,) moving and the flow turns more than the angle bound from k (or is zero).
+        slow: (N,) moving and |u| < low |k| (motion under-estimated).
+        fast: (N,) moving and |u| > high |k| (motion over-estimated).
+        rest_break: (N,) not moving (|k| < k0) and |u| > high k0.
+    """
+
+    flow: np.ndarray
+    bone_disp: np.ndarray
+    bone: np.ndarray
+    subject: np.ndarray
+    pixels: np.ndarray
+    moving: np.ndarray
+    angle_break: np.ndarray
+    slow: np.ndarray
+    fast: np.ndarray
+    rest_break: np.ndarray
+
+    @property
+    def intensity_break(self) -> np.ndarray:
+        """(N,) |u| outside the intensity bounds (slow, fast or moving at rest)."""
+        return self.slow | self.fast | self.rest_break
+
+    @property
+    def ok(self) -> np.ndarray:
+        """(N,) breaking neither bound."""
+        return ~(self.angle_break | self.intensity_break)
+
+
+def skeleton_matches(flow: np.ndarray, masks: np.ndarray, kp_t: np.ndarray, kp_t1: np.ndarray, *,
+                     angle_deg: float = 15.0, low: float = 0.8, high: float = 1.2, points_per_bone: int = 8,
+                     min_displacement: float = 0.5, min_confidence: float = 0.0) -> SkeletonMatches | None:
+    """Match each body pixel to its bone point and test the skeleton constraint's bounds, pixel by pixel.
 
     Points are sampled along the COCO-17 bones and each body pixel p of subject s is matched to
     q^ = argmin_q ( -||p - q|| log c_q ) over s's points (the point sampling of
@@ -276,9 +316,69 @@ def skeleton_consistency(flow: np.ndarray, masks: np.ndarray, kp_t: np.ndarray, 
 
         angle break     A(p) = |k| >= k0  and  angle(u, k) > angle_deg
         intensity break I(p) = |u| outside [low |k|, high |k|]     (|k| < k0, a point at rest: |u| > high k0)
+
+    k0 = ``min_displacement`` pixels. Arguments as :func:`skeleton_consistency`.
+
+    Returns:
+        :class:`SkeletonMatches`, or None when no pixel is matched (no people, no confident joint).
+    """
+    import torch
+
+    from hmore.losses.skeleton_constraint import skeleton_points
+
+    flow = _flow(flow)
+    h, w = flow.shape[:2]
+    masks = _mask(masks, (h, w), "masks")
+    kp_t, kp_t1 = np.asarray(kp_t, np.float32), np.asarray(kp_t1, np.float32)
+    if kp_t.ndim != 3 or kp_t.shape[1:] != (17, 3) or kp_t1.shape != kp_t.shape:
+        raise ValueError(f"kp_t and kp_t1 must both be (P, 17, 3), got {kp_t.shape} and {kp_t1.shape}")
+    if kp_t.shape[0] == 0:
+        return None
+    with torch.no_grad():  # the loss's point sampling, reused: (1, P, Q, 2), (1, P, Q, 2), (1, P, Q)
+        pos, disp, conf = (x[0].numpy().astype(np.float64) for x in skeleton_points(
+            torch.from_numpy(kp_t)[None], torch.from_numpy(kp_t1)[None], points_per_bone))
+    # The loss's matching rule, q^ = argmin_q -||p - q|| log c_q, evaluated only on mask pixels (numpy).
+    weight = np.where(conf > min_confidence, -np.log(np.clip(conf, 1e-3, 0.999)), np.inf)  # (P, Q)
+    us, ks, qs, ss, ps = [], [], [], [], []
+    for s in range(kp_t.shape[0]):
+        if not np.isfinite(weight[s]).any():
+            continue
+        ii, jj = np.nonzero(masks == s + 1)
+        if len(ii) == 0:
+            continue
+        pix = np.stack([jj, ii], axis=1).astype(np.float64)  # (n, 2) x, y
+        d = np.linalg.norm(pix[:, None, :] - pos[s][None], axis=-1) * weight[s][None]  # (n, Q)
+        d = np.where(np.isnan(d), np.inf, d)
+        q = np.argmin(d, axis=1)
+        ks.append(disp[s][q])
+        qs.append(q // points_per_bone)
+        us.append(flow[ii, jj].astype(np.float64))
+        ss.append(np.full(len(ii), s + 1, np.int64))
+        ps.append(np.stack([ii, jj], axis=1))
+    if not us:
+        return None
+    u, k = np.concatenate(us), np.concatenate(ks)  # (N, 2) flow and matched bone displacement
+    un, kn = np.linalg.norm(u, axis=1), np.linalg.norm(k, axis=1)
+    moving = kn >= min_displacement
+    cos = np.sum(u * k, axis=1) / np.maximum(un * kn, 1e-12)
+    return SkeletonMatches(
+        flow=u, bone_disp=k, bone=np.concatenate(qs), subject=np.concatenate(ss), pixels=np.concatenate(ps),
+        moving=moving, angle_break=moving & ((un < 1e-9) | (cos < math.cos(math.radians(angle_deg)) - 1e-9)),
+        slow=moving & (un < low * kn - 1e-9), fast=moving & (un > high * kn + 1e-9),
+        rest_break=~moving & (un > high * min_displacement))
+
+
+def skeleton_consistency(flow: np.ndarray, masks: np.ndarray, kp_t: np.ndarray, kp_t1: np.ndarray, *,
+                         angle_deg: float = 15.0, low: float = 0.8, high: float = 1.2, points_per_bone: int = 8,
+                         min_displacement: float = 0.5, min_confidence: float = 0.0) -> SkeletonConsistency:
+    """Share of body pixels whose flow respects the skeleton constraint's bounds.
+
+    Each body pixel is matched to a point on its person's COCO-17 bones and tested against that point's
+    displacement k (:func:`skeleton_matches`, which gives the per-pixel breaks):
+
         consistency = 1 - |{p : A(p) or I(p)}| / |{matched p}|
 
-    k0 = ``min_displacement`` pixels. The paper's bounds: 15 degrees, 0.8-1.2x (arXiv 2504.10676, section 3.2).
+    The paper's bounds: 15 degrees, 0.8-1.2x (arXiv 2504.10676, section 3.2).
 
     Args:
         flow: (H, W, 2) flow t -> t+1.
@@ -293,51 +393,17 @@ def skeleton_consistency(flow: np.ndarray, masks: np.ndarray, kp_t: np.ndarray, 
     Returns:
         :class:`SkeletonConsistency`.
     """
-    import torch
-
-    from hmore.losses.skeleton_constraint import skeleton_points
-
-    flow = _flow(flow)
-    h, w = flow.shape[:2]
-    masks = _mask(masks, (h, w), "masks")
-    kp_t, kp_t1 = np.asarray(kp_t, np.float32), np.asarray(kp_t1, np.float32)
-    if kp_t.ndim != 3 or kp_t.shape[1:] != (17, 3) or kp_t1.shape != kp_t.shape:
-        raise ValueError(f"kp_t and kp_t1 must both be (P, 17, 3), got {kp_t.shape} and {kp_t1.shape}")
-    nan = SkeletonConsistency(consistency=math.nan, angle_violation=math.nan, intensity_violation=math.nan,
-                              num_pixels=0)
-    if kp_t.shape[0] == 0:
-        return nan
-    with torch.no_grad():  # the loss's point sampling, reused: (1, P, Q, 2), (1, P, Q, 2), (1, P, Q)
-        pos, disp, conf = (x[0].numpy().astype(np.float64) for x in skeleton_points(
-            torch.from_numpy(kp_t)[None], torch.from_numpy(kp_t1)[None], points_per_bone))
-    # The loss's matching rule, q^ = argmin_q -||p - q|| log c_q, evaluated only on mask pixels (numpy).
-    weight = np.where(conf > min_confidence, -np.log(np.clip(conf, 1e-3, 0.999)), np.inf)  # (P, Q)
-    us, ks = [], []
-    for s in range(kp_t.shape[0]):
-        if not np.isfinite(weight[s]).any():
-            continue
-        ii, jj = np.nonzero(masks == s + 1)
-        if len(ii) == 0:
-            continue
-        pix = np.stack([jj, ii], axis=1).astype(np.float64)  # (n, 2) x, y
-        d = np.linalg.norm(pix[:, None, :] - pos[s][None], axis=-1) * weight[s][None]  # (n, Q)
-        d = np.where(np.isnan(d), np.inf, d)
-        ks.append(disp[s][np.argmin(d, axis=1)])
-        us.append(flow[ii, jj].astype(np.float64))
-    if not us:
-        return nan
-    u, k = np.concatenate(us), np.concatenate(ks)  # (N, 2) flow and matched bone displacement
-    un, kn = np.linalg.norm(u, axis=1), np.linalg.norm(k, axis=1)
-    moving = kn >= min_displacement
-    cos = np.sum(u * k, axis=1) / np.maximum(un * kn, 1e-12)
-    angle_break = moving & ((un < 1e-9) | (cos < math.cos(math.radians(angle_deg)) - 1e-9))
-    int_break = np.where(moving, (un < low * kn - 1e-9) | (un > high * kn + 1e-9), un > high * min_displacement)
-    n = len(u)
-    n_moving = int(moving.sum())
+    m = skeleton_matches(flow, masks, kp_t, kp_t1, angle_deg=angle_deg, low=low, high=high,
+                         points_per_bone=points_per_bone, min_displacement=min_displacement,
+                         min_confidence=min_confidence)
+    if m is None:
+        return SkeletonConsistency(consistency=math.nan, angle_violation=math.nan, intensity_violation=math.nan,
+                                   num_pixels=0)
+    n_moving = int(m.moving.sum())
     return SkeletonConsistency(
-        consistency=float(1.0 - np.mean(angle_break | int_break)),
-        angle_violation=float(angle_break.sum() / n_moving) if n_moving else math.nan,
-        intensity_violation=float(int_break.mean()), num_pixels=n,
+        consistency=float(m.ok.mean()),
+        angle_violation=float(m.angle_break.sum() / n_moving) if n_moving else math.nan,
+        intensity_violation=float(m.intensity_break.mean()), num_pixels=len(m.flow),
     )
 
 
