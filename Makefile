@@ -11,9 +11,9 @@ TORCH_SPEC ?= torch==2.13.0
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PY) -m pip install "$(TORCH_SPEC)"
-	$(PY) -m pip install -e ".[all,dev]"
+	$(PY) -m pip install -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
