@@ -374,3 +374,104 @@ def test_window_majority_by_hand():
         window_majority(ids, seq[:-1], 3)
     with pytest.raises(ValueError, match="window"):
         window_majority(ids, seq, -1)
+
+
+def _shared_branches(m, latent: torch.Tensor):
+    """Training-mode passes of both branches whose encoders output ``latent`` (B, 2, 16): motion first, then video."""
+    m.motion_encoder = _FixedLatent(latent)
+    m.video_encoder = _FixedLatent(latent)
+    b = latent.shape[0]
+    with torch.no_grad():
+        mo = m.train().motion(torch.zeros(b, 8, 55), torch.ones(b, 8, dtype=torch.bool))
+        vi = m.video(torch.zeros(b, 8, 7, 16, 16), torch.ones(b, 8, dtype=torch.bool))
+    return mo, vi
+
+
+def test_shared_codebook_is_one_module_and_default_has_two():
+    two, one = _model(), _model(shared_codebook=True)
+    assert two.video_vq is not two.motion_vq and one.video_vq is one.motion_vq
+    vq_names = {k for k in two.state_dict() if "_vq." in k}
+    assert {k for k in vq_names if k.startswith("video_vq.")} == {k.replace("motion_vq.", "video_vq.")
+                                                                  for k in vq_names if k.startswith("motion_vq.")}
+    # the shared module is registered once: its state dict is the default's without the video codebook's names
+    assert set(one.state_dict()) == {k for k in two.state_dict() if not k.startswith("video_vq.")}
+    assert not any(n.startswith("video_vq.") for n, _ in one.named_parameters())
+    torch.testing.assert_close(one.codebook("video"), one.codebook("motion"))
+
+
+def test_shared_codebook_ids_name_the_same_vectors():
+    # Cosine codebook of the 8 unit axes e0..e7 (EMA sums and sizes such that the motion pass leaves them there);
+    # both encoders output tokens 2 e3 and 4 e6 (on axes 3 and 6, so the EMA update keeps them too). With one
+    # codebook the video ids are the motion ids and the video codes the motion codes; with two codebooks (the video
+    # one left at its random start) the video codes are other vectors.
+    e = torch.eye(16)
+    latent = torch.stack([2 * e[3], 4 * e[6]])[None]  # (1, 2, 16)
+    for shared in (True, False):
+        m = _model(codebook_size=8, shared_codebook=shared, dead_code_threshold=0.0)
+        m.motion_vq._codebook.embed.copy_(e[:8][None])
+        m.motion_vq._codebook.embed_avg.copy_(e[:8][None])  # so that the EMA update keeps each axis
+        mo, vi = _shared_branches(m, latent)
+        assert mo.ids.tolist() == [[3, 6]]
+        if shared:
+            assert vi.ids.tolist() == [[3, 6]]
+            torch.testing.assert_close(vi.quantized, mo.quantized)
+            torch.testing.assert_close(m.eval().video(torch.zeros(1, 8, 7, 16, 16),
+                                                      torch.ones(1, 8, dtype=torch.bool)).quantized,
+                                       torch.stack([e[3], e[6]])[None])
+        else:
+            assert not torch.allclose(vi.quantized, mo.quantized)
+
+
+@pytest.mark.parametrize("video_update", [True, False])
+def test_shared_codebook_video_update(video_update):
+    # Euclidean codes: e0..e7 (EMA decay 0.9, no dead codes). Motion tokens e0, e1 move nothing (each code is the
+    # mean of its tokens); the video tokens 2 e0, 2 e1 then pull codes 0 and 1 to 0.9 e + 0.1 * 2 e = 1.1 e when the
+    # video branch updates the shared codebook, and leave them at e when it only reads it.
+    e = torch.eye(16)
+    m = _model(codebook_size=8, cosine_codebook=False, shared_codebook=True, dead_code_threshold=0.0,
+               shared_codebook_video_update=video_update)
+    m.motion_vq._codebook.embed.copy_(e[:8][None])
+    m.motion_vq._codebook.embed_avg.copy_(e[:8][None])
+    m.motion_encoder = _FixedLatent(torch.stack([e[0], e[1]])[None])
+    m.video_encoder = _FixedLatent(torch.stack([2 * e[0], 2 * e[1]])[None])
+    with torch.no_grad():
+        m.train().motion(torch.zeros(1, 8, 55), torch.ones(1, 8, dtype=torch.bool))
+        torch.testing.assert_close(m.codebook()[:2], e[:2])
+        vi = m.video(torch.zeros(1, 8, 7, 16, 16), torch.ones(1, 8, dtype=torch.bool))
+    assert vi.ids.tolist() == [[0, 1]] and float(vi.commit_loss) > 0
+    scale = 1.1 if video_update else 1.0
+    torch.testing.assert_close(m.codebook()[:2], scale * e[:2])
+    torch.testing.assert_close(m.codebook("video"), m.codebook("motion"))
+
+
+def test_shared_codebook_errors():
+    with pytest.raises(ValueError, match="shared_codebook needs the video branch"):
+        ConceptModelConfig(shared_codebook=True, video=False)
+    with pytest.raises(ValueError, match="needs shared_codebook"):
+        ConceptModelConfig(shared_codebook_video_update=False)
+
+
+def test_shared_codebook_save_and_load(tmp_path):
+    from hmore.errors import InputError
+    from hmore.train.checkpoint import load_weights_into, save_weights
+
+    m = _model(codebook_size=8, shared_codebook=True, kmeans_init=True)
+    states, video = torch.randn(4, 8, 55), torch.randn(4, 8, 7, 16, 16)
+    valid = torch.ones(4, 8, dtype=torch.bool)
+    with torch.no_grad():  # k-means start and EMA updates from both branches: a codebook unlike a fresh model's
+        m.train().motion(states, valid)
+        m.video(video, valid)
+    path = save_weights(tmp_path / "w.safetensors", m, metadata={})
+    back = _model(codebook_size=8, shared_codebook=True)
+    assert not torch.equal(back.codebook(), m.codebook())
+    load_weights_into(back, path)
+    assert back.video_vq is back.motion_vq
+    torch.testing.assert_close(back.codebook("video"), m.codebook("motion"), rtol=0, atol=0)
+    for k, v in m.state_dict().items():
+        torch.testing.assert_close(back.state_dict()[k], v, rtol=0, atol=0)
+    # a shared checkpoint lacks the second codebook; a two-codebook one has a codebook the shared model cannot hold
+    with pytest.raises(InputError, match="video_vq"):
+        load_weights_into(_model(codebook_size=8), path)
+    two = save_weights(tmp_path / "two.safetensors", _model(codebook_size=8), metadata={})
+    with pytest.raises(InputError, match="video_vq"):
+        load_weights_into(_model(codebook_size=8, shared_codebook=True), two)

@@ -541,3 +541,32 @@ def test_consistency_source_weights_weigh_each_datasets_token_pairs(tiny_pairs):
         _cfg(consistency=1.0, consistency_source_weights={"nw_ucla": -1.0})
     with pytest.raises(Exception, match="consistency_source_weights"):
         _cfg(consistency_source_weights={"nw_ucla": 0.0})  # needs loss.consistency > 0
+
+
+@pytest.mark.parametrize("video_update", [True, False])
+def test_shared_codebook_key_trains_both_branches_on_one_codebook(tiny_pairs, video_update):
+    # model.kwargs.shared_codebook (issue 16): the task's loss runs both branches on the motion codebook; the video
+    # encoder still gets gradients (straight-through), and with shared_codebook_video_update false the video pass
+    # leaves the codebook as the motion pass left it
+    cfg = load_config(ConceptsRunConfig, {
+        "model": {"name": "concepts_test", "kwargs": {"shared_codebook": True,
+                                                      "shared_codebook_video_update": video_update}},
+        "data": {"sources": ["bandai"], "eval_sources": ["bandai"], "pair_batch": 2, "eval_pairs": 2},
+        "train": {"steps": 2, "batch_size": 4, "tensorboard": False, "device": "cpu", "amp": False}})
+    task = ConceptsTask(config=cfg, sequences=_seqs(), pairs=tiny_pairs)
+    batch = task.batch(3, rank=0, world_size=1, batch_size=4)
+    torch.manual_seed(0)
+    model = task.build_model()
+    assert model.video_vq is model.motion_vq
+    model.train()
+    with torch.no_grad():
+        model.motion(batch["states"], batch["valid"])
+    after_motion = model.codebook().clone()
+    with torch.no_grad():
+        rows = slice(batch["states"].shape[0] - batch["video"].shape[0], None)
+        model.video(batch["video"], batch["valid"][rows])
+    assert torch.equal(model.codebook(), after_motion) is (not video_update)
+    loss, logs = task.loss(model, batch)
+    loss.backward()
+    assert "commit_video" in logs and math.isfinite(float(loss))
+    assert model.video_encoder.embed.weight.grad.abs().sum() > 0

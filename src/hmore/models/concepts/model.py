@@ -69,6 +69,16 @@ class ConceptModelConfig:
             history to read the velocity from, so the concept's gradient has to carry it).
         align_dim: width of the shared video-motion space.
         video: build the video branch.
+        shared_codebook: the video branch quantises with the motion branch's codebook (one module, so a video
+            token's id and a motion token's id name the same concept vector, and both branches' tokens update its
+            EMA and dead-code replacement; ``codebook_diversity``, when on, then applies to the video tokens too).
+            The module is registered once, as ``motion_vq`` (``video_vq`` is an alias outside the state dict), so
+            a shared checkpoint has no ``video_vq.*`` names and does not load into a model with two codebooks, nor
+            the reverse. Needs ``video``. False (default): two codebooks.
+        shared_codebook_video_update: with ``shared_codebook``, the video tokens update the shared codebook (EMA
+            and dead codes) like the motion tokens; false: the video branch only reads it (vector-quantize-pytorch's
+            ``freeze_codebook``: nearest code, straight-through and commitment loss, no codebook update), so the
+            concepts are learnt from motion alone. Must stay true without ``shared_codebook``.
         video_size: side of the video crops the CNN reads.
         video_frame_stride: the CNN reads every this many frames (their features are repeated to the frames in
             between; the flow channels still hold the motion between consecutive frames).
@@ -104,6 +114,8 @@ class ConceptModelConfig:
     predictor_depth: int = 1
     align_dim: int = 64
     video: bool = True
+    shared_codebook: bool = False
+    shared_codebook_video_update: bool = True
     video_size: int = 48
     video_frame_stride: int = 2
     video_recon_grid: int = 8
@@ -128,6 +140,10 @@ class ConceptModelConfig:
         if self.codebook_diversity < 0 or self.codebook_diversity_temperature <= 0:
             raise ValueError(f"codebook_diversity must be >= 0 (0 disables) and codebook_diversity_temperature > 0, "
                              f"got {self.codebook_diversity}, {self.codebook_diversity_temperature}")
+        if self.shared_codebook and not self.video:
+            raise ValueError("shared_codebook needs the video branch (video=True)")
+        if not self.shared_codebook_video_update and not self.shared_codebook:
+            raise ValueError("shared_codebook_video_update=False needs shared_codebook=True")
         if self.video_size % 16:
             raise ValueError(f"video_size must be a multiple of 16, got {self.video_size}")
 
@@ -348,7 +364,10 @@ class ConceptModel(nn.Module):
         if c.video:
             self.video_frames = VideoFrameEncoder(channels=7, dim=c.dim)
             self.video_encoder = TemporalEncoder(in_dim=c.dim, **enc)
-            self.video_vq = self._codebook()
+            if c.shared_codebook:  # an alias, not a second registration: the state dict holds the codebook once
+                object.__setattr__(self, "video_vq", self.motion_vq)
+            else:
+                self.video_vq = self._codebook()
             self.video_decoder = SegmentDecoder(out_dim=4 * c.video_recon_grid**2, **dec)
             self.video_proj = nn.Linear(c.dim, c.align_dim)
 
@@ -381,14 +400,17 @@ class ConceptModel(nn.Module):
         self._check_motion(states, valid)
         return self.motion_encoder(states, valid)
 
-    def _quantize(self, vq: nn.Module, latent: torch.Tensor, token_valid: torch.Tensor) -> BranchOutput:
+    def _quantize(self, vq: nn.Module, latent: torch.Tensor, token_valid: torch.Tensor, *,
+                  freeze: bool = False) -> BranchOutput:
         diversity = None
         if self.training:
+            # freeze_codebook only when asked, so that the default runs on library versions without it
+            extra = {"freeze_codebook": True} if freeze else {}
             if getattr(vq, "has_codebook_diversity_loss", False):
-                quantized, ids, commit, parts = vq(latent, mask=token_valid, return_loss_breakdown=True)
+                quantized, ids, commit, parts = vq(latent, mask=token_valid, return_loss_breakdown=True, **extra)
                 diversity = parts.codebook_diversity
             else:
-                quantized, ids, commit = vq(latent, mask=token_valid)
+                quantized, ids, commit = vq(latent, mask=token_valid, **extra)
             commit = commit.sum() if commit.ndim else commit
         else:  # the library's nearest code, without its first-call set-up (seconds)
             codebook = vq.codebook.reshape(-1, latent.shape[-1])  # (K, dim)
@@ -465,7 +487,8 @@ class ConceptModel(nn.Module):
     def video(self, video: torch.Tensor, valid: torch.Tensor) -> BranchOutput:
         """The video branch: CNN + temporal encoder + codebook."""
         latent = self.video_features(video, valid)
-        return self._quantize(self.video_vq, latent, segment_valid(valid, self.config.segment))
+        return self._quantize(self.video_vq, latent, segment_valid(valid, self.config.segment),
+                              freeze=not self.config.shared_codebook_video_update)
 
     def video_target(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, 4 * grid^2): the world and local flow channels average-pooled to the reconstruction grid."""
