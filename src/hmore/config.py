@@ -201,14 +201,19 @@ def replace(cfg: T, **changes: Any) -> T:
     return from_dict(type(cfg), deep_merge(to_dict(cfg), changes))
 
 
-def resolve_switch(value: Any, cls: type[T], *, on: str, what: str) -> T | None:
-    """An optional processing step given by name or settings: ``on`` -> ``cls()`` (the default settings), ``"off"``
-    or None -> None, an instance of ``cls`` as it is; anything else is a :class:`UsageError` naming ``what``."""
+def resolve_switch(value: Any, cls: type[T], *, on: str, what: str,
+                   presets: Mapping[str, dict[str, Any]] | None = None) -> T | None:
+    """An optional processing step given by name or settings: ``on`` -> ``cls()`` (the default settings), a name of
+    ``presets`` -> ``cls(**presets[name])``, ``"off"`` or None -> None, an instance of ``cls`` as it is; anything else
+    is a :class:`UsageError` naming ``what`` and every accepted name."""
+    presets = presets or {}
     if value is None or isinstance(value, cls):
         return value
     if value == "off":
         return None
     if value == on:
         return cls()
-    raise UsageError(f"{what} must be one of {on}, off, got {value!r}")
+    if isinstance(value, str) and value in presets:
+        return cls(**presets[value])
+    raise UsageError(f"{what} must be one of {', '.join([on, *presets, 'off'])}, got {value!r}")
 

@@ -92,12 +92,7 @@ class RefineConfig:
 def resolve_refine(refine: str | RefineConfig | None) -> RefineConfig | None:
     """``"variational"`` -> the default :class:`RefineConfig`; ``"search"`` -> the default with ``search="dis"``;
     ``"off"`` or None -> None; a config as it is."""
-    if isinstance(refine, str) and refine == "search":
-        return RefineConfig(search="dis")
-    try:
-        return resolve_switch(refine, RefineConfig, on="variational", what="refine")
-    except UsageError:
-        raise UsageError(f"refine must be one of {', '.join(REFINE_MODES)}, got {refine!r}") from None
+    return resolve_switch(refine, RefineConfig, on="variational", what="refine", presets={"search": {"search": "dis"}})
 
 
 def refine_mode(config: RefineConfig | None) -> str:
