@@ -179,28 +179,25 @@ class ConceptsLossSection:
             raise ConfigError(f"loss.dis_negatives must be 'batch' or 'source', got {self.dis_negatives!r}")
         if self.dis_negatives == "source" and self.dis_positive != "concept":
             raise ConfigError("loss.dis_negatives: source needs loss.dis_positive: concept")
-        bad = sorted(set(self.dis_source_weights) - set(SOURCES))
-        if bad or any(float(v) < 0 for v in self.dis_source_weights.values()):
-            raise ConfigError(f"loss.dis_source_weights: datasets must be among {', '.join(SOURCES)} and weights "
-                              f">= 0, got {dict(self.dis_source_weights)}")
+        for key in ("dis_source_weights", "consistency_source_weights"):
+            weights = getattr(self, key)
+            if set(weights) - set(SOURCES) or any(float(v) < 0 for v in weights.values()):
+                raise ConfigError(f"loss.{key}: datasets must be among {', '.join(SOURCES)} and weights >= 0, "
+                                  f"got {dict(weights)}")
         if self.dis_source_weights and self.dis_negatives != "source":
             raise ConfigError("loss.dis_source_weights needs loss.dis_negatives: source")
-        bad = sorted(set(self.consistency_source_weights) - set(SOURCES))
-        if bad or any(float(v) < 0 for v in self.consistency_source_weights.values()):
-            raise ConfigError(f"loss.consistency_source_weights: datasets must be among {', '.join(SOURCES)} and "
-                              f"weights >= 0, got {dict(self.consistency_source_weights)}")
         if self.consistency_source_weights and self.consistency <= 0:
             raise ConfigError("loss.consistency_source_weights needs loss.consistency > 0")
 
     def source_weight_table(self) -> torch.Tensor:
         """(len(SOURCES) + 1,) the weight of each dataset code (:func:`_source_code`) in the discriminative and
         clustering terms (``dis_source_weights``, the others 1)."""
-        return torch.tensor([float(self.dis_source_weights.get(s, 1.0)) for s in SOURCES] + [1.0])
+        return _weight_table(self.dis_source_weights)
 
     def consistency_weight_table(self) -> torch.Tensor:
         """(len(SOURCES) + 1,) the weight of each dataset code (:func:`_source_code`) in the consistency term
         (``consistency_source_weights``, the others 1)."""
-        return torch.tensor([float(self.consistency_source_weights.get(s, 1.0)) for s in SOURCES] + [1.0])
+        return _weight_table(self.consistency_source_weights)
 
     @property
     def needs_source(self) -> bool:
@@ -229,6 +226,12 @@ class DisInputs(NamedTuple):
     positive: torch.Tensor
     scored: torch.Tensor | None = None
     row_weight: torch.Tensor | None = None
+
+
+def _weight_table(weights: dict[str, float]) -> torch.Tensor:
+    """(len(SOURCES) + 1,) a weight per dataset code (:func:`_source_code`): ``weights[name]``, else 1 (and 1 for
+    windows of no listed dataset)."""
+    return torch.tensor([float(weights.get(s, 1.0)) for s in SOURCES] + [1.0])
 
 
 def _source_code(name: str) -> int:
