@@ -38,6 +38,7 @@ import torch
 
 from hmore.bench import flow_bench
 from hmore.bench.flow_methods import MethodFlow
+from hmore.io.atomic import save_npz_atomic
 from hmore.metrics import flow as fm
 
 BONE_GROUPS = {  # COCO17.bones indices
@@ -59,9 +60,7 @@ def _save(path: Path, clips: list) -> None:
                 arrays[f"{i}_{key}"] = val
         if c.name in TRUE_KP:
             arrays[f"{i}_kptrue"] = TRUE_KP[c.name]
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    save_npz_atomic(path, **arrays)
 
 
 def _load(path: Path) -> list:
