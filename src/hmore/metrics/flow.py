@@ -347,7 +347,8 @@ def skeleton_matches(flow: np.ndarray, masks: np.ndarray, kp_t: np.ndarray, kp_t
         if len(ii) == 0:
             continue
         pix = np.stack([jj, ii], axis=1).astype(np.float64)  # (n, 2) x, y
-        d = np.linalg.norm(pix[:, None, :] - pos[s][None], axis=-1) * weight[s][None]  # (n, Q)
+        with np.errstate(invalid="ignore"):  # 0 px x inf weight (an unconfident point under a pixel) is NaN -> inf
+            d = np.linalg.norm(pix[:, None, :] - pos[s][None], axis=-1) * weight[s][None]  # (n, Q)
         d = np.where(np.isnan(d), np.inf, d)
         q = np.argmin(d, axis=1)
         ks.append(disp[s][q])
