@@ -44,3 +44,17 @@ def test_named_clips_pooled_over_sets(flow_compare):
     assert 0.5 <= lo <= mean <= hi <= 3.0
     only_b = flow_compare.compare(_results(), "m1", "m2", "leakage", resamples=10, seed=0, clips={"b"})
     assert list(only_b) == ["static"] and only_b["static"][0] == pytest.approx(1.0)
+
+
+def test_runs_of_other_seeds_are_averaged_per_clip(flow_compare):
+    second = _results()
+    second["methods"]["m2"]["per_clip"] = {"a": {"leakage": 1.5}, "b": {"leakage": 1.0}}  # no value for clip c
+    second["methods"] = {"m1_s1": second["methods"]["m1"], "m2_s1": second["methods"]["m2"]}
+    out = flow_compare.compare(_results(), "m1", "m2", "leakage", resamples=50, seed=0,
+                               also=[(second, "m1_s1", "m2_s1")])
+    assert set(out) == {"static"}  # clip c was not scored in the second run, so the moving set is empty
+    # clip a: differences 0.5 and -0.5 -> 0; clip b: 1.0 and 1.0 -> 1.0; weighted by pairs 2 and 6
+    assert out["static"][0] == pytest.approx((0.0 * 2 + 1.0 * 6) / 8)
+    assert out["static"][4:] == pytest.approx(((1.0 * 2 + 2.0 * 6) / 8, (1.0 * 2 + 1.0 * 6) / 8))
+    with pytest.raises(SystemExit, match="m2_s9"):
+        flow_compare.compare(_results(), "m1", "m2", "leakage", resamples=5, seed=0, also=[(second, "m1_s1", "m2_s9")])
