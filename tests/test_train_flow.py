@@ -328,3 +328,22 @@ def test_cpu_recipes_load():
     d = load_task_config("flow", CONFIGS / "flow_synth_cpu_d.yaml")
     assert d.model.zero_flow_head and d.model.overrides["init_residual"] and d.train.best_metric == "epe_mask"
     assert load_task_config("flow", CONFIGS / "flow_synth_cpu_e.yaml").train.optim.lr == 5e-5
+
+
+@pytest.mark.parametrize("design", ["ft", "d", "c"])
+def test_body_comparison_arms_differ_only_in_body(design):
+    """Issue 18's Anny-vs-capsule flow arms: the two configs of each design resolve to the same recipe but data.body,
+    and each design keeps the recipe it claims (d: recipe d from DIS flow; c: recipe c from scratch)."""
+    anny = to_dict(load_task_config("flow", CONFIGS / f"flow_anny_{design}.yaml"))
+    capsule = to_dict(load_task_config("flow", CONFIGS / f"flow_capsule_{design}.yaml"))
+    assert (anny["data"].pop("body"), capsule["data"].pop("body")) == ("anny", "capsule")
+    assert anny == capsule
+    assert anny["train"]["best_metric"] == ""  # both arms export the same (last) step
+    if design == "d":
+        recipe_d = to_dict(load_task_config("flow", CONFIGS / "flow_synth_cpu_d.yaml"))
+        assert anny["model"]["zero_flow_head"] and anny["model"]["overrides"] == recipe_d["model"]["overrides"]
+        assert anny["train"]["optim"] == recipe_d["train"]["optim"] and anny["train"]["steps"] == 500
+    if design == "c":
+        recipe_c = to_dict(load_task_config("flow", CONFIGS / "flow_synth_cpu_c.yaml"))
+        assert not anny["init_from"] and anny["model"] == recipe_c["model"] and anny["loss"] == recipe_c["loss"]
+        assert anny["train"]["optim"] == recipe_c["train"]["optim"] and anny["train"]["steps"] == 5000
