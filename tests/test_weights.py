@@ -172,3 +172,21 @@ def test_export_records_where_fine_tuning_started(toy_run, tmp_path):
     assert _initialised_from("") is None
     gone = _initialised_from(str(tmp_path / "moved.safetensors"))
     assert gone["checkpoint"].endswith("moved.safetensors") and "not found" in gone["note"]
+
+
+def test_export_started_from_exported_weights_records_their_lineage(toy_run, tmp_path):
+    from hmore.commands.train import _initialised_from
+
+    first, first_json = export_weights(toy_run, "leg_a", out_dir=tmp_path, metadata={
+        "recipe_command": "hmore train toy --set train.steps=3", "seeds": {"train": 0, "data": 0},
+        "initialised_from": {"checkpoint": "runs/older", "step": 7}})
+    origin = _initialised_from(str(first))
+    info = json.loads(first_json.read_text())
+    assert origin["checkpoint"] == str(first) and origin["name"] == "leg_a"
+    assert origin["sha256"] == info["sha256"] and origin["step"] == 3
+    assert origin["recipe"]["model"]["hidden"] == 64 and origin["recipe_command"].endswith("steps=3")
+    assert origin["initialised_from"] == {"checkpoint": "runs/older", "step": 7}  # the lineage nests
+    info["sha256"] = "0" * 64  # a JSON that no longer describes the file is not trusted
+    first_json.write_text(json.dumps(info))
+    fallback = _initialised_from(str(first))
+    assert "name" not in fallback and "sha256" not in fallback and fallback["checkpoint"] == str(first)

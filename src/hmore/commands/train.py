@@ -113,7 +113,29 @@ def _initialised_from(init_from: object) -> dict[str, object] | None:
         meta = read_metadata(path)
     except InputError as exc:  # the run already loaded it; a moved file must not block the export
         return {"checkpoint": str(init_from), "note": f"metadata unavailable at export: {exc}"}
+    exported = _exported_info(path)
+    if exported is not None:  # exported weights: their JSON carries the recipe and, nested, its own origin
+        keep = ("name", "sha256", "step", "recipe", "recipe_command", "seeds", "metrics", "initialised_from")
+        return {"checkpoint": str(init_from), **{k: exported[k] for k in keep if k in exported}}
     return {"checkpoint": str(init_from), "step": meta.get("step"), "recipe": meta.get("run_config")}
+
+
+def _exported_info(path: Path) -> dict[str, object] | None:
+    """The JSON written beside exported weights (``<stem>.json``), if it describes exactly this file."""
+    import json
+
+    from hmore.weights import sha256_file
+
+    info_path = path.with_suffix(".json")
+    if path.suffix != ".safetensors" or not info_path.is_file():
+        return None
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(info, dict) or info.get("sha256") != sha256_file(path):  # a stale or foreign JSON
+        return None
+    return info
 
 
 def _command(args: argparse.Namespace) -> str:
