@@ -121,6 +121,20 @@ def test_load_flow_model_weights_file_and_random_fallback(tmp_path: Path, caplog
     assert desc == "random" and "RANDOMLY INITIALISED" in caplog.text
 
 
+def test_load_flow_model_takes_the_name_of_shipped_weights() -> None:
+    from hmore.weights import default_weights_dir, list_weights
+
+    if "hmore_flow_cpu" not in list_weights():
+        pytest.skip("no hmore_flow_cpu weights ship in this checkout")
+    model, desc = load_flow_model("hmore_flow_cpu", weights="hmore_flow_cpu")
+    assert Path(desc) == default_weights_dir() / "hmore_flow_cpu.safetensors"
+    shipped, _ = load_flow_model("hmore_flow_cpu")
+    for (k, a), b in zip(shipped.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(InputError, match="nor shipped weights of that name"):
+        load_flow_model("hmore_flow_cpu", weights="hmore_flow_cpu_nonexistent")
+
+
 def test_load_flow_model_builds_the_variant_the_weights_were_trained_as(tmp_path: Path) -> None:
     from hmore.train.checkpoint import save_weights
 

@@ -190,3 +190,21 @@ def test_export_started_from_exported_weights_records_their_lineage(toy_run, tmp
     first_json.write_text(json.dumps(info))
     fallback = _initialised_from(str(first))
     assert "name" not in fallback and "sha256" not in fallback and fallback["checkpoint"] == str(first)
+
+
+def test_weights_file_takes_a_file_or_the_name_of_shipped_weights(toy_run, tmp_path, monkeypatch):
+    from hmore.weights import weights_file
+
+    wdir = tmp_path / "shipped"
+    st, js = export_weights(toy_run, "toy_alt", metadata={}, out_dir=wdir)
+    assert weights_file(st) == st  # a file, as given
+    assert weights_file("toy_alt", weights_dir=wdir) == wdir / "toy_alt.safetensors"
+    with pytest.raises(InputError, match=r"weights file not found: toy_other .*shipped: toy_alt"):
+        weights_file("toy_other", weights_dir=wdir)
+    with pytest.raises(InputError, match="weights file not found: missing/toy_alt.safetensors"):
+        weights_file("missing/toy_alt.safetensors", weights_dir=wdir)  # a path is never taken as a name
+    monkeypatch.chdir(tmp_path)
+    info = json.loads(js.read_text())
+    js.write_text(json.dumps(dict(info, sha256="f" * 64)))
+    with pytest.raises(InputError, match="corrupt weights file .*toy_alt.safetensors: sha256"):
+        weights_file("toy_alt", weights_dir=wdir)

@@ -179,12 +179,10 @@ def load_flow_model(name: str = "hmore_flow_cpu", weights: str | Path | None = N
     """
     check_flow_pipeline(pipeline)
     from hmore.flow.inference import load_flow_model as _load
-    from hmore.weights import list_weights, read_weights_metadata, sha256_file
+    from hmore.weights import list_weights, read_weights_metadata, sha256_file, weights_file
 
     if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise InputError(f"flow weights file not found: {path}")
+        path = weights_file(weights)
         sha = sha256_file(path)
         desc = str(path)
     else:

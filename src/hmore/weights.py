@@ -64,6 +64,35 @@ def read_weights_metadata(name: str, *, weights_dir: str | Path | None = None) -
     return meta
 
 
+def weights_file(spec: str | Path, *, weights_dir: str | Path | None = None) -> Path:
+    """The ``.safetensors`` file a ``--weights`` argument means: an existing file as given, else the shipped weights
+    of that name (their sha256 checked against their JSON).
+
+    Raises:
+        InputError: neither a file nor shipped weights (the message lists the shipped names), or a corrupt file.
+    """
+    path = Path(spec)
+    if path.is_file():
+        return path
+    name = str(spec)
+    if path.suffix or "/" in name or name not in list_weights(weights_dir):
+        known = ", ".join(list_weights(weights_dir)) or "none"
+        raise InputError(f"weights file not found: {spec} (nor shipped weights of that name; shipped: {known})")
+    meta = read_weights_metadata(name, weights_dir=weights_dir)
+    return _checked_file(_root(weights_dir) / f"{name}.safetensors", meta)
+
+
+def _checked_file(path: Path, meta: Mapping[str, Any]) -> Path:
+    """``path`` if it exists and its sha256 is the one its JSON records; else :class:`InputError`."""
+    if not path.is_file():
+        raise InputError(f"weights file not found: {path}")
+    digest = sha256_file(path)
+    if digest != meta["sha256"]:
+        raise InputError(f"corrupt weights file {path}: sha256 {digest[:16]}... differs from the recorded "
+                         f"{str(meta['sha256'])[:16]}... in {path.with_suffix('.json').name}")
+    return path
+
+
 def list_ensembles(weights_dir: str | Path | None = None) -> list[str]:
     """Names of the score ensembles (``<name>.ensemble.json``: member weights and fusion weights) in ``weights_dir``."""
     root = _root(weights_dir)
@@ -123,13 +152,7 @@ def load_model(name: str, *, device: str | torch.device = "cpu", weights_dir: st
             shapes do not fit the model.
     """
     meta = read_weights_metadata(name, weights_dir=weights_dir)
-    path = _root(weights_dir) / f"{name}.safetensors"
-    if not path.is_file():
-        raise InputError(f"weights file not found: {path}")
-    digest = sha256_file(path)
-    if digest != meta["sha256"]:
-        raise InputError(f"corrupt weights file {path}: sha256 {digest[:16]}... differs from the recorded "
-                         f"{str(meta['sha256'])[:16]}... in {path.with_suffix('.json').name}")
+    path = _checked_file(_root(weights_dir) / f"{name}.safetensors", meta)
     model = build_model_from_config(meta["model"], source=str(path.with_suffix(".json")))
     load_weights_into(model, path, strict=True)
     return model.to(device).eval()
@@ -184,7 +207,7 @@ def export_weights(run_dir_or_checkpoint: str | Path, name: str, *, metadata: Ma
 
 
 __all__ = ["build_model_from_config", "export_weights", "list_ensembles", "list_weights", "load_model",
-           "read_ensemble_metadata", "read_weights_metadata", "sha256_file", "default_weights_dir"]
+           "read_ensemble_metadata", "read_weights_metadata", "sha256_file", "default_weights_dir", "weights_file"]
 
 
 def _root(weights_dir: str | Path | None) -> Path:

@@ -189,9 +189,9 @@ def _hmore(name: str, weights: str | None, device: str, camera: bool = True, lab
                                     "--weights); a randomly initialised model is not benchmarked")
         desc = f"shipped weights {name}"
     else:
-        if not Path(weights).is_file():
-            raise InputError(f"weights file not found: {weights}")
-        desc = str(weights)
+        from hmore.weights import weights_file
+
+        desc = str(weights_file(weights))
     import torch
 
     from hmore.flow.inference import iter_flow, load_flow_model

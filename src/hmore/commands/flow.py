@@ -28,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     p.add_argument("--model", default="hmore_flow_cpu", help="registered flow model (default hmore_flow_cpu)")
     p.add_argument("--weights", type=Path, default=None,
-                   help="a .safetensors file for --model (default: the shipped weights)")
+                   help="a .safetensors file for --model, or the name of other shipped weights of it "
+                        "(default: the shipped weights)")
     p.add_argument("--size", type=int, default=None, help="longer side of the processing size (default 512)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--stride", type=int, default=1, help="use every n-th frame")

@@ -186,7 +186,8 @@ def load_flow_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = N
                     device: str | torch.device = "cpu") -> tuple[torch.nn.Module, str]:
     """The flow model ``name`` with weights, in eval mode; returns ``(model, weights description)``.
 
-    ``weights`` is a ``.safetensors`` file (checkpoint or exported weights, names and shapes checked). Without it,
+    ``weights`` is a ``.safetensors`` file (checkpoint or exported weights, names and shapes checked) or the name of
+    other shipped weights of a flow model (e.g. ``hmore_flow_cpu_capsule``). Without it,
     the weights shipped as ``name`` (``hmore.weights.load_model``); when none ship, a randomly initialised model
     (seed 0) with a loud warning: its flow is meaningless, which is only good for tests.
     """
@@ -196,11 +197,9 @@ def load_flow_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = N
     check_flow_model_name(name)
     if weights is not None:
         from hmore.train.checkpoint import load_weights_into, read_metadata
-        from hmore.weights import build_model_from_config
+        from hmore.weights import build_model_from_config, weights_file
 
-        path = Path(weights)
-        if not path.is_file():
-            raise InputError(f"weights file not found: {path}")
+        path = weights_file(weights)
         meta = read_metadata(path)
         # checkpoints carry "model_config", exported weights "model": build what the weights were trained as
         model_config = meta.get("model_config", meta.get("model"))
