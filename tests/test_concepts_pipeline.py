@@ -86,6 +86,21 @@ def test_rendered_pairs(tiny_pairs):
                                 split="test"), "mixed") == "hmore"
 
 
+def test_pairs_keep_the_flow_weights_the_shipped_concept_models_were_trained_on(tiny_pairs):
+    from hmore.weights import list_weights, load_model, read_weights_metadata
+
+    pinned = read_weights_metadata(cp.CONCEPT_FLOW_WEIGHTS)
+    for name in ("concepts_cpu", "concepts_cpu_vqvae"):  # their video features came from the pinned weights
+        if name in list_weights():
+            assert read_weights_metadata(name)["flow_weights"]["sha256"] == pinned["sha256"], name
+    net = cp.concept_flow_model()
+    for (k, a), b in zip(load_model(cp.CONCEPT_FLOW_WEIGHTS).state_dict().items(), net.state_dict().values()):
+        assert torch.equal(a, b), k
+    task = ConceptsTask(config=_cfg(), sequences=_seqs(), pairs=tiny_pairs)  # an export records them too
+    assert task.export_metadata["flow_weights"] == {"name": cp.CONCEPT_FLOW_WEIGHTS, "model": "hmore_flow_cpu",
+                                                     "sha256": pinned["sha256"]}
+
+
 def test_pair_roundtrip_and_errors(tmp_path, tiny_pairs):
     path = tiny_pairs[1].save(tmp_path / "p.npz")
     back = cp.load_pair(path)

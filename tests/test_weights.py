@@ -208,3 +208,15 @@ def test_weights_file_takes_a_file_or_the_name_of_shipped_weights(toy_run, tmp_p
     js.write_text(json.dumps(dict(info, sha256="f" * 64)))
     with pytest.raises(InputError, match="corrupt weights file .*toy_alt.safetensors: sha256"):
         weights_file("toy_alt", weights_dir=wdir)
+
+
+def test_cli_export_records_a_tasks_own_metadata(tmp_path, monkeypatch):
+    from hmore.cli import main
+    from hmore.train.tasks.toy import ToyTask
+
+    monkeypatch.setattr(ToyTask, "export_metadata", {"flow_weights": {"name": "x", "sha256": "ab"}}, raising=False)
+    wdir = tmp_path / "weights"
+    assert main(["train", "toy", "--out", str(tmp_path / "run"), "--set", "train.steps=1", "--set",
+                 "train.tensorboard=false", "--set", "train.device=cpu", "--export", "toy_meta", "--export-dir",
+                 str(wdir)]) == 0
+    assert json.loads((wdir / "toy_meta.json").read_text())["flow_weights"] == {"name": "x", "sha256": "ab"}

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
             }
             if getattr(task, "weights_licence", None):  # trained on data whose terms apply (default: MIT, generated)
                 metadata["licence"] = task.weights_licence
+            metadata.update(getattr(task, "export_metadata", None) or {})  # a task's own provenance (its inputs)
             origin = _initialised_from(run_cfg.get("init_from"))
             if origin:
                 metadata["initialised_from"] = origin

@@ -5,7 +5,8 @@ exist, so an interrupted build resumes):
 
 * **generated** (:func:`render_pair`): a Bandai-Namco take or a procedural action played on a generated person
   (:func:`hmore.synth.render_clip` with the motion given), so video and motion are an exact pair; the flow is hmore's
-  own (``hmore_flow_cpu`` on the rendered frames with the clip's exact person masks) or, with ``flow="exact"``, the
+  own (model ``hmore_flow_cpu`` with the weights :data:`CONCEPT_FLOW_WEIGHTS`, on the rendered frames with the clip's
+  exact person masks) or, with ``flow="exact"``, the
   generator's ground truth.
 * **real** (:func:`real_pair`): a real video with its lifted motion (MediaPipe 2D -> ``dstformer_cpu`` 3D) and hmore's
   flow with the priors' person masks.
@@ -55,6 +56,16 @@ FLOW_UNIT = 0.5  # crop pixels per frame that map to 1 in the encoder input (peo
 VIDEO_CHANNELS = 7
 FLOW_METHODS = ("hmore", "exact")
 FLOW_POLICIES = (*FLOW_METHODS, "mixed")
+# the shipped flow weights the shipped concept models' features came from: pairs are always built with these, so a
+# cache (and the models) stay consistent when the default `hmore_flow_cpu` weights change
+CONCEPT_FLOW_WEIGHTS = "hmore_flow_cpu"
+
+
+def concept_flow_model() -> Any:
+    """The flow network of the concept pairs: model ``hmore_flow_cpu`` with the :data:`CONCEPT_FLOW_WEIGHTS`."""
+    from hmore.flow.inference import load_flow_model
+
+    return load_flow_model("hmore_flow_cpu", weights=CONCEPT_FLOW_WEIGHTS)[0]
 
 
 # ---- crops and the encoder's input -----------------------------------------------------------------------------
@@ -339,9 +350,9 @@ def render_pair(spec: PairSpec, *, flow: str = "hmore", flow_model: Any = None, 
         local = clip.local_flow().transpose(0, 3, 1, 2)
         method = "exact"
     else:
-        from hmore.flow.inference import iter_flow, load_flow_model
+        from hmore.flow.inference import iter_flow
 
-        model = flow_model if flow_model is not None else load_flow_model()[0]
+        model = flow_model if flow_model is not None else concept_flow_model()
         # refine="off": the shipped concept models were trained on the network's flow as it is
         pairs = list(iter_flow(clip.frames, model=model, masks=clip.masks, size=max(size), device="cpu",
                                progress=False, refine="off", zoom="off"))
@@ -387,10 +398,8 @@ def build_pair_cache(cache_dir: str | Path, specs: Sequence[PairSpec], *, flow: 
 
     model = None
     if any(method_of(s) == "hmore" for s in todo):
-        from hmore.flow.inference import load_flow_model
-
-        model, desc = load_flow_model()
-        log.info("pair flow: hmore_flow_cpu (%s)", desc)
+        model = concept_flow_model()
+        log.info("pair flow: hmore_flow_cpu (weights %s)", CONCEPT_FLOW_WEIGHTS)
     for spec in tqdm(todo, desc="pairs", unit="clip", disable=not progress):
         method = method_of(spec)
         try:
@@ -459,7 +468,7 @@ def real_pair(video: str | Path, *, flow_model: Any = None, lifter: Any = None, 
     Frames are taken at about ``fps`` (every round(source fps / fps)-th frame), scaled to a longer side of
     ``max_side``; at most ``max_frames`` of them.
     """
-    from hmore.flow.inference import iter_flow, load_flow_model
+    from hmore.flow.inference import iter_flow
     from hmore.io.video import iter_frames, probe_video
     from hmore.lift.infer import lift_tracks
     from hmore.lift.pipeline import load_lifter, tracks_from_priors
@@ -483,7 +492,7 @@ def real_pair(video: str | Path, *, flow_model: Any = None, lifter: Any = None, 
                          fps=tracks.fps)
     label = int(pri.track_ids[person])
     masks = np.where(pri.masks == label, 1, 0).astype(np.uint8)
-    model = flow_model if flow_model is not None else load_flow_model()[0]
+    model = flow_model if flow_model is not None else concept_flow_model()
     pairs = list(iter_flow(frames, model=model, masks=masks, size=max(frames.shape[1:3]), device="cpu",
                            progress=progress, refine="off", zoom="off"))  # as the concept models' training features
     world = np.stack([p.world for p in pairs])
@@ -501,14 +510,13 @@ def build_real_cache(cache_dir: str | Path, videos: Sequence[str | Path], *, pro
                      held_out: Sequence[str] = ()) -> list[Path]:
     """Cache :func:`real_pair` of every video not cached yet in ``<cache_dir>/real/`` (resumable); videos whose
     stem is in ``held_out`` get split ``"test"``."""
-    from hmore.flow.inference import load_flow_model
     from hmore.lift.pipeline import load_lifter
 
     out = Path(cache_dir) / "real"
     out.mkdir(parents=True, exist_ok=True)
     done = []
     todo = [Path(v) for v in videos if not (out / f"real_{Path(v).stem}.npz").is_file()]
-    model = load_flow_model()[0] if todo else None
+    model = concept_flow_model() if todo else None
     lifter = load_lifter() if todo else None
     for v in tqdm(todo, desc="real pairs", unit="video", disable=not progress):
         try:

@@ -272,6 +272,15 @@ class ConceptsTask:
     def weights_licence(self) -> str:
         return weights_licence(tuple(self.config.data.sources))
 
+    @property
+    def export_metadata(self) -> dict[str, Any]:
+        """What an export records besides the recipe: the flow weights the paired clips' flow comes from."""
+        from hmore.concepts.pairs import CONCEPT_FLOW_WEIGHTS
+        from hmore.weights import read_weights_metadata
+
+        sha = read_weights_metadata(CONCEPT_FLOW_WEIGHTS)["sha256"]
+        return {"flow_weights": {"name": CONCEPT_FLOW_WEIGHTS, "model": "hmore_flow_cpu", "sha256": sha}}
+
     def __init__(self, *, config: ConceptsRunConfig, sequences: list[SkeletonSequence] | None = None,
                  pairs: list[PairedClip] | None = None) -> None:
         self.config = config
