@@ -37,7 +37,8 @@ def _common(p: argparse.ArgumentParser, *, presets: list[str], rows: tuple[str, 
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds; tables show the mean (default 0)")
     p.add_argument("--flow-model", default="hmore_flow_cpu", help="H-MoRe flow model (default hmore_flow_cpu)")
     p.add_argument("--flow-weights", default=None,
-                   help="weights (.safetensors) of the flow model (default: its shipped weights); only the H-MoRe "
+                   help="weights (.safetensors, or the name of other shipped weights) of the flow model (default: "
+                        "its shipped weights); only the H-MoRe "
                         "rows are re-run, their flows cached under the weights' sha256")
     p.add_argument("--flow-pipeline", choices=FLOW_PIPELINES, default=DEFAULT_FLOW_PIPELINE,
                    help="how the H-MoRe rows' flow is made: raw (default: the network's output, as the tables before "
