@@ -220,3 +220,36 @@ def test_cli_export_records_a_tasks_own_metadata(tmp_path, monkeypatch):
                  "train.tensorboard=false", "--set", "train.device=cpu", "--export", "toy_meta", "--export-dir",
                  str(wdir)]) == 0
     assert json.loads((wdir / "toy_meta.json").read_text())["flow_weights"] == {"name": "x", "sha256": "ab"}
+
+
+def test_cli_weights_lists_shows_and_checks(toy_run, tmp_path, monkeypatch, capsys):
+    import hmore.weights as hw
+    from hmore.cli import main
+
+    wdir = tmp_path / "shipped"
+    leg, _ = export_weights(toy_run, "toy_leg", out_dir=wdir, metadata={"recipe_command": "hmore train toy"})
+    from hmore.commands.train import _initialised_from
+
+    export_weights(toy_run, "toy_final", out_dir=wdir, metadata={
+        "recipe_command": "hmore train toy --set init_from=toy_leg", "seeds": {"train": 1, "data": 2},
+        "metrics": {"mse": 0.25}, "initialised_from": _initialised_from(str(leg))})
+    monkeypatch.setattr(hw, "default_weights_dir", lambda: wdir)
+    assert main(["weights"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert set(rows) == {"toy_leg", "toy_final"}
+    assert rows["toy_leg"].split()[1:3] == ["build_toy_mlp", "toy"] and rows["toy_leg"].endswith("scratch")
+    assert rows["toy_final"].endswith("toy_leg (step 3)")  # the lineage read from the leg's JSON
+    assert main(["weights", "toy_final"]) == 0
+    shown = capsys.readouterr().out
+    sha = json.loads((wdir / "toy_final.json").read_text())["sha256"]
+    assert f"sha256        {sha}" in shown and "mse 0.25" in shown and '{"train": 1, "data": 2}' in shown
+    assert main(["weights", "toy_*", "--check"]) == 0
+    assert "2 weights files match" in capsys.readouterr().out
+    assert main(["weights", "toy_leg", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "toy_leg"
+    (wdir / "toy_leg.safetensors").write_bytes(b"x" + (wdir / "toy_leg.safetensors").read_bytes()[1:])
+    assert main(["weights", "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "corrupt weights file" in err and "toy_leg.safetensors" in err  # names the file that differs
+    assert main(["weights", "nope*"]) == 1
+    assert "no shipped weights match 'nope*'" in capsys.readouterr().err

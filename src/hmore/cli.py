@@ -24,6 +24,7 @@ from hmore.errors import HmoreError
 # name -> module under hmore.commands; add one line per subcommand.
 COMMANDS: dict[str, str] = {
     "models": "models",
+    "weights": "weights",
     "train": "train",
     "demo": "demo",
     "priors": "priors",
