@@ -253,3 +253,7 @@ def test_cli_weights_lists_shows_and_checks(toy_run, tmp_path, monkeypatch, caps
     assert "corrupt weights file" in err and "toy_leg.safetensors" in err  # names the file that differs
     assert main(["weights", "nope*"]) == 1
     assert "no shipped weights match 'nope*'" in capsys.readouterr().err
+    (wdir / "toy_ens.ensemble.json").write_text(json.dumps(
+        {"name": "toy_ens", "members": [{"weights": "toy_leg", "weight": 2}, {"weights": "toy_final", "weight": 0.5}]}))
+    assert main(["weights", "toy_e*"]) == 0
+    assert capsys.readouterr().out.split() == ["toy_ens", "ensemble", "of", "2*toy_leg", "+", "0.5*toy_final"]

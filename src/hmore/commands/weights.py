@@ -78,27 +78,33 @@ def _show(name: str, meta: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hmore.errors import InputError
-    from hmore.weights import list_weights, read_weights_metadata, weights_file
+    from hmore.weights import list_ensembles, list_weights, read_ensemble_metadata, read_weights_metadata, weights_file
 
     everything = list_weights()
     names = [n for n in everything if fnmatch.fnmatchcase(n, args.pattern)]
-    if not names:
+    ensembles = {e: read_ensemble_metadata(e) for e in list_ensembles() if fnmatch.fnmatchcase(e, args.pattern)}
+    if not names and not ensembles:
         raise InputError(f"no shipped weights match {args.pattern!r} (shipped: {', '.join(everything) or 'none'})")
     metas = {n: read_weights_metadata(n) for n in names}
-    if args.check:
+    if args.check:  # an ensemble's members are weights of their own: checked when they match
         for n in names:
             weights_file(n)  # InputError naming the file whose sha256 differs
         print(f"{len(names)} weights files match their recorded sha256")
         return 0
     if args.json:
-        print(json.dumps(metas if len(names) > 1 else metas[names[0]], indent=2))
+        found = {**metas, **ensembles}
+        print(json.dumps(found if len(found) > 1 else next(iter(found.values())), indent=2))
         return 0
     if names == [args.pattern]:  # one name given exactly: its provenance
         _show(names[0], metas[names[0]])
         return 0
-    print(f"{'name':30s} {'model':22s} {'task':12s} {'MB':>5s}  {'licence':13s} started from")
+    if names:
+        print(f"{'name':30s} {'model':22s} {'task':12s} {'MB':>5s}  {'licence':13s} started from")
     for n in names:
         m = metas[n]
         print(f"{n:30s} {_model(m):22s} {str(m.get('task')):12s} "
               f"{m.get('size_bytes', 0) / 1e6:5.2f}  {_licence(m):13s} {_origin(m, short=True)}")
+    for e, meta in ensembles.items():  # score ensembles of shipped weights (`hmore classify --ensemble NAME`)
+        members = " + ".join(f"{m.get('weight', 1.0):g}*{m['weights']}" for m in meta["members"])
+        print(f"{e:30s} ensemble of {members}")
     return 0
