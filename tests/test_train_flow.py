@@ -347,3 +347,41 @@ def test_body_comparison_arms_differ_only_in_body(design):
         recipe_c = to_dict(load_task_config("flow", CONFIGS / "flow_synth_cpu_c.yaml"))
         assert not anny["init_from"] and anny["model"] == recipe_c["model"] and anny["loss"] == recipe_c["loss"]
         assert anny["train"]["optim"] == recipe_c["train"]["optim"] and anny["train"]["steps"] == 5000
+
+
+def test_training_clips_that_do_not_fit_fall_back_to_fewer_people_then_a_tracking_camera(monkeypatch):
+    import hmore.synth.clip as synth_clip
+    from hmore.errors import UsageError
+    from hmore.flow.data import render_params, render_training_clip, train_clip_seed
+
+    tried = []
+
+    def fake(*, subjects, camera_motion, **kw):  # only one person with a tracking camera fits
+        tried.append((subjects, camera_motion))
+        if subjects > 1 or camera_motion != "track":
+            raise UsageError("do not fit")
+        return "clip"
+
+    monkeypatch.setattr(synth_clip, "render_clip", fake)
+    params = {"subjects": 3, "camera_motion": "static", "overlap": 0.3}
+    assert render_training_clip(7, params, size=(64, 64), num_frames=4) == "clip"
+    assert tried == [(3, "static"), (2, "static"), (1, "static"), (1, "track")]
+    assert params == {"subjects": 3, "camera_motion": "static", "overlap": 0.3}  # the caller's draw is untouched
+    tried.clear()
+
+    def never(*, subjects, camera_motion, **kw):
+        tried.append((subjects, camera_motion))
+        raise UsageError("do not fit")
+
+    monkeypatch.setattr(synth_clip, "render_clip", never)
+    with pytest.raises(UsageError, match="do not fit"):  # nothing left to try: the generator's reason
+        render_training_clip(7, {"subjects": 2, "camera_motion": "pan", "overlap": 0.2}, size=(64, 64),
+                             num_frames=4)
+    assert tried == [(2, "pan"), (1, "pan"), (1, "track")]
+    monkeypatch.undo()
+    # the draw that stopped recipe c at seed 2 (clip 2238: one person at 4.3 fps over 8 frames, static camera)
+    data = load_task_config("flow", CONFIGS / "flow_capsule_c.yaml", ["data.seed=2"]).data
+    params = render_params(data, np.random.default_rng([data.seed, 5, 2238]))
+    clip = render_training_clip(train_clip_seed(data.seed, 2238), params, size=data.size,
+                                num_frames=data.frames_per_clip)
+    assert clip.frames.shape == (data.frames_per_clip, *data.size, 3) and clip.masks.max() >= 1

@@ -222,7 +222,9 @@ def render_params(data: FlowDataConfig, rng: np.random.Generator) -> dict[str, A
 
 
 def render_training_clip(seed: int, params: dict[str, Any], *, size: tuple[int, int], num_frames: int) -> Any:
-    """``render_clip`` with ``params``; retries with fewer people when they do not fit in the image."""
+    """``render_clip`` with ``params``; when the people do not fit in the image, retries with fewer people and, for
+    one person who travels too far for a static or panning camera (a slow frame rate over many frames), with a
+    tracking camera that follows them. Draws that fit are rendered exactly as before, so streams are unchanged."""
     from hmore.synth.clip import render_clip
 
     params = dict(params)
@@ -230,10 +232,15 @@ def render_training_clip(seed: int, params: dict[str, Any], *, size: tuple[int, 
         try:
             return render_clip(size=size, num_frames=num_frames, seed=seed, **params)
         except UsageError:
-            if params["subjects"] <= 1:
+            if params["subjects"] > 1:
+                params["subjects"] -= 1
+                params["overlap"] = params["overlap"] if params["subjects"] > 1 else 0.0
+            elif params.get("camera_motion") != "track":
+                log.debug("clip seed %d: one person does not fit a %s camera; following them", seed,
+                          params.get("camera_motion"))
+                params["camera_motion"] = "track"
+            else:
                 raise
-            params["subjects"] -= 1
-            params["overlap"] = params["overlap"] if params["subjects"] > 1 else 0.0
 
 
 def stabilise_sample(sample: dict[str, np.ndarray], camera: Any = None) -> dict[str, np.ndarray]:
