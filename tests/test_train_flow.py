@@ -28,7 +28,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TINY = {
     "model": {"name": "hmore_flow_test"},
     "data": {"size": [56, 72], "crop": [48, 64], "frames_per_clip": 3, "clip_cache": 2, "subjects": [1, 2],
-             "eval_clips": 1, "eval_size": [48, 64], "distractors": [0, 1]},
+             "eval_clips": 1, "eval_size": [48, 64], "distractors": [0, 1], "body": "capsule"},  # fast, no Warp compile
     "train": {"steps": 2, "batch_size": 2, "log_every": 1, "device": "cpu", "tensorboard": False,
               "optim": {"lr": 1e-3}},
 }
@@ -385,3 +385,12 @@ def test_training_clips_that_do_not_fit_fall_back_to_fewer_people_then_a_trackin
     clip = render_training_clip(train_clip_seed(data.seed, 2238), params, size=data.size,
                                 num_frames=data.frames_per_clip)
     assert clip.frames.shape == (data.frames_per_clip, *data.size, 3) and clip.masks.max() >= 1
+
+
+def test_flow_training_defaults_to_anny_bodies_and_published_configs_keep_capsules():
+    from hmore.flow.config import FlowDataConfig
+
+    assert FlowDataConfig().body == "anny"  # what issue 18's comparison kept (README)
+    for path in sorted(CONFIGS.glob("flow*.yaml")):
+        body = load_task_config("flow", path).data.body
+        assert body == ("anny" if path.stem.startswith("flow_anny") else "capsule"), path.name

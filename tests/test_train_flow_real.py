@@ -19,7 +19,7 @@ from hmore.train.tasks import build_task, load_task_config
 TINY = {
     "model": {"name": "hmore_flow_test"},
     "data": {"size": [56, 72], "crop": [48, 64], "frames_per_clip": 3, "clip_cache": 2, "subjects": [1, 1],
-             "eval_clips": 0, "distractors": [0, 1]},
+             "eval_clips": 0, "distractors": [0, 1], "body": "capsule"},  # fast, no Warp compile
     "train": {"steps": 2, "batch_size": 4, "log_every": 1, "device": "cpu", "tensorboard": False,
               "optim": {"lr": 1e-3}},
 }

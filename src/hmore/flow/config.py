@@ -71,7 +71,10 @@ class FlowDataConfig:
         stabilise: the share of samples treated as inference does with camera compensation: fit the camera's motion to
             OpenCV DIS on the background, warp frame t+1 onto frame t's view and move the ground truth, the
             keypoints at t+1 and the subject motion with it (:mod:`hmore.flow.camera`).
-        body: body model of generated clips, ``capsule`` or ``anny`` (``hmore.synth.clip.BODIES``).
+        body: body model of generated clips, ``anny`` (default: flow trained on Anny bodies leaks less background
+            motion on real clips than the same recipe on capsules, three seeds, README "Flow trained on Anny vs
+            capsule bodies") or ``capsule`` (``hmore.synth.clip.BODIES``; the configs under ``configs/flow_synth*``
+            keep ``capsule``, the body their published figures were trained on).
     """
 
     source: Literal["generate", "folder"] = "generate"
@@ -101,7 +104,7 @@ class FlowDataConfig:
     real_max_side: int = 0
     crop_on_people: bool = False
     stabilise: float = 0.0
-    body: str = "capsule"
+    body: str = "anny"
 
 
 @dataclass(frozen=True)
