@@ -74,9 +74,9 @@ def weights_file(spec: str | Path, *, weights_dir: str | Path | None = None) -> 
     path = Path(spec)
     if path.is_file():
         return path
-    name = str(spec)
-    if path.suffix or "/" in name or name not in list_weights(weights_dir):
-        known = ", ".join(list_weights(weights_dir)) or "none"
+    name, shipped = str(spec), list_weights(weights_dir)
+    if path.suffix or "/" in name or name not in shipped:
+        known = ", ".join(shipped) or "none"
         raise InputError(f"weights file not found: {spec} (nor shipped weights of that name; shipped: {known})")
     meta = read_weights_metadata(name, weights_dir=weights_dir)
     return _checked_file(_root(weights_dir) / f"{name}.safetensors", meta)

@@ -187,7 +187,7 @@ def load_flow_model(name: str = DEFAULT_MODEL, *, weights: str | Path | None = N
     """The flow model ``name`` with weights, in eval mode; returns ``(model, weights description)``.
 
     ``weights`` is a ``.safetensors`` file (checkpoint or exported weights, names and shapes checked) or the name of
-    other shipped weights of a flow model (e.g. ``hmore_flow_cpu_capsule``). Without it,
+    other weights shipped for a flow model (``hmore weights`` lists them). Without it,
     the weights shipped as ``name`` (``hmore.weights.load_model``); when none ship, a randomly initialised model
     (seed 0) with a loud warning: its flow is meaningless, which is only good for tests.
     """
