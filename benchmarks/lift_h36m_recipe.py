@@ -46,6 +46,14 @@ VARIANTS: dict[str, list[str]] = {
                            "data.frame_stride=3", "model.kwargs.frame_stride=3"],  # 48 windows of 9 frames, 25 long
     "dst_depth1_stride3": ["model.kwargs.depth=1", "data.frame_stride=3", "model.kwargs.frame_stride=3"],
     "dst_wide1": ["model.kwargs.depth=1", "model.kwargs.dim=128"],  # 1 layer, twice as wide: ~1/3 more per step
+    # a whole-pose MLP embedding added to every joint token (a per-frame Martinez-style stem): 3 or 1 layers after it
+    "dst_pose512": ["model.kwargs.pose_embed=512"],
+    "dst_pose1024": ["model.kwargs.pose_embed=1024"],
+    "dst_depth1_pose512": ["model.kwargs.depth=1", "model.kwargs.pose_embed=512"],
+    "dst_depth1_pose1024b2": ["model.kwargs.depth=1", "model.kwargs.pose_embed=1024",
+                              "model.kwargs.pose_embed_blocks=2"],  # the MLP baseline's width and blocks
+    "dst_depth1_pose512_stride3": ["model.kwargs.depth=1", "model.kwargs.pose_embed=512", "data.frame_stride=3",
+                                   "model.kwargs.frame_stride=3"],
     # diagnostic, not a lifter for video: 432 single frames a step (the same tokens as 16 x 27), temporal attention
     # over one frame: how fast the architecture learns from independent poses
     "dst_frames": ["data.clip_len=1", "model.kwargs.max_len=1", "train.batch_size=432"],

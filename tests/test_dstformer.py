@@ -152,3 +152,28 @@ def test_root_scale_input_norm_removes_position_and_size() -> None:
     torch.testing.assert_close(model(moved), model(x), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="input_norm"):
         create_model("dstformer_test", input_norm="pixels")
+
+
+def test_pose_embed_starts_as_the_plain_model_and_sees_the_whole_frame() -> None:
+    torch.manual_seed(0)
+    plain = create_model("dstformer_test").eval()
+    torch.manual_seed(0)
+    posed = create_model("dstformer_test", pose_embed=32, pose_embed_blocks=2).eval()
+    # every weight the plain model has is drawn identically; the stem's output Linear starts at zero
+    missing = posed.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("pose_embed_mlp.") for k in missing)
+    x = torch.randn(2, 5, 17, 3)
+    x[..., 2] = 1.0
+    with torch.no_grad():
+        assert torch.allclose(posed(x), plain(x), atol=1e-6)
+        torch.nn.init.normal_(posed.pose_embed_mlp.out.weight, std=0.1)
+        stem = posed.pose_embed_mlp(x)  # (B, F, J, dim)
+        assert stem.shape == (2, 5, 17, 16)
+        # whole pose: moving joint 0 changes every joint's embedding; per frame: other frames stay the same
+        moved = x.clone()
+        moved[:, 2, 0, :2] += 1.0
+        diff = (posed.pose_embed_mlp(moved) - stem).abs().amax(dim=-1)  # (B, F, J)
+        assert bool((diff[:, 2] > 0).all())
+        assert float(diff[:, [0, 1, 3, 4]].max()) == 0.0
+    with pytest.raises(ValueError, match="pose_embed"):
+        DSTformerConfig(pose_embed=-1)

@@ -48,6 +48,11 @@ class DSTformerConfig:
             multiplied by the buffer ``out_std`` and ``out_mean`` is added (both (J, out_dim), saved with the
             weights; identity until :meth:`DSTformer.set_target_stats`, which ``lift_h36m`` calls with its training
             targets). False: the head predicts the 3D directly (the paper).
+        pose_embed: width of a whole-pose embedding added to every token (:class:`PoseEmbed`: each frame's
+            normalised joints flattened, a residual MLP of that width, one ``dim`` vector per joint out), so that a
+            joint's token knows the whole pose before the first attention (a Martinez-style per-frame lifter as
+            the stem). 0: only the paper's per-joint linear embedding.
+        pose_embed_blocks: residual blocks of the whole-pose embedding (used when ``pose_embed`` > 0).
     """
 
     dim: int = 512
@@ -63,9 +68,14 @@ class DSTformerConfig:
     input_norm: str = "none"
     frame_stride: int = 1
     target_norm: bool = False
+    pose_embed: int = 0
+    pose_embed_blocks: int = 1
 
     def __post_init__(self) -> None:
         check_input_norm(self.input_norm)
+        if self.pose_embed < 0 or self.pose_embed_blocks < 0:
+            raise ValueError(f"pose_embed and pose_embed_blocks must be >= 0, got {self.pose_embed}, "
+                             f"{self.pose_embed_blocks}")
         if self.frame_stride < 1:
             raise ValueError(f"frame_stride must be >= 1, got {self.frame_stride}")
         if self.dim % self.num_heads:
@@ -130,6 +140,31 @@ class AxisBlock(nn.Module):
         return rearrange(t, "(b j) f c -> b f j c", b=b)
 
 
+class PoseEmbed(nn.Module):
+    """Whole-pose token embedding: (B, F, J, in_dim) -> (B, F, J, dim), each frame on its own.
+
+    The frame's joints are flattened, lifted to ``width`` by a Linear, refined by ``blocks`` pre-norm residual MLP
+    blocks and mapped to one ``dim`` vector per joint. The output Linear starts at zero, so a model built with it
+    starts as the model without it.
+    """
+
+    def __init__(self, *, num_joints: int, in_dim: int, dim: int, width: int, blocks: int) -> None:
+        super().__init__()
+        self.num_joints = num_joints
+        self.inp = nn.Linear(num_joints * in_dim, width)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Linear(width, width))
+            for _ in range(blocks)
+        )
+        self.out = nn.Linear(width, num_joints * dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(rearrange(x, "b f j c -> b f (j c)"))  # (B, F, width)
+        for block in self.blocks:
+            h = h + block(h)
+        return rearrange(self.out(F.gelu(h)), "b f (j c) -> b f j c", j=self.num_joints)  # (B, F, J, dim)
+
+
 class DualStreamLayer(nn.Module):
     """One DSTformer layer: the ST and TS streams on the same input, fused per token by learned weights."""
 
@@ -165,6 +200,10 @@ class DSTformer(nn.Module):
         c = config
         self.config = c
         self.joints_embed = nn.Linear(c.in_dim, c.dim)
+        self.pose_embed_mlp = (
+            PoseEmbed(num_joints=c.num_joints, in_dim=c.in_dim, dim=c.dim, width=c.pose_embed,
+                      blocks=c.pose_embed_blocks) if c.pose_embed else None
+        )
         self.pos_embed = nn.Parameter(torch.zeros(1, c.num_joints, c.dim))  # (1, J, C)
         self.temp_embed = nn.Parameter(torch.zeros(1, c.max_len, 1, c.dim))  # (1, F_max, 1, C)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
@@ -183,6 +222,8 @@ class DSTformer(nn.Module):
         for layer in self.layers:  # _init_linear must not undo the even-average start
             nn.init.zeros_(layer.fusion.weight)
             nn.init.constant_(layer.fusion.bias, 0.5)
+        if self.pose_embed_mlp is not None:
+            nn.init.zeros_(self.pose_embed_mlp.out.weight)
 
     def _check(self, x: torch.Tensor) -> None:
         c = self.config
@@ -199,6 +240,8 @@ class DSTformer(nn.Module):
         f = x.shape[1]
         x = normalize_input(x, self.config.input_norm)
         h = self.joints_embed(x) + self.pos_embed[:, None] + self.temp_embed[:, :f]  # (B, F, J, C)
+        if self.pose_embed_mlp is not None:
+            h = h + self.pose_embed_mlp(x)
         for layer in self.layers:
             h = layer(h)
         return torch.tanh(self.pre_logits(self.norm(h)))
