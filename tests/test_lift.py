@@ -413,3 +413,24 @@ def test_shipped_dstformer_cpu_lifts_held_out_motion() -> None:
     e, pe = 1000 * float(mpjpe(pred, y)), 1000 * float(p_mpjpe(pred.double(), y.double()))
     print(f"shipped dstformer_cpu on 24 held-out windows: MPJPE {e:.1f} mm, P-MPJPE {pe:.1f} mm")
     assert e < 110 and pe < 75
+
+
+def test_generated_clip_frame_rate_is_read_from_its_meta(tmp_path, caplog) -> None:
+    """hmore.synth records the frame rate in meta["params"]["fps"]; read_tracks must use it, not assume 30 fps."""
+    import json
+
+    from hmore.io.atomic import save_npz_atomic
+    from hmore.lift.pipeline import read_tracks
+
+    path = _generated_clip(tmp_path / "clip.npz", num_frames=12)
+    z = {k: v for k, v in np.load(path).items() if k != "fps"}
+    z["frames"] = np.zeros((12, 240, 320, 3), np.uint8)
+    save_npz_atomic(path, **z, meta=np.array(json.dumps({"generator": "hmore.synth/1", "params": {"fps": 12.5}})))
+    with caplog.at_level("WARNING"):
+        tr = read_tracks(path)
+    assert tr.fps == 12.5 and (tr.width, tr.height) == (320, 240)
+    assert "frame rate" not in caplog.text
+    save_npz_atomic(path, **z, meta=np.array(json.dumps({"params": {"fps": -1}})))
+    with caplog.at_level("WARNING"):
+        assert read_tracks(path).fps == 30.0
+    assert "assuming 30 fps" in caplog.text

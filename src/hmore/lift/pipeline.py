@@ -157,11 +157,13 @@ def read_tracks(path: str | Path, *, size: tuple[int, int] | None = None, fps: f
 
 
 def _meta_fps(meta: str) -> float | None:
+    """A generated clip's frame rate from its ``meta`` JSON (``hmore.synth`` keeps it in ``params``)."""
     try:
-        value = json.loads(meta).get("fps")
+        info = json.loads(meta)
+        value = info.get("fps", (info.get("params") or {}).get("fps"))
     except (ValueError, AttributeError):
         return None
-    return float(value) if isinstance(value, (int, float)) else None
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value > 0 else None
 
 
 def _guess_size(kp: np.ndarray) -> tuple[int, int]:
