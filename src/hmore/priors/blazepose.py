@@ -60,6 +60,14 @@ def _import_mediapipe():
     return mp, SolutionBase
 
 
+def settle(solution: object) -> None:
+    """Wait until a MediaPipe solution's graph has opened its calculators, which they do (and log from) in the graph's
+    own threads after the constructor returns (``mediapipe==0.10.21``'s ``SolutionBase._graph``; a no-op if absent)."""
+    wait = getattr(getattr(solution, "_graph", None), "wait_until_idle", None)
+    if callable(wait):
+        wait()
+
+
 @dataclass(frozen=True)
 class Roi:
     """A square region of interest in image pixels, rotated by ``angle`` radians around its centre (clockwise on
@@ -169,6 +177,7 @@ class BlazePoseDetector:
             raise UsageError(f"min_score must be in [0, 1], got {min_score}")
         _, solution = _import_mediapipe()
         self._graph = solution(graph_config=_DETECTION_GRAPH, calculator_params={_MIN_SCORE_PARAM: min_score})
+        settle(self._graph)
 
     def close(self) -> None:
         self._graph.close()
@@ -202,6 +211,7 @@ class BlazePoseLandmarker:
         self._graph = solution(graph_config=_LANDMARK_GRAPH,
                                side_inputs={"model_complexity": 1, "enable_segmentation": segmentation},
                                calculator_params={_PRESENCE_PARAM: min_presence})
+        settle(self._graph)
 
     def close(self) -> None:
         self._graph.close()

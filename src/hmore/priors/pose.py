@@ -30,8 +30,9 @@ import cv2
 import numpy as np
 
 from hmore.errors import UsageError
-from hmore.priors.blazepose import BlazePoseDetector, BlazePoseLandmarker, Detection, Landmarks, Roi
+from hmore.priors.blazepose import BlazePoseDetector, BlazePoseLandmarker, Detection, Landmarks, Roi, settle
 from hmore.priors.masks import split_person_masks
+from hmore.priors.native_log import filter_native_stderr
 from hmore.priors.plausibility import CONFIDENT, implausible, landmarks_to_coco, torso_axis
 from hmore.priors.tracking import box_iou, keypoint_box
 from hmore.skeleton import BLAZEPOSE33, COCO17, convert
@@ -342,23 +343,24 @@ class MediaPipePose:
         if detector == "hog":
             self._hog = cv2.HOGDescriptor()
             self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-        self._detector = BlazePoseDetector(min_score=min_detection_confidence) if detector == "blazepose" else None
-        self._landmarker = BlazePoseLandmarker(segmentation=segmentation, min_presence=min_presence)
         self.workers = workers
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="hmore-priors") if workers > 1 else None
-        self._landmarkers = _Graphs([self._landmarker] + [
-            BlazePoseLandmarker(segmentation=segmentation, min_presence=min_presence) for _ in range(workers - 1)],
-            pool)
-        self._detectors = _Graphs([self._detector] + [
-            BlazePoseDetector(min_score=min_detection_confidence) for _ in range(workers - 1)], pool) \
-            if self._detector is not None else None
-        self._pool = pool
         self._fitted: dict[tuple[float, float, float, float], Landmarks | None] = {}  # this frame's parallel fits
         self._selfie = None
-        if components:
-            import mediapipe as mp
-
-            self._selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1)
+        with filter_native_stderr():  # building the graphs prints benign native INFO / WARNING lines
+            self._detector = BlazePoseDetector(min_score=min_detection_confidence) if detector == "blazepose" \
+                else None
+            self._landmarker = BlazePoseLandmarker(segmentation=segmentation, min_presence=min_presence)
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="hmore-priors") if workers > 1 else None
+            self._landmarkers = _Graphs([self._landmarker] + [
+                BlazePoseLandmarker(segmentation=segmentation, min_presence=min_presence)
+                for _ in range(workers - 1)], pool)
+            self._detectors = _Graphs([self._detector] + [
+                BlazePoseDetector(min_score=min_detection_confidence) for _ in range(workers - 1)], pool) \
+                if self._detector is not None else None
+            self._pool = pool
+            if components:
+                self._selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=1)
+                settle(self._selfie)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -415,6 +417,18 @@ class MediaPipePose:
             search: run the detector (and the residual pass) for people not found yet.
             all_tiles: run every tile (False: ``tiles_per_search`` of them, round robin).
         """
+        with filter_native_stderr():  # a graph's first run prints benign native warnings
+            return self._estimate_people(frame_rgb, boxes, previous=previous, search=search, all_tiles=all_tiles)
+
+    def _estimate_people(
+        self,
+        frame_rgb: np.ndarray,
+        boxes: Sequence[np.ndarray] | None,
+        *,
+        previous: Sequence[PersonEstimate],
+        search: bool,
+        all_tiles: bool,
+    ) -> list[PersonEstimate]:
         frame = np.asarray(frame_rgb)
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frame must be (H, W, 3) uint8 RGB, got {frame.shape} {frame.dtype}")
