@@ -301,3 +301,22 @@ def test_action_bench_normalises_per_model_on_shared_data(shared_data: Path, tmp
     # all 95 copies are the view-3 sequences of classes 1 and 2, so the other classes' diagonal over 369 sequences
     assert s["models"]["view"]["top1_without_copies"] == pytest.approx((conf.trace() - conf[1, 1] - conf[2, 2]) / 369)
     assert (tmp_path / "bench" / "report.html").is_file()
+
+
+def test_classify_without_a_model_option_uses_the_shipped_nw_ucla_models(tmp_path: Path, capsys) -> None:
+    from hmore.cli import main
+    from hmore.commands.classify import default_action_weights
+
+    joints = (np.random.default_rng(0).normal(0, 0.3, (25, 20, 3)) + [0, 0, 3]).astype(np.float32)
+    np.save(tmp_path / "seq.npy", joints)
+    kp = np.random.default_rng(1).uniform(100, 300, (30, 1, 17, 3)).astype(np.float32)
+    kp[..., 2] = 1.0
+    np.save(tmp_path / "kp.npy", kp)
+    assert default_action_weights(tmp_path / "seq.npy") == "action_ucla_stgcn_k20"
+    assert default_action_weights(tmp_path / "kp.npy") == "action_ucla_stgcn"
+    assert main(["classify", str(tmp_path / "seq.npy"), "--top", "1"]) == 0
+    out = capsys.readouterr()
+    assert "model: action_ucla_stgcn_k20" in out.err and out.out.startswith("seq: ")
+    assert main(["classify", str(tmp_path / "kp.npy"), "--size", "400x400", "--top", "1"]) == 0
+    out = capsys.readouterr()
+    assert "model: action_ucla_stgcn " in out.err and len(out.out.strip().splitlines()) >= 1
