@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 #: Default rows: the shipped lifters (Human3.6M-trained, generated-data-trained) and the two baselines trained on
 #: Human3.6M here.
-DEFAULT_MODELS = ("dstformer_cpu_h36m", "dstformer_cpu", "lift_tcn_h36m", "lift_mlp_h36m")
+DEFAULT_MODELS = ("dstformer_cpu_h36m_pose", "dstformer_cpu_h36m", "dstformer_cpu", "lift_tcn_h36m", "lift_mlp_h36m")
 SOURCE_LABELS = {"sh": "SH detections", "gt": "ground-truth 2D"}
 DATA = ("h36m", "bandai", "generated")
 #: Held-out sets of the held-out-people benchmarks: name -> (label, the examples' attribute grouped over).
