@@ -43,3 +43,16 @@ def test_block_restores_fd2_and_replays_when_the_block_raises(capfd: pytest.Capt
     os.write(2, WARN)  # outside any block: not filtered
     err = capfd.readouterr().err
     assert err == "kept before the error\n" + WARN.decode()
+
+
+def test_release_hands_fd2_back_while_a_block_is_still_open(capfd: pytest.CaptureFixture[str]) -> None:
+    """What atexit does when a thread still holds fd 2: the captured message arrives, later writes go straight out,
+    and the open block's own exit then has nothing left to do."""
+    from hmore.priors.native_log import release
+
+    with filter_native_stderr():
+        os.write(2, WARN + b"hmore flow: error: something failed\n")
+        release()
+        os.write(2, b"straight out\n")
+    err = capfd.readouterr().err
+    assert err == "hmore flow: error: something failed\nstraight out\n"

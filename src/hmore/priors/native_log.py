@@ -9,6 +9,7 @@ lines) and anything Python or another thread wrote meanwhile reach the terminal,
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import sys
@@ -22,6 +23,7 @@ _NOISE = re.compile(rb"^(?:[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w./-]+:\d+\] |INF
                     rb"WARNING: All log messages before absl::InitializeLog\(\) is called)")
 _lock = threading.RLock()
 _depth = 0
+_active: tuple[int, object] | None = None  # (saved fd 2, capture file) while a block holds fd 2
 
 
 def is_native_noise(line: bytes) -> bool:
@@ -41,38 +43,52 @@ def filter_native_stderr() -> Iterator[None]:
     Nested or concurrent uses share one capture (the outermost block owns it). Where fd 2 cannot be redirected
     (no file descriptor, e.g. under some test runners), the block runs unchanged.
     """
-    global _depth
+    global _depth, _active
     with _lock:
         outer = _depth == 0
         _depth += 1
-    saved = tmp = None
-    try:
         if outer:
+            saved = tmp = None
             try:
                 sys.stderr.flush()
                 saved = os.dup(2)
                 tmp = tempfile.TemporaryFile()
                 os.dup2(tmp.fileno(), 2)
+                _active = (saved, tmp)
             except (OSError, ValueError, AttributeError):
                 if saved is not None:
                     os.close(saved)
-                saved = None
                 if tmp is not None:
                     tmp.close()
-                    tmp = None
+    try:
         yield
     finally:
         with _lock:
             _depth -= 1
-        if saved is not None and tmp is not None:
-            try:
-                sys.stderr.flush()
-            except (OSError, ValueError):
-                pass
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            kept = filter_lines(tmp.read())
-            tmp.close()
-            while kept:
-                kept = kept[os.write(2, kept):]
+            if outer:
+                release()
+
+
+def release() -> None:
+    """Give fd 2 back and pass on what was captured (minus the native noise). Runs at interpreter exit too, so a
+    message written while a thread still held fd 2 (e.g. the one-line error of a failing command) is not lost."""
+    global _active
+    with _lock:
+        if _active is None:
+            return
+        saved, tmp = _active
+        _active = None
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+        os.dup2(saved, 2)
+        os.close(saved)
+        tmp.seek(0)  # type: ignore[attr-defined]
+        kept = filter_lines(tmp.read())  # type: ignore[attr-defined]
+        tmp.close()  # type: ignore[attr-defined]
+        while kept:
+            kept = kept[os.write(2, kept):]
+
+
+atexit.register(release)
