@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hmore.errors import UsageError
+from hmore.synth.meta import clip_fps
 
 if TYPE_CHECKING:  # the generator is imported when the demo runs, not when the CLI builds its parser
     from hmore.synth.clip import Clip
@@ -326,7 +327,7 @@ def write_clip_preview(
     npz = Path(clip.save(out / f"{name}.npz") or out / f"{name}.npz")
     scale = robust_max_magnitude(clip.flow)
     meta = _meta(clip)
-    fps = float(meta.get("fps") or meta.get("params", {}).get("fps") or DEFAULT_FPS)
+    fps = clip_fps(meta) or float(DEFAULT_FPS)
     frames = preview_frames(clip, flow_scale=scale, extra=extra)
     video = write_video(out / f"{name}.mp4", _progress(frames, t - 1, name), fps)
     mid = (t - 1) // 2

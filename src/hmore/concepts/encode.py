@@ -10,7 +10,6 @@ the shipped ``dstformer_cpu``) or a video (MediaPipe priors, then lifted).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import torch
 from hmore.concepts.motion import MODEL_FPS, make_windows, resample_joints, to_y_up
 from hmore.errors import InputError, UsageError
 from hmore.lift.infer import window_starts
+from hmore.synth.meta import clip_fps
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def read_motion(path: str | Path, *, person: int = 0, lifter: Any = None, size: 
             if {"kp3d", "kp2d", "frames"} <= files:  # a generated clip: camera-frame 3D ground truth
                 kp3d = np.asarray(z["kp3d"], np.float64)[:, person]
                 kp2d = np.asarray(z["kp2d"], np.float32)[:, person]
-                src_fps = json.loads(str(z["meta"])).get("params", {}).get("fps", 30.0) if "meta" in files else 30.0
+                src_fps = (clip_fps(str(z["meta"])) if "meta" in files else None) or 30.0
                 h, w = z["frames"].shape[1:3]
                 from hmore.skeleton import convert
 

@@ -29,6 +29,7 @@ from hmore.errors import InputError, UsageError
 from hmore.io.atomic import save_npz_atomic
 from hmore.lift.infer import LiftResult, lift_tracks
 from hmore.skeleton import H36M17, convert
+from hmore.synth.meta import clip_fps
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def read_tracks(path: str | Path, *, size: tuple[int, int] | None = None, fps: f
                         h, w = z["frames"].shape[1:3]
                         size = (int(w), int(h))
                     if fps is None and "meta" in z.files:
-                        fps = _meta_fps(str(z["meta"]))
+                        fps = clip_fps(str(z["meta"]))
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
             raise InputError(f"{path}: not a readable numpy file ({str(exc).splitlines()[0]})") from None
     from hmore.io.keypoints import read_keypoints
@@ -154,16 +155,6 @@ def read_tracks(path: str | Path, *, size: tuple[int, int] | None = None, fps: f
                     frame_index=seq.frame_index, width=int(img_size[0]), height=int(img_size[1]),
                     fps=float(seq.fps or fps or 30.0), source=seq.source if kp3d is None else "generated_clip",
                     kp3d_true=kp3d)
-
-
-def _meta_fps(meta: str) -> float | None:
-    """A generated clip's frame rate from its ``meta`` JSON (``hmore.synth`` keeps it in ``params``)."""
-    try:
-        info = json.loads(meta)
-        value = info.get("fps", (info.get("params") or {}).get("fps"))
-    except (ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value > 0 else None
 
 
 def _guess_size(kp: np.ndarray) -> tuple[int, int]:
