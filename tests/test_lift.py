@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from hmore.errors import UsageError
 from hmore.lift.data import (
     Camera,
     MotionClip,
@@ -23,7 +24,16 @@ from hmore.lift.data import (
     resample,
     sample_camera,
 )
-from hmore.lift.infer import blend_weights, fill_gaps, lift_tracks, run_windows, window_starts
+from hmore.lift.infer import (
+    blend_weights,
+    fill_gaps,
+    frames_at_rate,
+    interp_frames,
+    lift_tracks,
+    resample_input,
+    run_windows,
+    window_starts,
+)
 from hmore.registry import create_model
 from hmore.skeleton import H36M17
 from hmore.synth.identity import sample_identity
@@ -230,6 +240,74 @@ def test_lift_tracks_missing_frames_and_people() -> None:
     assert res.root.shape == (2, 50, 3) and np.isfinite(res.root).all()
     with pytest.raises(ValueError, match=r"\(P, T, 17, 3\)"):
         lift_tracks(model, kp[0], width=640, height=480)
+
+
+def test_frames_at_rate_and_interpolation_by_hand() -> None:
+    assert frames_at_rate(31, 30.0, 50.0) == 51  # 1 s at 30 fps -> 1 s at 50 fps
+    assert frames_at_rate(51, 50.0, 30.0) == 31
+    assert frames_at_rate(31, 30.0, 30.5) == 31  # within 2%: left alone
+    assert frames_at_rate(31, 30.0, None) == 31 and frames_at_rate(1, 30.0, 50.0) == 1
+    a = np.array([0.0, 10.0, 40.0])
+    np.testing.assert_allclose(interp_frames(a, 5), [0.0, 5.0, 10.0, 25.0, 40.0])
+    np.testing.assert_allclose(interp_frames(interp_frames(a, 5), 3), a)  # the original frames are kept exactly
+
+
+def test_resample_input_masks_a_joint_missing_in_either_neighbour() -> None:
+    x = np.zeros((3, 17, 3), np.float32)
+    x[:, :, 0] = np.array([0.0, 0.2, 0.4])[:, None]
+    x[:, :, 2] = 1.0
+    x[1, 5, 2] = 0.0  # joint 5 missing in the middle frame (its coordinate is still given, e.g. filled)
+    x[:, 3, 2] = [0.9, 0.5, 0.7]
+    out = resample_input(x, 5)
+    np.testing.assert_allclose(out[:, 0, 0], [0.0, 0.1, 0.2, 0.3, 0.4], atol=1e-6)
+    np.testing.assert_allclose(out[:, 3, 2], [0.9, 0.5, 0.5, 0.5, 0.7], atol=1e-6)  # the smaller of the two
+    assert (out[1:4, 5] == 0).all()  # missing at or next to frame 1: masked, all zero as in training
+    np.testing.assert_allclose(out[[0, 4], 5, 2], 1.0)
+
+
+class _CountingLifter(torch.nn.Module):
+    """A per-frame linear lifter (3D = 2D + a constant depth) that records the lengths of the tracks it is given."""
+
+    def __init__(self, input_fps: float | None) -> None:
+        super().__init__()
+        self.input_fps, self.seen = input_fps, []
+        self.config = type("Cfg", (), {"max_len": 1000})()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.shape[1])
+        return torch.cat([x[..., :2], torch.ones_like(x[..., :1])], dim=-1)
+
+
+def test_lift_tracks_resamples_to_the_models_frame_rate() -> None:
+    t = np.arange(31)
+    kp = np.zeros((1, 31, 17, 3))
+    kp[0, :, :, 0] = 100 + 4.0 * t[:, None] + np.arange(17)  # moving linearly: interpolation is exact
+    kp[0, :, :, 1] = 200.0
+    kp[0, :, :, 2] = 1.0
+    native = lift_tracks(_CountingLifter(None), kp, width=640, height=480, fps=30.0, flip=False)
+    model = _CountingLifter(50.0)
+    res = lift_tracks(model, kp, width=640, height=480, fps=30.0, flip=False)
+    assert model.seen == [51] and res.lift_fps == pytest.approx(50.0)  # 1 s at 50 fps
+    assert native.lift_fps == 30.0 and res.pose3d.shape == native.pose3d.shape == (1, 31, 17, 3)
+    np.testing.assert_allclose(res.pose3d, native.pose3d, atol=1e-5)
+    off = _CountingLifter(50.0)
+    lift_tracks(off, kp, width=640, height=480, fps=30.0, flip=False, model_fps=0)
+    assert off.seen == [31]  # 0: no resampling
+    with pytest.raises(UsageError, match="model_fps"):
+        lift_tracks(model, kp, width=640, height=480, fps=30.0, model_fps=float("nan"))
+
+
+def test_training_fps_from_weights_metadata() -> None:
+    from hmore.lift.pipeline import load_lifter, training_fps
+
+    assert training_fps({"training_data": {"fps": 50.0}}) == 50.0
+    assert training_fps({"run_config": {"data": {"fps": 25}}}) == 25.0
+    assert training_fps({"run_config": '{"data": {"fps": 60}}'}) == 60.0  # a checkpoint's header strings
+    assert training_fps({"input_fps": 30.0, "training_data": "generated people at 30 fps"}) == 30.0
+    assert training_fps({"training_data": "no rate given"}) is None and training_fps({}) is None
+    assert training_fps({"training_data": {"fps": float("nan")}}) is None
+    assert load_lifter(weights="dstformer_cpu_h36m_pose").input_fps == 50.0
+    assert load_lifter(weights="dstformer_cpu").input_fps == 30.0
 
 
 # ---- the training task ----------------------------------------------------------------------------------------

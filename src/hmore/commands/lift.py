@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from hmore.errors import UsageError
+from hmore.lift import DEFAULT_LIFTER
 
 HELP = "lift 2D keypoints (file, generated clip or video) to 3D skeletons with DSTformer"
 
@@ -39,7 +40,7 @@ def add_input_arguments(p: argparse.ArgumentParser, *, default_weights: str) -> 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_input_arguments(p, default_weights="dstformer_cpu")
+    add_input_arguments(p, default_weights=DEFAULT_LIFTER)
     p.add_argument("--clip", default=None,
                    help="clip (pyskl pickle) or video (PoseTrack-style file) to lift, by name or index")
     p.add_argument("--window", type=int, default=None, help="frames per window (default: the model's maximum)")

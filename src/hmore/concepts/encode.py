@@ -177,7 +177,8 @@ def read_motion(path: str | Path, *, person: int = 0, lifter: Any = None, size: 
     Args:
         path: the file.
         person: which person (track) of a multi-person input (0 = the one with the most detections).
-        lifter: a loaded 2D->3D lifter for keypoint and video inputs (default: the shipped ``dstformer_cpu``).
+        lifter: a loaded 2D->3D lifter for keypoint and video inputs (default: the shipped
+            :data:`hmore.concepts.pairs.CONCEPT_LIFTER`).
         size: (width, height) for keypoint files that do not give it.
         fps: frame rate for keypoint files that do not give it.
 
@@ -223,8 +224,9 @@ def read_motion(path: str | Path, *, person: int = 0, lifter: Any = None, size: 
                                    source_frames=pose.shape[1], has_root=False, kind="pose3d", kp2d=kp2d,
                                    size=wh)  # type: ignore[arg-type]
     is_video = path.suffix.lower() in VIDEO_SUFFIXES
+    from hmore.concepts.pairs import concept_lifter
     from hmore.lift.infer import lift_tracks
-    from hmore.lift.pipeline import load_lifter, read_tracks
+    from hmore.lift.pipeline import read_tracks
 
     try:
         tracks = read_tracks(path, size=size, fps=fps)
@@ -233,8 +235,9 @@ def read_motion(path: str | Path, *, person: int = 0, lifter: Any = None, size: 
     if tracks.kp2d.shape[0] == 0:
         raise InputError(f"{path}: no person found")
     p = _pick_person(tracks.kp2d[..., 2].max(axis=-1) > 0, person, tracks.kp2d.shape[0])
-    lifter = lifter if lifter is not None else load_lifter()
-    lifted = lift_tracks(lifter, tracks.kp2d[p : p + 1], width=tracks.width, height=tracks.height, fps=tracks.fps)
+    lifter = lifter if lifter is not None else concept_lifter()
+    lifted = lift_tracks(lifter, tracks.kp2d[p : p + 1], width=tracks.width, height=tracks.height, fps=tracks.fps,
+                         model_fps=0)  # as the concept models' real clips were lifted (hmore.concepts.pairs)
     joints = to_y_up(lifted.pose3d[0].astype(np.float64), "camera")
     return MotionInput(joints=resample_joints(joints, tracks.fps), source_fps=float(tracks.fps),
                        source_frames=joints.shape[0], has_root=False, kind="video" if is_video else "keypoints",

@@ -59,6 +59,16 @@ FLOW_POLICIES = (*FLOW_METHODS, "mixed")
 # the shipped flow weights the shipped concept models' features came from: pairs are always built with these, so a
 # cache (and the models) stay consistent when the default `hmore_flow_cpu` weights change
 CONCEPT_FLOW_WEIGHTS = "hmore_flow_cpu"
+# likewise the lifter whose 3D the shipped concept models' real clips came from (`hmore lift`'s default may change),
+# run at the track's own frame rate (model_fps=0) as when that cache was built
+CONCEPT_LIFTER = "dstformer_cpu"
+
+
+def concept_lifter() -> Any:
+    """The lifter of real clips and 2D inputs of the concept models: the shipped :data:`CONCEPT_LIFTER` weights."""
+    from hmore.lift.pipeline import load_lifter
+
+    return load_lifter(weights=CONCEPT_LIFTER)
 
 
 def concept_flow_model() -> Any:
@@ -471,7 +481,7 @@ def real_pair(video: str | Path, *, flow_model: Any = None, lifter: Any = None, 
     from hmore.flow.inference import iter_flow
     from hmore.io.video import iter_frames, probe_video
     from hmore.lift.infer import lift_tracks
-    from hmore.lift.pipeline import load_lifter, tracks_from_priors
+    from hmore.lift.pipeline import tracks_from_priors
     from hmore.priors.pipeline import extract_priors
     from hmore.priors.pose import create_estimator
 
@@ -487,9 +497,9 @@ def real_pair(video: str | Path, *, flow_model: Any = None, lifter: Any = None, 
     frames = np.stack(list(iter_frames(video, stride=stride, max_side=max_side, end=end)))[: pri.num_frames]
     person = int(np.argmax(pri.valid.sum(axis=0)))
     tracks = tracks_from_priors(pri)
-    lifter = lifter if lifter is not None else load_lifter()
+    lifter = lifter if lifter is not None else concept_lifter()
     lifted = lift_tracks(lifter, tracks.kp2d[person : person + 1], width=tracks.width, height=tracks.height,
-                         fps=tracks.fps)
+                         fps=tracks.fps, model_fps=0)  # at the track's rate, as the shipped models' cache was built
     label = int(pri.track_ids[person])
     masks = np.where(pri.masks == label, 1, 0).astype(np.uint8)
     model = flow_model if flow_model is not None else concept_flow_model()
@@ -510,14 +520,12 @@ def build_real_cache(cache_dir: str | Path, videos: Sequence[str | Path], *, pro
                      held_out: Sequence[str] = ()) -> list[Path]:
     """Cache :func:`real_pair` of every video not cached yet in ``<cache_dir>/real/`` (resumable); videos whose
     stem is in ``held_out`` get split ``"test"``."""
-    from hmore.lift.pipeline import load_lifter
-
     out = Path(cache_dir) / "real"
     out.mkdir(parents=True, exist_ok=True)
     done = []
     todo = [Path(v) for v in videos if not (out / f"real_{Path(v).stem}.npz").is_file()]
     model = concept_flow_model() if todo else None
-    lifter = load_lifter() if todo else None
+    lifter = concept_lifter() if todo else None
     for v in tqdm(todo, desc="real pairs", unit="video", disable=not progress):
         try:
             pair = real_pair(v, flow_model=model, lifter=lifter)

@@ -35,6 +35,7 @@ class LiftResult:
         interpolated: (P, T) bool, True where the person had no detection (3D inferred from the context).
         fps: frame rate.
         width, height: image size the 2D refers to.
+        lift_fps: the frame rate the model ran at (``fps`` unless the track was resampled to the model's rate).
     """
 
     pose3d: np.ndarray
@@ -44,6 +45,7 @@ class LiftResult:
     fps: float
     width: int
     height: int
+    lift_fps: float | None = None
 
 
 def max_len_of(model: torch.nn.Module) -> int | None:
@@ -62,6 +64,51 @@ def frame_stride_of(model: torch.nn.Module) -> int:
         if value is not None:
             return int(value)
     return 1
+
+
+def input_fps_of(model: torch.nn.Module) -> float | None:
+    """The frame rate of the tracks ``model`` was trained on (its ``input_fps`` attribute, which
+    :func:`hmore.lift.pipeline.load_lifter` sets from the weights' metadata), or None when unknown."""
+    value = getattr(model, "input_fps", None)
+    return float(value) if value else None
+
+
+def frames_at_rate(num: int, fps: float, rate: float | None, *, tolerance: float = 0.02) -> int:
+    """How many frames a track of ``num`` frames at ``fps`` has when resampled to ``rate`` over the same span (first
+    to last frame); ``num`` itself when ``rate`` is None or within ``tolerance`` (relative) of ``fps``."""
+    if rate is None or num < 2 or abs(fps - rate) <= tolerance * rate:
+        return num
+    return max(2, int(round((num - 1) * rate / fps)) + 1)
+
+
+def interp_frames(a: np.ndarray, num: int) -> np.ndarray:
+    """(T, ...) -> (num, ...): linear interpolation at ``num`` evenly spaced times from the first to the last frame."""
+    a = np.asarray(a)
+    if num == a.shape[0]:
+        return a.copy()
+    pos = np.linspace(0.0, a.shape[0] - 1, num)
+    i0 = np.floor(pos).astype(np.int64)
+    i1 = np.minimum(i0 + 1, a.shape[0] - 1)
+    w = (pos - i0).reshape((-1,) + (1,) * (a.ndim - 1))
+    return ((1 - w) * a[i0] + w * a[i1]).astype(a.dtype)
+
+
+def resample_input(x: np.ndarray, num: int) -> np.ndarray:
+    """A (T, J, 3) model input (coordinates + score; coordinates given everywhere, e.g. gaps filled) resampled to
+    ``num`` frames: coordinates linearly, each joint's score the smaller of its two neighbouring frames' (a joint
+    missing in either is missing), masked joints all zero as the model was trained."""
+    x = np.asarray(x, dtype=np.float64)
+    if num == x.shape[0]:
+        out = x.copy()
+    else:
+        pos = np.linspace(0.0, x.shape[0] - 1, num)
+        i0 = np.floor(pos).astype(np.int64)
+        i1 = np.minimum(i0 + 1, x.shape[0] - 1)
+        w = (pos - i0)[:, None, None]
+        out = (1 - w) * x[i0] + w * x[i1]
+        out[..., 2] = np.where(w[..., 0] > 1e-9, np.minimum(x[i0, :, 2], x[i1, :, 2]), x[i0, :, 2])
+    out[out[..., 2] <= 0] = 0.0
+    return out.astype(np.float32)
 
 
 def check_frame_stride(model: torch.nn.Module, stride: int, *, name: str) -> None:
@@ -191,7 +238,7 @@ def estimate_root(pose3d: np.ndarray, kp2d_px: np.ndarray, *, focal: float, cx: 
 
 def lift_tracks(model: torch.nn.Module, kp2d: np.ndarray, *, width: int, height: int, fps: float = 30.0,
                 window: int | None = None, stride: int | None = None, flip: bool = True, trajectory: bool = False,
-                focal: float | None = None, device: str | torch.device = "cpu",
+                focal: float | None = None, model_fps: float | None = None, device: str | torch.device = "cpu",
                 progress: bool = False) -> LiftResult:
     """Lift H36M-17 2D tracks to 3D.
 
@@ -207,6 +254,11 @@ def lift_tracks(model: torch.nn.Module, kp2d: np.ndarray, *, width: int, height:
         trajectory: also estimate the camera-frame root trajectory (needs ``focal``; default ``max(width,
             height)``, a 53 degree field of view).
         focal: focal length in pixels for the trajectory.
+        model_fps: the frame rate the model was trained at (default :func:`input_fps_of` the model; 0 or a rate
+            within 2% of ``fps``: no resampling). A track at another rate is resampled to it (linearly, over the
+            same span) before lifting and the 3D is resampled back to the track's frames, so that the model sees
+            motion at the speed it learnt (a 50 fps Human3.6M lifter on a 30 fps video would otherwise see every
+            motion 1.7x too fast).
         device: where the model runs.
         progress: progress bars (only on a terminal).
     """
@@ -219,8 +271,13 @@ def lift_tracks(model: torch.nn.Module, kp2d: np.ndarray, *, width: int, height:
         raise UsageError(f"focal length must be a finite number of pixels > 0, got {focal}")
     if not (math.isfinite(fps) and fps > 0) or width <= 0 or height <= 0:
         raise UsageError(f"fps, width and height must be > 0, got {fps}, {width}, {height}")
+    if model_fps is None:
+        model_fps = input_fps_of(model)
+    if model_fps is not None and not (math.isfinite(model_fps) and model_fps >= 0):
+        raise UsageError(f"model_fps must be a finite number >= 0, got {model_fps}")
     kp2d = np.where(np.isfinite(kp2d), kp2d, 0.0)
     p, t = kp2d.shape[:2]
+    num = frames_at_rate(t, fps, model_fps or None)
     valid = kp2d[..., 2].max(axis=-1) > 0  # (P, T)
     pose = np.zeros((p, t, 17, 3), np.float32)
     filled = np.zeros_like(kp2d, dtype=np.float32)
@@ -229,14 +286,15 @@ def lift_tracks(model: torch.nn.Module, kp2d: np.ndarray, *, width: int, height:
         filled_i = fill_gaps(kp2d[i], valid[i])
         filled_i[~valid[i], :, 2] = 0.0
         filled[i] = filled_i
-        x = np.concatenate([normalize_2d(kp2d[i, ..., :2], width, height), kp2d[i, ..., 2:3]], axis=-1)
-        x[kp2d[i, ..., 2] <= 0] = 0.0  # undetected joints and frames: masked, as in pretraining
         if not valid[i].any():
             log.warning("person %d has no detection in any frame; their 3D is left at zero", i)
             continue
-        pose[i] = run_windows(model, x, window=window, stride=stride, flip=flip, device=device, progress=progress)
+        x = np.concatenate([normalize_2d(filled_i[..., :2], width, height), kp2d[i, ..., 2:3]], axis=-1)
+        x = resample_input(x, num)  # undetected joints and frames: masked (all zero), as in pretraining
+        y = run_windows(model, x, window=window, stride=stride, flip=flip, device=device, progress=progress)
+        pose[i] = interp_frames(y, t)
         if trajectory:
             f = focal or float(max(width, height))
             root[i] = estimate_root(pose[i].astype(np.float64), filled_i, focal=f, cx=width / 2, cy=height / 2)
     return LiftResult(pose3d=pose, root=root, kp2d=filled, interpolated=~valid, fps=float(fps), width=int(width),
-                      height=int(height))
+                      height=int(height), lift_fps=float(fps) if num == t else (num - 1) * float(fps) / max(t - 1, 1))

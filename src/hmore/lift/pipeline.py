@@ -27,13 +27,14 @@ import torch
 
 from hmore.errors import InputError, UsageError
 from hmore.io.atomic import save_npz_atomic
+from hmore.lift import DEFAULT_LIFTER
 from hmore.lift.infer import LiftResult, lift_tracks
 from hmore.skeleton import H36M17, convert
 from hmore.synth.meta import clip_fps
 
 log = logging.getLogger(__name__)
 
-DEFAULT_WEIGHTS = "dstformer_cpu"
+DEFAULT_WEIGHTS = DEFAULT_LIFTER
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,9 @@ class Tracks2D:
 
 def load_lifter(*, weights: str | None = None, checkpoint: str | Path | None = None,
                 device: str = "cpu", kinds: tuple[type, ...] | None = None, what: str | None = None) -> torch.nn.Module:
-    """The lifter to use: shipped weights by name (default ``dstformer_cpu``), or a training run / checkpoint / weights
-    file exported by ``hmore train --export``.
+    """The lifter to use: shipped weights by name (default :data:`DEFAULT_WEIGHTS`), or a training run / checkpoint /
+    weights file exported by ``hmore train --export``. The model's ``input_fps`` is the frame rate it was trained at
+    (:func:`training_fps`), which :func:`hmore.lift.infer.lift_tracks` resamples tracks to.
 
     ``kinds`` are the accepted model classes (default: the 2D-to-3D lifters), ``what`` names them in the error.
     """
@@ -79,13 +81,37 @@ def load_lifter(*, weights: str | None = None, checkpoint: str | Path | None = N
         model = build_model_from_config(cfg, source=str(path))
         _check_kind(model, f"checkpoint {path}", kinds, what)
         load_weights_into(model, path)
+        model.input_fps = training_fps(meta)
         return model.to(device).eval()
-    from hmore.weights import load_model
+    from hmore.weights import load_model, read_weights_metadata
 
     name = weights or DEFAULT_WEIGHTS
     model = load_model(name, device=device)
     _check_kind(model, f"weights {name!r}", kinds, what)
+    model.input_fps = training_fps(read_weights_metadata(name))
     return model
+
+
+def training_fps(meta: dict[str, Any]) -> float | None:
+    """The frame rate of the tracks a model was trained on, from its weights' metadata: ``input_fps``, else
+    ``training_data.fps`` (shipped / exported weights), else ``run_config.data.fps`` (a training checkpoint); None
+    when it does not say. :func:`load_lifter` keeps it as the model's ``input_fps``, which
+    :func:`hmore.lift.infer.lift_tracks` resamples tracks to."""
+    candidates = [meta.get("input_fps")]
+    for section, key in (("training_data", None), ("run_config", "data")):
+        part = meta.get(section)
+        if isinstance(part, str):
+            try:
+                part = json.loads(part)
+            except json.JSONDecodeError:
+                part = None
+        if isinstance(part, dict) and key is not None:
+            part = part.get(key)
+        candidates.append(part.get("fps") if isinstance(part, dict) else None)
+    for value in candidates:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+            return float(value)
+    return None
 
 
 def _check_kind(model: torch.nn.Module, source: str, kinds: tuple[type, ...] | None, what: str | None) -> None:
@@ -306,7 +332,7 @@ def lift_file(path: str | Path, out_dir: str | Path, *, model: torch.nn.Module, 
             pe = 1000 * float(p_mpjpe(res.pose3d[ok].astype(np.float64), true[ok].astype(np.float64)))
     meta = {"input": str(path), "source": tracks.source, "model": model_name, "flip": flip, "window": window,
             "stride": stride, "trajectory": trajectory, "units": "metres, camera frame, root-relative",
-            "layout": "h36m17"}
+            "layout": "h36m17", "lift_fps": res.lift_fps}
     npz = save_pose3d(out / "pose3d.npz", res, tracks, meta=meta)
     mp4 = None
     if video:
