@@ -25,6 +25,7 @@ from hmore.lift.data import (
     virtual_batch,
 )
 from hmore.lift.h36m import LiftArrays, evaluate, frame_errors, predict, split_validation
+from hmore.lift.infer import smooth_phases
 from hmore.skeleton import H36M17, bone_lengths
 
 
@@ -312,7 +313,8 @@ def test_predict_with_a_frame_stride_feeds_every_kth_frame_and_covers_every_fram
     model = CopyModel(max_len=4, frame_stride=k)
     pred, covered = predict(model, x, a.offsets, window=4, flip=flip)
     assert covered.all()
-    np.testing.assert_allclose(pred, x, atol=1e-5)
+    merged = np.concatenate([smooth_phases(x[s:e], k) for s, e in zip(a.offsets[:-1], a.offsets[1:])])
+    np.testing.assert_allclose(pred, merged, atol=1e-5)  # every frame back in place, then the phases merged
     ids = torch.cat([s.reshape(-1, s.shape[-1]) for s in model.seen]).numpy()
     d = np.diff(ids, axis=1)
     assert ((d == k) | ((d == 0) & (ids[:, 1:] == ids[:, -1:]))).all()  # frames k apart (a short tail repeats its end)
@@ -326,8 +328,33 @@ def test_run_windows_applies_the_models_frame_stride() -> None:
 
     x = _frame_ids(_arrays(lengths=(11,), actions=("Walking",)))
     model = CopyModel(max_len=4, frame_stride=2)
-    np.testing.assert_allclose(run_windows(model, x, window=4), x, atol=1e-5)
+    np.testing.assert_allclose(run_windows(model, x, window=4), smooth_phases(x, 2), atol=1e-5)
     assert all((np.diff(s.numpy(), axis=1) == 2).all() for s in model.seen)
+
+
+def test_phase_kernel_and_smoothing_by_hand() -> None:
+    from hmore.lift.infer import phase_kernel
+
+    np.testing.assert_allclose(phase_kernel(3), [1 / 3] * 3)
+    np.testing.assert_allclose(phase_kernel(2), [0.25, 0.5, 0.25])
+    np.testing.assert_allclose(phase_kernel(1), [1.0])
+    with pytest.raises(ValueError, match="k must be"):
+        phase_kernel(0)
+    t = np.arange(12, dtype=np.float64)
+    comb = np.tile([1.0, -0.5, -0.5], 4)  # what three disagreeing phases leave: period 3, zero mean
+    y = (0.1 * t + comb)[:, None]
+    out = smooth_phases(y, 3)
+    np.testing.assert_allclose(out[1:-1, 0], 0.1 * t[1:-1])  # the comb is gone, the motion kept
+    np.testing.assert_allclose(out[0, 0], (y[0, 0] + y[1, 0]) / 2)  # the ends average the frames there are
+    y2 = (0.1 * t + np.tile([1.0, -1.0], 6))[:, None]
+    np.testing.assert_allclose(smooth_phases(y2, 2)[1:-1, 0], 0.1 * t[1:-1])
+    covered = np.ones(12, bool)
+    covered[5] = False
+    y3 = y.copy()
+    y3[5] = 1e6  # not evaluated: must not leak into its neighbours
+    out3 = smooth_phases(y3, 3, covered)
+    np.testing.assert_allclose(out3[4, 0], (y[3, 0] + y[4, 0]) / 2)
+    np.testing.assert_allclose(smooth_phases(y, 1), y)
 
 
 def test_frame_stride_is_wired_through_training_batches_config_checks_and_exported_weights(tmp_path: Path) -> None:

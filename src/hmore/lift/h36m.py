@@ -153,7 +153,7 @@ def predict(model: torch.nn.Module, x: np.ndarray, offsets: np.ndarray, *, windo
             progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Run ``model`` over every example (see the module doc for the windows). A windowed model with a frame
     stride k > 1 sees the k interleaved sub-sequences of each example (:func:`phase_split`), each cut into windows as
-    above.
+    above, and its k phases are then merged (:func:`hmore.lift.infer.smooth_phases`, as ``hmore lift`` does).
 
     Args:
         model: a lifter in eval mode, (B, F, 17, 3) -> (B, F, 17, 3).
@@ -172,7 +172,7 @@ def predict(model: torch.nn.Module, x: np.ndarray, offsets: np.ndarray, *, windo
     """
     from tqdm.auto import tqdm
 
-    from hmore.lift.infer import frame_stride_of
+    from hmore.lift.infer import frame_stride_of, smooth_phases
 
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
@@ -183,6 +183,8 @@ def predict(model: torch.nn.Module, x: np.ndarray, offsets: np.ndarray, *, windo
                        frame_stride=1, progress=progress)
         pred, covered = np.zeros_like(p), np.zeros_like(c)
         pred[order], covered[order] = p, c
+        for a, b in zip(offsets[:-1], offsets[1:]):  # merge the phases, as hmore lift does (run_windows)
+            pred[a:b] = smooth_phases(pred[a:b], k, covered[a:b])
         return pred, covered
     n = x.shape[0]
     acc = np.zeros((n, 17, 3), np.float64)
