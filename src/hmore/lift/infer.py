@@ -81,15 +81,20 @@ def frames_at_rate(num: int, fps: float, rate: float | None, *, tolerance: float
     return max(2, int(round((num - 1) * rate / fps)) + 1)
 
 
+def _neighbours(length: int, num: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For ``num`` evenly spaced times over frames 0 .. length - 1: (frame before, frame after, weight of the after)."""
+    pos = np.linspace(0.0, length - 1, num)
+    i0 = np.floor(pos).astype(np.int64)
+    return i0, np.minimum(i0 + 1, length - 1), pos - i0
+
+
 def interp_frames(a: np.ndarray, num: int) -> np.ndarray:
     """(T, ...) -> (num, ...): linear interpolation at ``num`` evenly spaced times from the first to the last frame."""
     a = np.asarray(a)
     if num == a.shape[0]:
         return a.copy()
-    pos = np.linspace(0.0, a.shape[0] - 1, num)
-    i0 = np.floor(pos).astype(np.int64)
-    i1 = np.minimum(i0 + 1, a.shape[0] - 1)
-    w = (pos - i0).reshape((-1,) + (1,) * (a.ndim - 1))
+    i0, i1, w = _neighbours(a.shape[0], num)
+    w = w.reshape((-1,) + (1,) * (a.ndim - 1))
     return ((1 - w) * a[i0] + w * a[i1]).astype(a.dtype)
 
 
@@ -98,15 +103,10 @@ def resample_input(x: np.ndarray, num: int) -> np.ndarray:
     ``num`` frames: coordinates linearly, each joint's score the smaller of its two neighbouring frames' (a joint
     missing in either is missing), masked joints all zero as the model was trained."""
     x = np.asarray(x, dtype=np.float64)
-    if num == x.shape[0]:
-        out = x.copy()
-    else:
-        pos = np.linspace(0.0, x.shape[0] - 1, num)
-        i0 = np.floor(pos).astype(np.int64)
-        i1 = np.minimum(i0 + 1, x.shape[0] - 1)
-        w = (pos - i0)[:, None, None]
-        out = (1 - w) * x[i0] + w * x[i1]
-        out[..., 2] = np.where(w[..., 0] > 1e-9, np.minimum(x[i0, :, 2], x[i1, :, 2]), x[i0, :, 2])
+    out = interp_frames(x, num)
+    if num != x.shape[0]:
+        i0, i1, w = _neighbours(x.shape[0], num)
+        out[..., 2] = np.where(w[:, None] > 1e-9, np.minimum(x[i0, :, 2], x[i1, :, 2]), x[i0, :, 2])
     out[out[..., 2] <= 0] = 0.0
     return out.astype(np.float32)
 
