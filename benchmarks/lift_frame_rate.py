@@ -24,25 +24,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hmore.lift.h36m import bone_length_variation
 from hmore.lift.infer import input_fps_of, lift_tracks
 from hmore.lift.pipeline import load_lifter, read_tracks
 from hmore.metrics.pose3d import mpjpe, p_mpjpe
-from hmore.skeleton import H36M17, bone_lengths
 
 MODES = {"resampled": None, "native": 0.0}
 
 
 def _steadiness(res, fps: float) -> tuple[float, float]:
-    cvs, acc = [], []
-    for i in range(res.pose3d.shape[0]):
-        ok = ~res.interpolated[i]
-        if ok.sum() < 10:
-            continue
-        b = bone_lengths(res.pose3d[i][ok], H36M17)  # (T, bones)
-        cvs.append(float((b.std(axis=0) / b.mean(axis=0)).mean()))
-        a = np.diff(res.pose3d[i], n=2, axis=0) * fps**2
-        acc.append(float(np.linalg.norm(a, axis=-1).mean()))
-    return (float(np.mean(cvs)) if cvs else float("nan")), (float(np.mean(acc)) if acc else float("nan"))
+    people = [i for i in range(res.pose3d.shape[0]) if (~res.interpolated[i]).sum() >= 10]
+    if not people:
+        return float("nan"), float("nan")
+    pose = res.pose3d[people]  # (P, T, 17, 3)
+    p, t = pose.shape[:2]
+    cv = bone_length_variation(pose.reshape(p * t, 17, 3), np.arange(p + 1) * t, ~res.interpolated[people].reshape(-1))
+    acc = np.linalg.norm(np.diff(pose, n=2, axis=1) * fps**2, axis=-1).mean(axis=(1, 2))  # (P,)
+    return cv, float(acc.mean())
 
 
 def main() -> None:
