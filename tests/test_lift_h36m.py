@@ -24,7 +24,7 @@ from hmore.lift.data import (
     noise_batch,
     virtual_batch,
 )
-from hmore.lift.h36m import LiftArrays, evaluate, frame_errors, predict, split_validation
+from hmore.lift.h36m import LiftArrays, evaluate, frame_errors, predict, sample_offset, split_validation
 from hmore.lift.infer import smooth_phases
 from hmore.skeleton import H36M17, bone_lengths
 
@@ -66,10 +66,34 @@ def test_predict_puts_every_window_back_in_place(window, flip) -> None:
 def test_predict_every_nth_window_scores_a_subset() -> None:
     a = _arrays(lengths=(40,), actions=("Walking",))
     _, covered = predict(CopyModel(), a.x["sh"], a.offsets, window=5, every=3)
-    # windows start at 0, 5, ..., 35; every third: 0, 15, 30
-    np.testing.assert_array_equal(np.flatnonzero(covered), np.r_[0:5, 15:20, 30:35])
+    # windows start at 0, 5, ..., 35; every third from the example's offset o: windows o, o + 3, ...
+    o = sample_offset(0, 3)
+    starts = np.arange(0, 40, 5)[o::3]
+    np.testing.assert_array_equal(np.flatnonzero(covered), (starts[:, None] + np.arange(5)).ravel())
     _, whole = predict(CopyModel(), a.x["sh"], a.offsets, window=None, every=4)
-    np.testing.assert_array_equal(np.flatnonzero(whole), np.arange(0, 40, 4))
+    np.testing.assert_array_equal(np.flatnonzero(whole), np.arange(sample_offset(0, 4), 40, 4))
+
+
+def test_sample_offset_is_fixed_and_spread_over_its_range() -> None:
+    assert sample_offset(5, 1) == 0
+    assert sample_offset(7, 20) == sample_offset(7, 20)  # the same on every call
+    offs = np.array([sample_offset(e, 20) for e in range(2000)])
+    assert offs.min() == 0 and offs.max() == 19
+    counts = np.bincount(offs, minlength=20)
+    assert counts.min() > 60 and counts.max() < 140  # 100 expected each
+
+
+def test_quick_sample_is_uniform_over_each_sequence() -> None:
+    # 300 sequences of 20 windows, every 20th window: exactly one window of each; before the offsets it was always
+    # the first, so the scored frames sat at the sequences' starts (mean relative position 0.025, not 0.5)
+    lengths = (100,) * 300
+    a = _arrays(lengths=lengths, actions=("Walking",) * 300)
+    _, covered = predict(CopyModel(), a.x["sh"], a.offsets, window=5, every=20)
+    assert covered.sum() == 300 * 5
+    rel = (np.flatnonzero(covered) % 100 + 0.5) / 100
+    assert abs(rel.mean() - 0.5) < 0.06
+    _, whole = predict(CopyModel(), a.x["sh"], a.offsets, window=None, every=20)
+    assert whole.sum() == 300 * 5 and abs(((np.flatnonzero(whole) % 100 + 0.5) / 100).mean() - 0.5) < 0.06
 
 
 def test_frame_errors_align_root_and_procrustes() -> None:
@@ -280,7 +304,8 @@ def test_predict_runs_a_per_frame_model_on_the_scored_frames_only() -> None:
     assert model.per_frame
     full, _ = predict(model, a.x["sh"], a.offsets, window=None, every=1)
     sub, covered = predict(model, a.x["sh"], a.offsets, window=None, every=4)
-    np.testing.assert_array_equal(np.flatnonzero(covered), np.r_[0:23:4, 23 + np.arange(0, 9, 4)])
+    np.testing.assert_array_equal(np.flatnonzero(covered),
+                                  np.r_[sample_offset(0, 4):23:4, 23 + np.arange(sample_offset(1, 4), 9, 4)])
     np.testing.assert_allclose(sub[covered], full[covered], atol=1e-5)  # BatchNorm in eval mode: frame by frame
 
 

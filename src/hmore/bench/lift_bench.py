@@ -38,6 +38,7 @@ VIEW_SETS = {"bandai": {"bandai": ("Bandai-Namco held-out takes, COCO-derived no
              "generated": {"gen_capsule": ("held-out generated people, capsule bodies, noisy 2D", "action"),
                            "gen_anny": ("held-out generated people, Anny bodies, noisy 2D", "action")}}
 VIEW_FPS = 50.0  # Human3.6M's rate, the one the Human3.6M lifters and the generated-data arms train at
+QUICK_NOTE = " (from a fixed pseudo-random offset in each sequence: hmore.lift.h36m.sample_offset)"
 
 #: Published Human3.6M Protocol-1 figures (mm), for orientation only: other detectors, frames and training.
 ANCHORS: tuple[dict[str, Any], ...] = (
@@ -121,7 +122,7 @@ def run(*, models: Sequence[str] = DEFAULT_MODELS, data: str = "h36m", sources: 
             "every_nth_window": every, "flip": flip, "missing_fraction": missing,
             "frames": "every (sequence, camera) of S9 and S11 with 3D and 2D: S9/Discussion 1 has no 3D in the data, "
                       "S11/Directions camera 54138969 no 2D; all their frames at 50 fps"
-                      + ("" if every == 1 else f", every {every}-th window only"),
+                      + ("" if every == 1 else f", every {every}-th window only{QUICK_NOTE}"),
             "sources": {s: SOURCE_LABELS[s] for s in sources},
         },
         "models": {},
@@ -198,7 +199,7 @@ def run_views(*, models: Sequence[str], data: str, every: int = 1, missing: floa
             "frames": ("each motion seen whole by one fixed camera (seed [0, 31, motion index]), resampled to "
                        f"{VIEW_FPS:g} fps; 2D: the body's COCO-17 keypoints converted to H36M-17, MotionBERT's noise "
                        f"(a keyframe every {NOISE_EVERY} frames) on every motion; P1/P2 over all frames, per-group "
-                       "means in per_action" + ("" if every == 1 else f"; every {every}-th window only")),
+                       "means in per_action" + ("" if every == 1 else f"; every {every}-th window only{QUICK_NOTE}")),
             "sets": {k: a.num_frames for k, a in sets.items()},
             "sources": {k: VIEW_SETS[data][k][0] for k in sets},
         },

@@ -179,7 +179,8 @@ def _add_lift(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inputs", nargs="+", default=["sh", "gt"], choices=("sh", "gt"),
                    help="2D inputs: sh (Stacked-Hourglass detections), gt (ground-truth 2D) (default both)")
     p.add_argument("--quick", type=int, default=1, metavar="N",
-                   help="score every N-th window of each sequence only (default 1: every frame)")
+                   help="score every N-th window of each sequence only, from a fixed offset of its own "
+                        "(default 1: every frame)")
     p.add_argument("--missing", type=float, default=0.2,
                    help="fraction of joints dropped for the robustness row, SH input (default 0.2; 0 skips it)")
     p.add_argument("--no-flip", action="store_true", help="no test-time flip")

@@ -14,7 +14,11 @@ as consecutive non-overlapping windows of its length, the last one aligned with 
 windows get the mean); a convolutional or per-frame model sees the whole sequence at once. Test-time flip: the mirrored
 input's output, mirrored back, is averaged in. Protocol 1 (MPJPE) after aligning the root joints, Protocol 2
 (P-MPJPE) after a rigid Procrustes alignment with scale per frame, both in mm, averaged over the frames of each of the
-15 actions, then over the actions. ``every=n`` evaluates every n-th window only (a quick check on 1/n of the frames).
+15 actions, then over the actions. ``every=n`` evaluates every n-th window only (a quick check on 1/n of the frames):
+each example keeps the windows (frames, for a whole-sequence model) at positions ``o, o + n, ...`` with a fixed
+pseudo-random offset ``o < n`` of its own (:func:`sample_offset`), so every part of a sequence is equally likely to be
+scored. (Until the fourteenth stop every example kept its first window: with few windows per example the sample leant
+on the sequences' first frames and flattered long-window models.)
 """
 
 from __future__ import annotations
@@ -64,6 +68,14 @@ class LiftArrays:
         """(W,) every global frame index where a window of ``length`` frames ``step`` apart starts inside one
         example."""
         return starts_within(self.offsets, length, step)
+
+
+def sample_offset(example: int, every: int) -> int:
+    """The fixed pseudo-random offset in ``[0, every)`` of example ``example``'s every-n-th sample (the same on every
+    run and for every model, so that ``--quick`` scores the same frames of each model with the same window length)."""
+    if every <= 1:
+        return 0
+    return int(np.random.default_rng([every, example]).integers(every))
 
 
 def normalized_input(kp: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -161,8 +173,8 @@ def predict(model: torch.nn.Module, x: np.ndarray, offsets: np.ndarray, *, windo
         offsets: (E + 1,) example boundaries.
         window: window length, or None for whole sequences.
         flip: test-time flip averaging.
-        every: keep every n-th window of each example (whole-sequence models: every n-th frame is scored; a model
-            whose ``per_frame`` attribute is true is only run on those frames).
+        every: keep every n-th window of each example from its :func:`sample_offset` (whole-sequence models: every
+            n-th frame is scored; a model whose ``per_frame`` attribute is true is only run on those frames).
         batch_windows: windows per forward pass.
         frame_stride: the model takes every k-th frame (None: :func:`hmore.lift.infer.frame_stride_of` the model).
         progress: progress bar.
@@ -190,19 +202,21 @@ def predict(model: torch.nn.Module, x: np.ndarray, offsets: np.ndarray, *, windo
     acc = np.zeros((n, 17, 3), np.float64)
     count = np.zeros(n, np.int64)
     if window is None:
-        step = every if getattr(model, "per_frame", False) else 1  # a per-frame model needs no neighbours
-        for a, b in tqdm(list(zip(offsets[:-1], offsets[1:])), disable=not progress, desc="lift", unit="seq"):
-            acc[a:b:step] = _run(model, x[a:b:step][None], flip)[0]
-            count[a:b:step] = 1
-        if every > 1:
-            keep = np.zeros(n, bool)
-            for a, b in zip(offsets[:-1], offsets[1:]):
-                keep[a:b:every] = True
-            count[~keep] = 0
+        per_frame = getattr(model, "per_frame", False)  # a per-frame model needs no neighbours: scored frames only
+        for e, (a, b) in enumerate(tqdm(list(zip(offsets[:-1], offsets[1:])), disable=not progress, desc="lift",
+                                        unit="seq")):
+            keep = slice(a + sample_offset(e, every), b, every)
+            if per_frame:
+                if keep.start < b:
+                    acc[keep] = _run(model, x[keep][None], flip)[0]
+            else:
+                acc[a:b] = _run(model, x[a:b][None], flip)[0]
+            count[keep] = 1
     else:
         starts, ends = [], []
-        for a, b in zip(offsets[:-1], offsets[1:]):
-            s = np.asarray(window_starts(int(b - a), min(window, int(b - a)), min(window, int(b - a))))[::every]
+        for e, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+            s = np.asarray(window_starts(int(b - a), min(window, int(b - a)), min(window, int(b - a))))
+            s = s[sample_offset(e, every) :: every]
             starts.append(a + s)
             ends.append(np.full(len(s), b))
         st, en = np.concatenate(starts), np.concatenate(ends)
