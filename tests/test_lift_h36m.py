@@ -74,6 +74,16 @@ def test_predict_every_nth_window_scores_a_subset() -> None:
     np.testing.assert_array_equal(np.flatnonzero(whole), np.arange(sample_offset(0, 4), 40, 4))
 
 
+def test_evaluate_refuses_a_sample_with_no_frame() -> None:
+    from hmore.errors import UsageError
+
+    a = _arrays(lengths=(10,), actions=("Walking",))
+    # two windows of 5 frames: an offset >= 2 keeps none
+    every = next(n for n in range(2, 200) if sample_offset(0, n) >= 2)
+    with pytest.raises(UsageError, match="no frame to score"):
+        evaluate(CopyModel(max_len=5), a, source="sh", flip=False, every=every)
+
+
 def test_sample_offset_is_fixed_and_spread_over_its_range() -> None:
     assert sample_offset(5, 1) == 0
     assert sample_offset(7, 20) == sample_offset(7, 20)  # the same on every call

@@ -17,7 +17,7 @@ input's output, mirrored back, is averaged in. Protocol 1 (MPJPE) after aligning
 15 actions, then over the actions. ``every=n`` evaluates every n-th window only (a quick check on 1/n of the frames):
 each example keeps the windows (frames, for a whole-sequence model) at positions ``o, o + n, ...`` with a fixed
 pseudo-random offset ``o < n`` of its own (:func:`sample_offset`), so every part of a sequence is equally likely to be
-scored. (Until the fourteenth stop every example kept its first window: with few windows per example the sample leant
+scored. (Until the fourteenth session every example kept its first window: with few windows per example the sample leant
 on the sequences' first frames and flattered long-window models.)
 """
 
@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from hmore.data.h36m import ACTIONS, H36M, H36MExample
+from hmore.errors import UsageError
 from hmore.lift.data import ROOT, flip_pair, normalize_2d, starts_within
 from hmore.lift.infer import window_starts
 
@@ -316,6 +317,9 @@ def evaluate(model: torch.nn.Module, arrays: LiftArrays, *, source: str, flip: b
         pred, covered = predict(model, x, arrays.offsets, window=win, flip=flip, every=every, progress=progress)
     finally:
         model.train(was)
+    if not covered.any():
+        raise UsageError(f"every {every}-th window leaves no frame to score in these {len(arrays.examples)} "
+                         "sequences: use a smaller --quick")
     e1, e2 = frame_errors(pred[covered], arrays.y[covered])
     frame_ex = arrays.example_of_frame()[covered]
     groups = np.array([getattr(e, group_by) for e in arrays.examples])[frame_ex]
@@ -333,4 +337,4 @@ def evaluate(model: torch.nn.Module, arrays: LiftArrays, *, source: str, flip: b
 
 __all__ = ["LiftArrays", "ProtocolResult", "SOURCES", "build_arrays", "bone_length_variation", "drop_joints",
            "evaluate", "frame_errors", "gather_windows", "model_window", "normalized_input", "phase_split", "predict",
-           "split_validation"]
+           "sample_offset", "split_validation"]
