@@ -192,6 +192,22 @@ def test_export_started_from_exported_weights_records_their_lineage(toy_run, tmp
     assert "name" not in fallback and "sha256" not in fallback and fallback["checkpoint"] == str(first)
 
 
+def test_export_started_from_shipped_weights_by_name_records_them(toy_run, tmp_path, monkeypatch):
+    import hmore.weights as hw
+    from hmore.commands.train import _initialised_from
+
+    wdir = tmp_path / "shipped"
+    _, js = export_weights(toy_run, "toy_base", out_dir=wdir, metadata={"recipe_command": "hmore train toy"})
+    monkeypatch.setattr(hw, "default_weights_dir", lambda: wdir)
+    monkeypatch.chdir(tmp_path)  # no file of that name here: the name means the shipped weights
+    origin = _initialised_from("toy_base")
+    assert origin["checkpoint"] == "toy_base" and origin["name"] == "toy_base"
+    assert origin["sha256"] == json.loads(js.read_text())["sha256"] and origin["step"] == 3
+    assert origin["recipe_command"] == "hmore train toy" and "note" not in origin
+    unknown = _initialised_from("toy_other")  # neither a file nor shipped: noted, the export still goes on
+    assert unknown["checkpoint"] == "toy_other" and "not found" in unknown["note"]
+
+
 def test_weights_file_takes_a_file_or_the_name_of_shipped_weights(toy_run, tmp_path, monkeypatch):
     from hmore.weights import weights_file
 

@@ -108,9 +108,13 @@ def _initialised_from(init_from: object) -> dict[str, object] | None:
         return None
     from hmore.errors import InputError
     from hmore.train.checkpoint import read_metadata, resolve_checkpoint
+    from hmore.weights import weights_file
 
     try:
-        path = resolve_checkpoint(str(init_from))
+        if Path(str(init_from)).exists():
+            path = resolve_checkpoint(str(init_from))
+        else:  # a task may start from shipped weights by name (``init_from: lift_mlp_h36m``)
+            path = weights_file(str(init_from))
         meta = read_metadata(path)
     except InputError as exc:  # the run already loaded it; a moved file must not block the export
         return {"checkpoint": str(init_from), "note": f"metadata unavailable at export: {exc}"}
