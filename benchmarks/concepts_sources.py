@@ -64,7 +64,7 @@ def source_table(run: Path, step: int, *, batches: int, dataset: str, shared: di
         if cfg.loss.dis <= 0:  # no trained classifiers
             continue
         valid = b["valid"]
-        states = b["states"][valid]  # (M, C) every valid frame
+        states = model.hyper_states(b["states"], valid)[valid]  # (M, C) every valid frame, as the classifiers read it
         frame_src = src[:, None].expand_as(valid)[valid]
         frame_ids = out.ids.repeat_interleave(model.config.segment, dim=1)[valid]
         own = [c for c in torch.unique(out.ids[tv & (src == code)[:, None]])

@@ -242,6 +242,42 @@ def test_per_frame_velocity_predictor():
     assert m.hypernet.params.weight.grad.abs().sum() > 0
 
 
+def test_hyper_motion_appends_the_past_pose_change_by_hand():
+    """hyper_motion (issue 16): the hypernetwork's state is [s_t, (pose_t - pose_t-1) x scale], 0 at a window's first
+    frame and next to padding; without it the states pass through unchanged."""
+    states = torch.zeros(2, 4, 55)
+    states[0, :, 0] = torch.tensor([0.0, 1.0, 3.0, 6.0])  # first pose value of window 0
+    states[1, :, 50] = torch.tensor([2.0, 2.5, 9.0, 9.0])  # last pose value of window 1, frames 2-3 padding
+    states[:, :, 51] = 4.0  # root velocity: not a pose value, not differenced
+    valid = torch.tensor([[True] * 4, [True, True, False, False]])
+    plain = _model()
+    assert plain.hyper_states(states, valid) is states and plain.config.hyper_state_dim == 55
+    m = _model(hyper_motion=True, hyper_motion_scale=2.0)
+    assert m.config.hyper_state_dim == 55 + 51
+    hs = m.hyper_states(states, valid)
+    assert hs.shape == (2, 4, 106) and torch.equal(hs[..., :55], states)
+    torch.testing.assert_close(hs[0, :, 55], torch.tensor([0.0, 2.0, 4.0, 6.0]))
+    torch.testing.assert_close(hs[1, :, 55 + 50], torch.tensor([0.0, 1.0, 0.0, 0.0]))  # no step into padding
+    hs[0, :, 55] = 0
+    hs[1, :, 55 + 50] = 0
+    assert not hs[..., 55:].any()  # nothing else moves (the root velocity is not a pose value)
+    # the actionable path reads them: width checked, and the velocity of frame t does not read frame t+1
+    with pytest.raises(ValueError, match="hyper_states"):
+        m.predict_velocity(states, torch.zeros(2, 1, 16))
+    st, val = _batch()
+    codes = m.motion(st, val).quantized.detach()
+    pred = m.predict_velocity(m.hyper_states(st, val), codes)
+    assert pred.shape == (3, 8, 54)
+    moved = st.clone()
+    moved[:, 5] += 1.0
+    changed = (m.predict_velocity(m.hyper_states(moved, val), codes) - pred).abs().sum(dim=-1) > 0
+    assert not changed[:, :5].any() and changed[:, 5].all()
+    actionable_loss(pred, torch.zeros_like(pred), val).backward()
+    assert m.hypernet.embed.weight.grad[:, 55:].abs().sum() > 0  # the appended motion reaches the classifiers
+    with pytest.raises(ValueError, match="hyper_motion"):
+        ConceptModelConfig(state_dim=20, hyper_motion=True)
+
+
 def test_video_branch_and_embedding():
     m = _model().eval()
     video = torch.randn(2, 8, 7, 16, 16)

@@ -420,6 +420,29 @@ def test_codebook_diversity_key_reaches_the_motion_codebook_and_the_loss(tiny_pa
             "name": "concepts_test", "kwargs": {"codebook_diversity_weight": 0.5}}}), sequences=_seqs()).build_model()
 
 
+def test_hyper_motion_key_feeds_the_discriminative_and_actionable_terms(tiny_pairs):
+    # model.kwargs.hyper_motion (issue 16): strict, off by default; when on, the discriminative term scores the
+    # hypernetwork's widened states and the task's loss still runs every term
+    base = {"data": {"sources": ["bandai"], "eval_sources": ["bandai"], "pair_batch": 2, "eval_pairs": 2},
+            "train": {"steps": 2, "batch_size": 4, "tensorboard": False, "device": "cpu", "amp": False}}
+    cfg = load_config(ConceptsRunConfig, {**base, "model": {"name": "concepts_test", "kwargs": {"hyper_motion": True}}})
+    task = ConceptsTask(config=cfg, sequences=_seqs(), pairs=tiny_pairs)
+    b = task.batch(2, rank=0, world_size=1, batch_size=4)
+    torch.manual_seed(0)
+    model = task.build_model()
+    assert model.config.hyper_motion and model.hypernet.embed.in_features == 55 + 51
+    out = model.motion(b["states"], b["valid"])
+    hs = model.hyper_states(b["states"], b["valid"])
+    logits, positive, _, _ = task._dis_inputs(model, out, hs, b["valid"])
+    assert logits.shape == positive.shape and (positive.sum(dim=0) == 1).all()
+    loss, logs = task.loss(model, b)
+    loss.backward()
+    assert torch.isfinite(loss) and {"dis", "act", "align"} <= set(logs)
+    assert model.hypernet.embed.weight.grad[:, 55:].abs().sum() > 0
+    plain = ConceptsTask(config=_cfg(), sequences=_seqs(), pairs=tiny_pairs).build_model()
+    assert not plain.config.hyper_motion and plain.hypernet.embed.in_features == 55
+
+
 def test_dis_views_scores_style_view_frames_as_positives_of_their_matched_concept(tiny_pairs):
     cfg = _cfg(dis_views=True, dis_states=1000)
     neutral = replace(cfg, data=replace(cfg.data, view_speed=(1.0, 1.0), view_amplitude=0.0, view_bone=0.0))

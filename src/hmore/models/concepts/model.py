@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from hmore.concepts.motion import STATE_DIM, VELOCITY_DIM
+from hmore.concepts.motion import MODEL_FPS, POSE_DIM, STATE_DIM, VELOCITY_DIM, VELOCITY_UNIT
 from hmore.registry import create_model, register_model
 
 BACKBONES = ("temporal", "dstformer")
@@ -64,6 +64,14 @@ class ConceptModelConfig:
         hyper_dim: width of the hypernetwork's state embedding (InfoCon: 128).
         hyper_bottleneck: the concept vector's bottleneck before the weight generator (InfoCon: 2).
         hyper_tau: temperature of the cosine score (InfoCon: 0.1).
+        hyper_motion: the hypernetwork's classifiers (and so the actionable term's gradient and the velocity
+            predictor) read each frame's state with its pose change from the previous frame appended,
+            [s_t, (pose_t - pose_t-1) x ``hyper_motion_scale``] (0 at a window's first frame and next to padding),
+            so a concept's classifier can tell motions apart, not only postures (issue 16: with the present state
+            alone the discriminative term partitions pose space). Only the past is read, so the velocity from t to
+            t+1 is still not in the input. False (default): the frame state alone (InfoCon's).
+        hyper_motion_scale: the pose change's factor: frames per second / ``VELOCITY_UNIT`` (15 / 2), which puts it
+            in the units of the velocity target.
         predictor_dim, predictor_depth: the causal transformer predicting velocity from [state, gradient];
             ``predictor_depth`` 0: no transformer, each frame's velocity from its own [state, gradient] only (no
             history to read the velocity from, so the concept's gradient has to carry it).
@@ -110,6 +118,8 @@ class ConceptModelConfig:
     hyper_dim: int = 64
     hyper_bottleneck: int = 2
     hyper_tau: float = 0.1
+    hyper_motion: bool = False
+    hyper_motion_scale: float = MODEL_FPS / VELOCITY_UNIT
     predictor_dim: int = 64
     predictor_depth: int = 1
     align_dim: int = 64
@@ -144,6 +154,9 @@ class ConceptModelConfig:
             raise ValueError("shared_codebook needs the video branch (video=True)")
         if not self.shared_codebook_video_update and not self.shared_codebook:
             raise ValueError("shared_codebook_video_update=False needs shared_codebook=True")
+        if self.hyper_motion and self.state_dim < POSE_DIM:
+            raise ValueError(f"hyper_motion needs the pose ({POSE_DIM} values) first in the state, got state_dim "
+                             f"{self.state_dim}")
         if self.video_size % 16:
             raise ValueError(f"video_size must be a multiple of 16, got {self.video_size}")
 
@@ -151,6 +164,11 @@ class ConceptModelConfig:
     def tokens(self) -> int:
         """Tokens per window, N = window / segment."""
         return self.window // self.segment
+
+    @property
+    def hyper_state_dim(self) -> int:
+        """Width of the states the hypernetwork and the velocity predictor read (see ``hyper_motion``)."""
+        return self.state_dim + (POSE_DIM if self.hyper_motion else 0)
 
 
 @dataclass(frozen=True)
@@ -355,9 +373,9 @@ class ConceptModel(nn.Module):
         dec = dict(dim=c.dim, depth=c.decoder_depth, heads=c.heads, mlp_ratio=c.mlp_ratio, tokens=c.tokens,
                    segment=c.segment, dropout=c.dropout)
         self.motion_decoder = SegmentDecoder(out_dim=c.state_dim, **dec)
-        self.hypernet = ConceptHypernet(code_dim=c.dim, state_dim=c.state_dim, hidden=c.hyper_dim,
+        self.hypernet = ConceptHypernet(code_dim=c.dim, state_dim=c.hyper_state_dim, hidden=c.hyper_dim,
                                         bottleneck=c.hyper_bottleneck, tau=c.hyper_tau)
-        self.predictor = VelocityPredictor(state_dim=c.state_dim, out_dim=c.velocity_dim, dim=c.predictor_dim,
+        self.predictor = VelocityPredictor(state_dim=c.hyper_state_dim, out_dim=c.velocity_dim, dim=c.predictor_dim,
                                            depth=c.predictor_depth, heads=c.heads, max_len=c.window)
         self.motion_proj = nn.Linear(c.dim, c.align_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))  # CLIP's start
@@ -448,19 +466,35 @@ class ConceptModel(nn.Module):
         return vq.codebook.reshape(-1, self.config.dim)
 
     # ---- informativeness ---------------------------------------------------------------------------------------
+    def hyper_states(self, states: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """The states the hypernetwork reads: (B, T, state_dim) with (B, T) validity -> (B, T, hyper_state_dim);
+        the input itself without ``hyper_motion``."""
+        c = self.config
+        if not c.hyper_motion:
+            return states
+        pose = states[..., :POSE_DIM]  # (B, T, 51)
+        both = (valid[:, 1:] & valid[:, :-1])[..., None].to(states.dtype)  # (B, T-1, 1) frames t and t-1 real
+        step = (pose[:, 1:] - pose[:, :-1]) * both * c.hyper_motion_scale  # (B, T-1, 51)
+        step = torch.cat([torch.zeros_like(pose[:, :1]), step], dim=1)  # (B, T, 51): none before the first frame
+        return torch.cat([states, step], dim=-1)
+
     def predict_velocity(self, states: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """InfoCon's actionable path: the gradient of each frame's own-concept score r(code of its segment, s_t)
         with respect to the state (``create_graph``, so the loss trains the hypernetwork and, through the codes,
         the encoder) feeds the causal predictor.
 
         Args:
-            states: (B, T, state_dim).
+            states: (B, T, hyper_state_dim), :meth:`hyper_states` of the motion states (the same as them without
+                ``hyper_motion``).
             codes: (B, N, dim) the tokens' (straight-through) codes.
 
         Returns:
             (B, T, velocity_dim) predicted velocity from t to t+1.
         """
         seg = self.config.segment
+        if states.shape[-1] != self.config.hyper_state_dim:
+            raise ValueError(f"predict_velocity: states must have {self.config.hyper_state_dim} values per frame "
+                             f"(hyper_states), got {tuple(states.shape)}")
         with torch.enable_grad():
             s = states.detach().requires_grad_(True)
             grouped = rearrange(s, "b (n s) c -> b n s c", s=seg)

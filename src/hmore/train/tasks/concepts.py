@@ -453,7 +453,8 @@ class ConceptsTask:
             logs["diversity_motion"] = out.diversity.detach()
         if w.dis > 0:
             source = batch["source"] if w.dis_negatives == "source" else None
-            dis_in = self._dis_inputs(core, out, states, valid, batch if w.dis_views else None, source=source)
+            dis_in = self._dis_inputs(core, out, core.hyper_states(states, valid), valid,
+                                      batch if w.dis_views else None, source=source)
             dis = discriminative_loss(*dis_in)
             tok_w = tv if not w.dis_source_weights else (
                 tv * w.source_weight_table().to(states.device)[source][:, None])  # (B, N) per-dataset weights
@@ -471,7 +472,7 @@ class ConceptsTask:
             total = total + w.consistency * con
             logs["consistency"] = con.detach()
         if w.act > 0:
-            pred = core.predict_velocity(states, out.quantized)
+            pred = core.predict_velocity(core.hyper_states(states, valid), out.quantized)
             act = actionable_loss(pred, batch["velocity"], batch["velocity_valid"] & valid)
             total = total + w.act * act
             logs["act"] = act.detach()
@@ -500,7 +501,8 @@ class ConceptsTask:
                     views: dict[str, torch.Tensor] | None = None, *, source: torch.Tensor | None = None
                     ) -> DisInputs:
         """Classifier logits, positives, scored states and row weights (None: all, equal) of the discriminative term
-        (``loss.dis_positive``, ``loss.dis_negatives``, ``loss.dis_source_weights``).
+        (``loss.dis_positive``, ``loss.dis_negatives``, ``loss.dis_source_weights``); ``states`` are the
+        hypernetwork's (B, T, hyper_state_dim) (:meth:`ConceptModel.hyper_states`).
 
         ``"segment"`` (the issue's wording): up to ``dis_tokens`` tokens, each code's classifier scored on the frames
         of those tokens, its own segment's frames positive and every other segment's (same code or not) negative.
@@ -549,7 +551,8 @@ class ConceptsTask:
             vidx = torch.nonzero(ok.reshape(-1)).squeeze(1)
             if vidx.numel() > w.dis_states:
                 vidx = vidx[torch.randperm(vidx.numel(), device=vidx.device)[: w.dis_states]]
-            sel_states = torch.cat([sel_states, views["view_states"].reshape(-1, states.shape[-1])[vidx]])
+            view_states = core.hyper_states(views["view_states"], views["view_valid"])
+            sel_states = torch.cat([sel_states, view_states.reshape(-1, states.shape[-1])[vidx]])
             sel_ids = torch.cat([sel_ids, view_ids.reshape(-1)[vidx]])
             if sel_src is not None:  # a view frame belongs to its window's dataset
                 sel_src = torch.cat([sel_src, source[:, None].expand_as(ok).reshape(-1)[vidx]])
