@@ -67,9 +67,10 @@ class ConceptModelConfig:
         hyper_motion: the hypernetwork's classifiers (and so the actionable term's gradient and the velocity
             predictor) read each frame's state with its pose change from the previous frame appended,
             [s_t, (pose_t - pose_t-1) x ``hyper_motion_scale``] (0 at a window's first frame and next to padding),
-            so a concept's classifier can tell motions apart, not only postures (issue 16: with the present state
-            alone the discriminative term partitions pose space). Only the past is read, so the velocity from t to
-            t+1 is still not in the input. False (default): the frame state alone (InfoCon's).
+            so a concept's classifier can tell motions apart, not only postures. Only the past is read, so the
+            velocity from t to t+1 is still not in the input. False (default): the frame state alone (InfoCon's).
+            Issue 16 screened it (README, "A motion-aware discriminator state"): its reason, that the present state
+            alone makes the concepts posture clusters, was not supported, and it did not lift the concepts.
         hyper_motion_scale: the pose change's factor: frames per second / ``VELOCITY_UNIT`` (15 / 2), which puts it
             in the units of the velocity target.
         predictor_dim, predictor_depth: the causal transformer predicting velocity from [state, gradient];

@@ -451,10 +451,10 @@ class ConceptsTask:
                 "codes_used": float(torch.unique(out.ids[tv]).numel())}
         if out.diversity is not None:  # model.kwargs.codebook_diversity: already inside commit_motion, weighted
             logs["diversity_motion"] = out.diversity.detach()
+        hyper = core.hyper_states(states, valid)  # what the hypernetwork reads (both informativeness terms)
         if w.dis > 0:
             source = batch["source"] if w.dis_negatives == "source" else None
-            dis_in = self._dis_inputs(core, out, core.hyper_states(states, valid), valid,
-                                      batch if w.dis_views else None, source=source)
+            dis_in = self._dis_inputs(core, out, hyper, valid, batch if w.dis_views else None, source=source)
             dis = discriminative_loss(*dis_in)
             tok_w = tv if not w.dis_source_weights else (
                 tv * w.source_weight_table().to(states.device)[source][:, None])  # (B, N) per-dataset weights
@@ -472,7 +472,7 @@ class ConceptsTask:
             total = total + w.consistency * con
             logs["consistency"] = con.detach()
         if w.act > 0:
-            pred = core.predict_velocity(core.hyper_states(states, valid), out.quantized)
+            pred = core.predict_velocity(hyper, out.quantized)
             act = actionable_loss(pred, batch["velocity"], batch["velocity_valid"] & valid)
             total = total + w.act * act
             logs["act"] = act.detach()
