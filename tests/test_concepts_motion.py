@@ -107,3 +107,33 @@ def test_resample_joints():
     r = cm.resample_joints(np.concatenate([j, j[-1:] + 3]), 30.0, 15.0)
     assert r.shape == (2, 17, 3)
     np.testing.assert_allclose(r[0], j[0])
+
+
+def test_velocity_horizon_is_the_mean_velocity_over_h_frames_by_hand():
+    j = _walk(frames=7)
+    one = cm.window_features(j, fps=15.0)
+    three = cm.window_features(j, fps=15.0, horizon=3)
+    np.testing.assert_allclose(three.states, one.states)  # the states do not depend on the target
+    assert three.velocity.shape == (4, cm.VELOCITY_DIM)
+    k = np.einsum("ij,tnj->tni", one.rotation, j) / one.scale
+    pose = (k - k[:, :1]).reshape(7, 51)
+    unit = 15.0 / cm.VELOCITY_UNIT
+    np.testing.assert_allclose(three.velocity[:, :51], (pose[3:] - pose[:4]) / 3 * unit, atol=1e-4)
+    np.testing.assert_allclose(three.velocity[:, 51:], (k[3:, 0] - k[:4, 0]) / 3 * unit, atol=1e-5)
+    # the mean of three one-frame velocities
+    np.testing.assert_allclose(three.velocity[0], one.velocity[:3].mean(axis=0), atol=1e-5)
+    assert (cm.window_features(j, horizon=3, has_root=False).velocity[:, 51:] == 0).all()
+    assert cm.window_features(j[:2], horizon=3).velocity.shape == (0, cm.VELOCITY_DIM)  # too short: no target
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="horizon"):
+            cm.window_features(j, horizon=bad)
+
+
+def test_window_padding_with_a_velocity_horizon():
+    j = _walk(frames=30)
+    wb = cm.make_windows([j[:27], j[:10]], window=24, horizon=3)
+    assert wb.valid[0].all() and wb.velocity_valid[0].all()  # 24 + 3 frames: every window frame has a target
+    assert wb.valid[1].sum() == 10 and wb.velocity_valid[1].sum() == 7  # the last 3 frames have none
+    f = cm.window_features(j[:10], horizon=3)
+    np.testing.assert_allclose(wb.velocity[1, :7], f.velocity)
+    assert (wb.velocity[1, 7:] == 0).all()

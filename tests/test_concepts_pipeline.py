@@ -608,3 +608,29 @@ def test_shared_codebook_key_trains_both_branches_on_one_codebook(tiny_pairs, vi
     loss.backward()
     assert "commit_video" in logs and math.isfinite(float(loss.detach()))
     assert model.video_encoder.embed.weight.grad.abs().sum() > 0
+
+
+def test_velocity_horizon_key_sets_the_actionable_target(tiny_pairs):
+    def cfg(h: int) -> ConceptsRunConfig:
+        c = _cfg()
+        return replace(c, data=replace(c.data, velocity_horizon=h, noise=0.0))
+
+    one = ConceptsTask(config=cfg(1), sequences=_seqs(), pairs=tiny_pairs).batch(4, rank=0, world_size=1,
+                                                                               batch_size=4)
+    unit = 15.0 / 2.0  # MODEL_FPS / VELOCITY_UNIT
+    p1 = one["states"][..., :51]
+    np.testing.assert_allclose(one["velocity"][:, :7, :51].numpy(), ((p1[:, 1:] - p1[:, :-1]) * unit).numpy(),
+                               atol=1e-4)  # h = 1: the next frame's pose change
+    task = ConceptsTask(config=cfg(3), sequences=_seqs(), pairs=tiny_pairs)
+    b = task.batch(4, rank=0, world_size=1, batch_size=4)
+    assert b["velocity"].shape == one["velocity"].shape and b["velocity_valid"].all()  # 30-frame sequences: room
+    # every target is the mean velocity over 3 frames: the pose part equals the states' pose change over 3 frames
+    # where all four frames are in the window (the states hold the same canonical pose)
+    pose = b["states"][..., :51]
+    np.testing.assert_allclose(b["velocity"][:, :5, :51].numpy(), ((pose[:, 3:8] - pose[:, :5]) / 3 * unit).numpy(),
+                               atol=1e-4)
+    torch.manual_seed(0)
+    loss, logs = task.loss(task.build_model(), b)
+    assert torch.isfinite(loss) and "act" in logs
+    with pytest.raises(Exception, match="velocity_horizon"):
+        load_config(ConceptsRunConfig, {"model": {"name": "concepts_test"}, "data": {"velocity_horizon": 0}})

@@ -13,7 +13,9 @@ window), so the view and the body size drop out but turning, travelling and the 
   second / :data:`VELOCITY_UNIT`; 0 when the input has no root trajectory, e.g. root-relative lifted 3D) and a
   has-root flag (1);
 * velocity (:data:`VELOCITY_DIM` = 54), the target of the actionable loss: the joints' displacement from t to t+1
-  (root-relative pose change and root displacement, per second / :data:`VELOCITY_UNIT`).
+  (root-relative pose change and root displacement, per second / :data:`VELOCITY_UNIT`); with a ``horizon`` h > 1,
+  the mean velocity from t to t+h (the displacement over h frames / h, so its units do not change and frame-to-frame
+  jitter averages out).
 
 The state holds only the present pose and the past root motion, so the velocity is not a copy of the input.
 """
@@ -102,7 +104,7 @@ class WindowFeatures:
 
     Attributes:
         states: (T, STATE_DIM) float32.
-        velocity: (T - 1, VELOCITY_DIM) float32, frame t to t+1.
+        velocity: (T - h, VELOCITY_DIM) float32, the mean velocity from frame t to t+h (h: the horizon, 1 by default).
         scale: leg length (metres) the window was divided by.
         rotation: (3, 3) the turn about +y that was applied.
     """
@@ -113,17 +115,22 @@ class WindowFeatures:
     rotation: np.ndarray
 
 
-def window_features(joints: np.ndarray, *, fps: float = MODEL_FPS, has_root: bool = True) -> WindowFeatures:
+def window_features(joints: np.ndarray, *, fps: float = MODEL_FPS, has_root: bool = True,
+                    horizon: int = 1) -> WindowFeatures:
     """Features of a (T, 17, 3) y-up window (see the module docstring).
 
     Args:
         joints: (T >= 1, 17, 3) metres, y up.
         fps: frame rate of ``joints`` (velocities are per second).
         has_root: whether the root trajectory is meaningful; if not, root velocities are 0 and the flag is 0.
+        horizon: frames h the velocity target spans (>= 1): the mean velocity from t to t+h.
     """
     j = np.asarray(joints, dtype=np.float64)
     if j.ndim != 3 or j.shape[1:] != (NUM_JOINTS, 3) or j.shape[0] < 1:
         raise ValueError(f"window_features expects (T>=1, 17, 3) joints, got {j.shape}")
+    if int(horizon) != horizon or horizon < 1:
+        raise ValueError(f"window_features: horizon must be a whole number of frames >= 1, got {horizon}")
+    h = int(horizon)
     t = j.shape[0]
     rot = facing_rotation(j[t // 2])
     scale = leg_length(j)
@@ -134,7 +141,13 @@ def window_features(joints: np.ndarray, *, fps: float = MODEL_FPS, has_root: boo
     root_step = np.diff(root, axis=0) * unit if has_root else np.zeros((t - 1, 3))  # (T-1, 3)
     back = np.concatenate([root_step[:1] if t > 1 else np.zeros((1, 3)), root_step], axis=0)  # (T, 3)
     states = np.concatenate([pose.reshape(t, POSE_DIM), back, np.full((t, 1), float(has_root))], axis=1)
-    velocity = np.concatenate([np.diff(pose, axis=0).reshape(t - 1, POSE_DIM) * unit, root_step], axis=1)
+    if h == 1:
+        velocity = np.concatenate([np.diff(pose, axis=0).reshape(t - 1, POSE_DIM) * unit, root_step], axis=1)
+    else:
+        nv = max(t - h, 0)
+        step_pose = (pose[h:] - pose[:nv]).reshape(nv, POSE_DIM) * (unit / h)
+        step_root = (root[h:] - root[:nv]) * (unit / h) if has_root else np.zeros((nv, 3))
+        velocity = np.concatenate([step_pose, step_root], axis=1)
     return WindowFeatures(states=states.astype(np.float32), velocity=velocity.astype(np.float32), scale=scale,
                           rotation=rot)
 
@@ -170,7 +183,7 @@ class WindowBatch:
 
     Attributes:
         states: (B, W, STATE_DIM) float32 (zeros where padded).
-        velocity: (B, W, VELOCITY_DIM) float32 (the last valid frame of a window has no target: zeros).
+        velocity: (B, W, VELOCITY_DIM) float32 (frames whose horizon runs past the piece have no target: zeros).
         valid: (B, W) bool, real frames.
         velocity_valid: (B, W) bool, frames with a velocity target.
     """
@@ -182,10 +195,11 @@ class WindowBatch:
 
 
 def make_windows(pieces: Sequence[np.ndarray], *, window: int, fps: float = MODEL_FPS,
-                 has_root: Sequence[bool] | bool = True) -> WindowBatch:
-    """Pad (T_i <= window [+1], 17, 3) joint windows into a :class:`WindowBatch`.
+                 has_root: Sequence[bool] | bool = True, horizon: int = 1) -> WindowBatch:
+    """Pad (T_i <= window [+ horizon], 17, 3) joint windows into a :class:`WindowBatch`.
 
-    A piece of ``window + 1`` frames gives its last window frame a velocity target from the extra frame.
+    A piece of ``window + horizon`` frames gives every window frame a velocity target (the mean velocity over the
+    next ``horizon`` frames, :func:`window_features`) from the extra frames; frames beyond the window are not states.
     """
     b = len(pieces)
     roots = [has_root] * b if isinstance(has_root, bool) else list(has_root)
@@ -194,14 +208,14 @@ def make_windows(pieces: Sequence[np.ndarray], *, window: int, fps: float = MODE
     valid = np.zeros((b, window), bool)
     vvalid = np.zeros((b, window), bool)
     for i, piece in enumerate(pieces):
-        n = min(len(piece), window + 1)
+        n = min(len(piece), window + horizon)
         if n < 1:
             raise ValueError("empty window")
-        f = window_features(np.asarray(piece)[:n], fps=fps, has_root=bool(roots[i]))
+        f = window_features(np.asarray(piece)[:n], fps=fps, has_root=bool(roots[i]), horizon=horizon)
         m = min(n, window)
         states[i, :m] = f.states[:m]
         valid[i, :m] = True
-        nv = min(n - 1, window)
+        nv = min(max(n - horizon, 0), window)
         velocity[i, :nv] = f.velocity[:nv]
         vvalid[i, :nv] = True
     return WindowBatch(states=states, velocity=velocity, valid=valid, velocity_valid=vvalid)

@@ -82,6 +82,10 @@ class ConceptsDataSection:
             :func:`hmore.concepts.motion.is_validation`) becomes a validation split: left out of training (with the
             pairs rendered from them) and scored by the evaluation instead of the test split, so recipes are chosen
             without the reported held-out data.
+        velocity_horizon: frames h the actionable term's velocity target spans: the mean velocity from t to t+h
+            (:func:`hmore.concepts.motion.window_features`); 1 (default, HuMoCon's): the next frame's displacement.
+            Larger h averages out frame-to-frame jitter (noisy Kinect skeletons) and asks the concepts for where the
+            motion is heading over h / 15 s; each window is then drawn h - 1 frames longer for the targets.
         view_speed, view_amplitude, view_bone, view_mirror: the style view of every motion window that the
             consistency term reads when ``loss.consistency`` > 0 (:class:`hmore.concepts.augment.ViewConfig`: time-warp
             range, excursion and bone-length factors +-, mirror probability); drawn from a random stream of its own,
@@ -101,6 +105,7 @@ class ConceptsDataSection:
     eval_sequences: int = 200
     eval_pairs: int = 100
     val_fraction: float = 0.0
+    velocity_horizon: int = 1
     view_speed: tuple[float, float] = (0.7, 1.4)
     view_amplitude: float = 0.15
     view_bone: float = 0.1
@@ -109,6 +114,10 @@ class ConceptsDataSection:
     def __post_init__(self) -> None:
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if isinstance(self.velocity_horizon, bool) or not isinstance(self.velocity_horizon, int) \
+                or self.velocity_horizon < 1:
+            raise ConfigError(f"data.velocity_horizon must be a whole number of frames >= 1, got "
+                              f"{self.velocity_horizon!r}")
         try:
             self.view()
         except (ValueError, TypeError) as exc:
@@ -370,7 +379,7 @@ class ConceptsTask:
             group = groups[gi]
             source.append(_source_code(d.sources[gi]))
             seq = group[int(rng.integers(len(group)))]
-            n = min(window + 1, seq.num_frames)
+            n = min(window + d.velocity_horizon, seq.num_frames)
             s = int(rng.integers(0, seq.num_frames - n + 1))
             piece = seq.joints[s : s + n].astype(np.float64)
             if d.noise > 0:
@@ -389,21 +398,22 @@ class ConceptsTask:
             for g in range(rank * d.pair_batch, (rank + 1) * d.pair_batch):
                 rng = np.random.default_rng([d.seed, 0xFA1, step, g])
                 p = train_pairs[int(rng.integers(len(train_pairs)))]
-                n = min(window, p.num_frames - 1)
-                s = int(rng.integers(0, p.num_frames - 1 - n + 1))
-                piece = p.joints[s : s + n + 1].astype(np.float64)
+                h = min(d.velocity_horizon, p.num_frames - 1)  # a clip shorter than the horizon: what it has
+                n = min(window, p.num_frames - h)
+                s = int(rng.integers(0, p.num_frames - h - n + 1))
+                piece = p.joints[s : s + n + h].astype(np.float64)
                 pieces.append(piece)
                 source.append(_source_code(str(p.meta.get("source", ""))))
                 roots.append(bool(p.meta.get("has_root", True)) and rng.random() >= d.root_dropout)
                 if want_views:
-                    views.append((p.joints, s, n + 1, [d.seed, 0x5717F, step, g]))
+                    views.append((p.joints, s, n + h, [d.seed, 0x5717F, step, g]))
                 if want_video:
                     frames = np.zeros((window,) + p.frames.shape[1:], np.uint8)
                     world = np.zeros((window, 2) + p.world.shape[2:], np.float32)
                     local = np.zeros_like(world)
                     frames[:n], world[:n], local[:n] = p.frames[s : s + n], p.world[s : s + n], p.local[s : s + n]
                     videos.append(video_channels(frames, world, local, size=video_size))
-        wb = make_windows(pieces, window=window, has_root=roots)
+        wb = make_windows(pieces, window=window, has_root=roots, horizon=d.velocity_horizon)
         out.update(states=torch.from_numpy(wb.states), velocity=torch.from_numpy(wb.velocity),
                    valid=torch.from_numpy(wb.valid), velocity_valid=torch.from_numpy(wb.velocity_valid))
         if videos:
@@ -431,7 +441,7 @@ class ConceptsTask:
             pieces.append(piece)
             m = min(length, window)
             times[i, :m] = v.times[:m]
-        vb = make_windows(pieces, window=window, has_root=roots)
+        vb = make_windows(pieces, window=window, has_root=roots, horizon=d.velocity_horizon)  # as the originals
         token_valid = valid.reshape(len(views), -1, seg).any(axis=-1)  # (B, N) of the original windows
         vmap = np.stack([token_map(times[i], token_valid[i], seg) for i in range(len(views))])
         return {"view_states": torch.from_numpy(vb.states), "view_valid": torch.from_numpy(vb.valid),
