@@ -141,13 +141,10 @@ def window_features(joints: np.ndarray, *, fps: float = MODEL_FPS, has_root: boo
     root_step = np.diff(root, axis=0) * unit if has_root else np.zeros((t - 1, 3))  # (T-1, 3)
     back = np.concatenate([root_step[:1] if t > 1 else np.zeros((1, 3)), root_step], axis=0)  # (T, 3)
     states = np.concatenate([pose.reshape(t, POSE_DIM), back, np.full((t, 1), float(has_root))], axis=1)
-    if h == 1:
-        velocity = np.concatenate([np.diff(pose, axis=0).reshape(t - 1, POSE_DIM) * unit, root_step], axis=1)
-    else:
-        nv = max(t - h, 0)
-        step_pose = (pose[h:] - pose[:nv]).reshape(nv, POSE_DIM) * (unit / h)
-        step_root = (root[h:] - root[:nv]) * (unit / h) if has_root else np.zeros((nv, 3))
-        velocity = np.concatenate([step_pose, step_root], axis=1)
+    nv = max(t - h, 0)  # frames with a target: t + h inside the window
+    step_pose = (pose[h:] - pose[:nv]).reshape(nv, POSE_DIM) * (unit / h)
+    step_root = (root[h:] - root[:nv]) * (unit / h) if has_root else np.zeros((nv, 3))
+    velocity = np.concatenate([step_pose, step_root], axis=1)
     return WindowFeatures(states=states.astype(np.float32), velocity=velocity.astype(np.float32), scale=scale,
                           rotation=rot)
 
